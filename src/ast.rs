@@ -1,0 +1,215 @@
+//! The as-written shapes of policy documents, each field carrying the position it was written at.
+//!
+//! `parse` builds these from YAML; `validate` checks them against each other; `compile` lowers them into the
+//! evaluation IR. Nothing here is interpreted yet: globs, paths and values are still text.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::diag::Pos;
+
+/// Where a document or field was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: Arc<Path>,
+    pub pos: Pos,
+}
+
+/// A value together with its position in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct At<T> {
+    pub pos: Pos,
+    pub value: T,
+}
+
+impl<T> At<T> {
+    pub fn new(pos: Pos, value: T) -> Self {
+        At { pos, value }
+    }
+}
+
+/// A scalar as written in YAML: condition values and selector values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Scalar::Str(_) => "a string",
+            Scalar::Num(_) => "a number",
+            Scalar::Bool(_) => "a boolean",
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Scalar::Str(s) => serde_json::Value::String(s.clone()),
+            Scalar::Num(n) => serde_json::Number::from_f64(*n)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Scalar::Bool(b) => serde_json::Value::Bool(*b),
+        }
+    }
+}
+
+/// `allow` or `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        }
+    }
+}
+
+/// The condition operators of the policy language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpName {
+    Equals,
+    ContainsAll,
+    StartsWith,
+    EndsWith,
+    Glob,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Before,
+    After,
+    TimeOfDay,
+    Weekday,
+    Cidr,
+    Exists,
+    IsTrue,
+}
+
+impl OpName {
+    pub const ALL: [(&'static str, OpName); 16] = [
+        ("equals", OpName::Equals),
+        ("contains_all", OpName::ContainsAll),
+        ("starts_with", OpName::StartsWith),
+        ("ends_with", OpName::EndsWith),
+        ("glob", OpName::Glob),
+        ("lt", OpName::Lt),
+        ("le", OpName::Le),
+        ("gt", OpName::Gt),
+        ("ge", OpName::Ge),
+        ("before", OpName::Before),
+        ("after", OpName::After),
+        ("time_of_day", OpName::TimeOfDay),
+        ("weekday", OpName::Weekday),
+        ("cidr", OpName::Cidr),
+        ("exists", OpName::Exists),
+        ("is_true", OpName::IsTrue),
+    ];
+
+    pub fn parse(name: &str) -> Option<OpName> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, op)| *op)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, op)| *op == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
+}
+
+/// One entry of a policy's `conditions`, or of a guard's `assuming`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionDoc {
+    pub pos: Pos,
+    pub path: At<String>,
+    pub op: At<OpName>,
+    /// `None` when `values` was not written.
+    pub values: Option<At<Vec<At<Scalar>>>>,
+    pub negate: bool,
+    pub zone: Option<At<String>>,
+}
+
+/// `kind: Policy`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyDoc {
+    pub origin: Origin,
+    pub id: At<String>,
+    pub description: Option<String>,
+    pub effect: Effect,
+    pub actions: Vec<At<String>>,
+    pub resources: Vec<At<String>>,
+    pub conditions: Vec<ConditionDoc>,
+}
+
+/// One key of a principal selector: a scalar value or a list of alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectorEntry {
+    pub key: At<String>,
+    pub values: Vec<At<Scalar>>,
+}
+
+/// `kind: PolicyAttachment`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachmentDoc {
+    pub origin: Origin,
+    pub id: At<String>,
+    pub policy: At<String>,
+    pub selector: Vec<SelectorEntry>,
+}
+
+/// `kind: Group`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupDoc {
+    pub origin: Origin,
+    pub name: At<String>,
+    pub system: bool,
+    pub members: Vec<At<String>>,
+}
+
+/// One `must_allow` entry of a guard: the cross product of its actions and resources must stay allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MustAllow {
+    pub pos: Pos,
+    pub actions: Vec<At<String>>,
+    pub resources: Vec<At<String>>,
+}
+
+/// The principal a guard protects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardPrincipal {
+    pub pos: Pos,
+    pub id: At<String>,
+    pub groups: Vec<At<String>>,
+}
+
+/// `kind: LockoutGuard`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardDoc {
+    pub origin: Origin,
+    pub id: At<String>,
+    pub description: Option<String>,
+    pub principal: GuardPrincipal,
+    pub must_allow: Vec<MustAllow>,
+    pub assuming: Vec<ConditionDoc>,
+}
+
+/// Every document of a policy set, in file order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicySetDoc {
+    pub policies: Vec<PolicyDoc>,
+    pub attachments: Vec<AttachmentDoc>,
+    pub groups: Vec<GroupDoc>,
+    pub guards: Vec<GuardDoc>,
+}

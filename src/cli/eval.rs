@@ -1,0 +1,91 @@
+//! `arbiter eval --request FILE|-`: one decision as JSON, optionally with `--explain`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::Args;
+use jiff::Timestamp;
+use serde_json::json;
+
+use super::{load_snapshot, print_diagnostics, EXIT_INVALID, EXIT_OK};
+use crate::eval::{evaluate, EvalOptions};
+use crate::request::Request;
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The policy directory.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "policies",
+        env = "ARBITER_POLICIES"
+    )]
+    pub policies: PathBuf,
+    /// The request as JSON: a file, or `-` for standard input.
+    #[arg(long, value_name = "FILE|-")]
+    pub request: String,
+    /// List every candidate policy with each condition's outcome.
+    #[arg(long)]
+    pub explain: bool,
+    /// The principal id that is always allowed.
+    #[arg(long, value_name = "NAME", default_value = crate::DEFAULT_SUPERUSER, env = "ARBITER_SUPERUSER")]
+    pub superuser: String,
+}
+
+pub fn run(args: EvalArgs) -> i32 {
+    let text = if args.request == "-" {
+        let mut s = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+            eprintln!("error: cannot read the request from standard input: {e}");
+            return EXIT_INVALID;
+        }
+        s
+    } else {
+        match std::fs::read_to_string(&args.request) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", args.request);
+                return EXIT_INVALID;
+            }
+        }
+    };
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {}: invalid JSON: {e}", args.request);
+            return EXIT_INVALID;
+        }
+    };
+    let request = match Request::from_json(value) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: invalid request: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    let snapshot = match load_snapshot(&args.policies) {
+        Ok(s) => s,
+        Err(diags) => {
+            print_diagnostics(&diags);
+            return EXIT_INVALID;
+        }
+    };
+    let now = Timestamp::now();
+    let options = EvalOptions {
+        superuser: Some(&args.superuser),
+        explain: args.explain,
+    };
+    let decision = evaluate(&snapshot, &request, now, &options);
+    let mut out = json!({
+        "decision": decision.decision_str(),
+        "policies": decision.policies,
+        "reason": decision.reason.as_str(),
+        "revision": snapshot.revision,
+        "time": request.environment.time.unwrap_or(now).to_string(),
+    });
+    if let Some(explanation) = &decision.explanation {
+        out["explanation"] = serde_json::to_value(explanation).unwrap_or_default();
+    }
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    EXIT_OK
+}

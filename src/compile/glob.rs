@@ -1,0 +1,197 @@
+//! The policy language's globs: `*` matches any run of characters (including `:` and the empty run), nothing
+//! else is special, and matching is anchored, case-sensitive and linear-time.
+//!
+//! A pattern is split once at compile time into its literal pieces; matching checks the fixed prefix and suffix
+//! and then finds the middle pieces left to right, which is correct for `*`-only patterns and never backtracks.
+
+use std::fmt;
+
+/// Characters reserved for future glob syntax; a pattern that uses them is rejected.
+pub const RESERVED: &[char] = &['?', '[', ']', '{', '}', '\\'];
+
+/// Longest glob pattern accepted, in bytes.
+pub const MAX_GLOB_LEN: usize = 1024;
+/// Most `*` wildcards in one pattern.
+pub const MAX_GLOB_STARS: usize = 16;
+
+/// A compiled glob pattern.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Glob {
+    text: Box<str>,
+    kind: Kind,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Kind {
+    /// No `*`: plain equality.
+    Exact,
+    /// `*` alone.
+    Any,
+    /// `prefix*middle*...*suffix`.
+    Pattern {
+        prefix: Box<str>,
+        middle: Box<[Box<str>]>,
+        suffix: Box<str>,
+        min_len: usize,
+    },
+}
+
+/// Why a pattern was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GlobError {
+    #[error("`{0}` is reserved in globs; only `*` is a wildcard")]
+    Reserved(char),
+    #[error("glob is longer than {MAX_GLOB_LEN} bytes")]
+    TooLong,
+    #[error("glob has more than {MAX_GLOB_STARS} `*` wildcards")]
+    TooManyStars,
+    #[error("glob is empty")]
+    Empty,
+}
+
+impl Glob {
+    pub fn new(pattern: &str) -> Result<Glob, GlobError> {
+        if pattern.is_empty() {
+            return Err(GlobError::Empty);
+        }
+        if pattern.len() > MAX_GLOB_LEN {
+            return Err(GlobError::TooLong);
+        }
+        if let Some(c) = pattern.chars().find(|c| RESERVED.contains(c)) {
+            return Err(GlobError::Reserved(c));
+        }
+        if pattern.matches('*').count() > MAX_GLOB_STARS {
+            return Err(GlobError::TooManyStars);
+        }
+        let kind = if !pattern.contains('*') {
+            Kind::Exact
+        } else if pattern.bytes().all(|b| b == b'*') {
+            Kind::Any
+        } else {
+            let pieces: Vec<&str> = pattern.split('*').collect();
+            let prefix = pieces[0];
+            let suffix = pieces[pieces.len() - 1];
+            let middle: Box<[Box<str>]> = pieces[1..pieces.len() - 1]
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| Box::from(*p))
+                .collect();
+            let min_len =
+                prefix.len() + suffix.len() + middle.iter().map(|m| m.len()).sum::<usize>();
+            Kind::Pattern {
+                prefix: prefix.into(),
+                middle,
+                suffix: suffix.into(),
+                min_len,
+            }
+        };
+        Ok(Glob {
+            text: pattern.into(),
+            kind,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True when the pattern has no wildcard.
+    pub fn is_exact(&self) -> bool {
+        matches!(self.kind, Kind::Exact)
+    }
+
+    /// The literal text every match starts with.
+    pub fn literal_prefix(&self) -> &str {
+        match &self.kind {
+            Kind::Exact => &self.text,
+            Kind::Any => "",
+            Kind::Pattern { prefix, .. } => prefix,
+        }
+    }
+
+    pub fn matches(&self, s: &str) -> bool {
+        match &self.kind {
+            Kind::Exact => *self.text == *s,
+            Kind::Any => true,
+            Kind::Pattern {
+                prefix,
+                middle,
+                suffix,
+                min_len,
+            } => {
+                if s.len() < *min_len || !s.starts_with(&**prefix) || !s.ends_with(&**suffix) {
+                    return false;
+                }
+                let mut rest = &s[prefix.len()..s.len() - suffix.len()];
+                for piece in middle.iter() {
+                    match rest.find(&**piece) {
+                        Some(at) => rest = &rest[at + piece.len()..],
+                        None => return false,
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Glob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Glob({:?})", self.text)
+    }
+}
+
+impl fmt::Display for Glob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, s: &str) -> bool {
+        Glob::new(p).unwrap().matches(s)
+    }
+
+    #[test]
+    fn star_matches_any_run_including_colons_and_empty() {
+        assert!(m("kylo:kylo:vault:keys:*", "kylo:kylo:vault:keys:k1"));
+        assert!(m("kylo:kylo:vault:keys:*", "kylo:kylo:vault:keys:"));
+        assert!(m("kylo:*", "kylo:kylo:vault:keys:a:b"));
+        assert!(m("*WithKey", "EncryptWithKey"));
+        assert!(!m("*WithKey", "EncryptWithKeys"));
+        assert!(m("Read*", "Read"));
+        assert!(m("a*b*c", "abc"));
+        assert!(m("a*b*c", "axxbyyc"));
+        assert!(!m("a*b*c", "acb"));
+        assert!(!m("ab*ba", "aba"), "prefix and suffix must not overlap");
+        assert!(m("*", ""));
+        assert!(m("**", "x"));
+    }
+
+    #[test]
+    fn matching_is_anchored_and_case_sensitive() {
+        assert!(!m("key", "keys"));
+        assert!(!m("key", "akey"));
+        assert!(!m("Read*", "read"));
+        assert!(m("key", "key"));
+    }
+
+    #[test]
+    fn reserved_characters_are_rejected() {
+        for p in ["a?", "[ab]", "{a,b}", "a\\*", "x]"] {
+            assert!(matches!(Glob::new(p), Err(GlobError::Reserved(_))), "{p}");
+        }
+        assert_eq!(Glob::new(""), Err(GlobError::Empty));
+    }
+
+    #[test]
+    fn literal_prefix_is_text_before_first_star() {
+        assert_eq!(Glob::new("kylo:*:x").unwrap().literal_prefix(), "kylo:");
+        assert_eq!(Glob::new("*x").unwrap().literal_prefix(), "");
+        assert_eq!(Glob::new("abc").unwrap().literal_prefix(), "abc");
+    }
+}

@@ -1,0 +1,339 @@
+//! Lowering a validated policy set into the evaluation IR and its index, and the one entry point
+//! [`build`] that takes source files all the way to a [`Snapshot`]: parse → validate → compile.
+
+pub mod condition;
+pub mod glob;
+pub mod index;
+pub mod path;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::ast::{Effect, GuardDoc, Origin, PolicySetDoc, Scalar};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::load::SourceSet;
+use crate::snapshot::Snapshot;
+use condition::{compile_condition, Condition, Lit};
+use glob::Glob;
+use index::{Entry, Index, PrincipalKey};
+
+/// A compiled policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub id: Arc<str>,
+    pub effect: Effect,
+    pub actions: Box<[Glob]>,
+    pub resources: Box<[Glob]>,
+    pub conditions: Box<[Condition]>,
+    pub origin: Origin,
+}
+
+impl Policy {
+    #[inline]
+    pub fn matches_action(&self, action: &str) -> bool {
+        self.actions.iter().any(|g| g.matches(action))
+    }
+
+    #[inline]
+    pub fn matches_resource(&self, uri: &str) -> bool {
+        self.resources.iter().any(|g| g.matches(uri))
+    }
+}
+
+/// What a selector key tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SelectorKey {
+    Id,
+    Groups,
+    /// A claim in the principal's attributes; dots walk nested maps.
+    Claim(Box<[Box<str>]>),
+}
+
+/// One key of a principal selector with its accepted values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectorTest {
+    pub key: SelectorKey,
+    pub values: Box<[Lit]>,
+}
+
+/// A compiled principal selector: every test must match. No tests matches everyone.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Selector {
+    pub tests: Box<[SelectorTest]>,
+}
+
+/// A compiled attachment.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub id: Arc<str>,
+    pub policy: u32,
+    pub selector: Selector,
+    pub origin: Origin,
+}
+
+/// A group from the directory.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: Arc<str>,
+    pub system: bool,
+    pub members: Box<[Arc<str>]>,
+    pub origin: Origin,
+}
+
+/// A compiled `must_allow` entry.
+#[derive(Debug, Clone)]
+pub struct GuardRule {
+    pub actions: Box<[Glob]>,
+    pub resources: Box<[Glob]>,
+}
+
+/// A compiled lockout guard.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub id: Arc<str>,
+    pub principal_id: Arc<str>,
+    pub groups: Box<[Arc<str>]>,
+    pub must_allow: Box<[GuardRule]>,
+    pub assuming: Box<[Condition]>,
+    pub origin: Origin,
+    pub doc: GuardDoc,
+}
+
+/// Parses, validates and compiles a whole source set. On any error, every diagnostic is returned (sorted) and
+/// no snapshot exists. Warnings travel inside the snapshot.
+pub fn build(sources: &SourceSet) -> Result<Snapshot, Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let mut set = PolicySetDoc::default();
+    for file in &sources.files {
+        match crate::source::parse_documents(&file.path, &file.text) {
+            Ok(docs) => crate::parse::parse_file(&file.path, &docs, &mut set, &mut diags),
+            Err(d) => diags.push(d),
+        }
+    }
+    crate::validate::validate(&set, &mut diags);
+    let compiled = compile(&set, &mut diags);
+    diags.attach_snippets(|p| sources.text_of(p));
+    diags.sort();
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let compiled = compiled.ok_or_else(|| diags.clone())?;
+    Ok(Snapshot::new(sources.revision(), compiled, set, diags))
+}
+
+/// The IR of one policy set, before it is wrapped in a snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Compiled {
+    /// Sorted by id, so sorted indices are sorted ids.
+    pub policies: Vec<Policy>,
+    pub attachments: Vec<Attachment>,
+    pub groups: Vec<Group>,
+    pub guards: Vec<Guard>,
+    /// Principal id → groups the directory gives it.
+    pub membership: HashMap<Box<str>, Box<[Arc<str>]>>,
+    pub index: Index,
+}
+
+fn compile_globs(
+    file: &Path,
+    items: &[crate::ast::At<String>],
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Vec<Glob> {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        match Glob::new(&item.value) {
+            Ok(g) => out.push(g),
+            Err(e) => diags.push(Diagnostic::error(
+                file,
+                item.pos,
+                format!("invalid {what} glob `{}`: {e}", item.value),
+            )),
+        }
+    }
+    out
+}
+
+/// Compiles every document. Returns `None` when something could not be compiled (the errors are in `diags`).
+pub fn compile(set: &PolicySetDoc, diags: &mut Diagnostics) -> Option<Compiled> {
+    let errors_before = diags.errors().count();
+
+    let mut policies = Vec::with_capacity(set.policies.len());
+    for p in &set.policies {
+        let file = &p.origin.file;
+        let actions = compile_globs(file, &p.actions, "action", diags);
+        let resources = compile_globs(file, &p.resources, "resource", diags);
+        let conditions: Vec<Condition> = p
+            .conditions
+            .iter()
+            .filter_map(|c| compile_condition(file, c, diags))
+            .collect();
+        policies.push(Policy {
+            id: p.id.value.as_str().into(),
+            effect: p.effect,
+            actions: actions.into(),
+            resources: resources.into(),
+            conditions: conditions.into(),
+            origin: p.origin.clone(),
+        });
+    }
+    policies.sort_by(|a, b| a.id.cmp(&b.id));
+    let by_id: HashMap<&str, u32> = policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (&*p.id, i as u32))
+        .collect();
+
+    let mut attachments = Vec::with_capacity(set.attachments.len());
+    for a in &set.attachments {
+        let Some(&policy) = by_id.get(a.policy.value.as_str()) else {
+            continue;
+        };
+        let tests = a
+            .selector
+            .iter()
+            .map(|entry| {
+                let key = match entry.key.value.as_str() {
+                    "id" => SelectorKey::Id,
+                    "groups" => SelectorKey::Groups,
+                    claim => SelectorKey::Claim(claim.split('.').map(Box::from).collect()),
+                };
+                if let SelectorKey::Claim(parts) = &key {
+                    if parts.iter().any(|p| p.is_empty()) {
+                        diags.push(Diagnostic::error(
+                            &a.origin.file,
+                            entry.key.pos,
+                            format!("invalid selector key `{}`", entry.key.value),
+                        ));
+                    }
+                }
+                let values = entry
+                    .values
+                    .iter()
+                    .map(|v| match &v.value {
+                        Scalar::Str(s) => Lit::Str(s.as_str().into()),
+                        Scalar::Num(n) => Lit::Num(*n),
+                        Scalar::Bool(b) => Lit::Bool(*b),
+                    })
+                    .collect();
+                SelectorTest { key, values }
+            })
+            .collect();
+        attachments.push(Attachment {
+            id: a.id.value.as_str().into(),
+            policy,
+            selector: Selector { tests },
+            origin: a.origin.clone(),
+        });
+    }
+
+    let mut groups = Vec::with_capacity(set.groups.len());
+    let mut membership: BTreeMap<&str, Vec<Arc<str>>> = BTreeMap::new();
+    for g in &set.groups {
+        let name: Arc<str> = g.name.value.as_str().into();
+        for m in &g.members {
+            let list = membership.entry(m.value.as_str()).or_default();
+            if !list.contains(&name) {
+                list.push(name.clone());
+            }
+        }
+        groups.push(Group {
+            name,
+            system: g.system,
+            members: g
+                .members
+                .iter()
+                .map(|m| Arc::from(m.value.as_str()))
+                .collect(),
+            origin: g.origin.clone(),
+        });
+    }
+
+    let mut guards = Vec::with_capacity(set.guards.len());
+    for g in &set.guards {
+        let file = &g.origin.file;
+        let must_allow = g
+            .must_allow
+            .iter()
+            .map(|m| GuardRule {
+                actions: compile_globs(file, &m.actions, "action", diags).into(),
+                resources: compile_globs(file, &m.resources, "resource", diags).into(),
+            })
+            .collect();
+        let assuming: Vec<Condition> = g
+            .assuming
+            .iter()
+            .filter_map(|c| compile_condition(file, c, diags))
+            .collect();
+        guards.push(Guard {
+            id: g.id.value.as_str().into(),
+            principal_id: g.principal.id.value.as_str().into(),
+            groups: g
+                .principal
+                .groups
+                .iter()
+                .map(|s| Arc::from(s.value.as_str()))
+                .collect(),
+            must_allow,
+            assuming: assuming.into(),
+            origin: g.origin.clone(),
+            doc: g.clone(),
+        });
+    }
+
+    if diags.errors().count() > errors_before {
+        return None;
+    }
+
+    let mut index = Index::default();
+    for (ai, a) in attachments.iter().enumerate() {
+        let keys = principal_keys(&a.selector);
+        let policy = &policies[a.policy as usize];
+        for (ri, r) in policy.resources.iter().enumerate() {
+            let entry = Entry {
+                attachment: ai as u32,
+                policy: a.policy,
+                resource: ri as u32,
+            };
+            for key in &keys {
+                index.insert(key, r.literal_prefix(), entry);
+            }
+        }
+    }
+    index.shrink();
+
+    Some(Compiled {
+        policies,
+        attachments,
+        groups,
+        guards,
+        membership: membership
+            .into_iter()
+            .map(|(k, v)| (Box::from(k), v.into_boxed_slice()))
+            .collect(),
+        index,
+    })
+}
+
+/// The index keys a selector is filed under: its ids if it names any, else its groups, else everyone.
+fn principal_keys(selector: &Selector) -> Vec<PrincipalKey> {
+    let strings = |key: &SelectorKey| -> Option<Vec<Box<str>>> {
+        selector.tests.iter().find(|t| &t.key == key).map(|t| {
+            t.values
+                .iter()
+                .filter_map(|v| match v {
+                    Lit::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+    };
+    if let Some(ids) = strings(&SelectorKey::Id) {
+        return ids.into_iter().map(PrincipalKey::Id).collect();
+    }
+    if let Some(groups) = strings(&SelectorKey::Groups) {
+        return groups.into_iter().map(PrincipalKey::Group).collect();
+    }
+    vec![PrincipalKey::Everyone]
+}

@@ -1,0 +1,677 @@
+//! The decision: superuser rule, candidate lookup through the index, three-valued conditions, deny overrides.
+//!
+//! Evaluation is pure and synchronous: it reads a snapshot and a validated request, takes "now" as an argument
+//! for requests without a time, does no I/O, and cannot fail. Anything it cannot decide is a DENY with a reason.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use smallvec::SmallVec;
+
+use crate::ast::Effect;
+use crate::compile::condition::{Cmp, Condition, Lit, NumArg, Op, Operand, TimeArg};
+use crate::compile::path::{AttrPath, Field, Part, Segment, Target};
+use crate::compile::{Policy, Selector, SelectorKey};
+use crate::request::{parse_rfc3339, Request};
+use crate::snapshot::Snapshot;
+
+/// Why a decision came out as it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Superuser,
+    Allowed,
+    Denied,
+    NoApplicablePolicy,
+    Error,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Superuser => "superuser",
+            Reason::Allowed => "allowed",
+            Reason::Denied => "denied",
+            Reason::NoApplicablePolicy => "no_applicable_policy",
+            Reason::Error => "error",
+        }
+    }
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+    /// The determining policy ids, sorted.
+    pub policies: Vec<Arc<str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
+impl Decision {
+    pub fn decision_str(&self) -> &'static str {
+        if self.allowed {
+            "allow"
+        } else {
+            "deny"
+        }
+    }
+}
+
+/// Per-call evaluation settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalOptions<'a> {
+    /// The principal id that is always allowed; `None` switches the rule off (the simulator does).
+    pub superuser: Option<&'a str>,
+    /// Collect an [`Explanation`].
+    pub explain: bool,
+}
+
+/// The three values of a condition or policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Truth {
+    True,
+    False,
+    /// Missing attribute or reference.
+    Unknown,
+    /// Wrong type for the operator.
+    Fault,
+}
+
+impl Truth {
+    fn negate(self) -> Truth {
+        match self {
+            Truth::True => Truth::False,
+            Truth::False => Truth::True,
+            other => other,
+        }
+    }
+    fn from_bool(b: bool) -> Truth {
+        if b {
+            Truth::True
+        } else {
+            Truth::False
+        }
+    }
+}
+
+/// How a policy came out for a request whose action and resource it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyOutcome {
+    Holds,
+    DoesNotHold,
+    /// Some condition unknown, none false; `fault` when a condition faulted.
+    Undetermined {
+        fault: bool,
+    },
+}
+
+/// `--explain`: every candidate policy and every condition's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Explanation {
+    pub principal_groups: Vec<String>,
+    pub candidates: Vec<CandidateExplanation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CandidateExplanation {
+    pub policy: Arc<str>,
+    pub effect: &'static str,
+    pub outcome: PolicyOutcome,
+    pub conditions: Vec<ConditionExplanation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConditionExplanation {
+    pub path: String,
+    pub op: &'static str,
+    pub negate: bool,
+    pub outcome: Truth,
+}
+
+/// Decides one request against one snapshot.
+pub fn evaluate(
+    snapshot: &Snapshot,
+    request: &Request,
+    now: Timestamp,
+    options: &EvalOptions,
+) -> Decision {
+    if options.superuser == Some(request.principal.id.as_str()) {
+        return Decision {
+            allowed: true,
+            reason: Reason::Superuser,
+            policies: vec![Arc::from(crate::validate::RESERVED_POLICY_ID)],
+            explanation: options.explain.then(Explanation::default),
+        };
+    }
+    let compiled = &snapshot.compiled;
+    let groups = effective_groups(request, &compiled.membership);
+    let ctx = Ctx {
+        request,
+        groups: &groups,
+        time: request.environment.time.unwrap_or(now),
+    };
+
+    // Candidates: policies attached to this principal whose action and resource patterns match.
+    let uri = request.resource.uri.as_deref().unwrap_or("");
+    let mut candidates: SmallVec<[u32; 16]> = SmallVec::new();
+    compiled
+        .index
+        .candidates(&request.principal.id, &groups, uri, |entry| {
+            if candidates.contains(&entry.policy) {
+                return;
+            }
+            let policy = &compiled.policies[entry.policy as usize];
+            if policy.resources[entry.resource as usize].matches(uri)
+                && policy.matches_action(&request.action)
+                && selector_matches(
+                    &compiled.attachments[entry.attachment as usize].selector,
+                    &ctx,
+                )
+            {
+                candidates.push(entry.policy);
+            }
+        });
+    candidates.sort_unstable();
+    decide(
+        candidates.iter().map(|&i| &compiled.policies[i as usize]),
+        &ctx,
+        options.explain,
+    )
+}
+
+/// Combines the outcomes of the candidate policies (sorted by id) with deny overrides.
+fn decide<'p>(candidates: impl Iterator<Item = &'p Policy>, ctx: &Ctx, explain: bool) -> Decision {
+    let mut explanation = explain.then(|| Explanation {
+        principal_groups: ctx.groups.iter().map(|g| g.to_string()).collect(),
+        candidates: Vec::new(),
+    });
+    let mut denies: Vec<Arc<str>> = Vec::new();
+    let mut allows: Vec<Arc<str>> = Vec::new();
+    let (mut deny_held, mut deny_fault, mut allow_fault) = (false, false, false);
+    for policy in candidates {
+        let outcome = policy_outcome(policy, ctx, explanation.as_mut());
+        match (policy.effect, outcome) {
+            (Effect::Deny, PolicyOutcome::Holds) => {
+                deny_held = true;
+                denies.push(policy.id.clone());
+            }
+            (Effect::Deny, PolicyOutcome::Undetermined { fault }) => {
+                deny_fault |= fault;
+                denies.push(policy.id.clone());
+            }
+            (Effect::Allow, PolicyOutcome::Holds) => allows.push(policy.id.clone()),
+            (Effect::Allow, PolicyOutcome::Undetermined { fault }) => allow_fault |= fault,
+            (_, PolicyOutcome::DoesNotHold) => {}
+        }
+    }
+    let (allowed, reason, policies) = if !denies.is_empty() {
+        let reason = if !deny_held && deny_fault {
+            Reason::Error
+        } else {
+            Reason::Denied
+        };
+        (false, reason, denies)
+    } else if !allows.is_empty() {
+        (true, Reason::Allowed, allows)
+    } else if allow_fault {
+        (false, Reason::Error, Vec::new())
+    } else {
+        (false, Reason::NoApplicablePolicy, Vec::new())
+    };
+    Decision {
+        allowed,
+        reason,
+        policies,
+        explanation,
+    }
+}
+
+fn policy_outcome(
+    policy: &Policy,
+    ctx: &Ctx,
+    explanation: Option<&mut Explanation>,
+) -> PolicyOutcome {
+    let mut unknown = false;
+    let mut fault = false;
+    let mut any_false = false;
+    let mut details = Vec::new();
+    let explaining = explanation.is_some();
+    for condition in policy.conditions.iter() {
+        let truth = eval_condition(condition, ctx);
+        if explaining {
+            details.push(ConditionExplanation {
+                path: condition.path.text.to_string(),
+                op: condition.op_name.as_str(),
+                negate: condition.negate,
+                outcome: truth,
+            });
+        }
+        match truth {
+            Truth::True => {}
+            Truth::False => {
+                any_false = true;
+                if !explaining {
+                    break;
+                }
+            }
+            Truth::Unknown => unknown = true,
+            Truth::Fault => {
+                unknown = true;
+                fault = true;
+            }
+        }
+    }
+    let outcome = if any_false {
+        PolicyOutcome::DoesNotHold
+    } else if unknown {
+        PolicyOutcome::Undetermined { fault }
+    } else {
+        PolicyOutcome::Holds
+    };
+    if let Some(e) = explanation {
+        e.candidates.push(CandidateExplanation {
+            policy: policy.id.clone(),
+            effect: policy.effect.as_str(),
+            outcome,
+            conditions: details,
+        });
+    }
+    outcome
+}
+
+/// The request's groups united with the directory's groups for this principal.
+fn effective_groups<'a>(
+    request: &'a Request,
+    membership: &'a std::collections::HashMap<Box<str>, Box<[Arc<str>]>>,
+) -> SmallVec<[&'a str; 8]> {
+    let mut groups: SmallVec<[&str; 8]> = request
+        .principal
+        .groups
+        .iter()
+        .map(String::as_str)
+        .collect();
+    if let Some(extra) = membership.get(request.principal.id.as_str()) {
+        for g in extra.iter() {
+            if !groups.contains(&&**g) {
+                groups.push(g);
+            }
+        }
+    }
+    groups
+}
+
+/// What conditions read from.
+pub struct Ctx<'a> {
+    pub request: &'a Request,
+    pub groups: &'a [&'a str],
+    pub time: Timestamp,
+}
+
+/// A resolved attribute.
+#[derive(Debug, Clone, Copy)]
+enum Val<'a> {
+    Json(&'a Value),
+    Str(&'a str),
+    Num(f64),
+    Time(Timestamp),
+    Ip(IpAddr),
+    Groups(&'a [&'a str]),
+}
+
+/// One scalar element of a resolved attribute or value list.
+#[derive(Debug, Clone, Copy)]
+enum Sc<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+    Time(Timestamp),
+    Ip(IpAddr),
+    /// A nested list or map: equal to nothing, and a fault for typed operators.
+    Composite,
+}
+
+impl<'a> Val<'a> {
+    fn is_list(&self) -> bool {
+        matches!(self, Val::Groups(_) | Val::Json(Value::Array(_)))
+    }
+
+    /// Calls `f` on each element (each list item, or the value itself); stops when `f` returns true.
+    fn any_element(&self, mut f: impl FnMut(Sc<'a>) -> bool) -> bool {
+        match *self {
+            Val::Json(Value::Array(items)) => items.iter().any(|v| f(json_scalar(v))),
+            Val::Groups(g) => g.iter().any(|s| f(Sc::Str(s))),
+            Val::Json(v) => f(json_scalar(v)),
+            Val::Str(s) => f(Sc::Str(s)),
+            Val::Num(n) => f(Sc::Num(n)),
+            Val::Time(t) => f(Sc::Time(t)),
+            Val::Ip(ip) => f(Sc::Ip(ip)),
+        }
+    }
+
+    fn as_scalar(&self) -> Sc<'a> {
+        match *self {
+            Val::Json(v) => json_scalar(v),
+            Val::Str(s) => Sc::Str(s),
+            Val::Num(n) => Sc::Num(n),
+            Val::Time(t) => Sc::Time(t),
+            Val::Ip(ip) => Sc::Ip(ip),
+            Val::Groups(_) => Sc::Composite,
+        }
+    }
+}
+
+fn json_scalar(v: &Value) -> Sc<'_> {
+    match v {
+        Value::String(s) => Sc::Str(s),
+        Value::Number(n) => n.as_f64().map(Sc::Num).unwrap_or(Sc::Composite),
+        Value::Bool(b) => Sc::Bool(*b),
+        Value::Null | Value::Array(_) | Value::Object(_) => Sc::Composite,
+    }
+}
+
+fn lit_scalar(l: &Lit) -> Sc<'_> {
+    match l {
+        Lit::Str(s) => Sc::Str(s),
+        Lit::Num(n) => Sc::Num(*n),
+        Lit::Bool(b) => Sc::Bool(*b),
+    }
+}
+
+/// Equality with no coercion between types; IPs and instants compare by value with their text forms.
+fn sc_eq(a: Sc, b: Sc) -> bool {
+    match (a, b) {
+        (Sc::Str(x), Sc::Str(y)) => x == y,
+        (Sc::Num(x), Sc::Num(y)) => x == y,
+        (Sc::Bool(x), Sc::Bool(y)) => x == y,
+        (Sc::Time(x), Sc::Time(y)) => x == y,
+        (Sc::Ip(x), Sc::Ip(y)) => x.to_canonical() == y.to_canonical(),
+        (Sc::Ip(ip), Sc::Str(s)) | (Sc::Str(s), Sc::Ip(ip)) => s
+            .parse::<IpAddr>()
+            .is_ok_and(|p| p.to_canonical() == ip.to_canonical()),
+        (Sc::Time(t), Sc::Str(s)) | (Sc::Str(s), Sc::Time(t)) => parse_rfc3339(s) == Some(t),
+        _ => false,
+    }
+}
+
+fn sc_time(s: Sc) -> Option<Timestamp> {
+    match s {
+        Sc::Time(t) => Some(t),
+        Sc::Str(s) => parse_rfc3339(s),
+        _ => None,
+    }
+}
+
+fn sc_ip(s: Sc) -> Option<IpAddr> {
+    match s {
+        Sc::Ip(ip) => Some(ip.to_canonical()),
+        Sc::Str(s) => s.parse::<IpAddr>().ok().map(|ip| ip.to_canonical()),
+        _ => None,
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// Resolves a path; `None` when absent (JSON `null` included).
+    fn resolve(&self, path: &AttrPath) -> Option<Val<'a>> {
+        let r = self.request;
+        match &path.target {
+            Target::Field(f) => match f {
+                Field::PrincipalId => Some(Val::Str(&r.principal.id)),
+                Field::PrincipalGroups => Some(Val::Groups(self.groups)),
+                Field::Action => Some(Val::Str(&r.action)),
+                Field::ResourceUri => r.resource.uri.as_deref().map(Val::Str),
+                Field::ResourceOwner => r.resource.owner.as_deref().map(Val::Str),
+                Field::EnvironmentTime => Some(Val::Time(self.time)),
+                Field::EnvironmentSourceIp => r.environment.source_ip.map(Val::Ip),
+                Field::EnvironmentPort => r.environment.port.map(|p| Val::Num(p as f64)),
+            },
+            Target::Attribute { part, segments } => {
+                let map = match part {
+                    Part::Principal => &r.principal.attributes,
+                    Part::Resource => &r.resource.attributes,
+                    Part::Environment => &r.environment.attributes,
+                };
+                walk(map, segments, &r.action).map(Val::Json)
+            }
+        }
+    }
+}
+
+fn walk<'a>(map: &'a Map<String, Value>, segments: &[Segment], action: &str) -> Option<&'a Value> {
+    walk_keys(
+        map,
+        segments.iter().map(|s| match s {
+            Segment::Name(n) => &**n,
+            Segment::Action => action,
+        }),
+    )
+}
+
+/// Walks nested maps key by key; `None` when a key is missing, a step is not a map, or the value is `null`.
+fn walk_keys<'a, 'k>(
+    map: &'a Map<String, Value>,
+    mut keys: impl Iterator<Item = &'k str>,
+) -> Option<&'a Value> {
+    let mut value = map.get(keys.next()?)?;
+    for key in keys {
+        value = match value {
+            Value::Object(inner) => inner.get(key)?,
+            _ => return None,
+        };
+    }
+    (!value.is_null()).then_some(value)
+}
+
+/// The values of an operand list, resolved: `Err(Truth)` when a reference is missing or unusable.
+fn resolve_operands<'a>(
+    operands: &'a [Operand],
+    ctx: &Ctx<'a>,
+) -> Result<SmallVec<[Val<'a>; 4]>, Truth> {
+    let mut out = SmallVec::new();
+    for o in operands {
+        match o {
+            Operand::Lit(Lit::Str(s)) => out.push(Val::Str(s)),
+            Operand::Lit(Lit::Num(n)) => out.push(Val::Num(*n)),
+            Operand::Lit(Lit::Bool(b)) => out.push(Val::Json(if *b { &TRUE } else { &FALSE })),
+            Operand::Ref(p) => match ctx.resolve(p) {
+                None => return Err(Truth::Unknown),
+                Some(Val::Json(Value::Object(_))) => return Err(Truth::Fault),
+                Some(v) => out.push(v),
+            },
+        }
+    }
+    Ok(out)
+}
+
+static TRUE: Value = Value::Bool(true);
+static FALSE: Value = Value::Bool(false);
+
+/// Any element of any value, for operands already resolved.
+fn any_value_element<'a>(values: &[Val<'a>], mut f: impl FnMut(Sc<'a>) -> bool) -> bool {
+    values.iter().any(|v| v.any_element(&mut f))
+}
+
+/// Evaluates one condition to true, false, unknown or fault.
+pub fn eval_condition(condition: &Condition, ctx: &Ctx) -> Truth {
+    let attr = ctx.resolve(&condition.path);
+    let truth = match (&condition.op, attr) {
+        (Op::Exists, attr) => Truth::from_bool(attr.is_some()),
+        (_, None) => Truth::Unknown,
+        (op, Some(attr)) => eval_op(op, attr, ctx),
+    };
+    if condition.negate {
+        truth.negate()
+    } else {
+        truth
+    }
+}
+
+fn eval_op<'a>(op: &'a Op, attr: Val<'a>, ctx: &Ctx<'a>) -> Truth {
+    match op {
+        Op::Exists => Truth::True,
+        Op::IsTrue => match attr.as_scalar() {
+            Sc::Bool(b) => Truth::from_bool(b),
+            _ => Truth::Fault,
+        },
+        Op::Equals(operands) => {
+            if matches!(attr, Val::Json(Value::Object(_))) {
+                return Truth::Fault;
+            }
+            let values = match resolve_operands(operands, ctx) {
+                Ok(v) => v,
+                Err(t) => return t,
+            };
+            Truth::from_bool(attr.any_element(|a| any_value_element(&values, |v| sc_eq(a, v))))
+        }
+        Op::ContainsAll(operands) => {
+            if !attr.is_list() {
+                return Truth::Fault;
+            }
+            let values = match resolve_operands(operands, ctx) {
+                Ok(v) => v,
+                Err(t) => return t,
+            };
+            // Every value element must be held: "not any value element is missing".
+            let missing = any_value_element(&values, |v| !attr.any_element(|a| sc_eq(a, v)));
+            Truth::from_bool(!missing)
+        }
+        Op::StartsWith(operands) | Op::EndsWith(operands) => {
+            let starts = matches!(op, Op::StartsWith(_));
+            let values = match resolve_operands(operands, ctx) {
+                Ok(v) => v,
+                Err(t) => return t,
+            };
+            let mut fault = false;
+            let mut check_value = |s: &str, v: Sc| match v {
+                Sc::Str(p) => {
+                    if starts {
+                        s.starts_with(p)
+                    } else {
+                        s.ends_with(p)
+                    }
+                }
+                _ => {
+                    fault = true;
+                    false
+                }
+            };
+            string_match(attr, |s| any_value_element(&values, |v| check_value(s, v)))
+                .or_fault(fault)
+        }
+        Op::Glob(globs) => string_match(attr, |s| globs.iter().any(|g| g.matches(s))),
+        Op::Compare(cmp, arg) => {
+            let Sc::Num(a) = attr.as_scalar() else {
+                return Truth::Fault;
+            };
+            let b = match arg {
+                NumArg::Num(n) => *n,
+                NumArg::Ref(p) => match ctx.resolve(p).map(|v| v.as_scalar()) {
+                    None => return Truth::Unknown,
+                    Some(Sc::Num(n)) => n,
+                    Some(_) => return Truth::Fault,
+                },
+            };
+            Truth::from_bool(match cmp {
+                Cmp::Lt => a < b,
+                Cmp::Le => a <= b,
+                Cmp::Gt => a > b,
+                Cmp::Ge => a >= b,
+            })
+        }
+        Op::Before(arg) | Op::After(arg) => {
+            let Some(a) = sc_time(attr.as_scalar()) else {
+                return Truth::Fault;
+            };
+            let b = match arg {
+                TimeArg::At(t) => *t,
+                TimeArg::Ref(p) => match ctx.resolve(p).map(|v| sc_time(v.as_scalar())) {
+                    None => return Truth::Unknown,
+                    Some(Some(t)) => t,
+                    Some(None) => return Truth::Fault,
+                },
+            };
+            Truth::from_bool(if matches!(op, Op::Before(_)) {
+                a < b
+            } else {
+                a > b
+            })
+        }
+        Op::TimeOfDay(windows, zone) => {
+            let Some(t) = sc_time(attr.as_scalar()) else {
+                return Truth::Fault;
+            };
+            let civil = zone.to_datetime(t);
+            let second =
+                civil.hour() as u32 * 3600 + civil.minute() as u32 * 60 + civil.second() as u32;
+            Truth::from_bool(windows.iter().any(|w| w.contains(second)))
+        }
+        Op::Weekday(mask, zone) => {
+            let Some(t) = sc_time(attr.as_scalar()) else {
+                return Truth::Fault;
+            };
+            let day = zone.to_datetime(t).weekday().to_monday_zero_offset();
+            Truth::from_bool(mask & (1 << day) != 0)
+        }
+        Op::Cidr(nets) => {
+            let Some(ip) = sc_ip(attr.as_scalar()) else {
+                return Truth::Fault;
+            };
+            Truth::from_bool(nets.iter().any(|n| n.contains(&ip)))
+        }
+    }
+}
+
+trait OrFault {
+    fn or_fault(self, fault: bool) -> Truth;
+}
+
+impl OrFault for Truth {
+    /// A non-true outcome becomes a fault when an operand had the wrong type.
+    fn or_fault(self, fault: bool) -> Truth {
+        match self {
+            Truth::False if fault => Truth::Fault,
+            t => t,
+        }
+    }
+}
+
+/// String operators: a string matches directly; a list matches when any string element does. Any element that
+/// is not a string, with no element matching, is a fault.
+fn string_match(attr: Val, mut f: impl FnMut(&str) -> bool) -> Truth {
+    let mut fault = false;
+    let hit = attr.any_element(|e| match e {
+        Sc::Str(s) => f(s),
+        _ => {
+            fault = true;
+            false
+        }
+    });
+    Truth::from_bool(hit).or_fault(fault)
+}
+
+/// True when the principal satisfies every key of the selector.
+fn selector_matches(selector: &Selector, ctx: &Ctx) -> bool {
+    selector.tests.iter().all(|test| match &test.key {
+        SelectorKey::Id => test
+            .values
+            .iter()
+            .any(|v| sc_eq(Sc::Str(&ctx.request.principal.id), lit_scalar(v))),
+        SelectorKey::Groups => test
+            .values
+            .iter()
+            .any(|v| ctx.groups.iter().any(|g| sc_eq(Sc::Str(g), lit_scalar(v)))),
+        SelectorKey::Claim(path) => {
+            match walk_keys(&ctx.request.principal.attributes, path.iter().map(|s| &**s)) {
+                None => false,
+                Some(v) => Val::Json(v)
+                    .any_element(|a| test.values.iter().any(|l| sc_eq(a, lit_scalar(l)))),
+            }
+        }
+    })
+}

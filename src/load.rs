@@ -1,0 +1,210 @@
+//! Reading a policy directory: the recursive walk, which names count, and the content hash (revision).
+//!
+//! `*.yaml` / `*.yml` files are collected recursively, symlinks followed, names beginning with `.` skipped (this
+//! covers Kubernetes ConfigMap internals such as `..data`), and each real file read once. Problems are
+//! diagnostics, never panics: an unreadable or non-UTF-8 file is an error naming the file.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::diag::{Diagnostic, Diagnostics, Pos};
+use crate::source::MAX_FILE_BYTES;
+
+/// Most policy files accepted in one directory.
+pub const MAX_FILES: usize = 100_000;
+
+/// One policy file's text, named by the path it is reported under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    pub path: Arc<Path>,
+    pub text: String,
+}
+
+/// The files of one policy set, in sorted path order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceSet {
+    pub files: Vec<SourceFile>,
+}
+
+impl SourceSet {
+    /// Builds a set from in-memory files (for `Simulate` and tests), sorted by path.
+    pub fn from_files(files: impl IntoIterator<Item = (PathBuf, String)>) -> Self {
+        let mut files: Vec<SourceFile> = files
+            .into_iter()
+            .map(|(path, text)| SourceFile {
+                path: Arc::from(path.as_path()),
+                text,
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        SourceSet { files }
+    }
+
+    /// A content hash of every file's name and text: the snapshot's revision.
+    pub fn revision(&self) -> String {
+        let mut hasher = Sha256::new();
+        for f in &self.files {
+            hasher.update(f.path.to_string_lossy().as_bytes());
+            hasher.update([0]);
+            hasher.update(f.text.as_bytes());
+            hasher.update([0]);
+        }
+        let digest = hasher.finalize();
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn text_of(&self, path: &Path) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|f| &*f.path == path)
+            .map(|f| f.text.as_str())
+    }
+}
+
+fn is_policy_file(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+/// Reads every policy file under `dir`. All problems are collected before returning.
+pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let mut found = Vec::new();
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {
+            let mut seen_dirs = HashSet::new();
+            walk(dir, &mut seen_dirs, &mut found, &mut diags);
+        }
+        Ok(_) => diags.push(Diagnostic::error(
+            dir,
+            Pos::new(0, 0),
+            "the policy path is not a directory",
+        )),
+        Err(e) => diags.push(Diagnostic::error(
+            dir,
+            Pos::new(0, 0),
+            format!("cannot read policy directory: {e}"),
+        )),
+    }
+    found.sort();
+    if found.len() > MAX_FILES {
+        diags.push(Diagnostic::error(
+            dir,
+            Pos::new(0, 0),
+            format!(
+                "{} policy files, more than the limit of {MAX_FILES}",
+                found.len()
+            ),
+        ));
+        return Err(diags);
+    }
+    let mut seen_files = HashSet::new();
+    let mut files = Vec::new();
+    for path in found {
+        // The same real file reached through two names is read once.
+        if let Ok(real) = fs::canonicalize(&path) {
+            if !seen_files.insert(real) {
+                continue;
+            }
+        }
+        match read_text(&path) {
+            Ok(text) => files.push((path, text)),
+            Err(message) => diags.push(Diagnostic::error(&path, Pos::new(0, 0), message)),
+        }
+    }
+    if diags.has_errors() {
+        diags.sort();
+        return Err(diags);
+    }
+    Ok(SourceSet::from_files(files))
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    let meta = fs::metadata(path).map_err(|e| format!("cannot read file: {e}"))?;
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(format!(
+            "file is {} bytes, larger than the limit of {MAX_FILE_BYTES} bytes",
+            meta.len()
+        ));
+    }
+    let bytes = fs::read(path).map_err(|e| format!("cannot read file: {e}"))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let offset = e.utf8_error().valid_up_to();
+        format!("file is not valid UTF-8 (invalid byte at offset {offset})")
+    })
+}
+
+fn walk(
+    dir: &Path,
+    seen_dirs: &mut HashSet<PathBuf>,
+    found: &mut Vec<PathBuf>,
+    diags: &mut Diagnostics,
+) {
+    // Symlinked directories are followed; a loop is cut at the first repeat of a real directory.
+    let real = match fs::canonicalize(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            diags.push(Diagnostic::error(
+                dir,
+                Pos::new(0, 0),
+                format!("cannot read directory: {e}"),
+            ));
+            return;
+        }
+    };
+    if !seen_dirs.insert(real) {
+        return;
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            diags.push(Diagnostic::error(
+                dir,
+                Pos::new(0, 0),
+                format!("cannot read directory: {e}"),
+            ));
+            return;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                diags.push(Diagnostic::error(
+                    dir,
+                    Pos::new(0, 0),
+                    format!("cannot read directory: {e}"),
+                ));
+                continue;
+            }
+        };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        match fs::metadata(&path) {
+            Ok(m) if m.is_dir() => walk(&path, seen_dirs, found, diags),
+            Ok(m) if m.is_file() && is_policy_file(&name) => found.push(path),
+            Ok(_) => {}
+            Err(e)
+                if is_policy_file(&name)
+                    || entry.file_type().map(|t| t.is_symlink()).unwrap_or(false) =>
+            {
+                // A dangling or looping symlink named like a policy file is a problem the operator must see.
+                if is_policy_file(&name) {
+                    diags.push(Diagnostic::error(
+                        &path,
+                        Pos::new(0, 0),
+                        format!("cannot read file: {e}"),
+                    ));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}

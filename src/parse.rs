@@ -1,0 +1,552 @@
+//! YAML tree → AST: document kinds, fields and their types.
+//!
+//! Every document of every file is read; each unknown field, missing field or mistyped value becomes its own
+//! diagnostic with file:line:col and, where a near miss exists, a "did you mean" hint. Documents of
+//! `kind: TestSuite` are skipped: they belong to `arbiter test`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::ast::*;
+use crate::diag::{suggestion, Diagnostic, Diagnostics, Pos};
+use crate::source::{Key, Node, NodeValue};
+
+/// The document kinds a policy directory may hold.
+pub const KINDS: [&str; 5] = [
+    "Policy",
+    "PolicyAttachment",
+    "Group",
+    "LockoutGuard",
+    "TestSuite",
+];
+
+const POLICY_FIELDS: &[&str] = &[
+    "kind",
+    "id",
+    "description",
+    "effect",
+    "actions",
+    "resources",
+    "conditions",
+];
+const ATTACHMENT_FIELDS: &[&str] = &["kind", "id", "description", "policy", "principal_selector"];
+const GROUP_FIELDS: &[&str] = &["kind", "name", "description", "system", "members"];
+const GUARD_FIELDS: &[&str] = &[
+    "kind",
+    "id",
+    "description",
+    "principal",
+    "must_allow",
+    "assuming",
+];
+const CONDITION_FIELDS: &[&str] = &["path", "op", "values", "negate", "zone"];
+const MUST_ALLOW_FIELDS: &[&str] = &["actions", "resources"];
+const GUARD_PRINCIPAL_FIELDS: &[&str] = &["id", "groups"];
+
+/// Parses the documents of one file into `set`, reporting problems into `diags`.
+pub fn parse_file(
+    file: &Arc<Path>,
+    documents: &[Node],
+    set: &mut PolicySetDoc,
+    diags: &mut Diagnostics,
+) {
+    for doc in documents {
+        let mut p = Parser { file, diags };
+        p.document(doc, set);
+    }
+}
+
+struct Parser<'a> {
+    file: &'a Arc<Path>,
+    diags: &'a mut Diagnostics,
+}
+
+/// The entries of one YAML mapping, checked against the fields its kind allows.
+struct Fields<'n> {
+    pos: Pos,
+    entries: &'n [(Key, Node)],
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, name: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == name)
+            .map(|(_, v)| v)
+    }
+}
+
+impl Parser<'_> {
+    fn error(&mut self, pos: Pos, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(self.file, pos, message)
+    }
+
+    fn report(&mut self, pos: Pos, message: impl Into<String>) {
+        let d = self.error(pos, message);
+        self.diags.push(d);
+    }
+
+    fn origin(&self, pos: Pos) -> Origin {
+        Origin {
+            file: self.file.clone(),
+            pos,
+        }
+    }
+
+    /// Opens a mapping, reporting every key outside `known`.
+    fn fields<'n>(&mut self, node: &'n Node, what: &str, known: &[&str]) -> Option<Fields<'n>> {
+        let NodeValue::Map(entries) = &node.value else {
+            self.report(
+                node.pos,
+                format!("{what} must be a map, found {}", node.value.type_name()),
+            );
+            return None;
+        };
+        for (key, _) in entries {
+            if !known.contains(&key.name.as_str()) {
+                let mut d = self.error(key.pos, format!("unknown field `{}` in {what}", key.name));
+                d.help = Some(
+                    suggestion(&key.name, known.iter().copied())
+                        .unwrap_or_else(|| format!("expected one of: {}", known.join(", "))),
+                );
+                self.diags.push(d);
+            }
+        }
+        Some(Fields {
+            pos: node.pos,
+            entries,
+        })
+    }
+
+    fn required<'n>(&mut self, f: &Fields<'n>, name: &str, what: &str) -> Option<&'n Node> {
+        let node = f.get(name);
+        if node.is_none() {
+            self.report(f.pos, format!("missing field `{name}` in {what}"));
+        }
+        node
+    }
+
+    fn string(&mut self, node: &Node, field: &str) -> Option<At<String>> {
+        match &node.value {
+            NodeValue::Str(s) => Some(At::new(node.pos, s.clone())),
+            other => {
+                self.report(
+                    node.pos,
+                    format!("`{field}` must be a string, found {}", other.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, node: Option<&Node>, field: &str) -> bool {
+        match node.map(|n| (n.pos, &n.value)) {
+            None | Some((_, NodeValue::Null)) => false,
+            Some((_, NodeValue::Bool(b))) => *b,
+            Some((pos, other)) => {
+                self.report(
+                    pos,
+                    format!(
+                        "`{field}` must be true or false, found {}",
+                        other.type_name()
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    fn id(&mut self, node: &Node, field: &str) -> Option<At<String>> {
+        let id = self.string(node, field)?;
+        if !is_valid_id(&id.value) {
+            let d = self
+                .error(id.pos, format!("invalid {field} `{}`", id.value))
+                .with_help("use only letters, digits, `.`, `_` and `-`");
+            self.diags.push(d);
+            return None;
+        }
+        Some(id)
+    }
+
+    /// A list of strings; when `non_empty`, an empty list is an error.
+    fn strings(&mut self, node: &Node, field: &str, non_empty: bool) -> Vec<At<String>> {
+        let NodeValue::Seq(items) = &node.value else {
+            self.report(
+                node.pos,
+                format!(
+                    "`{field}` must be a list of strings, found {}",
+                    node.value.type_name()
+                ),
+            );
+            return Vec::new();
+        };
+        if non_empty && items.is_empty() {
+            self.report(node.pos, format!("`{field}` must not be empty"));
+        }
+        items
+            .iter()
+            .filter_map(|item| self.string(item, field))
+            .collect()
+    }
+
+    fn scalar(&mut self, node: &Node, field: &str) -> Option<At<Scalar>> {
+        let scalar = match &node.value {
+            NodeValue::Str(s) => Scalar::Str(s.clone()),
+            NodeValue::Int(i) => Scalar::Num(*i as f64),
+            NodeValue::Float(f) => Scalar::Num(*f),
+            NodeValue::Bool(b) => Scalar::Bool(*b),
+            other => {
+                self.report(
+                    node.pos,
+                    format!(
+                        "`{field}` entries must be strings, numbers or booleans, found {}",
+                        other.type_name()
+                    ),
+                );
+                return None;
+            }
+        };
+        Some(At::new(node.pos, scalar))
+    }
+
+    fn description(&mut self, f: &Fields) -> Option<String> {
+        let node = f.get("description")?;
+        self.string(node, "description").map(|s| s.value)
+    }
+
+    fn document(&mut self, doc: &Node, set: &mut PolicySetDoc) {
+        let NodeValue::Map(entries) = &doc.value else {
+            self.report(
+                doc.pos,
+                format!(
+                    "a document must be a map with a `kind`, found {}",
+                    doc.value.type_name()
+                ),
+            );
+            return;
+        };
+        let Some((kind_key, kind_node)) = entries.iter().find(|(k, _)| k.name == "kind") else {
+            let d = self
+                .error(doc.pos, "missing field `kind`")
+                .with_help(format!("expected one of: {}", KINDS.join(", ")));
+            self.diags.push(d);
+            return;
+        };
+        let _ = kind_key;
+        let Some(kind) = self.string(kind_node, "kind") else {
+            return;
+        };
+        match kind.value.as_str() {
+            "Policy" => {
+                if let Some(p) = self.policy(doc) {
+                    set.policies.push(p);
+                }
+            }
+            "PolicyAttachment" => {
+                if let Some(a) = self.attachment(doc) {
+                    set.attachments.push(a);
+                }
+            }
+            "Group" => {
+                if let Some(g) = self.group(doc) {
+                    set.groups.push(g);
+                }
+            }
+            "LockoutGuard" => {
+                if let Some(g) = self.guard(doc) {
+                    set.guards.push(g);
+                }
+            }
+            "TestSuite" => {}
+            other => {
+                let mut d = self.error(kind.pos, format!("unknown kind `{other}`"));
+                d.help = Some(
+                    suggestion(other, KINDS.iter().copied())
+                        .unwrap_or_else(|| format!("expected one of: {}", KINDS.join(", "))),
+                );
+                self.diags.push(d);
+            }
+        }
+    }
+
+    fn policy(&mut self, doc: &Node) -> Option<PolicyDoc> {
+        let f = self.fields(doc, "Policy", POLICY_FIELDS)?;
+        let id = self
+            .required(&f, "id", "Policy")
+            .and_then(|n| self.id(n, "id"));
+        let description = self.description(&f);
+        let effect = self
+            .required(&f, "effect", "Policy")
+            .and_then(|n| self.effect(n));
+        let actions = self
+            .required(&f, "actions", "Policy")
+            .map(|n| self.strings(n, "actions", true))
+            .unwrap_or_default();
+        let resources = self
+            .required(&f, "resources", "Policy")
+            .map(|n| self.strings(n, "resources", true))
+            .unwrap_or_default();
+        let conditions = f
+            .get("conditions")
+            .map(|n| self.conditions(n, "conditions"))
+            .unwrap_or_default();
+        Some(PolicyDoc {
+            origin: self.origin(doc.pos),
+            id: id?,
+            description,
+            effect: effect?,
+            actions,
+            resources,
+            conditions,
+        })
+    }
+
+    fn effect(&mut self, node: &Node) -> Option<Effect> {
+        let s = self.string(node, "effect")?;
+        match s.value.as_str() {
+            "allow" => Some(Effect::Allow),
+            "deny" => Some(Effect::Deny),
+            other => {
+                let mut d = self.error(s.pos, format!("invalid effect `{other}`"));
+                d.help = Some(
+                    suggestion(other, ["allow", "deny"])
+                        .unwrap_or_else(|| "expected `allow` or `deny`".into()),
+                );
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
+    fn conditions(&mut self, node: &Node, field: &str) -> Vec<ConditionDoc> {
+        let NodeValue::Seq(items) = &node.value else {
+            self.report(
+                node.pos,
+                format!(
+                    "`{field}` must be a list of conditions, found {}",
+                    node.value.type_name()
+                ),
+            );
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|item| self.condition(item))
+            .collect()
+    }
+
+    fn condition(&mut self, node: &Node) -> Option<ConditionDoc> {
+        let f = self.fields(node, "condition", CONDITION_FIELDS)?;
+        let path = self
+            .required(&f, "path", "condition")
+            .and_then(|n| self.string(n, "path"));
+        let op = self
+            .required(&f, "op", "condition")
+            .and_then(|n| self.op(n));
+        let values = match f.get("values") {
+            None => None,
+            Some(n) => match &n.value {
+                NodeValue::Seq(items) => Some(At::new(
+                    n.pos,
+                    items
+                        .iter()
+                        .filter_map(|i| self.scalar(i, "values"))
+                        .collect(),
+                )),
+                other => {
+                    self.report(
+                        n.pos,
+                        format!("`values` must be a list, found {}", other.type_name()),
+                    );
+                    return None;
+                }
+            },
+        };
+        let negate = self.bool(f.get("negate"), "negate");
+        let zone = match f.get("zone") {
+            Some(n) => Some(self.string(n, "zone")?),
+            None => None,
+        };
+        Some(ConditionDoc {
+            pos: node.pos,
+            path: path?,
+            op: op?,
+            values,
+            negate,
+            zone,
+        })
+    }
+
+    fn op(&mut self, node: &Node) -> Option<At<OpName>> {
+        let s = self.string(node, "op")?;
+        match OpName::parse(&s.value) {
+            Some(op) => Some(At::new(s.pos, op)),
+            None => {
+                let names = OpName::ALL.iter().map(|(n, _)| *n);
+                let mut d = self.error(s.pos, format!("unknown operator `{}`", s.value));
+                d.help = Some(suggestion(&s.value, names.clone()).unwrap_or_else(|| {
+                    format!("expected one of: {}", names.collect::<Vec<_>>().join(", "))
+                }));
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
+    fn attachment(&mut self, doc: &Node) -> Option<AttachmentDoc> {
+        let f = self.fields(doc, "PolicyAttachment", ATTACHMENT_FIELDS)?;
+        let id = self
+            .required(&f, "id", "PolicyAttachment")
+            .and_then(|n| self.id(n, "id"));
+        let policy = self
+            .required(&f, "policy", "PolicyAttachment")
+            .and_then(|n| self.string(n, "policy"));
+        let _ = self.description(&f);
+        let selector = match f.get("principal_selector") {
+            Some(n) => self.selector(n),
+            None => {
+                let d = self
+                    .error(
+                        f.pos,
+                        "missing field `principal_selector` in PolicyAttachment",
+                    )
+                    .with_help("write `principal_selector: {}` to attach the policy to every user");
+                self.diags.push(d);
+                None
+            }
+        };
+        Some(AttachmentDoc {
+            origin: self.origin(doc.pos),
+            id: id?,
+            policy: policy?,
+            selector: selector?,
+        })
+    }
+
+    fn selector(&mut self, node: &Node) -> Option<Vec<SelectorEntry>> {
+        let NodeValue::Map(entries) = &node.value else {
+            self.report(
+                node.pos,
+                format!(
+                    "`principal_selector` must be a map, found {}",
+                    node.value.type_name()
+                ),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (key, value) in entries {
+            let values = match &value.value {
+                NodeValue::Seq(items) => items
+                    .iter()
+                    .filter_map(|i| self.scalar(i, &key.name))
+                    .collect(),
+                _ => self.scalar(value, &key.name).into_iter().collect(),
+            };
+            out.push(SelectorEntry {
+                key: At::new(key.pos, key.name.clone()),
+                values,
+            });
+        }
+        Some(out)
+    }
+
+    fn group(&mut self, doc: &Node) -> Option<GroupDoc> {
+        let f = self.fields(doc, "Group", GROUP_FIELDS)?;
+        let name = self
+            .required(&f, "name", "Group")
+            .and_then(|n| self.id(n, "name"));
+        let _ = self.description(&f);
+        let system = self.bool(f.get("system"), "system");
+        let members = match f.get("members") {
+            Some(n) if n.value != NodeValue::Null => self.strings(n, "members", false),
+            _ => Vec::new(),
+        };
+        Some(GroupDoc {
+            origin: self.origin(doc.pos),
+            name: name?,
+            system,
+            members,
+        })
+    }
+
+    fn guard(&mut self, doc: &Node) -> Option<GuardDoc> {
+        let f = self.fields(doc, "LockoutGuard", GUARD_FIELDS)?;
+        let id = self
+            .required(&f, "id", "LockoutGuard")
+            .and_then(|n| self.id(n, "id"));
+        let description = self.description(&f);
+        let principal = self
+            .required(&f, "principal", "LockoutGuard")
+            .and_then(|n| self.guard_principal(n));
+        let must_allow = match self.required(&f, "must_allow", "LockoutGuard") {
+            Some(n) => match &n.value {
+                NodeValue::Seq(items) if !items.is_empty() => {
+                    items.iter().filter_map(|i| self.must_allow(i)).collect()
+                }
+                NodeValue::Seq(_) => {
+                    self.report(n.pos, "`must_allow` must not be empty");
+                    Vec::new()
+                }
+                other => {
+                    self.report(
+                        n.pos,
+                        format!("`must_allow` must be a list, found {}", other.type_name()),
+                    );
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let assuming = f
+            .get("assuming")
+            .map(|n| self.conditions(n, "assuming"))
+            .unwrap_or_default();
+        Some(GuardDoc {
+            origin: self.origin(doc.pos),
+            id: id?,
+            description,
+            principal: principal?,
+            must_allow,
+            assuming,
+        })
+    }
+
+    fn guard_principal(&mut self, node: &Node) -> Option<GuardPrincipal> {
+        let f = self.fields(node, "guard principal", GUARD_PRINCIPAL_FIELDS)?;
+        let id = self
+            .required(&f, "id", "guard principal")
+            .and_then(|n| self.string(n, "id"));
+        let groups = f
+            .get("groups")
+            .map(|n| self.strings(n, "groups", false))
+            .unwrap_or_default();
+        Some(GuardPrincipal {
+            pos: node.pos,
+            id: id?,
+            groups,
+        })
+    }
+
+    fn must_allow(&mut self, node: &Node) -> Option<MustAllow> {
+        let f = self.fields(node, "must_allow entry", MUST_ALLOW_FIELDS)?;
+        let actions = self
+            .required(&f, "actions", "must_allow entry")
+            .map(|n| self.strings(n, "actions", true));
+        let resources = self
+            .required(&f, "resources", "must_allow entry")
+            .map(|n| self.strings(n, "resources", true));
+        Some(MustAllow {
+            pos: node.pos,
+            actions: actions?,
+            resources: resources?,
+        })
+    }
+}
+
+/// Ids and group names: `[A-Za-z0-9._-]+`.
+pub fn is_valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}

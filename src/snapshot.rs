@@ -1,0 +1,85 @@
+//! The immutable, compiled policy set that decisions read, and the lock-free store that swaps it.
+//!
+//! A [`Snapshot`] is built whole by `compile::build` and never changes. [`SnapshotStore`] publishes it with
+//! `arc-swap`: readers take one `load_full()` per call and never block writers or each other, and a reader
+//! always sees one complete snapshot, old or new, never a mix.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use jiff::Timestamp;
+
+use crate::ast::PolicySetDoc;
+use crate::compile::Compiled;
+use crate::diag::Diagnostics;
+
+/// One compiled, validated policy set.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Content hash of the files it was built from.
+    pub revision: String,
+    pub loaded_at: Timestamp,
+    pub compiled: Compiled,
+    /// The documents as written, for the simulator and for explanations.
+    pub documents: PolicySetDoc,
+    /// Warnings found while building (never errors).
+    pub warnings: Diagnostics,
+}
+
+impl Snapshot {
+    pub fn new(
+        revision: String,
+        compiled: Compiled,
+        documents: PolicySetDoc,
+        warnings: Diagnostics,
+    ) -> Self {
+        Snapshot {
+            revision,
+            loaded_at: Timestamp::now(),
+            compiled,
+            documents,
+            warnings,
+        }
+    }
+
+    pub fn policy_count(&self) -> usize {
+        self.compiled.policies.len()
+    }
+
+    pub fn attachment_count(&self) -> usize {
+        self.compiled.attachments.len()
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.compiled.groups.len()
+    }
+}
+
+/// The current snapshot, swapped atomically. Empty until the first successful load.
+#[derive(Debug, Default)]
+pub struct SnapshotStore {
+    current: ArcSwapOption<Snapshot>,
+}
+
+impl SnapshotStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(snapshot: Snapshot) -> Self {
+        let store = Self::new();
+        store.publish(Arc::new(snapshot));
+        store
+    }
+
+    /// The current snapshot: one atomic load, no lock.
+    #[inline]
+    pub fn load(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// Replaces the current snapshot; readers in flight keep the one they loaded.
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
+        self.current.store(Some(snapshot));
+    }
+}

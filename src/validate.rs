@@ -1,0 +1,192 @@
+//! Cross-document checks over a parsed policy set: unique ids and names, attachments that name real
+//! policies, the reserved `superuser` id, and the advisory warnings of `arbiter check`.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::ast::{At, Origin, PolicySetDoc, Scalar};
+use crate::diag::{suggestion, Diagnostic, Diagnostics};
+
+/// The policy id that names the superuser rule in decisions; no policy may take it.
+pub const RESERVED_POLICY_ID: &str = "superuser";
+
+/// The action vocabulary of SPEC section 1. Actions outside it are warned about, never rejected.
+pub const VOCABULARY: &[&str] = &[
+    "CreateKey",
+    "ReadKey",
+    "UpdateKey",
+    "DeleteKey",
+    "ExportKey",
+    "UseKey",
+    "EncryptWithKey",
+    "DecryptWithKey",
+    "SignWithKey",
+    "VerifyWithKey",
+    "WrapWithKey",
+    "UnwrapWithKey",
+    "GrantKeyPermissions",
+    "CreateUser",
+    "ReadUser",
+    "UpdateUser",
+    "DeleteUser",
+    "CreateGroup",
+    "ReadGroup",
+    "UpdateGroup",
+    "DeleteGroup",
+    "AddGroupMember",
+    "RemoveGroupMember",
+    "CreatePolicy",
+    "ReadPolicy",
+    "UpdatePolicy",
+    "DeletePolicy",
+    "CreatePolicyAttachment",
+    "ReadPolicyAttachment",
+    "DeletePolicyAttachment",
+    "CreateCA",
+    "ReadCA",
+    "IssueCertificate",
+    "RevokeCertificate",
+];
+
+/// Runs every cross-document check, pushing errors and warnings into `diags`.
+pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
+    unique(
+        diags,
+        "policy id",
+        set.policies.iter().map(|p| (&p.origin, &p.id)),
+    );
+    unique(
+        diags,
+        "attachment id",
+        set.attachments.iter().map(|a| (&a.origin, &a.id)),
+    );
+    unique(
+        diags,
+        "group name",
+        set.groups.iter().map(|g| (&g.origin, &g.name)),
+    );
+    unique(
+        diags,
+        "guard id",
+        set.guards.iter().map(|g| (&g.origin, &g.id)),
+    );
+
+    for p in &set.policies {
+        if p.id.value == RESERVED_POLICY_ID {
+            diags.push(
+                Diagnostic::error(
+                    &p.origin.file,
+                    p.id.pos,
+                    "the policy id `superuser` is reserved",
+                )
+                .with_help("the superuser rule is reported under this id; choose another"),
+            );
+        }
+    }
+
+    let policy_ids: HashSet<&str> = set.policies.iter().map(|p| p.id.value.as_str()).collect();
+    let mut used = HashSet::new();
+    for a in &set.attachments {
+        let name = a.policy.value.as_str();
+        used.insert(name);
+        if !policy_ids.contains(name) {
+            let mut d = Diagnostic::error(
+                &a.origin.file,
+                a.policy.pos,
+                format!(
+                    "attachment `{}` names policy `{name}`, which does not exist",
+                    a.id.value
+                ),
+            );
+            d.help = suggestion(name, policy_ids.iter().copied());
+            diags.push(d);
+        }
+    }
+
+    for p in &set.policies {
+        if !used.contains(p.id.value.as_str()) {
+            diags.push(
+                Diagnostic::warning(
+                    &p.origin.file,
+                    p.id.pos,
+                    format!("policy `{}` is not used by any attachment", p.id.value),
+                )
+                .with_help("add a PolicyAttachment, or remove the policy"),
+            );
+        }
+        for action in &p.actions {
+            warn_unknown_action(&p.origin, action, diags);
+        }
+    }
+    for g in &set.guards {
+        for entry in &g.must_allow {
+            for action in &entry.actions {
+                warn_unknown_action(&g.origin, action, diags);
+            }
+        }
+    }
+
+    if !set.groups.is_empty() {
+        let defined: HashSet<&str> = set.groups.iter().map(|g| g.name.value.as_str()).collect();
+        for a in &set.attachments {
+            for entry in a.selector.iter().filter(|e| e.key.value == "groups") {
+                for v in &entry.values {
+                    if let Scalar::Str(name) = &v.value {
+                        if !defined.contains(name.as_str()) {
+                            let mut d = Diagnostic::warning(
+                                &a.origin.file,
+                                v.pos,
+                                format!("selector names group `{name}`, which no Group document defines"),
+                            );
+                            d.help = suggestion(name, defined.iter().copied());
+                            diags.push(d);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn warn_unknown_action(origin: &Origin, action: &At<String>, diags: &mut Diagnostics) {
+    let name = action.value.as_str();
+    if name.contains('*') || VOCABULARY.contains(&name) {
+        return;
+    }
+    let mut d = Diagnostic::warning(
+        &origin.file,
+        action.pos,
+        format!("action `{name}` is not in the CipherTrust action vocabulary"),
+    );
+    d.help = Some(
+        suggestion(name, VOCABULARY.iter().copied())
+            .unwrap_or_else(|| "this is fine if another service defines it".to_string()),
+    );
+    diags.push(d);
+}
+
+fn unique<'a>(
+    diags: &mut Diagnostics,
+    what: &str,
+    items: impl Iterator<Item = (&'a Origin, &'a At<String>)>,
+) {
+    let mut first: HashMap<&str, &Origin> = HashMap::new();
+    for (origin, name) in items {
+        if let Some(prev) = first.get(name.value.as_str()) {
+            diags.push(
+                Diagnostic::error(
+                    &origin.file,
+                    name.pos,
+                    format!("duplicate {what} `{}`", name.value),
+                )
+                .with_help(format!(
+                    "first defined at {}:{}:{}",
+                    prev.file.display(),
+                    prev.pos.line,
+                    prev.pos.col
+                )),
+            );
+        } else {
+            first.insert(&name.value, origin);
+        }
+    }
+}
