@@ -7,11 +7,16 @@
 pub mod ast;
 pub mod cli;
 pub mod compile;
+pub mod decision_log;
 pub mod diag;
 pub mod eval;
 pub mod load;
+pub mod metrics;
 pub mod parse;
+pub mod reload;
 pub mod request;
+pub mod server;
+pub mod shutdown;
 pub mod snapshot;
 pub mod source;
 pub mod testsuite;

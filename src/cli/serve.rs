@@ -1,13 +1,174 @@
-//! `arbiter serve`: the gRPC sidecar.
+//! `arbiter serve`: the gRPC sidecar. Flags (each also from an `ARBITER_*` environment variable), logging set-up,
+//! the runtime, signals and exit codes; the server itself lives in `crate::server`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
-use super::EXIT_INVALID;
+use super::{print_diagnostics, EXIT_INVALID, EXIT_OK};
+use crate::decision_log;
+use crate::server::{self, ServeError, ServerConfig};
+
+/// Exit code when the server cannot start or fails while serving (an address in use, an unwritable log).
+pub const EXIT_FAILURE: i32 = 1;
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {}
+#[command(after_help = "\
+Listening: with neither --listen nor --uds, gRPC is served on 127.0.0.1:50051. With only --uds, only the Unix \
+socket is served; give --listen as well for both.
 
-pub fn run(_args: ServeArgs) -> i32 {
-    eprintln!("error: `arbiter serve` is not available in this build yet");
-    EXIT_INVALID
+Signals: SIGHUP reloads the policy directory; SIGTERM or SIGINT stops accepting, drains in-flight calls for up to \
+--grace-period-secs and exits 0 (a second signal exits at once).
+
+Exit codes: 0 stopped cleanly; 1 could not start or serve; 2 invalid usage, or the policy set is invalid at \
+start-up (every error is printed and nothing is served).")]
+pub struct ServeArgs {
+    /// The policy directory, watched and hot-reloaded.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "policies",
+        env = "ARBITER_POLICIES"
+    )]
+    pub policies: PathBuf,
+    /// gRPC TCP address [default: 127.0.0.1:50051, unless only --uds is given].
+    #[arg(long, value_name = "ADDR", env = "ARBITER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Also (or only) serve gRPC on this Unix socket, created with mode 0600.
+    #[arg(long, value_name = "PATH", env = "ARBITER_UDS")]
+    pub uds: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR", env = "ARBITER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Write one JSON line per decision to this file (appended), or to standard output with `-`.
+    #[arg(long, value_name = "PATH|-", env = "ARBITER_DECISION_LOG")]
+    pub decision_log: Option<String>,
+    /// Decision-log queue length; lines beyond it are dropped and counted, never waited for.
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_DECISION_LOG_CAPACITY, env = "ARBITER_DECISION_LOG_CAPACITY")]
+    pub decision_log_capacity: usize,
+    /// The principal id that is always allowed (matched exactly on principal.id).
+    #[arg(long, value_name = "NAME", default_value = crate::DEFAULT_SUPERUSER, env = "ARBITER_SUPERUSER")]
+    pub superuser: String,
+    /// Quiet time after a file change before reloading, in milliseconds.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 100,
+        env = "ARBITER_DEBOUNCE_MS"
+    )]
+    pub debounce_ms: u64,
+    /// On SIGTERM/SIGINT, how long in-flight calls may take to finish, in seconds.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        env = "ARBITER_GRACE_PERIOD_SECS"
+    )]
+    pub grace_period_secs: u64,
+    /// Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES, env = "ARBITER_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: usize,
+    /// Log filter for standard error (tracing `EnvFilter` syntax, e.g. `info` or `arbiter=debug`).
+    #[arg(long, value_name = "FILTER", default_value = "info", env = "ARBITER_LOG")]
+    pub log: String,
+}
+
+impl ServeArgs {
+    fn config(&self) -> ServerConfig {
+        let listen = match (self.listen, &self.uds) {
+            (Some(addr), _) => Some(addr),
+            (None, Some(_)) => None,
+            (None, None) => server::DEFAULT_LISTEN.parse().ok(),
+        };
+        ServerConfig {
+            policies: self.policies.clone(),
+            listen,
+            uds: self.uds.clone(),
+            metrics_listen: self.metrics_listen,
+            decision_log: self.decision_log.as_deref().map(decision_log::Target::parse),
+            decision_log_capacity: self.decision_log_capacity,
+            superuser: self.superuser.clone(),
+            debounce: Duration::from_millis(self.debounce_ms),
+            grace_period: Duration::from_secs(self.grace_period_secs),
+            max_message_bytes: self.max_message_bytes,
+            watch: true,
+            sighup: true,
+            first_load_gate: None,
+        }
+    }
+}
+
+pub fn run(args: ServeArgs) -> i32 {
+    init_tracing(&args.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("arbiter")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let code = runtime.block_on(serve(args));
+    // Calls abandoned after the grace period must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("warning: invalid --log filter `{filter}` ({e}); using `info`");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn serve(args: ServeArgs) -> i32 {
+    let shutdown = async {
+        let signal = crate::shutdown::terminate().await;
+        tracing::info!(signal, "shutdown requested");
+        tokio::spawn(async {
+            let again = crate::shutdown::terminate().await;
+            tracing::warn!(signal = again, "second signal: exiting now");
+            std::process::exit(EXIT_FAILURE);
+        });
+    };
+    let server = match server::start(args.config(), shutdown).await {
+        Ok(s) => s,
+        Err(e) => return report(e),
+    };
+    if let Err(e) = server.ready().await {
+        let _ = server.wait().await;
+        return report(e);
+    }
+    match server.wait().await {
+        Ok(()) => EXIT_OK,
+        Err(e) => report(e),
+    }
+}
+
+fn report(e: ServeError) -> i32 {
+    match e {
+        ServeError::InvalidPolicies(diags) => {
+            eprintln!("error: the policy set is invalid; nothing is served");
+            print_diagnostics(&diags);
+            EXIT_INVALID
+        }
+        ServeError::Config(_) => {
+            eprintln!("error: {e}");
+            EXIT_INVALID
+        }
+        ServeError::Io { .. } => {
+            eprintln!("error: {e}");
+            EXIT_FAILURE
+        }
+    }
 }

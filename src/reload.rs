@@ -1,0 +1,532 @@
+//! Hot reload: watch the policy directory, debounce, rebuild the whole set off the executor, swap it in.
+//!
+//! - `notify` watches the directory (recursively, following symlinks), never single files, so editors'
+//!   write-and-rename, `git checkout` and Kubernetes ConfigMap `..data` symlink swaps are all seen. Should the
+//!   native watcher be unavailable, a polling watcher takes over.
+//! - Events are debounced: a reload starts once the directory has been quiet for `debounce`, or at the latest
+//!   `max(1 s, 10 × debounce)` after the first event of a burst, so a storm of edits still reloads regularly.
+//! - A `.yaml`/`.yml` file that was written to and not yet closed holds the reload back until it is closed (or
+//!   has been silent for `max(2 s, 20 × debounce)`): a writer that truncates a file and writes it in several
+//!   pieces through one open file is never read half-way. (Separate processes each appending a piece cannot be
+//!   told apart from finished edits; a half file that does not parse is refused like any invalid set.)
+//! - The set is read, hashed, parsed, validated and compiled in `spawn_blocking`. The same content as the
+//!   snapshot being served is not rebuilt (its revision, a content hash, is unchanged); neither is content that
+//!   already failed. On success the snapshot is published with `arc-swap` and the revision changes.
+//! - A failed build keeps the last good snapshot. The failure goes to the log, to `GetStatus.last_reload_error`
+//!   and to `arbiter_reloads_total{result="error"}`.
+//! - SIGHUP (and [`ReloadRequest`]) forces a rebuild and re-creates the watch.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use jiff::Timestamp;
+use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::diag::Diagnostics;
+use crate::load::load_dir;
+use crate::metrics::Metrics;
+use crate::shutdown::Trigger;
+use crate::snapshot::{Snapshot, SnapshotStore};
+
+/// Longest `last_reload_error` kept, in bytes.
+const MAX_ERROR_TEXT: usize = 16 * 1024;
+
+/// A refused reload, as shown by `GetStatus`.
+#[derive(Debug, Clone)]
+pub struct ReloadFailure {
+    /// Every error, one per line, with file:line:col.
+    pub message: String,
+    pub at: Timestamp,
+    /// The content hash of the refused set, when it could be read.
+    pub revision: Option<String>,
+}
+
+/// Reload history shared with `GetStatus`. Lock-free.
+#[derive(Debug, Default)]
+pub struct ReloadStatus {
+    last_error: ArcSwapOption<ReloadFailure>,
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ReloadStatus {
+    pub fn last_error(&self) -> Option<Arc<ReloadFailure>> {
+        self.last_error.load_full()
+    }
+    /// Snapshots published, the first load included.
+    pub fn reloads_ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+    /// Reloads refused.
+    pub fn reloads_failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// What one reload did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A new snapshot is being served.
+    Published(Arc<Snapshot>),
+    /// The files hold what is already served (or what already failed): nothing was rebuilt.
+    Unchanged,
+    /// The set was refused; the last good snapshot (if any) keeps serving.
+    Failed(Diagnostics),
+}
+
+enum Built {
+    Snapshot(Box<Snapshot>),
+    Unchanged,
+    AlreadyFailed,
+    Failed {
+        revision: Option<String>,
+        diagnostics: Diagnostics,
+    },
+}
+
+/// Loads, builds and publishes the policy directory.
+#[derive(Debug)]
+pub struct Reloader {
+    dir: PathBuf,
+    store: Arc<SnapshotStore>,
+    status: Arc<ReloadStatus>,
+    metrics: Metrics,
+}
+
+impl Reloader {
+    pub fn new(
+        dir: PathBuf,
+        store: Arc<SnapshotStore>,
+        status: Arc<ReloadStatus>,
+        metrics: Metrics,
+    ) -> Self {
+        Reloader {
+            dir,
+            store,
+            status,
+            metrics,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads and builds the directory off the executor and publishes it if it is valid and new (or `force`).
+    pub async fn reload(&self, force: bool) -> Outcome {
+        let dir = self.dir.clone();
+        let current = self.store.load().map(|s| s.revision.clone());
+        let failed = self.status.last_error().and_then(|f| f.revision.clone());
+        let started = Instant::now();
+        let built = tokio::task::spawn_blocking(move || build(&dir, current, failed, force)).await;
+        let elapsed = started.elapsed();
+        let built = built.unwrap_or_else(|e| Built::Failed {
+            revision: None,
+            diagnostics: internal_error(&self.dir, &format!("the reload task failed: {e}")),
+        });
+        match built {
+            Built::Snapshot(snapshot) => {
+                let snapshot: Arc<Snapshot> = Arc::from(snapshot);
+                self.store.publish(snapshot.clone());
+                self.status.last_error.store(None);
+                self.status.ok.fetch_add(1, Ordering::Relaxed);
+                self.metrics.reloads_ok.increment(1);
+                self.metrics.reload_duration.record(elapsed.as_secs_f64());
+                self.metrics
+                    .snapshot_policies
+                    .set(snapshot.policy_count() as f64);
+                tracing::info!(
+                    revision = %snapshot.revision,
+                    policies = snapshot.policy_count(),
+                    attachments = snapshot.attachment_count(),
+                    groups = snapshot.group_count(),
+                    warnings = snapshot.warnings.len(),
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    dir = %self.dir.display(),
+                    "policy set loaded"
+                );
+                for w in snapshot.warnings.iter() {
+                    tracing::warn!("{w}");
+                }
+                Outcome::Published(snapshot)
+            }
+            Built::Unchanged => {
+                // The files on disk are what is served: an earlier failure is no longer current.
+                self.status.last_error.store(None);
+                tracing::debug!(dir = %self.dir.display(), "policy files unchanged");
+                Outcome::Unchanged
+            }
+            Built::AlreadyFailed => {
+                tracing::debug!(dir = %self.dir.display(), "policy files still hold the set that failed");
+                Outcome::Unchanged
+            }
+            Built::Failed {
+                revision,
+                diagnostics,
+            } => {
+                self.status.failed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.reloads_error.increment(1);
+                let message = render_errors(&diagnostics);
+                let serving = self.store.load().map(|s| s.revision.clone());
+                tracing::error!(
+                    dir = %self.dir.display(),
+                    errors = diagnostics.errors().count(),
+                    serving = serving.as_deref().unwrap_or("nothing"),
+                    "policy set refused; keeping the last good snapshot:\n{message}"
+                );
+                self.status.last_error.store(Some(Arc::new(ReloadFailure {
+                    message,
+                    at: Timestamp::now(),
+                    revision,
+                })));
+                Outcome::Failed(diagnostics)
+            }
+        }
+    }
+}
+
+fn build(dir: &Path, current: Option<String>, failed: Option<String>, force: bool) -> Built {
+    let sources = match load_dir(dir) {
+        Ok(s) => s,
+        Err(diagnostics) => {
+            return Built::Failed {
+                revision: None,
+                diagnostics,
+            }
+        }
+    };
+    let revision = sources.revision();
+    if !force {
+        if current.as_deref() == Some(revision.as_str()) {
+            return Built::Unchanged;
+        }
+        if failed.as_deref() == Some(revision.as_str()) {
+            return Built::AlreadyFailed;
+        }
+    }
+    match crate::compile::build(&sources) {
+        Ok(snapshot) => Built::Snapshot(Box::new(snapshot)),
+        Err(diagnostics) => Built::Failed {
+            revision: Some(revision),
+            diagnostics,
+        },
+    }
+}
+
+fn internal_error(dir: &Path, message: &str) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    d.push(crate::diag::Diagnostic::error(
+        dir,
+        crate::diag::Pos::new(0, 0),
+        message,
+    ));
+    d
+}
+
+/// The errors (not the warnings) one per line, cut to a sane length.
+pub fn render_errors(diagnostics: &Diagnostics) -> String {
+    let mut out = String::new();
+    let total = diagnostics.errors().count();
+    for (i, d) in diagnostics.errors().enumerate() {
+        let line = d.to_string();
+        if out.len() + line.len() > MAX_ERROR_TEXT {
+            out.push_str(&format!("... and {} more errors\n", total - i));
+            break;
+        }
+        out.push_str(&line);
+        if !line.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// Asks the reload loop for a forced reload (what SIGHUP does).
+#[derive(Debug, Clone)]
+pub struct ReloadRequest {
+    tx: mpsc::Sender<()>,
+}
+
+impl ReloadRequest {
+    pub fn channel() -> (ReloadRequest, mpsc::Receiver<()>) {
+        let (tx, rx) = mpsc::channel(1);
+        (ReloadRequest { tx }, rx)
+    }
+
+    /// Requests a forced reload. Requests made while one is pending coalesce.
+    pub fn request(&self) {
+        let _ = self.tx.try_send(());
+    }
+}
+
+/// A file-system change, reduced to what the debouncer needs.
+#[derive(Debug)]
+enum Change {
+    /// Data written to a file that may still be open.
+    Written(PathBuf),
+    /// A file opened for writing was closed.
+    Closed(PathBuf),
+    /// Paths removed or renamed away.
+    Gone(Vec<PathBuf>),
+    /// Anything else that may change the set (creation, rename, metadata, rescan).
+    Other,
+}
+
+fn is_policy_name(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+}
+
+/// Events on regular files that can never be policy files (editor swap files, backups) are ignored.
+fn is_irrelevant(event: &notify::Event) -> bool {
+    !event.paths.is_empty()
+        && event.paths.iter().all(|p| {
+            !is_policy_name(p) && std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
+        })
+}
+
+fn classify(event: notify::Event) -> Option<Change> {
+    if event.need_rescan() {
+        return Some(Change::Other);
+    }
+    // Opens and reads (ours included) change nothing.
+    let closed_write = matches!(
+        event.kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+    );
+    if (matches!(event.kind, EventKind::Access(_)) && !closed_write) || is_irrelevant(&event) {
+        return None;
+    }
+    match event.kind {
+        EventKind::Access(_) => Some(Change::Closed(event.paths.into_iter().next()?)),
+        EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => {
+            match event.paths.into_iter().next() {
+                Some(p) if is_policy_name(&p) => Some(Change::Written(p)),
+                _ => Some(Change::Other),
+            }
+        }
+        EventKind::Modify(ModifyKind::Name(_)) | EventKind::Remove(_) => {
+            Some(Change::Gone(event.paths))
+        }
+        _ => Some(Change::Other),
+    }
+}
+
+/// Starts watching `dir`; native watcher first, polling as the fallback.
+fn watch(dir: &Path, tx: mpsc::UnboundedSender<Change>) -> Option<Box<dyn Watcher + Send>> {
+    let handler = {
+        let tx = tx.clone();
+        move |res: notify::Result<notify::Event>| match res {
+            Ok(event) => {
+                if let Some(change) = classify(event) {
+                    let _ = tx.send(change);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "file watch error; rescanning");
+                let _ = tx.send(Change::Other);
+            }
+        }
+    };
+    match notify::recommended_watcher(handler) {
+        Ok(mut w) => match w.watch(dir, RecursiveMode::Recursive) {
+            Ok(()) => return Some(Box::new(w)),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the policy directory natively; polling every 2 s")
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "no native file watcher; polling the policy directory every 2 s")
+        }
+    }
+    let handler = move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res {
+            if classify(event).is_some() {
+                let _ = tx.send(Change::Other);
+            }
+        }
+    };
+    let config = notify::Config::default().with_poll_interval(Duration::from_secs(2));
+    match notify::PollWatcher::new(handler, config) {
+        Ok(mut w) => match w.watch(dir, RecursiveMode::Recursive) {
+            Ok(()) => Some(Box::new(w)),
+            Err(e) => {
+                tracing::error!(error = %e, dir = %dir.display(), "cannot watch the policy directory; reload with SIGHUP");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch the policy directory; reload with SIGHUP");
+            None
+        }
+    }
+}
+
+/// The file watch: started before the first load so that no change is missed.
+pub struct Watch {
+    dir: PathBuf,
+    enabled: bool,
+    watcher: Option<Box<dyn Watcher + Send>>,
+    tx: mpsc::UnboundedSender<Change>,
+    rx: mpsc::UnboundedReceiver<Change>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("dir", &self.dir)
+            .field("watching", &self.watcher.is_some())
+            .finish()
+    }
+}
+
+impl Watch {
+    /// Starts watching `dir` when `enabled`; otherwise only forced reloads happen.
+    pub fn start(dir: &Path, enabled: bool) -> Watch {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let watcher = if enabled {
+            watch(dir, tx.clone())
+        } else {
+            None
+        };
+        Watch {
+            dir: dir.to_path_buf(),
+            enabled,
+            watcher,
+            tx,
+            rx,
+        }
+    }
+
+    fn rewatch(&mut self) {
+        if self.enabled {
+            self.watcher = None;
+            self.watcher = watch(&self.dir, self.tx.clone());
+        }
+    }
+}
+
+/// Debounce timing.
+#[derive(Debug, Clone, Copy)]
+pub struct Debounce {
+    /// Quiet time before a reload.
+    pub quiet: Duration,
+}
+
+impl Debounce {
+    fn max_wait(self) -> Duration {
+        (self.quiet * 10).max(Duration::from_secs(1))
+    }
+    fn open_write_wait(self) -> Duration {
+        (self.quiet * 20).max(Duration::from_secs(2))
+    }
+}
+
+/// The reload loop: file events (debounced), forced requests and SIGHUP, until `stop` is pulled.
+pub async fn run(
+    reloader: Arc<Reloader>,
+    mut watch: Watch,
+    debounce: Debounce,
+    mut forced: mpsc::Receiver<()>,
+    sighup: bool,
+    stop: Trigger,
+) {
+    let mut hangups = if sighup {
+        crate::shutdown::hangups()
+    } else {
+        None
+    };
+    loop {
+        let force = tokio::select! {
+            _ = stop.pulled() => return,
+            Some(()) = forced.recv() => true,
+            _ = hangup(&mut hangups) => {
+                tracing::info!("SIGHUP: reloading");
+                watch.rewatch();
+                true
+            }
+            Some(change) = watch.rx.recv() => {
+                match settle(change, &mut watch.rx, &mut forced, debounce, &stop).await {
+                    Some(force) => force,
+                    None => return,
+                }
+            }
+        };
+        reloader.reload(force).await;
+    }
+}
+
+async fn hangup(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            if s.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until a burst of changes has settled. Returns whether a forced reload was requested meanwhile, or
+/// `None` when stopping.
+async fn settle(
+    first: Change,
+    rx: &mut mpsc::UnboundedReceiver<Change>,
+    forced: &mut mpsc::Receiver<()>,
+    debounce: Debounce,
+    stop: &Trigger,
+) -> Option<bool> {
+    let started = tokio::time::Instant::now();
+    let mut last = started;
+    let mut open_writes: HashSet<PathBuf> = HashSet::new();
+    note(first, &mut open_writes);
+    loop {
+        let deadline = if open_writes.is_empty() {
+            (last + debounce.quiet).min(started + debounce.max_wait())
+        } else {
+            (last + debounce.open_write_wait())
+                .min(started + debounce.max_wait() + debounce.open_write_wait())
+        };
+        tokio::select! {
+            _ = stop.pulled() => return None,
+            Some(()) = forced.recv() => return Some(true),
+            change = rx.recv() => match change {
+                Some(change) => {
+                    last = tokio::time::Instant::now();
+                    note(change, &mut open_writes);
+                }
+                None => return Some(false),
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                if !open_writes.is_empty() {
+                    tracing::warn!(files = ?open_writes, "policy files still open for writing; reloading anyway");
+                }
+                return Some(false);
+            }
+        }
+    }
+}
+
+fn note(change: Change, open_writes: &mut HashSet<PathBuf>) {
+    match change {
+        Change::Written(p) => {
+            open_writes.insert(p);
+        }
+        Change::Closed(p) => {
+            open_writes.remove(&p);
+        }
+        Change::Gone(paths) => {
+            for p in paths {
+                open_writes.remove(&p);
+            }
+        }
+        Change::Other => {}
+    }
+}

@@ -1,0 +1,434 @@
+//! The protobuf edge: `TryFrom` conversions from the generated proto types to validated domain requests, and
+//! from decisions back to proto responses. Proto types stop here; `eval` only ever sees [`Request`].
+//!
+//! Both edges (JSON and protobuf) end in [`RawRequest::normalize`], so they agree on what is valid. This module
+//! adds what only protobuf has: `google.protobuf.Struct` (converted with a depth limit, iteratively bounded, so a
+//! hostile deeply nested Struct is refused rather than recursed into) and `google.protobuf.Timestamp` (range
+//! checked, then set on the request directly). Every error names the offending field.
+
+use jiff::Timestamp;
+use prost_types::value::Kind;
+use serde_json::{Map, Number, Value};
+
+use super::proto;
+use crate::eval::Decision;
+use crate::request::{
+    Environment, Principal, RawEnvironment, RawPrincipal, RawRequest, RawResource, Request,
+    RequestError, Resource, MAX_ATTRIBUTE_DEPTH,
+};
+
+/// Most checks accepted in one `AuthorizeBatch`.
+pub const MAX_BATCH_CHECKS: usize = 1024;
+
+/// Seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range of `google.protobuf.Timestamp`.
+const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+/// A validated `AuthorizeRequest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthorizeInput {
+    pub request: Request,
+    pub explain: bool,
+}
+
+/// A validated `AuthorizeBatchRequest`: the shared principal and environment, and each check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchInput {
+    pub principal: Principal,
+    pub environment: Environment,
+    pub checks: Vec<CheckInput>,
+    pub explain: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckInput {
+    pub action: String,
+    pub resource: Resource,
+}
+
+impl TryFrom<proto::AuthorizeRequest> for AuthorizeInput {
+    type Error = RequestError;
+
+    fn try_from(msg: proto::AuthorizeRequest) -> Result<Self, RequestError> {
+        let principal = msg.principal.map(principal).transpose()?;
+        let resource = msg.resource.map(|r| resource("resource", r)).transpose()?;
+        let (environment, time) = match msg.environment {
+            Some(e) => {
+                let (raw, time) = environment(e)?;
+                (Some(raw), time)
+            }
+            None => (None, None),
+        };
+        let mut request = RawRequest {
+            principal,
+            action: Some(msg.action),
+            resource,
+            environment,
+        }
+        .normalize()?;
+        request.environment.time = time;
+        Ok(AuthorizeInput {
+            request,
+            explain: msg.explain,
+        })
+    }
+}
+
+impl TryFrom<proto::AuthorizeBatchRequest> for BatchInput {
+    type Error = RequestError;
+
+    fn try_from(msg: proto::AuthorizeBatchRequest) -> Result<Self, RequestError> {
+        if msg.checks.len() > MAX_BATCH_CHECKS {
+            return Err(RequestError::new(
+                "checks",
+                format!(
+                    "{} checks, more than the limit of {MAX_BATCH_CHECKS}",
+                    msg.checks.len()
+                ),
+            ));
+        }
+        // The shared parts are validated once, with a stand-in action that is then discarded.
+        let principal = msg.principal.map(principal).transpose()?;
+        let (environment, time) = match msg.environment {
+            Some(e) => {
+                let (raw, time) = environment(e)?;
+                (Some(raw), time)
+            }
+            None => (None, None),
+        };
+        let base = RawRequest {
+            principal,
+            action: Some("-".into()),
+            resource: None,
+            environment,
+        }
+        .normalize()?;
+        let mut checks = Vec::with_capacity(msg.checks.len());
+        for (i, check) in msg.checks.into_iter().enumerate() {
+            let prefix = format!("checks[{i}]");
+            let at = |e: RequestError| RequestError::new(format!("{prefix}.{}", e.field), e.message);
+            let resource = check
+                .resource
+                .map(|r| resource(&format!("{prefix}.resource"), r))
+                .transpose()?;
+            // Each check is validated by the same rules, with a stand-in principal that is then discarded.
+            let one = RawRequest {
+                principal: Some(RawPrincipal {
+                    id: Some("-".into()),
+                    ..RawPrincipal::default()
+                }),
+                action: Some(check.action),
+                resource,
+                environment: None,
+            }
+            .normalize()
+            .map_err(at)?;
+            checks.push(CheckInput {
+                action: one.action,
+                resource: one.resource,
+            });
+        }
+        let mut environment = base.environment;
+        environment.time = time;
+        Ok(BatchInput {
+            principal: base.principal,
+            environment,
+            checks,
+            explain: msg.explain,
+        })
+    }
+}
+
+fn principal(p: proto::Principal) -> Result<RawPrincipal, RequestError> {
+    Ok(RawPrincipal {
+        id: Some(p.id),
+        groups: Some(p.groups),
+        attributes: p
+            .attributes
+            .map(|s| struct_to_json("principal.attributes", s))
+            .transpose()?,
+    })
+}
+
+fn resource(field: &str, r: proto::Resource) -> Result<RawResource, RequestError> {
+    Ok(RawResource {
+        uri: Some(r.uri),
+        owner: Some(r.owner),
+        attributes: r
+            .attributes
+            .map(|s| struct_to_json(&format!("{field}.attributes"), s))
+            .transpose()?,
+    })
+}
+
+fn environment(
+    e: proto::Environment,
+) -> Result<(RawEnvironment, Option<Timestamp>), RequestError> {
+    let time = e
+        .time
+        .map(|t| timestamp_from_proto("environment.time", &t))
+        .transpose()?;
+    let raw = RawEnvironment {
+        // The time is set on the validated request directly, not through text.
+        time: None,
+        source_ip: Some(e.source_ip),
+        port: Some(Value::from(e.port)),
+        attributes: e
+            .attributes
+            .map(|s| struct_to_json("environment.attributes", s))
+            .transpose()?,
+    };
+    Ok((raw, time))
+}
+
+/// A `google.protobuf.Timestamp` within its documented range (years 1 to 9999, nanos in `0..1e9`).
+pub fn timestamp_from_proto(
+    field: &str,
+    t: &prost_types::Timestamp,
+) -> Result<Timestamp, RequestError> {
+    if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&t.seconds)
+        || !(0..1_000_000_000).contains(&t.nanos)
+    {
+        return Err(RequestError::new(
+            field,
+            format!(
+                "seconds {} and nanos {} are outside the range of an RFC 3339 timestamp (years 1 to 9999)",
+                t.seconds, t.nanos
+            ),
+        ));
+    }
+    Timestamp::new(t.seconds, t.nanos)
+        .map_err(|e| RequestError::new(field, format!("not a valid instant: {e}")))
+}
+
+pub fn timestamp_to_proto(t: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    }
+}
+
+/// Converts a Struct to a JSON map, refusing nesting deeper than [`MAX_ATTRIBUTE_DEPTH`] (the limit the JSON
+/// edge applies) and non-finite numbers. Recursion is bounded by the depth limit.
+pub fn struct_to_json(
+    field: &str,
+    s: prost_types::Struct,
+) -> Result<Map<String, Value>, RequestError> {
+    fields_to_json(field, s.fields, 1)
+}
+
+fn fields_to_json(
+    field: &str,
+    fields: std::collections::BTreeMap<String, prost_types::Value>,
+    depth: usize,
+) -> Result<Map<String, Value>, RequestError> {
+    let mut map = Map::with_capacity(fields.len());
+    for (k, v) in fields {
+        let path = format!("{field}.{k}");
+        let v = value_to_json(&path, v, depth)?;
+        map.insert(k, v);
+    }
+    Ok(map)
+}
+
+fn value_to_json(field: &str, v: prost_types::Value, depth: usize) -> Result<Value, RequestError> {
+    if depth > MAX_ATTRIBUTE_DEPTH {
+        return Err(RequestError::new(
+            field,
+            format!("nested deeper than {MAX_ATTRIBUTE_DEPTH} levels"),
+        ));
+    }
+    Ok(match v.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::NumberValue(n)) => number(field, n)?,
+        Some(Kind::StructValue(s)) => Value::Object(fields_to_json(field, s.fields, depth + 1)?),
+        Some(Kind::ListValue(l)) => Value::Array(
+            l.values
+                .into_iter()
+                .map(|v| value_to_json(field, v, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// Struct numbers are doubles; whole numbers within ±2^53 become JSON integers (numbers compare by value, so
+/// this only changes how they print).
+fn number(field: &str, n: f64) -> Result<Value, RequestError> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if n.fract() == 0.0 && n.abs() <= EXACT {
+        return Ok(Value::from(n as i64));
+    }
+    Number::from_f64(n)
+        .map(Value::Number)
+        .ok_or_else(|| RequestError::new(field, format!("{n} is not a finite number")))
+}
+
+/// Builds the proto response for one decision. The decision enum is derived from `allowed` alone.
+pub fn response(
+    decision: &Decision,
+    revision: &str,
+    call_id: &str,
+    time: Timestamp,
+) -> proto::AuthorizeResponse {
+    let explanation = decision
+        .explanation
+        .as_ref()
+        .and_then(|e| serde_json::to_string(e).ok())
+        .unwrap_or_default();
+    proto::AuthorizeResponse {
+        decision: if decision.allowed {
+            proto::Decision::Allow as i32
+        } else {
+            proto::Decision::Deny as i32
+        },
+        policies: decision.policies.iter().map(|p| p.to_string()).collect(),
+        reason: decision.reason.as_str().to_string(),
+        revision: revision.to_string(),
+        explanation,
+        call_id: call_id.to_string(),
+        time: Some(timestamp_to_proto(time)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_types::{ListValue, Struct};
+    use std::collections::BTreeMap;
+
+    fn nested(depth: usize) -> prost_types::Value {
+        let mut v = prost_types::Value {
+            kind: Some(Kind::NumberValue(1.0)),
+        };
+        for _ in 0..depth {
+            v = prost_types::Value {
+                kind: Some(Kind::StructValue(Struct {
+                    fields: BTreeMap::from([("a".to_string(), v)]),
+                })),
+            };
+        }
+        v
+    }
+
+    fn request_with_principal_attr(v: prost_types::Value) -> proto::AuthorizeRequest {
+        proto::AuthorizeRequest {
+            principal: Some(proto::Principal {
+                id: "alice".into(),
+                groups: vec![],
+                attributes: Some(Struct {
+                    fields: BTreeMap::from([("x".to_string(), v)]),
+                }),
+            }),
+            action: "ReadKey".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn depth_limit_matches_the_json_edge() {
+        // A value at depth 32 is accepted, 33 is not.
+        let ok = AuthorizeInput::try_from(request_with_principal_attr(nested(31)));
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = AuthorizeInput::try_from(request_with_principal_attr(nested(32))).unwrap_err();
+        assert!(err.field.starts_with("principal.attributes.x"), "{err}");
+        assert!(err.message.contains("nested deeper"), "{err}");
+    }
+
+    #[test]
+    fn numbers_and_lists_convert() {
+        let v = prost_types::Value {
+            kind: Some(Kind::ListValue(ListValue {
+                values: vec![
+                    prost_types::Value {
+                        kind: Some(Kind::NumberValue(443.0)),
+                    },
+                    prost_types::Value {
+                        kind: Some(Kind::NumberValue(0.5)),
+                    },
+                    prost_types::Value {
+                        kind: Some(Kind::NullValue(0)),
+                    },
+                ],
+            })),
+        };
+        let input = AuthorizeInput::try_from(request_with_principal_attr(v)).unwrap();
+        assert_eq!(
+            input.request.principal.attributes["x"],
+            serde_json::json!([443, 0.5, null])
+        );
+        let nan = prost_types::Value {
+            kind: Some(Kind::NumberValue(f64::NAN)),
+        };
+        let err = AuthorizeInput::try_from(request_with_principal_attr(nan)).unwrap_err();
+        assert_eq!(err.field, "principal.attributes.x");
+    }
+
+    #[test]
+    fn timestamps_are_range_checked() {
+        let ok = prost_types::Timestamp {
+            seconds: 1_795_435_200,
+            nanos: 5,
+        };
+        let t = timestamp_from_proto("environment.time", &ok).unwrap();
+        assert_eq!(timestamp_to_proto(t), ok);
+        for bad in [
+            prost_types::Timestamp {
+                seconds: MAX_TIMESTAMP_SECONDS + 1,
+                nanos: 0,
+            },
+            prost_types::Timestamp {
+                seconds: MIN_TIMESTAMP_SECONDS - 1,
+                nanos: 0,
+            },
+            prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1,
+            },
+            prost_types::Timestamp {
+                seconds: 0,
+                nanos: 1_000_000_000,
+            },
+        ] {
+            let err = timestamp_from_proto("environment.time", &bad).unwrap_err();
+            assert_eq!(err.field, "environment.time");
+        }
+        // The extremes print as RFC 3339 that the JSON edge reads back.
+        for s in [MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS] {
+            let t = timestamp_from_proto(
+                "t",
+                &prost_types::Timestamp {
+                    seconds: s,
+                    nanos: 999_999_999,
+                },
+            )
+            .unwrap();
+            assert_eq!(crate::request::parse_rfc3339(&t.to_string()), Some(t));
+        }
+    }
+
+    #[test]
+    fn batch_errors_name_the_check() {
+        let msg = proto::AuthorizeBatchRequest {
+            principal: Some(proto::Principal {
+                id: "alice".into(),
+                ..Default::default()
+            }),
+            environment: None,
+            checks: vec![
+                proto::Check {
+                    action: "ReadKey".into(),
+                    resource: None,
+                },
+                proto::Check {
+                    action: String::new(),
+                    resource: None,
+                },
+            ],
+            explain: false,
+        };
+        let err = BatchInput::try_from(msg).unwrap_err();
+        assert_eq!(err.field, "checks[1].action");
+    }
+}

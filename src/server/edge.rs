@@ -1,0 +1,199 @@
+//! The HTTP/2 edge around every gRPC service: counts calls in flight (for graceful shutdown and the
+//! `arbiter_inflight_calls` gauge) and corrects two status codes that tonic and prost pick before our code runs:
+//!
+//! - a request larger than the decoding limit is `OUT_OF_RANGE` in tonic; the contract says
+//!   `RESOURCE_EXHAUSTED`;
+//! - a message nested beyond prost's recursion limit (a hostile `Struct`) is `INTERNAL`; it is bad input, so it
+//!   becomes `INVALID_ARGUMENT` naming the attribute map at fault.
+//!
+//! Both errors are produced before any handler runs and travel as trailers-only responses, so the status sits in
+//! the response headers where this layer can rewrite it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, HeaderValue};
+use metrics::Gauge;
+use tower::{Layer, Service};
+
+/// gRPC calls in flight, shared by every listener of one server.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    count: Arc<AtomicUsize>,
+    gauge: Gauge,
+}
+
+impl InFlight {
+    pub fn new(gauge: Gauge) -> Self {
+        InFlight {
+            count: Arc::new(AtomicUsize::new(0)),
+            gauge,
+        }
+    }
+
+    pub fn get(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    fn enter(&self) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        self.gauge.increment(1.0);
+        InFlightGuard(self.clone())
+    }
+}
+
+struct InFlightGuard(InFlight);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.gauge.decrement(1.0);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EdgeLayer {
+    inflight: InFlight,
+    max_message_bytes: usize,
+}
+
+impl EdgeLayer {
+    pub fn new(inflight: InFlight, max_message_bytes: usize) -> Self {
+        EdgeLayer {
+            inflight,
+            max_message_bytes,
+        }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Edge<S> {
+    inner: S,
+    layer: EdgeLayer,
+}
+
+impl<S, B, RB> Service<http::Request<B>> for Edge<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let guard = self.layer.inflight.enter();
+        let limit = self.layer.max_message_bytes;
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut response = fut.await?;
+            drop(guard);
+            fix_status(response.headers_mut(), limit);
+            Ok(response)
+        })
+    }
+}
+
+const GRPC_STATUS: &str = "grpc-status";
+const GRPC_MESSAGE: &str = "grpc-message";
+const OUT_OF_RANGE: &[u8] = b"11";
+const INTERNAL: &[u8] = b"13";
+
+fn fix_status(headers: &mut HeaderMap, limit: usize) {
+    let Some(code) = headers.get(GRPC_STATUS) else {
+        return;
+    };
+    let message = headers
+        .get(GRPC_MESSAGE)
+        .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let replacement = match code.as_bytes() {
+        OUT_OF_RANGE if message.contains("decoded message length too large") => Some((
+            "8",
+            format!("request message larger than the limit of {limit} bytes"),
+        )),
+        INTERNAL if message.contains("recursion limit reached") => Some((
+            "3",
+            format!(
+                "{}: nested too deeply (more than {} levels)",
+                nested_field(&message),
+                crate::request::MAX_ATTRIBUTE_DEPTH
+            ),
+        )),
+        _ => None,
+    };
+    if let Some((code, message)) = replacement {
+        headers.insert(GRPC_STATUS, HeaderValue::from_static(code));
+        if let Ok(v) = HeaderValue::from_str(&message) {
+            headers.insert(GRPC_MESSAGE, v);
+        }
+    }
+}
+
+/// Names the attribute map from prost's decode-error stack (`Message.field: ...`).
+fn nested_field(message: &str) -> &'static str {
+    let checks = message.contains("AuthorizeBatchRequest.checks") || message.contains("Check.");
+    if message.contains("Principal.attributes") {
+        "principal.attributes"
+    } else if message.contains("Environment.attributes") {
+        "environment.attributes"
+    } else if message.contains("Resource.attributes") {
+        if checks {
+            "checks[].resource.attributes"
+        } else {
+            "resource.attributes"
+        }
+    } else {
+        "request"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_only_the_two_known_errors() {
+        let mut h = HeaderMap::new();
+        h.insert(GRPC_STATUS, HeaderValue::from_static("11"));
+        h.insert(
+            GRPC_MESSAGE,
+            HeaderValue::from_static("Error, decoded message length too large: found 5 bytes"),
+        );
+        fix_status(&mut h, 4);
+        assert_eq!(h[GRPC_STATUS], "8");
+
+        let mut h = HeaderMap::new();
+        h.insert(GRPC_STATUS, HeaderValue::from_static("13"));
+        h.insert(GRPC_MESSAGE, HeaderValue::from_static("failed to decode Protobuf message: Value.kind: Struct.fields: Principal.attributes: AuthorizeRequest.principal: recursion limit reached"));
+        fix_status(&mut h, 4);
+        assert_eq!(h[GRPC_STATUS], "3");
+        assert!(h[GRPC_MESSAGE]
+            .to_str()
+            .unwrap()
+            .starts_with("principal.attributes"));
+
+        let mut h = HeaderMap::new();
+        h.insert(GRPC_STATUS, HeaderValue::from_static("13"));
+        h.insert(GRPC_MESSAGE, HeaderValue::from_static("something else"));
+        fix_status(&mut h, 4);
+        assert_eq!(h[GRPC_STATUS], "13");
+    }
+}
