@@ -210,3 +210,96 @@ fn writer(mut rx: mpsc::Receiver<Msg>, mut out: BufWriter<Box<dyn Write + Send>>
     }
     let _ = out.flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(n: u32) -> Entry {
+        let request = Request::from_json(json!({
+            "principal": {"id": "alice", "groups": ["hr"]},
+            "action": "ReadKey",
+            "resource": {"uri": "kylo:kylo:vault:keys:k1"},
+            "environment": {"time": "2026-11-23T12:00:00Z", "port": 443}
+        }))
+        .unwrap();
+        Entry {
+            timestamp: "2026-11-23T12:00:01Z".parse().unwrap(),
+            call_id: Arc::from(format!("c-{n}")),
+            check: None,
+            subject: Arc::new(Subject {
+                principal: request.principal,
+                environment: request.environment,
+            }),
+            action: request.action,
+            resource: request.resource,
+            allowed: false,
+            reason: Reason::NoApplicablePolicy,
+            policies: vec![],
+            revision: "r".into(),
+            duration_us: 3,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        // No writer: the queue (capacity 2) fills, and further entries are dropped at once.
+        let (tx, _rx) = mpsc::channel(2);
+        let logger = DecisionLogger {
+            tx,
+            dropped: Counter::noop(),
+            dropped_count: Arc::new(AtomicU64::new(0)),
+        };
+        for n in 0..5 {
+            logger.log(entry(n));
+        }
+        assert_eq!(logger.dropped(), 3);
+    }
+
+    #[test]
+    fn line_shape_and_close_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let logger = open(
+            &Target::File(path.clone()),
+            16,
+            Counter::noop(),
+            Counter::noop(),
+        )
+        .unwrap();
+        logger.log(entry(1));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(logger.close());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        let keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "timestamp",
+                "call_id",
+                "request",
+                "decision",
+                "reason",
+                "policies",
+                "revision",
+                "duration_us"
+            ]
+        );
+        assert_eq!(line["decision"], "deny");
+        assert_eq!(line["reason"], "no_applicable_policy");
+        let request = Request::from_json(line["request"].clone()).unwrap();
+        assert_eq!(request.environment.port, Some(443));
+        // After close, entries are dropped, not queued forever.
+        logger.log(entry(2));
+        assert_eq!(logger.dropped(), 1);
+    }
+}

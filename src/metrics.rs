@@ -40,8 +40,21 @@ pub const INFLIGHT_CALLS: &str = "arbiter_inflight_calls";
 pub const DECISION_LOG_WRITE_ERRORS_TOTAL: &str = "arbiter_decision_log_write_errors_total";
 
 const DECISION_BUCKETS: &[f64] = &[
-    0.000_001, 0.000_002_5, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5,
-    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1,
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
 ];
 const RELOAD_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -83,7 +96,10 @@ pub fn install_recorder() -> Option<PrometheusHandle> {
 }
 
 fn describe() {
-    describe_counter!(DECISIONS_TOTAL, "Decisions made, by decision (allow or deny).");
+    describe_counter!(
+        DECISIONS_TOTAL,
+        "Decisions made, by decision (allow or deny)."
+    );
     describe_histogram!(
         DECISION_DURATION_SECONDS,
         Unit::Seconds,

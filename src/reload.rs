@@ -173,13 +173,20 @@ impl Reloader {
                 self.status.failed.fetch_add(1, Ordering::Relaxed);
                 self.metrics.reloads_error.increment(1);
                 let message = render_errors(&diagnostics);
-                let serving = self.store.load().map(|s| s.revision.clone());
-                tracing::error!(
-                    dir = %self.dir.display(),
-                    errors = diagnostics.errors().count(),
-                    serving = serving.as_deref().unwrap_or("nothing"),
-                    "policy set refused; keeping the last good snapshot:\n{message}"
-                );
+                match self.store.load() {
+                    Some(serving) => tracing::error!(
+                        dir = %self.dir.display(),
+                        errors = diagnostics.errors().count(),
+                        serving = %serving.revision,
+                        "policy set refused; keeping the last good snapshot:\n{message}"
+                    ),
+                    // The first load: the caller reports every error.
+                    None => tracing::error!(
+                        dir = %self.dir.display(),
+                        errors = diagnostics.errors().count(),
+                        "the policy set is invalid"
+                    ),
+                }
                 self.status.last_error.store(Some(Arc::new(ReloadFailure {
                     message,
                     at: Timestamp::now(),

@@ -71,7 +71,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES, env = "ARBITER_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: usize,
     /// Log filter for standard error (tracing `EnvFilter` syntax, e.g. `info` or `arbiter=debug`).
-    #[arg(long, value_name = "FILTER", default_value = "info", env = "ARBITER_LOG")]
+    #[arg(
+        long,
+        value_name = "FILTER",
+        default_value = "info",
+        env = "ARBITER_LOG"
+    )]
     pub log: String,
 }
 
@@ -87,7 +92,10 @@ impl ServeArgs {
             listen,
             uds: self.uds.clone(),
             metrics_listen: self.metrics_listen,
-            decision_log: self.decision_log.as_deref().map(decision_log::Target::parse),
+            decision_log: self
+                .decision_log
+                .as_deref()
+                .map(decision_log::Target::parse),
             decision_log_capacity: self.decision_log_capacity,
             superuser: self.superuser.clone(),
             debounce: Duration::from_millis(self.debounce_ms),

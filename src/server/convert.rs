@@ -20,9 +20,10 @@ use crate::request::{
 /// Most checks accepted in one `AuthorizeBatch`.
 pub const MAX_BATCH_CHECKS: usize = 1024;
 
-/// Seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range of `google.protobuf.Timestamp`.
+/// Seconds of 0001-01-01T00:00:00Z, the start of `google.protobuf.Timestamp`'s range.
 const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
-const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+/// Seconds of 9999-12-30T22:00:00Z: the end of jiff's range (a little before the proto's 9999-12-31T23:59:59Z).
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_207_200;
 
 /// A validated `AuthorizeRequest`.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +107,8 @@ impl TryFrom<proto::AuthorizeBatchRequest> for BatchInput {
         let mut checks = Vec::with_capacity(msg.checks.len());
         for (i, check) in msg.checks.into_iter().enumerate() {
             let prefix = format!("checks[{i}]");
-            let at = |e: RequestError| RequestError::new(format!("{prefix}.{}", e.field), e.message);
+            let at =
+                |e: RequestError| RequestError::new(format!("{prefix}.{}", e.field), e.message);
             let resource = check
                 .resource
                 .map(|r| resource(&format!("{prefix}.resource"), r))
@@ -161,9 +163,7 @@ fn resource(field: &str, r: proto::Resource) -> Result<RawResource, RequestError
     })
 }
 
-fn environment(
-    e: proto::Environment,
-) -> Result<(RawEnvironment, Option<Timestamp>), RequestError> {
+fn environment(e: proto::Environment) -> Result<(RawEnvironment, Option<Timestamp>), RequestError> {
     let time = e
         .time
         .map(|t| timestamp_from_proto("environment.time", &t))
@@ -395,15 +395,11 @@ mod tests {
             assert_eq!(err.field, "environment.time");
         }
         // The extremes print as RFC 3339 that the JSON edge reads back.
-        for s in [MIN_TIMESTAMP_SECONDS, MAX_TIMESTAMP_SECONDS] {
-            let t = timestamp_from_proto(
-                "t",
-                &prost_types::Timestamp {
-                    seconds: s,
-                    nanos: 999_999_999,
-                },
-            )
-            .unwrap();
+        for (seconds, nanos) in [
+            (MIN_TIMESTAMP_SECONDS, 999_999_999),
+            (MAX_TIMESTAMP_SECONDS, 0),
+        ] {
+            let t = timestamp_from_proto("t", &prost_types::Timestamp { seconds, nanos }).unwrap();
             assert_eq!(crate::request::parse_rfc3339(&t.to_string()), Some(t));
         }
     }

@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use metrics::Gauge;
+use tonic::{Code, Status};
 use tower::{Layer, Service};
 
 /// gRPC calls in flight, shared by every listener of one server.
@@ -111,40 +112,33 @@ where
     }
 }
 
-const GRPC_STATUS: &str = "grpc-status";
-const GRPC_MESSAGE: &str = "grpc-message";
-const OUT_OF_RANGE: &[u8] = b"11";
-const INTERNAL: &[u8] = b"13";
-
 fn fix_status(headers: &mut HeaderMap, limit: usize) {
-    let Some(code) = headers.get(GRPC_STATUS) else {
+    // Cheap pre-check on the raw code before decoding the (percent-encoded) message.
+    let code = match headers.get("grpc-status").map(|v| v.as_bytes()) {
+        Some(b"11") => Code::OutOfRange,
+        Some(b"13") => Code::Internal,
+        _ => return,
+    };
+    let Some(status) = Status::from_header_map(headers) else {
         return;
     };
-    let message = headers
-        .get(GRPC_MESSAGE)
-        .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let replacement = match code.as_bytes() {
-        OUT_OF_RANGE if message.contains("decoded message length too large") => Some((
-            "8",
-            format!("request message larger than the limit of {limit} bytes"),
-        )),
-        INTERNAL if message.contains("recursion limit reached") => Some((
-            "3",
-            format!(
-                "{}: nested too deeply (more than {} levels)",
-                nested_field(&message),
-                crate::request::MAX_ATTRIBUTE_DEPTH
-            ),
-        )),
-        _ => None,
-    };
-    if let Some((code, message)) = replacement {
-        headers.insert(GRPC_STATUS, HeaderValue::from_static(code));
-        if let Ok(v) = HeaderValue::from_str(&message) {
-            headers.insert(GRPC_MESSAGE, v);
+    let message = status.message();
+    let replacement = match code {
+        Code::OutOfRange if message.contains("decoded message length too large") => {
+            Status::resource_exhausted(format!(
+                "request message larger than the limit of {limit} bytes"
+            ))
         }
-    }
+        Code::Internal if message.contains("recursion limit reached") => {
+            Status::invalid_argument(format!(
+                "{}: nested too deeply (more than {} levels)",
+                nested_field(message),
+                crate::request::MAX_ATTRIBUTE_DEPTH
+            ))
+        }
+        _ => return,
+    };
+    let _ = replacement.add_header(headers);
 }
 
 /// Names the attribute map from prost's decode-error stack (`Message.field: ...`).
@@ -169,31 +163,34 @@ fn nested_field(message: &str) -> &'static str {
 mod tests {
     use super::*;
 
+    fn headers(status: Status) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        status.add_header(&mut h).unwrap();
+        h
+    }
+
     #[test]
     fn rewrites_only_the_two_known_errors() {
-        let mut h = HeaderMap::new();
-        h.insert(GRPC_STATUS, HeaderValue::from_static("11"));
-        h.insert(
-            GRPC_MESSAGE,
-            HeaderValue::from_static("Error, decoded message length too large: found 5 bytes"),
-        );
+        let mut h = headers(Status::out_of_range(
+            "Error, decoded message length too large: found 5 bytes, the limit is: 4 bytes",
+        ));
         fix_status(&mut h, 4);
-        assert_eq!(h[GRPC_STATUS], "8");
+        let s = Status::from_header_map(&h).unwrap();
+        assert_eq!(s.code(), Code::ResourceExhausted);
 
-        let mut h = HeaderMap::new();
-        h.insert(GRPC_STATUS, HeaderValue::from_static("13"));
-        h.insert(GRPC_MESSAGE, HeaderValue::from_static("failed to decode Protobuf message: Value.kind: Struct.fields: Principal.attributes: AuthorizeRequest.principal: recursion limit reached"));
+        let mut h = headers(Status::internal("failed to decode Protobuf message: Value.kind: Struct.fields: Principal.attributes: AuthorizeRequest.principal: recursion limit reached"));
         fix_status(&mut h, 4);
-        assert_eq!(h[GRPC_STATUS], "3");
-        assert!(h[GRPC_MESSAGE]
-            .to_str()
-            .unwrap()
-            .starts_with("principal.attributes"));
+        let s = Status::from_header_map(&h).unwrap();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(s.message().starts_with("principal.attributes:"), "{s:?}");
 
-        let mut h = HeaderMap::new();
-        h.insert(GRPC_STATUS, HeaderValue::from_static("13"));
-        h.insert(GRPC_MESSAGE, HeaderValue::from_static("something else"));
-        fix_status(&mut h, 4);
-        assert_eq!(h[GRPC_STATUS], "13");
+        for other in [
+            Status::internal("something else"),
+            Status::out_of_range("x"),
+        ] {
+            let mut h = headers(other.clone());
+            fix_status(&mut h, 4);
+            assert_eq!(Status::from_header_map(&h).unwrap().code(), other.code());
+        }
     }
 }

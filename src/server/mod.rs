@@ -166,7 +166,9 @@ impl RunningServer {
         match outcome.as_deref() {
             Ok(Some(Ok(revision))) => Ok(revision.clone()),
             Ok(Some(Err(diags))) => Err(ServeError::InvalidPolicies(diags.clone())),
-            _ => Err(ServeError::Config("the server stopped before loading".into())),
+            _ => Err(ServeError::Config(
+                "the server stopped before loading".into(),
+            )),
         }
     }
 
@@ -247,9 +249,7 @@ where
                 metrics.log_dropped.clone(),
                 metrics.log_write_errors.clone(),
             )
-            .map_err(io_error(format!(
-                "cannot open the decision log {target:?}"
-            )))?,
+            .map_err(io_error(format!("cannot open the decision log {target:?}")))?,
         ),
         None => None,
     };
@@ -411,8 +411,10 @@ fn bind_uds(path: &Path) -> Result<(UnixListener, u64), ServeError> {
                     path.display()
                 )));
             }
-            std::fs::remove_file(path)
-                .map_err(io_error(format!("cannot remove stale socket {}", path.display())))?;
+            std::fs::remove_file(path).map_err(io_error(format!(
+                "cannot remove stale socket {}",
+                path.display()
+            )))?;
         }
         Ok(_) => {
             return Err(ServeError::Config(format!(
@@ -440,8 +442,9 @@ fn bind_uds(path: &Path) -> Result<(UnixListener, u64), ServeError> {
         let tmp = private.join("socket");
         let listener = std::os::unix::net::UnixListener::bind(&tmp)
             .map_err(io_error(format!("cannot bind {}", path.display())))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(UDS_MODE))
-            .map_err(io_error(format!("cannot set the mode of {}", path.display())))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(UDS_MODE)).map_err(
+            io_error(format!("cannot set the mode of {}", path.display())),
+        )?;
         std::fs::rename(&tmp, path)
             .map_err(io_error(format!("cannot create {}", path.display())))?;
         let inode = std::fs::symlink_metadata(path)
@@ -450,8 +453,8 @@ fn bind_uds(path: &Path) -> Result<(UnixListener, u64), ServeError> {
         listener
             .set_nonblocking(true)
             .map_err(io_error("cannot configure the socket"))?;
-        let listener = UnixListener::from_std(listener)
-            .map_err(io_error("cannot register the socket"))?;
+        let listener =
+            UnixListener::from_std(listener).map_err(io_error("cannot register the socket"))?;
         Ok((listener, inode))
     })();
     let _ = std::fs::remove_dir_all(&private);
@@ -492,13 +495,13 @@ impl Supervisor {
         };
         let failure = match first {
             Some(Outcome::Published(snapshot)) => {
-                self.ready.send_replace(Some(Ok(snapshot.revision.clone())));
                 self.health
                     .set_service_status("", ServingStatus::Serving)
                     .await;
                 self.health
                     .set_service_status(SERVICE_NAME, ServingStatus::Serving)
                     .await;
+                self.ready.send_replace(Some(Ok(snapshot.revision.clone())));
                 tracing::info!(revision = %snapshot.revision, "serving");
                 None
             }

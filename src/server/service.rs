@@ -139,12 +139,7 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         let elapsed = started.elapsed();
         let call_id = state.next_call_id();
         let time = input.request.environment.time.unwrap_or(now);
-        state.record(
-            &decision,
-            &input.request,
-            &call_id,
-            elapsed.as_secs_f64(),
-        );
+        state.record(&decision, &input.request, &call_id, elapsed.as_secs_f64());
         let response = convert::response(&decision, &snapshot.revision, &call_id, time);
         if let Some(log) = &state.log {
             let DomainRequest {

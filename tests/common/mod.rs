@@ -1,0 +1,179 @@
+//! Shared helpers for the server integration tests: start the real server in-process on an ephemeral port with a
+//! temporary policy directory, talk to it with the generated tonic client, and poll with bounded waits.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use arbiter::server::proto::authorizer_client::AuthorizerClient;
+use arbiter::server::proto::{self, AuthorizeRequest, AuthorizeResponse, Decision};
+use arbiter::server::{RunningServer, ServerConfig};
+use tonic::transport::Channel;
+
+/// Generous bound for "eventually" checks on a loaded 2-core machine.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A policy allowing `action` on every resource for every principal, with its attachment.
+pub fn allow(id: &str, action: &str) -> String {
+    format!(
+        "kind: Policy\nid: {id}\neffect: allow\nactions: [{action}]\nresources: [\"*\"]\n---\n\
+         kind: PolicyAttachment\nid: {id}-all\npolicy: {id}\nprincipal_selector: {{}}\n"
+    )
+}
+
+/// A policy denying `action` on every resource for every principal, with its attachment.
+pub fn deny(id: &str, action: &str) -> String {
+    allow(id, action).replace("effect: allow", "effect: deny")
+}
+
+pub fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// The revision the server reports for the directory as it is now on disk.
+pub fn disk_revision(dir: &Path) -> String {
+    arbiter::load::load_dir(dir).unwrap().revision()
+}
+
+pub fn request(principal: &str, action: &str) -> AuthorizeRequest {
+    AuthorizeRequest {
+        principal: Some(proto::Principal {
+            id: principal.into(),
+            groups: vec![],
+            attributes: None,
+        }),
+        action: action.into(),
+        resource: Some(proto::Resource {
+            uri: "kylo:kylo:vault:keys:k1".into(),
+            owner: String::new(),
+            attributes: None,
+        }),
+        environment: None,
+        explain: false,
+    }
+}
+
+pub fn is_allow(r: &AuthorizeResponse) -> bool {
+    r.decision == Decision::Allow as i32
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub server: RunningServer,
+    pub client: AuthorizerClient<Channel>,
+}
+
+impl Harness {
+    /// Writes `files` into a fresh directory and starts a server on 127.0.0.1:0 with a short debounce.
+    pub async fn start(files: &[(&str, &str)]) -> Harness {
+        Self::start_with(files, |_| {}).await
+    }
+
+    pub async fn start_with(
+        files: &[(&str, &str)],
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        for (rel, text) in files {
+            write(dir.path(), rel, text);
+        }
+        Self::start_in(dir, configure).await
+    }
+
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Harness {
+        let mut config = ServerConfig::new(dir.path());
+        config.listen = Some("127.0.0.1:0".parse().unwrap());
+        config.debounce = Duration::from_millis(50);
+        config.grace_period = Duration::from_secs(5);
+        configure(&mut config);
+        let server = arbiter::server::start(config, std::future::pending())
+            .await
+            .expect("server starts");
+        server.ready().await.expect("first load succeeds");
+        let client = connect(&server).await;
+        Harness {
+            dir,
+            server,
+            client,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        write(self.dir.path(), rel, text)
+    }
+
+    pub async fn authorize(&self, principal: &str, action: &str) -> AuthorizeResponse {
+        self.client
+            .clone()
+            .authorize(request(principal, action))
+            .await
+            .expect("authorize succeeds")
+            .into_inner()
+    }
+
+    pub async fn allowed(&self, action: &str) -> bool {
+        is_allow(&self.authorize("alice", action).await)
+    }
+
+    pub async fn status(&self) -> proto::Status {
+        self.client
+            .clone()
+            .get_status(proto::GetStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+    }
+
+    /// Polls `check` until it holds; panics after [`WAIT`]. Returns how long it took.
+    pub async fn eventually<F, Fut>(&self, what: &str, mut check: F) -> Duration
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        eventually(what, &mut check).await
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown();
+        tokio::time::timeout(WAIT, self.server.wait())
+            .await
+            .expect("server stops in time")
+            .expect("server stops cleanly");
+    }
+}
+
+pub async fn eventually<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        if started.elapsed() > WAIT {
+            panic!("timed out after {WAIT:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub async fn connect(server: &RunningServer) -> AuthorizerClient<Channel> {
+    let addr = server.tcp_addr().expect("TCP address");
+    AuthorizerClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect")
+}
