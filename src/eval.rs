@@ -497,7 +497,8 @@ fn any_value_element<'a>(values: &[Val<'a>], mut f: impl FnMut(Sc<'a>) -> bool) 
     values.iter().any(|v| v.any_element(&mut f))
 }
 
-/// Evaluates one condition to true, false, unknown or fault.
+/// Evaluates one condition to true, false, unknown or fault. Precedence: a missing attribute, then a missing
+/// `${...}` reference, make it unknown; only when everything is present can a wrong type make it a fault.
 pub fn eval_condition(condition: &Condition, ctx: &Ctx) -> Truth {
     let attr = ctx.resolve(&condition.path);
     let truth = match (&condition.op, attr) {
@@ -520,23 +521,23 @@ fn eval_op<'a>(op: &'a Op, attr: Val<'a>, ctx: &Ctx<'a>) -> Truth {
             _ => Truth::Fault,
         },
         Op::Equals(operands) => {
+            let values = match resolve_operands(operands, ctx) {
+                Ok(v) => v,
+                Err(t) => return t,
+            };
             if matches!(attr, Val::Json(Value::Object(_))) {
                 return Truth::Fault;
             }
-            let values = match resolve_operands(operands, ctx) {
-                Ok(v) => v,
-                Err(t) => return t,
-            };
             Truth::from_bool(attr.any_element(|a| any_value_element(&values, |v| sc_eq(a, v))))
         }
         Op::ContainsAll(operands) => {
-            if !attr.is_list() {
-                return Truth::Fault;
-            }
             let values = match resolve_operands(operands, ctx) {
                 Ok(v) => v,
                 Err(t) => return t,
             };
+            if !attr.is_list() {
+                return Truth::Fault;
+            }
             // Every value element must be held: "not any value element is missing".
             let missing = any_value_element(&values, |v| !attr.any_element(|a| sc_eq(a, v)));
             Truth::from_bool(!missing)
@@ -566,16 +567,15 @@ fn eval_op<'a>(op: &'a Op, attr: Val<'a>, ctx: &Ctx<'a>) -> Truth {
         }
         Op::Glob(globs) => string_match(attr, |s| globs.iter().any(|g| g.matches(s))),
         Op::Compare(cmp, arg) => {
-            let Sc::Num(a) = attr.as_scalar() else {
-                return Truth::Fault;
-            };
             let b = match arg {
-                NumArg::Num(n) => *n,
-                NumArg::Ref(p) => match ctx.resolve(p).map(|v| v.as_scalar()) {
+                NumArg::Num(n) => Sc::Num(*n),
+                NumArg::Ref(p) => match ctx.resolve(p) {
                     None => return Truth::Unknown,
-                    Some(Sc::Num(n)) => n,
-                    Some(_) => return Truth::Fault,
+                    Some(v) => v.as_scalar(),
                 },
+            };
+            let (Sc::Num(a), Sc::Num(b)) = (attr.as_scalar(), b) else {
+                return Truth::Fault;
             };
             Truth::from_bool(match cmp {
                 Cmp::Lt => a < b,
@@ -585,16 +585,15 @@ fn eval_op<'a>(op: &'a Op, attr: Val<'a>, ctx: &Ctx<'a>) -> Truth {
             })
         }
         Op::Before(arg) | Op::After(arg) => {
-            let Some(a) = sc_time(attr.as_scalar()) else {
-                return Truth::Fault;
-            };
             let b = match arg {
-                TimeArg::At(t) => *t,
-                TimeArg::Ref(p) => match ctx.resolve(p).map(|v| sc_time(v.as_scalar())) {
+                TimeArg::At(t) => Some(*t),
+                TimeArg::Ref(p) => match ctx.resolve(p) {
                     None => return Truth::Unknown,
-                    Some(Some(t)) => t,
-                    Some(None) => return Truth::Fault,
+                    Some(v) => sc_time(v.as_scalar()),
                 },
+            };
+            let (Some(a), Some(b)) = (sc_time(attr.as_scalar()), b) else {
+                return Truth::Fault;
             };
             Truth::from_bool(if matches!(op, Op::Before(_)) {
                 a < b

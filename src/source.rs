@@ -197,7 +197,13 @@ pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic>
             ),
         ));
     }
-    let docs: Vec<Node> = serde_saphyr::from_multiple(text).map_err(|e| {
+    // YAML 1.2 core schema: only `true`/`false` are booleans (so `y`, `no`, `on` stay strings), and numbers
+    // with leading zeros are not octal. The default budget bounds alias expansion (billion laughs).
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        legacy_octal_numbers: false,
+    };
+    let docs: Vec<Node> = serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
         let pos = e.location().map(|l| pos_of(&l)).unwrap_or(Pos::new(1, 1));
         Diagnostic::error(
             file,
@@ -259,7 +265,7 @@ mod tests {
     fn scalars_keep_their_yaml_types() {
         let docs = parse_documents(
             Path::new("a.yaml"),
-            "a: 1\nb: 1.5\nc: true\nd: \"true\"\ne: ~\n",
+            "a: 1\nb: 1.5\nc: true\nd: \"true\"\ne: ~\nf: y\ng: no\n",
         )
         .unwrap();
         let NodeValue::Map(e) = &docs[0].value else {
@@ -273,7 +279,9 @@ mod tests {
                 NodeValue::Float(1.5),
                 NodeValue::Bool(true),
                 NodeValue::Str("true".into()),
-                NodeValue::Null
+                NodeValue::Null,
+                NodeValue::Str("y".into()),
+                NodeValue::Str("no".into()),
             ]
         );
     }
