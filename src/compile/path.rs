@@ -94,70 +94,72 @@ impl AttrPath {
         let Segment::Name(root) = root else {
             return Err(PathError::new("`${action}` cannot start a path"));
         };
-        let target =
-            match &**root {
-                "action" => {
-                    if !rest.is_empty() {
-                        return Err(PathError::new("`action` is a string and has no attributes"));
-                    }
-                    Target::Field(Field::Action)
+        let target = match &**root {
+            "action" => {
+                if !rest.is_empty() {
+                    return Err(PathError::new("`action` is a string and has no attributes"));
                 }
-                "principal" | "resource" | "environment" => {
-                    let (part, reserved): (Part, &[(&str, Field)]) = match &**root {
-                        "principal" => (
-                            Part::Principal,
-                            &[
-                                ("id", Field::PrincipalId),
-                                ("groups", Field::PrincipalGroups),
-                            ],
-                        ),
-                        "resource" => (
-                            Part::Resource,
-                            &[("uri", Field::ResourceUri), ("owner", Field::ResourceOwner)],
-                        ),
-                        _ => (
-                            Part::Environment,
-                            &[
-                                ("time", Field::EnvironmentTime),
-                                ("source_ip", Field::EnvironmentSourceIp),
-                                ("port", Field::EnvironmentPort),
-                            ],
-                        ),
-                    };
-                    let Some(first) = rest.first() else {
+                Target::Field(Field::Action)
+            }
+            "principal" | "resource" | "environment" => {
+                let (part, reserved): (Part, &[(&str, Field)]) = match &**root {
+                    "principal" => (
+                        Part::Principal,
+                        &[
+                            ("id", Field::PrincipalId),
+                            ("groups", Field::PrincipalGroups),
+                        ],
+                    ),
+                    "resource" => (
+                        Part::Resource,
+                        &[("uri", Field::ResourceUri), ("owner", Field::ResourceOwner)],
+                    ),
+                    _ => (
+                        Part::Environment,
+                        &[
+                            ("time", Field::EnvironmentTime),
+                            ("source_ip", Field::EnvironmentSourceIp),
+                            ("port", Field::EnvironmentPort),
+                        ],
+                    ),
+                };
+                let Some(first) = rest.first() else {
+                    return Err(PathError::new(format!(
+                        "`{root}` needs an attribute, as in `{root}.<name>`"
+                    )));
+                };
+                let field = match first {
+                    Segment::Name(n) => reserved
+                        .iter()
+                        .find(|(name, _)| **name == **n)
+                        .map(|(_, f)| *f),
+                    Segment::Action => None,
+                };
+                match field {
+                    Some(field) if rest.len() == 1 => Target::Field(field),
+                    Some(_) => {
                         return Err(PathError::new(format!(
-                            "`{root}` needs an attribute, as in `{root}.<name>`"
-                        )));
-                    };
-                    let field = match first {
-                        Segment::Name(n) => reserved
-                            .iter()
-                            .find(|(name, _)| **name == **n)
-                            .map(|(_, f)| *f),
-                        Segment::Action => None,
-                    };
-                    match field {
-                        Some(field) if rest.len() == 1 => Target::Field(field),
-                        Some(_) => {
-                            return Err(PathError::new(format!(
-                                "`{}` is a typed field and has no attributes",
-                                path_prefix(root, first)
-                            )))
-                        }
-                        None => Target::Attribute {
-                            part,
-                            segments: rest.to_vec().into_boxed_slice(),
-                        },
+                            "`{}` is a typed field and has no attributes",
+                            path_prefix(root, first)
+                        )))
                     }
+                    None => Target::Attribute {
+                        part,
+                        segments: rest.to_vec().into_boxed_slice(),
+                    },
                 }
-                other => {
-                    return Err(PathError::new(format!("unknown attribute root `{other}`"))
-                        .help(Some(suggestion(other, ROOTS).unwrap_or_else(|| {
-                        "a path starts with `principal`, `action`, `resource` or `environment`"
-                            .into()
-                    }))))
-                }
-            };
+            }
+            other => {
+                return Err(
+                    PathError::new(format!("unknown attribute root `{other}`")).help(Some(
+                        suggestion(other, ROOTS).unwrap_or_else(|| {
+                            "a path starts with `principal`, `action`, `resource` or `environment`"
+                                .into()
+                        }),
+                    )),
+                )
+            }
+        };
         Ok(AttrPath {
             text: text.into(),
             target,
