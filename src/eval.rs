@@ -287,7 +287,7 @@ fn policy_outcome(
 }
 
 /// The request's groups united with the directory's groups for this principal.
-fn effective_groups<'a>(
+pub(crate) fn effective_groups<'a>(
     request: &'a Request,
     membership: &'a std::collections::HashMap<Box<str>, Box<[Arc<str>]>>,
 ) -> SmallVec<[&'a str; 8]> {
@@ -655,7 +655,7 @@ fn string_match(attr: Val, mut f: impl FnMut(&str) -> bool) -> Truth {
 }
 
 /// True when the principal satisfies every key of the selector.
-fn selector_matches(selector: &Selector, ctx: &Ctx) -> bool {
+pub(crate) fn selector_matches(selector: &Selector, ctx: &Ctx) -> bool {
     selector.tests.iter().all(|test| match &test.key {
         SelectorKey::Id => test
             .values

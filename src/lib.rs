@@ -17,6 +17,7 @@ pub mod reload;
 pub mod request;
 pub mod server;
 pub mod shutdown;
+pub mod simulate;
 pub mod snapshot;
 pub mod source;
 pub mod testsuite;

@@ -1,0 +1,467 @@
+//! The finite partition the lockout search explores: the request variables that reachable policies read, and
+//! for each one the representative values that the policies' own literals induce.
+//!
+//! Strings get one witness per achievable combination of the patterns applied to them (literals, prefixes,
+//! suffixes, globs: so `starts_with a` with `ends_with z` yields `a…z`) plus "absent"; numbers each side of
+//! each literal; instants ±1 s; IPs inside and outside each CIDR in both families; lists subsets of their
+//! literals; `${...}` relations the equal and not-equal arrangements. The shared time variable is tried at
+//! every window boundary of every zone (daylight saving included), around each instant literal, and on each
+//! weekday, never before `as_of`. Attribute variables also get a mistyped value (a map) to reach faults.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{json, Value};
+
+use super::witness::{witnesses, Pattern};
+use crate::compile::condition::{Condition, Lit, NumArg, Op, Operand, TimeArg};
+use crate::compile::path::{AttrPath, Field, Part, Segment, Target};
+
+/// A request variable: something a condition or selector reads that the guard does not fix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Var {
+    Owner,
+    SourceIp,
+    Port,
+    Time,
+    Attr(PartKey, Vec<String>),
+}
+
+/// `Part` with an order, for sorting variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PartKey {
+    Principal,
+    Resource,
+    Environment,
+}
+
+/// A value a variable may take in a counterexample.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Choice {
+    Absent,
+    Json(Value),
+    Ip(IpAddr),
+    Time(Timestamp),
+}
+
+/// What the fixed part of a request is for one search: the values references to fixed fields resolve to.
+pub struct Fixed<'a> {
+    pub principal_id: &'a str,
+    pub groups: &'a [String],
+    pub action: &'a str,
+    pub uri: &'a str,
+}
+
+/// The variable a path names once the action is known; `None` for fields the guard fixes.
+pub fn var_of(path: &AttrPath, action: &str) -> Option<Var> {
+    match &path.target {
+        Target::Field(f) => match f {
+            Field::ResourceOwner => Some(Var::Owner),
+            Field::EnvironmentSourceIp => Some(Var::SourceIp),
+            Field::EnvironmentPort => Some(Var::Port),
+            Field::EnvironmentTime => Some(Var::Time),
+            Field::PrincipalId | Field::PrincipalGroups | Field::Action | Field::ResourceUri => {
+                None
+            }
+        },
+        Target::Attribute { part, segments } => {
+            let part = match part {
+                Part::Principal => PartKey::Principal,
+                Part::Resource => PartKey::Resource,
+                Part::Environment => PartKey::Environment,
+            };
+            let segs = segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Name(n) => n.to_string(),
+                    Segment::Action => action.to_string(),
+                })
+                .collect();
+            Some(Var::Attr(part, segs))
+        }
+    }
+}
+
+/// The value of a fixed field, as JSON elements, for references to it.
+fn fixed_values(path: &AttrPath, fixed: &Fixed) -> Vec<Value> {
+    match &path.target {
+        Target::Field(Field::PrincipalId) => vec![json!(fixed.principal_id)],
+        Target::Field(Field::PrincipalGroups) => fixed.groups.iter().map(|g| json!(g)).collect(),
+        Target::Field(Field::Action) => vec![json!(fixed.action)],
+        Target::Field(Field::ResourceUri) => vec![json!(fixed.uri)],
+        _ => Vec::new(),
+    }
+}
+
+/// Everything the policies say about one variable.
+#[derive(Debug, Clone, Default)]
+pub struct Uses {
+    patterns: Vec<Pattern>,
+    strings: Vec<String>,
+    numbers: Vec<f64>,
+    bools: bool,
+    instants: Vec<Timestamp>,
+    cidrs: Vec<IpNet>,
+    list: bool,
+    windows: Vec<(u32, u32, TimeZone)>,
+    weekday_zones: Vec<TimeZone>,
+    /// Variables whose values this one is compared with.
+    pub related: Vec<Var>,
+    /// Claim values a selector accepts.
+    selector_values: Vec<Value>,
+}
+
+impl Uses {
+    /// Records what one condition on this variable needs. `fixed` resolves references to fixed fields.
+    pub fn add_condition(&mut self, c: &Condition, fixed: &Fixed) {
+        let operands = |ops: &[Operand], this: &mut Uses, as_pattern: fn(&str) -> Pattern| {
+            for o in ops {
+                match o {
+                    Operand::Lit(Lit::Str(s)) => {
+                        this.patterns.push(as_pattern(s));
+                        this.strings.push(s.to_string());
+                    }
+                    Operand::Lit(Lit::Num(n)) => this.numbers.push(*n),
+                    Operand::Lit(Lit::Bool(_)) => this.bools = true,
+                    Operand::Ref(p) => match var_of(p, fixed.action) {
+                        Some(v) => this.related.push(v),
+                        None => {
+                            for v in fixed_values(p, fixed) {
+                                if let Value::String(s) = &v {
+                                    this.patterns.push(as_pattern(s));
+                                    this.strings.push(s.clone());
+                                }
+                            }
+                            if matches!(&p.target, Target::Field(Field::PrincipalGroups)) {
+                                this.list = true;
+                            }
+                        }
+                    },
+                }
+            }
+        };
+        match &c.op {
+            Op::Equals(ops) => operands(ops, self, Pattern::literal),
+            Op::ContainsAll(ops) => {
+                self.list = true;
+                operands(ops, self, Pattern::literal)
+            }
+            Op::StartsWith(ops) => operands(ops, self, Pattern::prefix),
+            Op::EndsWith(ops) => operands(ops, self, Pattern::suffix),
+            Op::Glob(globs) => self
+                .patterns
+                .extend(globs.iter().map(|g| Pattern::glob(g.as_str()))),
+            Op::Compare(_, NumArg::Num(n)) => self.numbers.push(*n),
+            Op::Compare(_, NumArg::Ref(p)) => {
+                self.numbers.push(0.0);
+                if let Some(v) = var_of(p, fixed.action) {
+                    self.related.push(v);
+                }
+            }
+            Op::Before(a) | Op::After(a) => match a {
+                TimeArg::At(t) => self.instants.push(*t),
+                TimeArg::Ref(p) => {
+                    if let Some(v) = var_of(p, fixed.action) {
+                        self.related.push(v);
+                    }
+                }
+            },
+            Op::TimeOfDay(ws, z) => self
+                .windows
+                .extend(ws.iter().map(|w| (w.start, w.end, z.clone()))),
+            Op::Weekday(_, z) => self.weekday_zones.push(z.clone()),
+            Op::Cidr(nets) => self.cidrs.extend(nets.iter().copied()),
+            Op::IsTrue => self.bools = true,
+            Op::Exists => {}
+        }
+    }
+
+    pub fn add_selector_values(&mut self, values: &[Lit]) {
+        for v in values {
+            self.selector_values.push(match v {
+                Lit::Str(s) => json!(s.to_string()),
+                Lit::Num(n) => json!(n),
+                Lit::Bool(b) => json!(b),
+            });
+        }
+    }
+}
+
+/// The representative values of a variable. `related` are the values already chosen for variables it is
+/// compared with (so equal and not-equal arrangements are both tried).
+pub fn choices(var: &Var, uses: &Uses, related: &[Choice], as_of: Timestamp) -> Vec<Choice> {
+    let mut out: Vec<Choice> = Vec::new();
+    let push = |c: Choice, out: &mut Vec<Choice>| {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    };
+    match var {
+        Var::Time => {
+            for t in time_points(uses, related, as_of) {
+                push(Choice::Time(t), &mut out);
+            }
+            return out;
+        }
+        Var::SourceIp => {
+            push(Choice::Absent, &mut out);
+            for ip in ip_points(&uses.cidrs) {
+                push(Choice::Ip(ip), &mut out);
+            }
+            for r in related {
+                if let Choice::Ip(_) = r {
+                    push(r.clone(), &mut out);
+                }
+            }
+            return out;
+        }
+        Var::Port => {
+            push(Choice::Absent, &mut out);
+            for n in number_points(&uses.numbers, related) {
+                if n >= 1.0 && n <= 65_535.0 && n.fract() == 0.0 {
+                    push(Choice::Json(json!(n as u64)), &mut out);
+                }
+            }
+            push(Choice::Json(json!(443)), &mut out);
+            return out;
+        }
+        Var::Owner | Var::Attr(..) => {}
+    }
+    push(Choice::Absent, &mut out);
+    // Strings: one witness per combination of the patterns, plus the literals and related values themselves.
+    let mut related_strings: Vec<String> = Vec::new();
+    for r in related {
+        if let Choice::Json(v) = r {
+            for e in json_elements(v) {
+                if let Value::String(s) = e {
+                    related_strings.push(s.clone());
+                }
+            }
+        }
+    }
+    let mut patterns = uses.patterns.clone();
+    patterns.extend(related_strings.iter().map(|s| Pattern::literal(s)));
+    for s in uses.strings.iter().chain(&related_strings) {
+        push(Choice::Json(json!(s)), &mut out);
+    }
+    for sv in &uses.selector_values {
+        push(Choice::Json(sv.clone()), &mut out);
+    }
+    let w = witnesses(&Pattern::glob("*"), &patterns, false, 4_000);
+    for (_, s) in w.by_vector {
+        push(Choice::Json(json!(s)), &mut out);
+    }
+    if matches!(var, Var::Owner) {
+        return out;
+    }
+    // Other types.
+    let related_numbers: Vec<Choice> = related
+        .iter()
+        .filter(|r| matches!(r, Choice::Json(Value::Number(_))))
+        .cloned()
+        .collect();
+    if !uses.numbers.is_empty() || !related_numbers.is_empty() {
+        for n in number_points(&uses.numbers, &related_numbers) {
+            push(Choice::Json(json!(n)), &mut out);
+        }
+    }
+    if uses.bools {
+        push(Choice::Json(json!(true)), &mut out);
+        push(Choice::Json(json!(false)), &mut out);
+    }
+    for t in &uses.instants {
+        for d in [-1, 0, 1] {
+            if let Ok(x) = t.checked_add(SignedDuration::from_secs(d)) {
+                push(Choice::Json(json!(x.to_string())), &mut out);
+            }
+        }
+    }
+    for r in related {
+        if let Choice::Time(t) = r {
+            for d in [-1, 0, 1] {
+                if let Ok(x) = t.checked_add(SignedDuration::from_secs(d)) {
+                    push(Choice::Json(json!(x.to_string())), &mut out);
+                }
+            }
+        }
+    }
+    for ip in ip_points(&uses.cidrs) {
+        if !uses.cidrs.is_empty() {
+            push(Choice::Json(json!(ip.to_string())), &mut out);
+        }
+    }
+    if uses.list
+        || related
+            .iter()
+            .any(|r| matches!(r, Choice::Json(Value::Array(_))))
+    {
+        let mut lits: Vec<Value> = uses.strings.iter().map(|s| json!(s)).collect();
+        lits.extend(related_strings.iter().map(|s| json!(s)));
+        lits.extend(uses.numbers.iter().map(|n| json!(n)));
+        lits.dedup();
+        for subset in subsets(&lits) {
+            push(Choice::Json(Value::Array(subset)), &mut out);
+        }
+        push(Choice::Json(json!(["other-value"])), &mut out);
+    }
+    // A mistyped value: a map is a fault for every operator but `exists`.
+    push(Choice::Json(json!({"_": 0})), &mut out);
+    out
+}
+
+fn json_elements(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    }
+}
+
+fn subsets(items: &[Value]) -> Vec<Vec<Value>> {
+    let n = items.len();
+    if n <= 4 {
+        (0..(1u32 << n))
+            .map(|mask| {
+                (0..n)
+                    .filter(|i| mask & (1 << i) != 0)
+                    .map(|i| items[i].clone())
+                    .collect()
+            })
+            .collect()
+    } else {
+        let mut out = vec![Vec::new(), items.to_vec()];
+        for i in 0..n {
+            out.push(vec![items[i].clone()]);
+            out.push(
+                items
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+            );
+        }
+        out
+    }
+}
+
+fn number_points(literals: &[f64], related: &[Choice]) -> Vec<f64> {
+    let mut base: Vec<f64> = literals.to_vec();
+    for r in related {
+        if let Choice::Json(Value::Number(n)) = r {
+            if let Some(f) = n.as_f64() {
+                base.push(f);
+            }
+        }
+    }
+    let mut out = vec![0.0];
+    for n in base {
+        for d in [-1.0, -0.5, 0.0, 0.5, 1.0] {
+            out.push(n + d);
+        }
+    }
+    out.sort_by(|a, b| a.total_cmp(b));
+    out.dedup();
+    out
+}
+
+fn ip_points(cidrs: &[IpNet]) -> Vec<IpAddr> {
+    let mut out = vec![
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1)),
+    ];
+    for net in cidrs {
+        out.push(net.network());
+        out.push(net.broadcast());
+        match net {
+            IpNet::V4(n) => {
+                let lo = u32::from(n.network());
+                let hi = u32::from(n.broadcast());
+                if let Some(x) = lo.checked_sub(1) {
+                    out.push(IpAddr::V4(Ipv4Addr::from(x)));
+                }
+                if let Some(x) = hi.checked_add(1) {
+                    out.push(IpAddr::V4(Ipv4Addr::from(x)));
+                }
+            }
+            IpNet::V6(n) => {
+                let lo = u128::from(n.network());
+                let hi = u128::from(n.broadcast());
+                if let Some(x) = lo.checked_sub(1) {
+                    out.push(IpAddr::V6(Ipv6Addr::from(x)));
+                }
+                if let Some(x) = hi.checked_add(1) {
+                    out.push(IpAddr::V6(Ipv6Addr::from(x)));
+                }
+            }
+        }
+    }
+    out.dedup();
+    out
+}
+
+/// Instants for the shared time variable, all at or after `as_of`.
+fn time_points(uses: &Uses, related: &[Choice], as_of: Timestamp) -> Vec<Timestamp> {
+    let mut out = vec![as_of];
+    let mut zones: Vec<TimeZone> = vec![TimeZone::UTC];
+    zones.extend(uses.windows.iter().map(|w| w.2.clone()));
+    zones.extend(uses.weekday_zones.iter().cloned());
+    let mut boundaries: Vec<u32> = vec![0, 12 * 3600];
+    for (start, end, _) in &uses.windows {
+        for b in [*start, *end] {
+            boundaries.push(b);
+            boundaries.push((b + 86_399) % 86_400);
+        }
+    }
+    boundaries.sort_unstable();
+    boundaries.dedup();
+    for zone in &zones {
+        let start_date = zone.to_datetime(as_of).date();
+        let mut days: Vec<Date> = (0..9)
+            .filter_map(|d| start_date.checked_add(jiff::Span::new().days(d)).ok())
+            .collect();
+        // The days around the next daylight-saving changes.
+        for transition in zone.following(as_of).take(2) {
+            let t = transition.timestamp();
+            for d in [-1, 0, 1] {
+                if let Ok(x) = t.checked_add(SignedDuration::from_secs(d)) {
+                    out.push(x);
+                }
+            }
+            let day = zone.to_datetime(t).date();
+            for d in -1..=1 {
+                if let Ok(x) = day.checked_add(jiff::Span::new().days(d)) {
+                    days.push(x);
+                }
+            }
+        }
+        for day in days {
+            for &b in &boundaries {
+                let time = Time::new((b / 3600) as i8, ((b / 60) % 60) as i8, (b % 60) as i8, 0);
+                if let Ok(time) = time {
+                    if let Ok(ts) = zone.to_timestamp(day.to_datetime(time)) {
+                        out.push(ts);
+                    }
+                }
+            }
+        }
+    }
+    let mut instants: Vec<Timestamp> = uses.instants.clone();
+    instants.extend(related.iter().filter_map(|r| match r {
+        Choice::Time(t) => Some(*t),
+        _ => None,
+    }));
+    for t in instants {
+        for d in [-1, 0, 1] {
+            if let Ok(x) = t.checked_add(SignedDuration::from_secs(d)) {
+                out.push(x);
+            }
+        }
+    }
+    out.retain(|t| *t >= as_of);
+    out.sort();
+    out.dedup();
+    out
+}

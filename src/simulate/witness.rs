@@ -1,0 +1,281 @@
+//! Witness strings for glob languages: real intersection and difference of `*`-only patterns.
+//!
+//! Each pattern is a small NFA (one state per token, `*` loops). [`witnesses`] explores the product of a
+//! "universe" pattern with any number of other patterns, deterministically (sets of NFA states), breadth first,
+//! and keeps the shortest string for every distinct combination of "which patterns match" that a string of the
+//! universe can produce. So a deny on `kylo:kylo:admin:policies:prod-*` inside a guard on
+//! `kylo:kylo:admin:policies:*` yields both `...:prod-…` (inside) and another policy name (outside).
+
+use std::collections::{HashMap, VecDeque};
+
+/// One token of a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok {
+    Char(char),
+    Star,
+}
+
+/// A pattern as an NFA over its tokens.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    toks: Vec<Tok>,
+}
+
+impl Pattern {
+    /// A glob: `*` is a wildcard.
+    pub fn glob(text: &str) -> Pattern {
+        Pattern {
+            toks: text
+                .chars()
+                .map(|c| if c == '*' { Tok::Star } else { Tok::Char(c) })
+                .collect(),
+        }
+    }
+
+    /// A literal string: `*` is an ordinary character.
+    pub fn literal(text: &str) -> Pattern {
+        Pattern {
+            toks: text.chars().map(Tok::Char).collect(),
+        }
+    }
+
+    pub fn prefix(text: &str) -> Pattern {
+        let mut p = Pattern::literal(text);
+        p.toks.push(Tok::Star);
+        p
+    }
+
+    pub fn suffix(text: &str) -> Pattern {
+        let mut p = Pattern::literal(text);
+        p.toks.insert(0, Tok::Star);
+        p
+    }
+
+    fn chars(&self) -> impl Iterator<Item = char> + '_ {
+        self.toks.iter().filter_map(|t| match t {
+            Tok::Char(c) => Some(*c),
+            Tok::Star => None,
+        })
+    }
+
+    /// Adds the epsilon closure (a `*` may match nothing).
+    fn close(&self, states: &mut Vec<u16>) {
+        let mut i = 0;
+        while i < states.len() {
+            let s = states[i] as usize;
+            if s < self.toks.len() && self.toks[s] == Tok::Star && !states.contains(&(s as u16 + 1))
+            {
+                states.push(s as u16 + 1);
+            }
+            i += 1;
+        }
+        states.sort_unstable();
+        states.dedup();
+    }
+
+    fn start(&self) -> Vec<u16> {
+        let mut s = vec![0];
+        self.close(&mut s);
+        s
+    }
+
+    fn step(&self, states: &[u16], c: char) -> Vec<u16> {
+        let mut next = Vec::new();
+        for &s in states {
+            match self.toks.get(s as usize) {
+                Some(Tok::Star) => next.push(s),
+                Some(Tok::Char(x)) if *x == c => next.push(s + 1),
+                _ => {}
+            }
+        }
+        self.close(&mut next);
+        next
+    }
+
+    fn accepts(&self, states: &[u16]) -> bool {
+        states.contains(&(self.toks.len() as u16))
+    }
+
+    /// True when `s` matches (for checks and tests).
+    pub fn matches(&self, s: &str) -> bool {
+        let mut st = self.start();
+        for c in s.chars() {
+            st = self.step(&st, c);
+            if st.is_empty() {
+                return false;
+            }
+        }
+        self.accepts(&st)
+    }
+}
+
+/// The result of a witness search.
+#[derive(Debug, Clone, Default)]
+pub struct Witnesses {
+    /// One string per distinct match vector (bit `i` set when pattern `i` matches), shortest first found.
+    pub by_vector: Vec<(Vec<bool>, String)>,
+    /// False when the state budget ran out before the search finished.
+    pub complete: bool,
+}
+
+/// Explores strings of `universe` and returns one witness for every achievable match vector over `patterns`.
+/// Empty strings are kept only when `allow_empty`.
+pub fn witnesses(
+    universe: &Pattern,
+    patterns: &[Pattern],
+    allow_empty: bool,
+    max_states: usize,
+) -> Witnesses {
+    // The alphabet: every character the patterns mention, plus one they do not.
+    let mut alphabet: Vec<char> = universe
+        .chars()
+        .chain(patterns.iter().flat_map(|p| p.chars()))
+        .collect();
+    alphabet.sort_unstable();
+    alphabet.dedup();
+    if let Some(fresh) = "xqzjkw0123456789".chars().find(|c| !alphabet.contains(c)) {
+        alphabet.push(fresh);
+    }
+
+    type State = (Vec<u16>, Vec<Vec<u16>>);
+    let start: State = (
+        universe.start(),
+        patterns.iter().map(Pattern::start).collect(),
+    );
+    let mut seen: HashMap<State, ()> = HashMap::new();
+    let mut queue: VecDeque<(State, String)> = VecDeque::new();
+    let mut found: HashMap<Vec<bool>, String> = HashMap::new();
+    let mut order: Vec<Vec<bool>> = Vec::new();
+    seen.insert(start.clone(), ());
+    queue.push_back((start, String::new()));
+    let mut complete = true;
+    while let Some(((u, ps), text)) = queue.pop_front() {
+        if universe.accepts(&u) && (allow_empty || !text.is_empty()) {
+            let vector: Vec<bool> = patterns
+                .iter()
+                .zip(&ps)
+                .map(|(p, s)| p.accepts(s))
+                .collect();
+            if !found.contains_key(&vector) {
+                order.push(vector.clone());
+                found.insert(vector, text.clone());
+            }
+        }
+        for &c in &alphabet {
+            let nu = universe.step(&u, c);
+            if nu.is_empty() {
+                continue;
+            }
+            let nps: Vec<Vec<u16>> = patterns
+                .iter()
+                .zip(&ps)
+                .map(|(p, s)| p.step(s, c))
+                .collect();
+            let state = (nu, nps);
+            if seen.contains_key(&state) {
+                continue;
+            }
+            if seen.len() >= max_states {
+                complete = false;
+                break;
+            }
+            seen.insert(state.clone(), ());
+            let mut t = text.clone();
+            t.push(c);
+            queue.push_back((state, t));
+        }
+    }
+    Witnesses {
+        by_vector: order
+            .into_iter()
+            .map(|v| {
+                let s = found.remove(&v).unwrap_or_default();
+                (v, s)
+            })
+            .collect(),
+        complete,
+    }
+}
+
+/// A string in `L(a) \ L(b)`, if any: used to tell whether a guard pattern was narrowed.
+pub fn difference_witness(a: &Pattern, b: &Pattern) -> Option<String> {
+    witnesses(a, std::slice::from_ref(b), true, 50_000)
+        .by_vector
+        .into_iter()
+        .find(|(v, _)| !v[0])
+        .map(|(_, s)| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nfa_matches_like_the_glob_matcher() {
+        for (p, s, want) in [
+            ("kylo:*", "kylo:a:b", true),
+            ("*WithKey", "EncryptWithKey", true),
+            ("a*b*c", "acb", false),
+            ("ab*ba", "aba", false),
+            ("*", "", true),
+        ] {
+            assert_eq!(Pattern::glob(p).matches(s), want, "{p} {s}");
+        }
+        assert!(Pattern::literal("a*").matches("a*"));
+        assert!(!Pattern::literal("a*").matches("ab"));
+    }
+
+    #[test]
+    fn finds_intersection_and_difference() {
+        let guard = Pattern::glob("kylo:kylo:admin:policies:*");
+        let deny = Pattern::glob("*:prod-*");
+        let w = witnesses(&guard, &[deny.clone()], false, 10_000);
+        assert!(w.complete);
+        let inside = w
+            .by_vector
+            .iter()
+            .find(|(v, _)| v[0])
+            .map(|(_, s)| s.clone())
+            .unwrap();
+        let outside = w
+            .by_vector
+            .iter()
+            .find(|(v, _)| !v[0])
+            .map(|(_, s)| s.clone())
+            .unwrap();
+        assert!(guard.matches(&inside) && deny.matches(&inside), "{inside}");
+        assert!(
+            guard.matches(&outside) && !deny.matches(&outside),
+            "{outside}"
+        );
+    }
+
+    #[test]
+    fn builds_conjunction_witnesses() {
+        let w = witnesses(
+            &Pattern::glob("*"),
+            &[Pattern::prefix("adm"), Pattern::suffix("@corp")],
+            false,
+            10_000,
+        );
+        let both = w
+            .by_vector
+            .iter()
+            .find(|(v, _)| v[0] && v[1])
+            .map(|(_, s)| s.clone())
+            .unwrap();
+        assert!(both.starts_with("adm") && both.ends_with("@corp"), "{both}");
+        assert_eq!(w.by_vector.len(), 4);
+    }
+
+    #[test]
+    fn difference_of_globs() {
+        assert!(
+            difference_witness(&Pattern::glob("kylo:*"), &Pattern::glob("kylo:kylo:*")).is_some()
+        );
+        assert!(
+            difference_witness(&Pattern::glob("kylo:kylo:*"), &Pattern::glob("kylo:*")).is_none()
+        );
+        assert!(difference_witness(&Pattern::glob("Read*"), &Pattern::glob("*")).is_none());
+    }
+}

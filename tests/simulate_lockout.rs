@@ -1,0 +1,364 @@
+//! Lockout simulator cases: each a current/proposed pair with the findings it must (or must not) produce.
+//! Every counterexample is re-checked here through `arbiter::evaluate` and must be a DENY.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use arbiter::eval::{evaluate, EvalOptions};
+use arbiter::load::{load_dir, SourceSet};
+use arbiter::simulate::{analyze, Finding, FindingKind, LockoutOptions};
+use arbiter::{Request, Snapshot};
+use jiff::Timestamp;
+
+fn pack() -> SourceSet {
+    load_dir(&PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies"
+    )))
+    .unwrap()
+}
+
+fn build(set: &SourceSet) -> Snapshot {
+    arbiter::build(set).unwrap_or_else(|d| panic!("{d}"))
+}
+
+/// The default pack plus `extra` files (a file named like a pack file replaces it).
+fn proposed(extra: &[(&str, &str)]) -> SourceSet {
+    let mut files: Vec<(PathBuf, String)> = pack()
+        .files
+        .iter()
+        .map(|f| (f.path.to_path_buf(), f.text.clone()))
+        .collect();
+    for (name, text) in extra {
+        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).join(name);
+        files.retain(|(p, _)| *p != path);
+        if !text.is_empty() {
+            files.push((path, text.to_string()));
+        }
+    }
+    SourceSet::from_files(files)
+}
+
+fn as_of() -> Timestamp {
+    "2026-11-23T12:00:00Z".parse().unwrap()
+}
+
+fn analyze_change(extra: &[(&str, &str)]) -> Vec<Finding> {
+    let current = build(&pack());
+    let proposed = build(&proposed(extra));
+    let options = LockoutOptions {
+        as_of: as_of(),
+        budget: Duration::from_secs(20),
+        superuser: Some("admin".into()),
+    };
+    let findings = analyze(Some(&current), &proposed, &options).expect("guards valid");
+    for f in &findings {
+        if let Some(cx) = &f.counterexample {
+            let request = Request::from_json(cx.clone()).expect("counterexample is valid input");
+            let time = request
+                .environment
+                .time
+                .expect("counterexamples carry their time");
+            let d = evaluate(&proposed, &request, time, &EvalOptions::default());
+            assert!(!d.allowed, "counterexample is not denied: {cx}");
+            let got: Vec<String> = d.policies.iter().map(|p| p.to_string()).collect();
+            assert_eq!(got, f.blocking, "blocking policies reproduce");
+        }
+    }
+    findings
+}
+
+fn lockouts(f: &[Finding]) -> Vec<&Finding> {
+    f.iter()
+        .filter(|f| f.kind == FindingKind::Lockout)
+        .collect()
+}
+
+fn assert_lockout_by(findings: &[Finding], policy: &str) -> serde_json::Value {
+    let hit = lockouts(findings)
+        .into_iter()
+        .find(|f| f.blocking.iter().any(|b| b == policy))
+        .unwrap_or_else(|| panic!("no lockout by `{policy}` in {findings:#?}"));
+    hit.counterexample.clone().unwrap()
+}
+
+fn assert_safe(findings: &[Finding]) {
+    assert!(
+        findings.is_empty(),
+        "expected no finding, got {findings:#?}"
+    );
+}
+
+const ATTACH_ADMINS: &str = "---\nkind: PolicyAttachment\nid: deny-attach\npolicy: change\nprincipal_selector: {groups: [admin]}\n";
+
+fn deny(conditions: &str, resources: &str) -> String {
+    format!(
+        "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: {resources}\nconditions:\n{conditions}\n{ATTACH_ADMINS}"
+    )
+}
+
+#[test]
+fn the_default_pack_is_safe() {
+    assert_safe(&analyze_change(&[]));
+}
+
+#[test]
+fn deny_for_admins_at_night_in_paris() {
+    let f = analyze_change(&[(
+        "night.yaml",
+        &deny(
+            "  - path: environment.time\n    op: time_of_day\n    values: [\"22:00-06:00\"]\n    zone: Europe/Paris",
+            "[\"*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    let t: Timestamp = cx["environment"]["time"].as_str().unwrap().parse().unwrap();
+    let local = t.to_zoned(jiff::tz::TimeZone::get("Europe/Paris").unwrap());
+    assert!(local.hour() >= 22 || local.hour() < 6, "{local}");
+    assert!(t >= as_of());
+}
+
+#[test]
+fn deny_from_outside_the_admin_network() {
+    let f = analyze_change(&[(
+        "net.yaml",
+        &deny("  - path: environment.source_ip\n    op: cidr\n    values: [\"10.0.0.0/8\"]\n    negate: true", "[\"*\"]"),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    // Outside 10/8, or absent (an undetermined deny applies).
+    let ip = cx["environment"]["source_ip"].as_str();
+    assert!(ip.is_none_or(|ip| !ip.starts_with("10.")), "{cx}");
+}
+
+#[test]
+fn assuming_declares_the_admin_network() {
+    let guard = "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [admin]}\nassuming:\n  - path: environment.source_ip\n    op: cidr\n    values: [\"10.0.0.0/8\"]\nmust_allow:\n  - actions: [CreatePolicy, ReadPolicy, UpdatePolicy, DeletePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n  - actions: [CreatePolicyAttachment, ReadPolicyAttachment, DeletePolicyAttachment]\n    resources: [\"kylo:kylo:admin:policy-attachments:*\"]\n  - actions: [CreateUser, ReadUser, UpdateUser, DeleteUser]\n    resources: [\"kylo:kylo:admin:users:*\"]\n  - actions: [CreateGroup, ReadGroup, UpdateGroup, DeleteGroup, AddGroupMember, RemoveGroupMember]\n    resources: [\"kylo:kylo:admin:groups:*\"]\n";
+    let d = deny("  - path: environment.source_ip\n    op: cidr\n    values: [\"10.0.0.0/8\"]\n    negate: true", "[\"*\"]");
+    // Against a current set that already assumed it: the tightening is declared, so no finding.
+    let current = build(&proposed(&[("guards.yaml", guard)]));
+    let next = build(&proposed(&[("guards.yaml", guard), ("net.yaml", &d)]));
+    let options = LockoutOptions {
+        as_of: as_of(),
+        budget: Duration::from_secs(20),
+        superuser: Some("admin".into()),
+    };
+    assert_safe(&analyze(Some(&current), &next, &options).unwrap());
+    // Adding the assumption in the same change is an erosion of the guard.
+    let f = analyze_change(&[("guards.yaml", guard), ("net.yaml", &d)]);
+    assert!(
+        f.iter()
+            .any(|f| f.kind == FindingKind::Erosion && f.message.contains("newly assumes")),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn deny_on_a_resource_attribute() {
+    let f = analyze_change(&[(
+        "attr.yaml",
+        &deny(
+            "  - path: resource.locked\n    op: is_true",
+            "[\"kylo:kylo:admin:*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    assert!(cx["resource"]["uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("kylo:kylo:admin:"));
+}
+
+#[test]
+fn a_deny_guarded_by_exists_on_an_attribute_is_still_found() {
+    let f = analyze_change(&[(
+        "attr.yaml",
+        &deny("  - path: resource.tier\n    op: exists\n  - path: resource.tier\n    op: equals\n    values: [prod]", "[\"kylo:kylo:admin:*\"]"),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(cx["resource"]["attributes"]["tier"], "prod");
+}
+
+#[test]
+fn deleting_the_admin_attachment() {
+    let admin = "kind: Policy\nid: admin-full-access\ndescription: x\neffect: allow\nactions: [\"*\"]\nresources: [\"*\"]\n";
+    let f = analyze_change(&[("admin.yaml", admin)]);
+    let l = lockouts(&f);
+    assert!(!l.is_empty(), "{f:#?}");
+    assert!(
+        l.iter().all(|f| f.blocking.is_empty()),
+        "no policy allows it"
+    );
+}
+
+#[test]
+fn re_pointing_the_admin_attachment() {
+    let admin = "kind: Policy\nid: admin-full-access\neffect: allow\nactions: [\"*\"]\nresources: [\"*\"]\n---\nkind: Policy\nid: read-only\neffect: allow\nactions: [\"Read*\"]\nresources: [\"*\"]\n---\nkind: PolicyAttachment\nid: admin-full-access-admin-group\npolicy: read-only\nprincipal_selector: {groups: [admin]}\n";
+    let f = analyze_change(&[("admin.yaml", admin)]);
+    let l = lockouts(&f);
+    assert!(!l.is_empty(), "{f:#?}");
+    let cx = l[0].counterexample.as_ref().unwrap();
+    assert!(!cx["action"].as_str().unwrap().starts_with("Read"), "{cx}");
+}
+
+#[test]
+fn a_selector_that_no_longer_matches() {
+    let admin = "kind: Policy\nid: admin-full-access\neffect: allow\nactions: [\"*\"]\nresources: [\"*\"]\n---\nkind: PolicyAttachment\nid: a\npolicy: admin-full-access\nprincipal_selector: {groups: [admins]}\n";
+    assert!(!lockouts(&analyze_change(&[("admin.yaml", admin)])).is_empty());
+    let by_claim = "kind: Policy\nid: admin-full-access\neffect: allow\nactions: [\"*\"]\nresources: [\"*\"]\n---\nkind: PolicyAttachment\nid: a\npolicy: admin-full-access\nprincipal_selector: {groups: [admin], mfa: true}\n";
+    let f = analyze_change(&[("admin.yaml", by_claim)]);
+    let cx = lockouts(&f)[0].counterexample.clone().unwrap();
+    assert_ne!(
+        cx["principal"]["attributes"]["mfa"],
+        serde_json::json!(true),
+        "{cx}"
+    );
+}
+
+#[test]
+fn a_narrower_action_glob() {
+    let admin = "kind: Policy\nid: admin-full-access\neffect: allow\nactions: [\"*Policy\", \"*User\", \"*Group\", \"*Member\"]\nresources: [\"*\"]\n---\nkind: PolicyAttachment\nid: a\npolicy: admin-full-access\nprincipal_selector: {groups: [admin]}\n";
+    let f = analyze_change(&[("admin.yaml", admin)]);
+    let cx = lockouts(&f)[0].counterexample.clone().unwrap();
+    assert!(
+        cx["action"].as_str().unwrap().ends_with("PolicyAttachment"),
+        "{cx}"
+    );
+}
+
+#[test]
+fn deny_on_the_admin_namespace_and_on_a_sub_glob() {
+    let f = analyze_change(&[("ns.yaml", &format!("kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"kylo:kylo:admin:*\"]\n{ATTACH_ADMINS}"))]);
+    assert_lockout_by(&f, "change");
+    let f = analyze_change(&[("ns.yaml", &format!("kind: Policy\nid: change\neffect: deny\nactions: [Delete*]\nresources: [\"kylo:kylo:admin:policies:prod-*\"]\n{ATTACH_ADMINS}"))]);
+    let cx = assert_lockout_by(&f, "change");
+    assert!(
+        cx["resource"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("kylo:kylo:admin:policies:prod-"),
+        "{cx}"
+    );
+    assert_eq!(cx["action"], "DeletePolicy");
+}
+
+#[test]
+fn a_sunday_only_deny() {
+    let f = analyze_change(&[("sun.yaml", &deny("  - path: environment.time\n    op: weekday\n    values: [sun]\n    zone: America/New_York", "[\"*\"]"))]);
+    let cx = assert_lockout_by(&f, "change");
+    let t: Timestamp = cx["environment"]["time"].as_str().unwrap().parse().unwrap();
+    let local = t.to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap());
+    assert_eq!(local.weekday(), jiff::civil::Weekday::Sunday);
+}
+
+#[test]
+fn a_deny_that_needs_a_built_string_witness() {
+    let f = analyze_change(&[("w.yaml", &deny("  - path: principal.email\n    op: exists\n  - path: principal.email\n    op: starts_with\n    values: [adm]\n  - path: principal.email\n    op: ends_with\n    values: [\"@contractor.example\"]", "[\"*\"]"))]);
+    let cx = assert_lockout_by(&f, "change");
+    let email = cx["principal"]["attributes"]["email"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        email.starts_with("adm") && email.ends_with("@contractor.example"),
+        "{cx}"
+    );
+}
+
+#[test]
+fn a_deny_that_needs_two_attributes_equal() {
+    let f = analyze_change(&[("eq.yaml", &deny("  - path: resource.created_by\n    op: exists\n  - path: principal.department\n    op: exists\n  - path: resource.created_by\n    op: equals\n    values: [\"${principal.department}\"]", "[\"*\"]"))]);
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(
+        cx["resource"]["attributes"]["created_by"], cx["principal"]["attributes"]["department"],
+        "{cx}"
+    );
+}
+
+#[test]
+fn safe_changes_have_no_finding() {
+    let other_group = "kind: Policy\nid: hr-read\neffect: allow\nactions: [ReadUser]\nresources: [\"kylo:kylo:admin:users:*\"]\n---\nkind: PolicyAttachment\nid: hr-read\npolicy: hr-read\nprincipal_selector: {groups: [hr]}\n---\nkind: Policy\nid: hr-deny\neffect: deny\nactions: [\"*\"]\nresources: [\"kylo:kylo:admin:*\"]\n---\nkind: PolicyAttachment\nid: hr-deny\npolicy: hr-deny\nprincipal_selector: {groups: [contractors]}\n";
+    assert_safe(&analyze_change(&[("hr.yaml", other_group)]));
+}
+
+#[test]
+fn a_deny_wholly_before_as_of_is_not_a_finding() {
+    let f = analyze_change(&[(
+        "past.yaml",
+        &deny(
+            "  - path: environment.time\n    op: before\n    values: [\"2026-01-01T00:00:00Z\"]",
+            "[\"*\"]",
+        ),
+    )]);
+    assert_safe(&f);
+    let f = analyze_change(&[(
+        "future.yaml",
+        &deny(
+            "  - path: environment.time\n    op: after\n    values: [\"2027-01-01T00:00:00Z\"]",
+            "[\"*\"]",
+        ),
+    )]);
+    assert_lockout_by(&f, "change");
+}
+
+#[test]
+fn erosion_findings() {
+    let f = analyze_change(&[("guards.yaml", "")]);
+    assert!(
+        f.iter()
+            .any(|f| f.kind == FindingKind::Erosion && f.message.contains("is removed")),
+        "{f:#?}"
+    );
+    let weaker = "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [admin]}\nmust_allow:\n  - actions: [CreatePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n";
+    let f = analyze_change(&[("guards.yaml", weaker)]);
+    assert!(
+        f.iter().any(|f| f.kind == FindingKind::Erosion
+            && f.message.contains("no longer requires `DeletePolicy`")),
+        "{f:#?}"
+    );
+    let demoted = "kind: Group\nname: admin\nsystem: false\nmembers: []\n---\nkind: Group\nname: global\nsystem: true\nmembers: []\n";
+    let f = analyze_change(&[("groups.yaml", demoted)]);
+    assert!(
+        f.iter().any(|f| f
+            .message
+            .contains("system group `admin` is no longer a system group")),
+        "{f:#?}"
+    );
+    let removed = "kind: Group\nname: global\nsystem: true\nmembers: []\n";
+    let f = analyze_change(&[("groups.yaml", removed)]);
+    assert!(
+        f.iter()
+            .any(|f| f.message.contains("system group `admin` is removed")),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn emptying_a_guarded_group() {
+    let with_members = "kind: Group\nname: admin\nsystem: true\nmembers: [alice, bob]\n---\nkind: Group\nname: global\nsystem: true\nmembers: []\n";
+    let current = build(&proposed(&[("groups.yaml", with_members)]));
+    let next = build(&pack());
+    let options = LockoutOptions {
+        as_of: as_of(),
+        budget: Duration::from_secs(20),
+        superuser: Some("admin".into()),
+    };
+    let f = analyze(Some(&current), &next, &options).unwrap();
+    assert!(
+        f.iter()
+            .any(|f| f.message.contains("every member of group `admin`")),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn a_guard_on_the_superuser_is_an_error() {
+    let g = "kind: LockoutGuard\nid: g\nprincipal: {id: admin}\nmust_allow:\n  - actions: [ReadKey]\n    resources: [\"*\"]\n";
+    let s = build(&proposed(&[("g2.yaml", g)]));
+    let options = LockoutOptions {
+        as_of: as_of(),
+        budget: Duration::from_secs(5),
+        superuser: Some("admin".into()),
+    };
+    let errors = analyze(None, &s, &options).unwrap_err();
+    assert_eq!(errors[0].guard, "g");
+}
