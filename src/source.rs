@@ -199,7 +199,7 @@ pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic>
     }
     // YAML 1.2 core schema: only `true`/`false` are booleans (so `y`, `no`, `on` stay strings), and numbers
     // with leading zeros are not octal. The default budget bounds alias expansion (billion laughs).
-        let options = serde_saphyr::options! {
+    let options = serde_saphyr::options! {
         strict_booleans: true,
         legacy_octal_numbers: false,
         budget: Some(yaml_budget()),
@@ -232,7 +232,7 @@ pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic>
 /// The YAML parser's limits: the defaults (which bound nesting depth, aliases and alias expansion), with room
 /// for policy files of many documents. The file size limit bounds everything else.
 fn yaml_budget() -> serde_saphyr::Budget {
-        let mut budget = serde_saphyr::Budget::default();
+    let mut budget = serde_saphyr::Budget::default();
     budget.max_documents = MAX_DOCUMENTS_PER_FILE;
     budget.max_events = 8 * 1024 * 1024;
     budget.max_nodes = 4 * 1024 * 1024;

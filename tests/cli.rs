@@ -15,7 +15,12 @@ fn arbiter(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("run arbiter");
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
@@ -34,17 +39,31 @@ fn write(dir: &std::path::Path, name: &str, body: &str) {
 fn check_accepts_the_shipped_pack_and_rejects_errors_with_exit_2() {
     let out = arbiter(&["check", "policies"], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("ok: 5 policies"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("ok: 5 policies"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", "kind: Policy\nid: p\neffect: allow\nactions: [ReadKey]\nresources: [x]\nconditions:\n  - path: resource.owner\n    op: equal\n    values: [x]\n");
-    write(dir.path(), "sub/b.yml", "kind: Group\nname: g\nmembrs: []\n");
+    write(
+        dir.path(),
+        "sub/b.yml",
+        "kind: Group\nname: g\nmembrs: []\n",
+    );
     write(dir.path(), ".hidden.yaml", "this is: [not valid");
     let out = arbiter(&["check", dir.path().to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    let a = format!("{}:8:9: error: unknown operator `equal`", dir.path().join("a.yaml").display());
-    let b = format!("{}:3:1: error: unknown field `membrs` in Group", dir.path().join("sub/b.yml").display());
+    let a = format!(
+        "{}:8:9: error: unknown operator `equal`",
+        dir.path().join("a.yaml").display()
+    );
+    let b = format!(
+        "{}:3:1: error: unknown field `membrs` in Group",
+        dir.path().join("sub/b.yml").display()
+    );
     assert!(err.contains(&a), "{err}");
     assert!(err.contains(&b), "{err}");
     assert!(err.find(&a) < err.find(&b), "sorted by file");
@@ -61,7 +80,11 @@ fn check_follows_symlinks_and_reads_each_real_file_once() {
     std::os::unix::fs::symlink(real.path(), dir.path().join("linked-dir")).unwrap();
     let out = arbiter(&["check", dir.path().to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("ok: 1 policies"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("ok: 1 policies"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -83,46 +106,96 @@ fn eval_prints_the_decision_as_json() {
     let out = arbiter(&["eval", "--request", "-", "--explain"], Some(req));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let candidates = v["explanation"]["candidates"].as_array().unwrap();
-    let owner = candidates.iter().find(|c| c["policy"] == "key-owner-full-access").unwrap();
+    let owner = candidates
+        .iter()
+        .find(|c| c["policy"] == "key-owner-full-access")
+        .unwrap();
     assert_eq!(owner["outcome"], "does_not_hold");
     assert_eq!(owner["conditions"][0]["outcome"], "false");
     assert_eq!(owner["conditions"][0]["path"], "resource.owner");
 
-    let out = arbiter(&["eval", "--request", "-"], Some(r#"{"principal": {"id": "carol"}, "action": "ReadKey", "environment": {"source_ip": "999.1.1.1"}}"#));
+    let out = arbiter(
+        &["eval", "--request", "-"],
+        Some(
+            r#"{"principal": {"id": "carol"}, "action": "ReadKey", "environment": {"source_ip": "999.1.1.1"}}"#,
+        ),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("environment.source_ip"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("environment.source_ip"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = arbiter(&["eval", "--request", "-", "--superuser", "carol"], Some(r#"{"principal": {"id": "carol"}, "action": "DeletePolicy"}"#));
+    let out = arbiter(
+        &["eval", "--request", "-", "--superuser", "carol"],
+        Some(r#"{"principal": {"id": "carol"}, "action": "DeletePolicy"}"#),
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((v["decision"].as_str(), v["reason"].as_str()), (Some("allow"), Some("superuser")));
+    assert_eq!(
+        (v["decision"].as_str(), v["reason"].as_str()),
+        (Some("allow"), Some("superuser"))
+    );
 }
 
 #[test]
 fn test_runs_suites_and_reports_failures_with_exit_1() {
     let out = arbiter(&["test", "policies/tests/default-pack.test.yaml"], None);
-    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let stdout = text(&out.stdout);
     let last = stdout.trim_end().lines().last().unwrap();
     assert!(last.ends_with(" passed, 0 failed"), "{last}");
 
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "s.yaml", "kind: TestSuite\nname: wrong on purpose\nnow: \"2026-11-23T12:00:00Z\"\ntests:\n  - name: plain user deletes a policy\n    principal: {id: bob}\n    action: DeletePolicy\n    resource: {uri: \"kylo:kylo:admin:policies:p\"}\n    expect: allow\n  - name: owner deletes key\n    principal: {id: bob}\n    action: DeleteKey\n    resource: {uri: \"kylo:kylo:vault:keys:k\", owner: bob}\n    expect: allow\n    expect_policies: [key-owner-full-access]\n");
-    let out = arbiter(&["test", "--policies", "policies", dir.path().to_str().unwrap()], None);
+    let out = arbiter(
+        &[
+            "test",
+            "--policies",
+            "policies",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("FAIL  wrong on purpose / plain user deletes a policy"), "{stdout}");
-    assert!(stdout.contains("expected allow, got deny [] (reason no_applicable_policy)"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  wrong on purpose / plain user deletes a policy"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("expected allow, got deny [] (reason no_applicable_policy)"),
+        "{stdout}"
+    );
     assert_eq!(stdout.trim_end().lines().last(), Some("1 passed, 1 failed"));
 
     write(dir.path(), "s.yaml", "kind: TestSuite\nname: bad\ntests:\n  - name: t\n    principal: {id: bob}\n    action: DeleteKey\n    expect: maybe\n");
     let out = arbiter(&["test", dir.path().to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("s.yaml:7:13: error: `expect` must be `allow` or `deny`"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("s.yaml:7:13: error: `expect` must be `allow` or `deny`"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn pam360_example_suite_passes() {
-    let out = arbiter(&["test", "--policies", "examples/pam360-rpa", "examples/pam360-rpa/tests.yaml"], None);
+    let out = arbiter(
+        &[
+            "test",
+            "--policies",
+            "examples/pam360-rpa",
+            "examples/pam360-rpa/tests.yaml",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(text(&out.stdout).trim_end().ends_with(" passed, 0 failed"));
 }

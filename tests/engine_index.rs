@@ -46,31 +46,67 @@ fn ten_thousand_policies_reach_only_near_candidates() {
         let n = visited(s, "alice", &["team3"], "kylo:kylo:vault:keys:team3-k1");
         // create-key (everyone), team3-use (group), and no deny: team3-secret-* is not a prefix of the URI.
         assert_eq!(n, 2, "{label}: visited {n} entries");
-        let n = visited(s, "alice", &["team3"], "kylo:kylo:vault:keys:team3-secret-k");
+        let n = visited(
+            s,
+            "alice",
+            &["team3"],
+            "kylo:kylo:vault:keys:team3-secret-k",
+        );
         assert_eq!(n, 3, "{label}: visited {n} entries");
     }
     // Team 4321 exists only in the big set; its lookup is just as small.
-    assert_eq!(visited(&big, "bob", &["team4321"], "kylo:kylo:vault:keys:team4321-k"), 2);
+    assert_eq!(
+        visited(
+            &big,
+            "bob",
+            &["team4321"],
+            "kylo:kylo:vault:keys:team4321-k"
+        ),
+        2
+    );
     // Note "team1" is a prefix of "team10", "team100", ...: the trie walks on past the shared prefix but
     // only entries whose whole prefix matches are visited.
-    assert_eq!(visited(&big, "bob", &["team1"], "kylo:kylo:vault:keys:team1-k"), 2);
+    assert_eq!(
+        visited(&big, "bob", &["team1"], "kylo:kylo:vault:keys:team1-k"),
+        2
+    );
 }
 
 #[test]
 fn decisions_on_the_big_set_are_right() {
     let s = build(5_000);
     let decide = |groups: serde_json::Value, action: &str, uri: &str| {
-        let r = Request::from_json(json!({"principal": {"id": "alice", "groups": groups}, "action": action,
-            "resource": {"uri": uri}}))
+        let r = Request::from_json(
+            json!({"principal": {"id": "alice", "groups": groups}, "action": action,
+            "resource": {"uri": uri}}),
+        )
         .unwrap();
         evaluate(&s, &r, jiff::Timestamp::UNIX_EPOCH, &EvalOptions::default())
     };
-    let d = decide(json!(["team4999"]), "EncryptWithKey", "kylo:kylo:vault:keys:team4999-k");
+    let d = decide(
+        json!(["team4999"]),
+        "EncryptWithKey",
+        "kylo:kylo:vault:keys:team4999-k",
+    );
     assert_eq!((d.allowed, d.reason), (true, Reason::Allowed));
-    assert_eq!(d.policies.iter().map(|p| &**p).collect::<Vec<_>>(), ["team4999-use"]);
-    let d = decide(json!(["team4999"]), "EncryptWithKey", "kylo:kylo:vault:keys:team4998-k");
+    assert_eq!(
+        d.policies.iter().map(|p| &**p).collect::<Vec<_>>(),
+        ["team4999-use"]
+    );
+    let d = decide(
+        json!(["team4999"]),
+        "EncryptWithKey",
+        "kylo:kylo:vault:keys:team4998-k",
+    );
     assert_eq!(d.reason, Reason::NoApplicablePolicy);
-    let d = decide(json!(["team7"]), "ExportKey", "kylo:kylo:vault:keys:team7-secret-1");
+    let d = decide(
+        json!(["team7"]),
+        "ExportKey",
+        "kylo:kylo:vault:keys:team7-secret-1",
+    );
     assert_eq!((d.allowed, d.reason), (false, Reason::Denied));
-    assert_eq!(d.policies.iter().map(|p| &**p).collect::<Vec<_>>(), ["team7-secrets"]);
+    assert_eq!(
+        d.policies.iter().map(|p| &**p).collect::<Vec<_>>(),
+        ["team7-secrets"]
+    );
 }

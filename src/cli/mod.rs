@@ -6,6 +6,7 @@
 mod check;
 mod eval;
 mod serve;
+mod simulate;
 mod test;
 
 use std::path::Path;
@@ -42,6 +43,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Run `kind: TestSuite` files against a policy directory.
     Test(test::TestArgs),
+    /// Check a proposed policy change for administrator lockout and show whose access it changes.
+    Simulate(simulate::SimulateArgs),
     /// Serve gRPC `Authorize` on a hot-reloaded policy directory.
     Serve(serve::ServeArgs),
 }
@@ -64,6 +67,7 @@ pub fn main() -> i32 {
         Command::Eval(args) => eval::run(args),
         Command::Test(args) => test::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }
 

@@ -6,7 +6,10 @@
 
 pub mod domain;
 pub mod erosion;
+pub mod git;
 pub mod lockout;
+pub mod replay;
+pub mod report;
 pub mod witness;
 
 use std::time::{Duration, Instant};

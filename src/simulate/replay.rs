@@ -1,0 +1,146 @@
+//! Decision changes: replay logged requests (the sidecar's decision-log lines, or bare requests in the JSON
+//! request shape) against the current and the proposed set, and group every changed decision by
+//! (principal, action) with counts and samples.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::eval::{evaluate, EvalOptions};
+use crate::request::{parse_rfc3339, Request};
+use crate::snapshot::Snapshot;
+
+/// Samples kept per group.
+pub const SAMPLES_PER_GROUP: usize = 3;
+
+/// One logged request, ready to replay.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub request: Request,
+    pub time: Timestamp,
+}
+
+/// A line that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parses one line: a decision-log object (`{"request": ..., "timestamp": ...}`) or a bare request.
+/// Requests without `environment.time` use the line's `timestamp`, else `default_time`.
+pub fn parse_line(text: &str, default_time: Timestamp) -> Result<Logged, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let (request_value, stamp) = match value {
+        Value::Object(mut obj) if obj.contains_key("request") => {
+            let stamp = obj
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .and_then(parse_rfc3339);
+            (obj.remove("request").unwrap_or(Value::Null), stamp)
+        }
+        other => (other, None),
+    };
+    let request = Request::from_json(request_value).map_err(|e| e.to_string())?;
+    let time = request.environment.time.or(stamp).unwrap_or(default_time);
+    Ok(Logged { request, time })
+}
+
+/// Reads every line of a JSON-lines source; blank lines are skipped, bad lines collected.
+pub fn read_lines(reader: impl BufRead, default_time: Timestamp) -> (Vec<Logged>, Vec<LineError>) {
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(LineError {
+                    line: i + 1,
+                    message: e.to_string(),
+                });
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(&line, default_time) {
+            Ok(l) => ok.push(l),
+            Err(message) => errors.push(LineError {
+                line: i + 1,
+                message,
+            }),
+        }
+    }
+    (ok, errors)
+}
+
+/// Changed decisions for one (principal, action) and direction.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ChangeGroup {
+    pub principal: String,
+    pub action: String,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub count: usize,
+    pub samples: Vec<Value>,
+}
+
+/// The result of a replay.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct DecisionDiff {
+    pub replayed: usize,
+    pub changed: usize,
+    pub groups: Vec<ChangeGroup>,
+}
+
+/// Decides every request with both sets and groups the changes.
+pub fn replay(
+    current: &Snapshot,
+    proposed: &Snapshot,
+    requests: &[Logged],
+    superuser: Option<&str>,
+) -> DecisionDiff {
+    let options = EvalOptions {
+        superuser,
+        explain: false,
+    };
+    let mut groups: BTreeMap<(String, String, bool), ChangeGroup> = BTreeMap::new();
+    let mut changed = 0;
+    for l in requests {
+        let before = evaluate(current, &l.request, l.time, &options).allowed;
+        let after = evaluate(proposed, &l.request, l.time, &options).allowed;
+        if before == after {
+            continue;
+        }
+        changed += 1;
+        let word = |a: bool| if a { "allow" } else { "deny" };
+        let key = (
+            l.request.principal.id.clone(),
+            l.request.action.clone(),
+            before,
+        );
+        let g = groups.entry(key).or_insert_with(|| ChangeGroup {
+            principal: l.request.principal.id.clone(),
+            action: l.request.action.clone(),
+            from: word(before),
+            to: word(after),
+            count: 0,
+            samples: Vec::new(),
+        });
+        g.count += 1;
+        if g.samples.len() < SAMPLES_PER_GROUP {
+            let mut r = l.request.clone();
+            r.environment.time = Some(l.time);
+            g.samples.push(r.to_json());
+        }
+    }
+    DecisionDiff {
+        replayed: requests.len(),
+        changed,
+        groups: groups.into_values().collect(),
+    }
+}
