@@ -208,3 +208,123 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("/nonexistent/dir"));
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+}
+
+#[test]
+fn simulate_against_a_git_base_with_exit_codes_and_json() {
+    let repo = tempfile::tempdir().unwrap();
+    let policies = repo.path().join("policies");
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::create_dir_all(&policies).unwrap();
+            std::fs::copy(entry.path(), policies.join(entry.file_name())).unwrap();
+        }
+    }
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-qm", "base"]);
+    let p = policies.to_str().unwrap();
+
+    // Unchanged: safe.
+    let out = arbiter(&["simulate", "--base", "HEAD", "--proposed", p], None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("result: safe"));
+
+    // A deny on the admin namespace for everyone: a lockout, exit 1, with a counterexample that `eval` denies.
+    write(&policies, "freeze.yaml", "kind: Policy\nid: freeze\neffect: deny\nactions: [\"Delete*\"]\nresources: [\"kylo:kylo:admin:*\"]\n---\nkind: PolicyAttachment\nid: freeze\npolicy: freeze\nprincipal_selector: {}\n");
+    let out = arbiter(
+        &[
+            "simulate",
+            "--base",
+            "HEAD",
+            "--proposed",
+            p,
+            "--format",
+            "json",
+            "--as-of",
+            "2026-11-23T12:00:00Z",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    let finding = &report["lockouts"][0];
+    assert_eq!(finding["kind"], "lockout");
+    assert_eq!(finding["guard"], "admins-keep-policy-control");
+    assert_eq!(finding["blocking"], serde_json::json!(["freeze"]));
+    let cx = serde_json::to_string(&finding["counterexample"]).unwrap();
+    let out = arbiter(&["eval", "--policies", p, "--request", "-"], Some(&cx));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "deny", "{cx}");
+    assert_eq!(v["policies"], serde_json::json!(["freeze"]));
+
+    // Replaying logged requests lists the decision changes.
+    let log = repo.path().join("requests.jsonl");
+    std::fs::write(&log, "{\"timestamp\":\"2026-11-23T12:00:00Z\",\"request\":{\"principal\":{\"id\":\"alice\",\"groups\":[\"admin\"]},\"action\":\"DeleteUser\",\"resource\":{\"uri\":\"kylo:kylo:admin:users:bob\"}},\"decision\":\"allow\"}\n{\"principal\":{\"id\":\"alice\",\"groups\":[\"admin\"]},\"action\":\"ReadUser\",\"resource\":{\"uri\":\"kylo:kylo:admin:users:bob\"}}\n\n").unwrap();
+    let out = arbiter(
+        &[
+            "simulate",
+            "--base",
+            "HEAD",
+            "--proposed",
+            p,
+            "--requests",
+            log.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["changes"]["replayed"], 2);
+    assert_eq!(report["changes"]["changed"], 1);
+    let g = &report["changes"]["groups"][0];
+    assert_eq!(
+        (
+            g["principal"].as_str(),
+            g["action"].as_str(),
+            g["from"].as_str(),
+            g["to"].as_str(),
+            g["count"].as_u64()
+        ),
+        (
+            Some("alice"),
+            Some("DeleteUser"),
+            Some("allow"),
+            Some("deny"),
+            Some(1)
+        )
+    );
+
+    // An invalid proposed set: exit 2 with the error's position.
+    write(
+        &policies,
+        "freeze.yaml",
+        "kind: Policy\nid: freeze\neffect: deny\nactions: []\n",
+    );
+    let out = arbiter(&["simulate", "--base", "HEAD", "--proposed", p], None);
+    assert_eq!(out.status.code(), Some(2));
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        all.contains("freeze.yaml:4:10: error: `actions` must not be empty"),
+        "{all}"
+    );
+}

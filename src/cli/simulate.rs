@@ -149,16 +149,15 @@ pub fn run(args: SimulateArgs) -> i32 {
         superuser: Some(args.superuser.clone()),
     };
     let report = simulate(current.as_ref(), &proposed, requests.as_deref(), &options);
-    match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        ),
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
         Format::Text => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            print!("{}", render_text(&report, color));
+            render_text(&report, color)
         }
-    }
+    };
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
     report.exit_code()
 }
 
