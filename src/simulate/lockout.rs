@@ -21,7 +21,9 @@ use super::witness::{witnesses, Pattern};
 use crate::ast::Effect;
 use crate::compile::condition::Condition;
 use crate::compile::{Guard, GuardRule, SelectorKey};
-use crate::eval::{eval_condition, evaluate, selector_matches, Ctx, EvalOptions, Truth};
+use crate::eval::{
+    effective_groups, eval_condition, evaluate, selector_matches, Ctx, EvalOptions, Truth,
+};
 use crate::request::{Environment, Principal, Request, Resource};
 use crate::snapshot::Snapshot;
 
@@ -478,25 +480,7 @@ impl Search<'_> {
     }
 
     fn groups_of<'r>(&'r self, request: &'r Request) -> Vec<&'r str> {
-        let mut groups: Vec<&str> = request
-            .principal
-            .groups
-            .iter()
-            .map(String::as_str)
-            .collect();
-        if let Some(extra) = self
-            .snapshot
-            .compiled
-            .membership
-            .get(request.principal.id.as_str())
-        {
-            for g in extra.iter() {
-                if !groups.contains(&&**g) {
-                    groups.push(g);
-                }
-            }
-        }
-        groups
+        effective_groups(request, &self.snapshot.compiled.membership).into_vec()
     }
 }
 
