@@ -376,10 +376,22 @@ fn watch(dir: &Path, tx: mpsc::UnboundedSender<Change>) -> Option<Box<dyn Watche
     }
 }
 
+/// The identity (device, inode) of the directory `path` names now, following symlinks.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// How often the watched directory itself is checked for being replaced (deleted and re-created, renamed
+/// away, or re-pointed when it is a symlink), which a watch on the old directory cannot see.
+const ROOT_CHECK: Duration = Duration::from_secs(1);
+
 /// The file watch: started before the first load so that no change is missed.
 pub struct Watch {
     dir: PathBuf,
     enabled: bool,
+    /// The directory the watch was set on.
+    root: Option<(u64, u64)>,
     watcher: Option<Box<dyn Watcher + Send>>,
     tx: mpsc::UnboundedSender<Change>,
     rx: mpsc::UnboundedReceiver<Change>,
@@ -398,7 +410,8 @@ impl Watch {
     /// Starts watching `dir` when `enabled`; otherwise only forced reloads happen.
     pub fn start(dir: &Path, enabled: bool) -> Watch {
         let (tx, rx) = mpsc::unbounded_channel();
-        let watcher = if enabled {
+        let root = identity(dir);
+        let watcher = if enabled && root.is_some() {
             watch(dir, tx.clone())
         } else {
             None
@@ -406,6 +419,7 @@ impl Watch {
         Watch {
             dir: dir.to_path_buf(),
             enabled,
+            root,
             watcher,
             tx,
             rx,
@@ -415,8 +429,21 @@ impl Watch {
     fn rewatch(&mut self) {
         if self.enabled {
             self.watcher = None;
-            self.watcher = watch(&self.dir, self.tx.clone());
+            self.root = identity(&self.dir);
+            if self.root.is_some() {
+                self.watcher = watch(&self.dir, self.tx.clone());
+            }
         }
+    }
+
+    /// Re-creates the watch if the directory was replaced; true when it was.
+    fn check_root(&mut self) -> bool {
+        if !self.enabled || identity(&self.dir) == self.root {
+            return false;
+        }
+        tracing::info!(dir = %self.dir.display(), "the policy directory was replaced; watching the new one");
+        self.rewatch();
+        true
     }
 }
 
@@ -450,9 +477,17 @@ pub async fn run(
     } else {
         None
     };
+    let mut root_check = tokio::time::interval(ROOT_CHECK);
+    root_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let force = tokio::select! {
             _ = stop.pulled() => return,
+            _ = root_check.tick() => {
+                if !watch.check_root() {
+                    continue;
+                }
+                false
+            }
             Some(()) = forced.recv() => true,
             _ = hangup(&mut hangups) => {
                 tracing::info!("SIGHUP: reloading");

@@ -410,6 +410,7 @@ async fn health_is_not_serving_until_the_first_snapshot() {
     let mut config = arbiter::server::ServerConfig::new(dir.path());
     config.listen = Some("127.0.0.1:0".parse().unwrap());
     config.first_load_gate = Some(gate.clone());
+    config.grace_period = Duration::from_secs(60);
     let server = arbiter::server::start(config, std::future::pending())
         .await
         .unwrap();
@@ -453,14 +454,28 @@ async fn health_is_not_serving_until_the_first_snapshot() {
             .unwrap()
             .map(|m| m.status);
     }
-    drop(watch);
     let r = AuthorizerClient::new(channel)
         .authorize(request("alice", "ReadKey"))
         .await
         .unwrap();
     assert!(is_allow(r.get_ref()));
+
+    // On shutdown an open Watch stream sees NOT_SERVING and ends, so it does not hold the drain (the grace
+    // period here is a minute).
     server.shutdown();
-    server.wait().await.unwrap();
+    let mut statuses = Vec::new();
+    while let Some(m) = tokio::time::timeout(WAIT, watch.message())
+        .await
+        .expect("the watch stream ends")
+        .unwrap()
+    {
+        statuses.push(m.status);
+    }
+    assert_eq!(statuses.last(), Some(&(ServingStatus::NotServing as i32)));
+    tokio::time::timeout(WAIT, server.wait())
+        .await
+        .expect("shutdown is not held by the watch")
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

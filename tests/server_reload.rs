@@ -415,3 +415,48 @@ async fn forced_reload_republishes() {
     assert_ne!(after.loaded_at, before.loaded_at);
     h.stop().await;
 }
+
+/// The policy directory itself replaced (renamed away and re-created, as some deploy tools do) is picked up:
+/// the watch moves to the new directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_directory_is_watched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write(dir.path(), "live/policies.yaml", &allow("p1", "ReadKey"));
+    let live = dir.path().join("live");
+    let mut config = arbiter::server::ServerConfig::new(&live);
+    config.listen = Some("127.0.0.1:0".parse().unwrap());
+    config.debounce = Duration::from_millis(50);
+    let server = arbiter::server::start(config, std::future::pending())
+        .await
+        .unwrap();
+    server.ready().await.unwrap();
+    let client = common::connect(&server).await;
+    let allowed = |action: &'static str| {
+        let mut client = client.clone();
+        async move {
+            is_allow(
+                &client
+                    .authorize(common::request("alice", action))
+                    .await
+                    .unwrap()
+                    .into_inner(),
+            )
+        }
+    };
+    assert!(allowed("ReadKey").await);
+
+    std::fs::rename(&live, dir.path().join("old")).unwrap();
+    common::write(dir.path(), "live/policies.yaml", &allow("p1", "UpdateKey"));
+    common::eventually("the new directory to be served", || async {
+        allowed("UpdateKey").await && !allowed("ReadKey").await
+    })
+    .await;
+    // And it is watched: a later edit is seen too.
+    common::write(dir.path(), "live/policies.yaml", &allow("p1", "DeleteKey"));
+    common::eventually("an edit in the new directory", || async {
+        allowed("DeleteKey").await
+    })
+    .await;
+    server.shutdown();
+    server.wait().await.unwrap();
+}

@@ -545,7 +545,7 @@ impl Supervisor {
         tracing::info!(
             in_flight = self.inflight.get(),
             grace_ms = self.grace.as_millis() as u64,
-            "shutting down: listeners closed, draining in-flight calls"
+            "shutting down: closing the listeners and draining in-flight calls"
         );
         self.health
             .set_service_status("", ServingStatus::NotServing)
@@ -554,6 +554,9 @@ impl Supervisor {
             .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
             .await;
         self.stop_serving.pull();
+        // Ends open `Health/Watch` streams (after they have seen NOT_SERVING), so they do not hold the drain.
+        self.health.clear_service_status("").await;
+        self.health.clear_service_status(SERVICE_NAME).await;
         let mut serving = std::mem::take(&mut self.serving);
         let drained = tokio::time::timeout(self.grace, async {
             for task in serving.iter_mut() {

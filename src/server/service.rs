@@ -43,15 +43,16 @@ impl ServiceState {
         metrics: Metrics,
     ) -> Self {
         // Call ids are `<process prefix>-<counter>`: unique within a process, and across restarts in practice.
-        let now = Timestamp::now();
-        let prefix = (now.as_nanosecond() as u64) ^ (u64::from(std::process::id()) << 32);
+        let mixed = (Timestamp::now().as_nanosecond() as u64)
+            ^ u64::from(std::process::id()).rotate_left(40);
+        let prefix = (mixed ^ (mixed >> 32)) as u32;
         ServiceState {
             store,
             reload,
             superuser,
             log,
             metrics,
-            call_prefix: format!("{:08x}", prefix as u32),
+            call_prefix: format!("{prefix:08x}"),
             calls: AtomicU64::new(0),
         }
     }
