@@ -24,7 +24,7 @@ use tokio::sync::watch;
 pub const DECISIONS_TOTAL: &str = "arbiter_decisions_total";
 /// `arbiter_decision_duration_seconds`: time from receiving a request to its decision (histogram).
 pub const DECISION_DURATION_SECONDS: &str = "arbiter_decision_duration_seconds";
-/// `arbiter_reloads_total{result="ok"|"error"}`.
+/// `arbiter_reloads_total{result="ok"|"error"|"lockout"}`.
 pub const RELOADS_TOTAL: &str = "arbiter_reloads_total";
 /// `arbiter_snapshot_policies`: policies in the snapshot being served.
 pub const SNAPSHOT_POLICIES: &str = "arbiter_snapshot_policies";
@@ -107,7 +107,7 @@ fn describe() {
     );
     describe_counter!(
         RELOADS_TOTAL,
-        "Policy set loads, by result: ok (published) or error (last good snapshot kept)."
+        "Policy set loads, by result: ok (published), error (invalid) or lockout (refused by the lockout check); on error and lockout the last good snapshot is kept."
     );
     describe_gauge!(SNAPSHOT_POLICIES, "Policies in the snapshot being served.");
     describe_counter!(
@@ -139,6 +139,7 @@ pub struct Metrics {
     pub superuser: Counter,
     pub reloads_ok: Counter,
     pub reloads_error: Counter,
+    pub reloads_lockout: Counter,
     pub reload_duration: Histogram,
     pub snapshot_policies: Gauge,
     pub log_dropped: Counter,
@@ -162,6 +163,7 @@ impl Metrics {
             superuser: counter!(SUPERUSER_DECISIONS_TOTAL),
             reloads_ok: counter!(RELOADS_TOTAL, "result" => "ok"),
             reloads_error: counter!(RELOADS_TOTAL, "result" => "error"),
+            reloads_lockout: counter!(RELOADS_TOTAL, "result" => "lockout"),
             reload_duration: histogram!(RELOAD_DURATION_SECONDS),
             snapshot_policies: gauge!(SNAPSHOT_POLICIES),
             log_dropped: counter!(DECISION_LOG_DROPPED_TOTAL),
@@ -179,6 +181,7 @@ impl Metrics {
             superuser: Counter::noop(),
             reloads_ok: Counter::noop(),
             reloads_error: Counter::noop(),
+            reloads_lockout: Counter::noop(),
             reload_duration: Histogram::noop(),
             snapshot_policies: Gauge::noop(),
             log_dropped: Counter::noop(),

@@ -9,11 +9,15 @@
 //!   has been silent for `max(2 s, 20 × debounce)`): a writer that truncates a file and writes it in several
 //!   pieces through one open file is never read half-way. (Separate processes each appending a piece cannot be
 //!   told apart from finished edits; a half file that does not parse is refused like any invalid set.)
-//! - The set is read, hashed, parsed, validated and compiled in `spawn_blocking`. The same content as the
-//!   snapshot being served is not rebuilt (its revision, a content hash, is unchanged); neither is content that
-//!   already failed. On success the snapshot is published with `arc-swap` and the revision changes.
+//! - The set is read, hashed, parsed, validated, compiled and lockout-checked in `spawn_blocking`. The same
+//!   content as the snapshot being served is not rebuilt (its revision, a content hash, is unchanged); neither is
+//!   content that already failed. On success the snapshot is published with `arc-swap` and the revision changes.
 //! - A failed build keeps the last good snapshot. The failure goes to the log, to `GetStatus.last_reload_error`
 //!   and to `arbiter_reloads_total{result="error"}`.
+//! - The lockout check (`crate::simulate::analyze`, the simulator's own analysis) checks the guards of the set
+//!   being served and of the new set against the new set, and the erosion of the guards. A finding refuses the
+//!   set the same way (`arbiter_reloads_total{result="lockout"}`) unless lockouts are allowed, in which case the
+//!   findings are logged as warnings and the set is published.
 //! - SIGHUP (and [`ReloadRequest`]) forces a rebuild and re-creates the watch.
 
 use std::collections::HashSet;
@@ -32,6 +36,7 @@ use crate::diag::Diagnostics;
 use crate::load::load_dir;
 use crate::metrics::Metrics;
 use crate::shutdown::Trigger;
+use crate::simulate::{Finding, FindingKind, LockoutOptions};
 use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// Longest `last_reload_error` kept, in bytes.
@@ -81,13 +86,27 @@ pub enum Outcome {
 }
 
 enum Built {
-    Snapshot(Box<Snapshot>),
+    /// A new snapshot, with the lockout findings that were allowed through.
+    Snapshot(Box<Snapshot>, Vec<Finding>),
     Unchanged,
     AlreadyFailed,
     Failed {
         revision: Option<String>,
         diagnostics: Diagnostics,
+        /// Refused by the lockout check (the set itself is valid).
+        lockout: bool,
     },
+}
+
+/// The lockout check run on every load.
+#[derive(Debug, Clone)]
+pub struct LockoutCheck {
+    /// Publish a set with findings anyway (`--allow-lockout`), logging them as warnings.
+    pub allow: bool,
+    /// The superuser name (a guard protecting it is an error).
+    pub superuser: String,
+    /// Search budget per load; running out is an "inconclusive" finding.
+    pub budget: Duration,
 }
 
 /// Loads, builds and publishes the policy directory.
@@ -97,6 +116,7 @@ pub struct Reloader {
     store: Arc<SnapshotStore>,
     status: Arc<ReloadStatus>,
     metrics: Metrics,
+    lockout: Option<LockoutCheck>,
 }
 
 impl Reloader {
@@ -105,12 +125,14 @@ impl Reloader {
         store: Arc<SnapshotStore>,
         status: Arc<ReloadStatus>,
         metrics: Metrics,
+        lockout: Option<LockoutCheck>,
     ) -> Self {
         Reloader {
             dir,
             store,
             status,
             metrics,
+            lockout,
         }
     }
 
@@ -121,17 +143,22 @@ impl Reloader {
     /// Reads and builds the directory off the executor and publishes it if it is valid and new (or `force`).
     pub async fn reload(&self, force: bool) -> Outcome {
         let dir = self.dir.clone();
-        let current = self.store.load().map(|s| s.revision.clone());
+        let current = self.store.load();
         let failed = self.status.last_error().and_then(|f| f.revision.clone());
+        let lockout = self.lockout.clone();
         let started = Instant::now();
-        let built = tokio::task::spawn_blocking(move || build(&dir, current, failed, force)).await;
+        let built = tokio::task::spawn_blocking(move || {
+            build(&dir, current, failed, force, lockout.as_ref())
+        })
+        .await;
         let elapsed = started.elapsed();
         let built = built.unwrap_or_else(|e| Built::Failed {
             revision: None,
             diagnostics: internal_error(&self.dir, &format!("the reload task failed: {e}")),
+            lockout: false,
         });
         match built {
-            Built::Snapshot(snapshot) => {
+            Built::Snapshot(snapshot, allowed_findings) => {
                 let snapshot: Arc<Snapshot> = Arc::from(snapshot);
                 self.store.publish(snapshot.clone());
                 self.status.last_error.store(None);
@@ -154,6 +181,14 @@ impl Reloader {
                 for w in snapshot.warnings.iter() {
                     tracing::warn!("{w}");
                 }
+                for f in &allowed_findings {
+                    tracing::warn!(
+                        guard = %f.guard,
+                        kind = kind_name(f.kind),
+                        "published despite a lockout finding (lockouts allowed): {}",
+                        f.message
+                    );
+                }
                 Outcome::Published(snapshot)
             }
             Built::Unchanged => {
@@ -169,9 +204,14 @@ impl Reloader {
             Built::Failed {
                 revision,
                 diagnostics,
+                lockout,
             } => {
                 self.status.failed.fetch_add(1, Ordering::Relaxed);
-                self.metrics.reloads_error.increment(1);
+                if lockout {
+                    self.metrics.reloads_lockout.increment(1);
+                } else {
+                    self.metrics.reloads_error.increment(1);
+                }
                 let message = render_errors(&diagnostics);
                 match self.store.load() {
                     Some(serving) => tracing::error!(
@@ -198,32 +238,119 @@ impl Reloader {
     }
 }
 
-fn build(dir: &Path, current: Option<String>, failed: Option<String>, force: bool) -> Built {
+fn build(
+    dir: &Path,
+    current: Option<Arc<Snapshot>>,
+    failed: Option<String>,
+    force: bool,
+    lockout: Option<&LockoutCheck>,
+) -> Built {
     let sources = match load_dir(dir) {
         Ok(s) => s,
         Err(diagnostics) => {
             return Built::Failed {
                 revision: None,
                 diagnostics,
+                lockout: false,
             }
         }
     };
     let revision = sources.revision();
     if !force {
-        if current.as_deref() == Some(revision.as_str()) {
+        if current.as_ref().map(|c| c.revision.as_str()) == Some(revision.as_str()) {
             return Built::Unchanged;
         }
         if failed.as_deref() == Some(revision.as_str()) {
             return Built::AlreadyFailed;
         }
     }
-    match crate::compile::build(&sources) {
-        Ok(snapshot) => Built::Snapshot(Box::new(snapshot)),
-        Err(diagnostics) => Built::Failed {
+    let snapshot = match crate::compile::build(&sources) {
+        Ok(snapshot) => snapshot,
+        Err(diagnostics) => {
+            return Built::Failed {
+                revision: Some(revision),
+                diagnostics,
+                lockout: false,
+            }
+        }
+    };
+    let Some(check) = lockout else {
+        return Built::Snapshot(Box::new(snapshot), Vec::new());
+    };
+    let options = LockoutOptions {
+        as_of: Timestamp::now(),
+        budget: check.budget,
+        superuser: Some(check.superuser.clone()),
+    };
+    match crate::simulate::analyze(current.as_deref(), &snapshot, &options) {
+        Ok(findings) if findings.is_empty() || check.allow => {
+            Built::Snapshot(Box::new(snapshot), findings)
+        }
+        Ok(findings) => Built::Failed {
             revision: Some(revision),
-            diagnostics,
+            diagnostics: findings_to_diagnostics(dir, &findings, &snapshot, current.as_deref()),
+            lockout: true,
         },
+        Err(errors) => {
+            let mut diagnostics = Diagnostics::new();
+            for e in errors {
+                let origin = guard_origin(&e.guard, &snapshot, current.as_deref());
+                let (file, pos) = origin.unwrap_or((Arc::from(dir), crate::diag::Pos::new(0, 0)));
+                diagnostics.push(crate::diag::Diagnostic::error(&file, pos, e.message));
+            }
+            Built::Failed {
+                revision: Some(revision),
+                diagnostics,
+                lockout: false,
+            }
+        }
     }
+}
+
+fn kind_name(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::Lockout => "lockout",
+        FindingKind::Inconclusive => "inconclusive",
+        FindingKind::Erosion => "erosion",
+    }
+}
+
+fn guard_origin(
+    id: &str,
+    proposed: &Snapshot,
+    current: Option<&Snapshot>,
+) -> Option<(Arc<Path>, crate::diag::Pos)> {
+    std::iter::once(proposed)
+        .chain(current)
+        .flat_map(|s| s.compiled.guards.iter())
+        .find(|g| &*g.id == id)
+        .map(|g| (g.origin.file.clone(), g.origin.pos))
+}
+
+/// Lockout findings as errors at their guard's position, with the counterexample as help.
+pub fn findings_to_diagnostics(
+    dir: &Path,
+    findings: &[Finding],
+    proposed: &Snapshot,
+    current: Option<&Snapshot>,
+) -> Diagnostics {
+    let mut diagnostics = Diagnostics::new();
+    for f in findings {
+        let (file, pos) = guard_origin(&f.guard, proposed, current)
+            .unwrap_or((Arc::from(dir), crate::diag::Pos::new(0, 0)));
+        let mut d = crate::diag::Diagnostic::error(
+            &file,
+            pos,
+            format!("{}: {}", kind_name(f.kind), f.message),
+        );
+        if let Some(example) = &f.counterexample {
+            d = d.with_help(format!(
+                "counterexample (try it with `arbiter eval`): {example}"
+            ));
+        }
+        diagnostics.push(d);
+    }
+    diagnostics
 }
 
 fn internal_error(dir: &Path, message: &str) -> Diagnostics {

@@ -176,6 +176,8 @@ fn help_documents_every_environment_variable() {
         "ARBITER_DEBOUNCE_MS",
         "ARBITER_GRACE_PERIOD_SECS",
         "ARBITER_MAX_MESSAGE_BYTES",
+        "ARBITER_ALLOW_LOCKOUT",
+        "ARBITER_LOCKOUT_BUDGET",
     ] {
         assert!(help.contains(var), "{var} missing from:\n{help}");
     }
@@ -298,4 +300,41 @@ async fn uds_only() {
     p.signal("INT");
     assert_eq!(p.wait_exit(), 0);
     assert!(!sock.exists());
+}
+
+/// A first load that fails its lockout guards exits 2 with the finding; `--allow-lockout` serves it.
+#[test]
+fn first_load_lockout_exits_2_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in common::default_pack() {
+        common::write(dir.path(), &name, &text);
+    }
+    common::write(dir.path(), "lockout.yaml", common::LOCKOUT);
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--policies"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("lockout:") && stderr.contains("guards.yaml"),
+        "{stderr}"
+    );
+
+    let mut p = Proc::spawn(
+        Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--allow-lockout",
+                "--policies",
+            ])
+            .arg(dir.path()),
+    );
+    p.wait_for_line("published despite a lockout finding");
+    p.wait_for_line("serving");
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(), 0);
 }

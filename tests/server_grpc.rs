@@ -17,16 +17,7 @@ use prost_types::{Struct, Value};
 use tonic::Code;
 
 fn default_pack() -> Vec<(String, String)> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    ["admin.yaml", "groups.yaml", "guards.yaml", "keys.yaml"]
-        .iter()
-        .map(|f| {
-            (
-                f.to_string(),
-                std::fs::read_to_string(root.join(f)).unwrap(),
-            )
-        })
-        .collect()
+    common::default_pack()
 }
 
 async fn pack_harness(configure: impl FnOnce(&mut arbiter::server::ServerConfig)) -> Harness {
@@ -378,7 +369,7 @@ async fn oversized_messages_are_resource_exhausted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_and_simulate() {
+async fn status_reports_the_snapshot() {
     let h = pack_harness(|_| {}).await;
     let s = h.status().await;
     assert_eq!(s.revision.len(), 16);
@@ -388,13 +379,118 @@ async fn status_and_simulate() {
     assert!(s.loaded_at.is_some());
     assert!(s.last_reload_error.is_empty());
     assert_eq!((s.reloads_ok, s.reloads_failed), (1, 0));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_reports_lockouts_and_changes() {
+    let h = pack_harness(|_| {}).await;
+    let current = h.status().await.revision;
+    let mut files: std::collections::HashMap<String, String> = default_pack()
+        .into_iter()
+        .map(|(name, text)| (format!("policies/{name}"), text))
+        .collect();
+    files.insert("policies/lockout.yaml".into(), common::LOCKOUT.into());
+    let mut admin = request("ops", "DeletePolicy");
+    admin.principal.as_mut().unwrap().groups = vec!["admin".into()];
+    admin.resource.as_mut().unwrap().uri = "kylo:kylo:admin:policies:p1".into();
+    let unchanged = key_request("carol", &["hr"], "EncryptWithKey", "bob");
+    let r = h
+        .client
+        .clone()
+        .simulate(proto::SimulateRequest {
+            files: files.clone(),
+            requests: vec![admin.clone(), unchanged.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.valid, "{:?}", r.errors);
+    assert_eq!(r.current_revision, current);
+    assert_ne!(r.proposed_revision, current);
+    let lockout = r
+        .lockouts
+        .iter()
+        .find(|l| l.kind == "lockout")
+        .unwrap_or_else(|| panic!("a lockout: {:?}", r.lockouts));
+    assert_eq!(lockout.guard, "admins-keep-policy-control");
+    assert_eq!(lockout.policies, vec!["no-policy-deletes"]);
+    let example = lockout.counterexample.clone().expect("a counterexample");
+    assert_eq!(example.action, "DeletePolicy");
+    // The counterexample is valid input for Authorize; the server (current set) allows it.
+    assert!(authorize(&h, example).await.is_ok());
+    assert_eq!(r.replayed, 2);
+    assert_eq!(r.changes.len(), 1, "{:?}", r.changes);
+    let change = &r.changes[0];
+    assert_eq!(change.request.as_ref().unwrap().action, "DeletePolicy");
+    assert!(is_allow(change.current.as_ref().unwrap()));
+    let proposed = change.proposed.as_ref().unwrap();
+    assert_eq!(proposed.decision, Decision::Deny as i32);
+    assert_eq!(proposed.policies, vec!["no-policy-deletes"]);
+    assert_eq!(proposed.revision, r.proposed_revision);
+
+    // The same set without the lockout: no findings, no changes.
+    files.remove("policies/lockout.yaml");
+    let r = h
+        .client
+        .clone()
+        .simulate(proto::SimulateRequest {
+            files: files.clone(),
+            requests: vec![admin.clone()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        r.valid && r.lockouts.is_empty() && r.changes.is_empty(),
+        "{r:?}"
+    );
+
+    // An invalid proposed set.
+    files.insert("policies/bad.yaml".into(), "kind: Nonsense\n".into());
+    let r = h
+        .client
+        .clone()
+        .simulate(proto::SimulateRequest {
+            files,
+            requests: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.valid);
+    assert!(
+        r.errors.iter().any(|e| e.contains("policies/bad.yaml")),
+        "{:?}",
+        r.errors
+    );
+
+    // Bad input names the field.
     let err = h
         .client
         .clone()
-        .simulate(proto::SimulateRequest::default())
+        .simulate(proto::SimulateRequest {
+            files: [("../x.yaml".to_string(), String::new())].into(),
+            requests: vec![],
+        })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("files["), "{}", err.message());
+    let err = h
+        .client
+        .clone()
+        .simulate(proto::SimulateRequest {
+            files: Default::default(),
+            requests: vec![request("alice", "")],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().starts_with("requests[0].action"),
+        "{}",
+        err.message()
+    );
     h.stop().await;
 }
 

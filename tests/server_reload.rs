@@ -460,3 +460,85 @@ async fn replaced_directory_is_watched_again() {
     server.shutdown();
     server.wait().await.unwrap();
 }
+
+fn admin_request(action: &str, uri: &str) -> arbiter::server::proto::AuthorizeRequest {
+    let mut r = common::request("ops", action);
+    r.principal.as_mut().unwrap().groups = vec!["admin".into()];
+    r.resource.as_mut().unwrap().uri = uri.into();
+    r
+}
+
+/// A reload that would lock the guarded admins out is refused (like an invalid set) unless lockouts are
+/// allowed; the refusal is in `GetStatus` with the guard's position and a counterexample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_is_refused_unless_allowed() {
+    let pack = common::default_pack();
+    let refs: Vec<(&str, &str)> = pack.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let h = Harness::start(&refs).await;
+    let good = h.status().await;
+    let delete = || admin_request("DeletePolicy", "kylo:kylo:admin:policies:p1");
+    let allowed = |h: &Harness| {
+        let mut c = h.client.clone();
+        async move { is_allow(&c.authorize(delete()).await.unwrap().into_inner()) }
+    };
+    assert!(allowed(&h).await);
+
+    h.write("lockout.yaml", common::LOCKOUT);
+    h.eventually("the lockout to be refused", || async {
+        h.status().await.reloads_failed == 1
+    })
+    .await;
+    let status = h.status().await;
+    assert_eq!(status.revision, good.revision);
+    assert!(
+        status.last_reload_error.contains("lockout:"),
+        "{}",
+        status.last_reload_error
+    );
+    assert!(
+        status.last_reload_error.contains("guards.yaml"),
+        "{}",
+        status.last_reload_error
+    );
+    assert!(
+        status.last_reload_error.contains("counterexample"),
+        "{}",
+        status.last_reload_error
+    );
+    assert!(allowed(&h).await, "still serving the last good set");
+    h.stop().await;
+
+    // With lockouts allowed, the same change is published.
+    let h = Harness::start_with(&refs, |c| c.allow_lockout = true).await;
+    h.write("lockout.yaml", common::LOCKOUT);
+    h.eventually("the lockout to be published", || async {
+        !allowed(&h).await
+    })
+    .await;
+    let status = h.status().await;
+    assert_eq!(status.reloads_failed, 0);
+    assert_eq!(status.revision, disk_revision(h.dir.path()));
+    h.stop().await;
+}
+
+/// A first load that fails its guards is refused: nothing is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_load_lockout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in common::default_pack() {
+        common::write(dir.path(), &name, &text);
+    }
+    common::write(dir.path(), "lockout.yaml", common::LOCKOUT);
+    let mut config = arbiter::server::ServerConfig::new(dir.path());
+    config.listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = arbiter::server::start(config, std::future::pending())
+        .await
+        .unwrap();
+    match server.ready().await {
+        Err(arbiter::server::ServeError::InvalidPolicies(d)) => {
+            assert!(d.to_string().contains("lockout:"), "{d}")
+        }
+        other => panic!("expected a refused first load, got {other:?}"),
+    }
+    assert!(server.wait().await.is_err());
+}

@@ -22,8 +22,11 @@ socket is served; give --listen as well for both.
 Signals: SIGHUP reloads the policy directory; SIGTERM or SIGINT stops accepting, drains in-flight calls for up to \
 --grace-period-secs and exits 0 (a second signal exits at once).
 
-Exit codes: 0 stopped cleanly; 1 could not start or serve; 2 invalid usage, or the policy set is invalid at \
-start-up (every error is printed and nothing is served).")]
+Lockouts: every load is checked with the lockout simulator (the guards of the set being served and of the new \
+set, and their erosion). A set with findings is refused like an invalid one, unless --allow-lockout is given.
+
+Exit codes: 0 stopped cleanly; 1 could not start or serve; 2 invalid usage, or the policy set is invalid or \
+fails its lockout guards at start-up (every error is printed and nothing is served).")]
 pub struct ServeArgs {
     /// The policy directory, watched and hot-reloaded.
     #[arg(
@@ -67,6 +70,14 @@ pub struct ServeArgs {
         env = "ARBITER_GRACE_PERIOD_SECS"
     )]
     pub grace_period_secs: u64,
+    /// Publish a policy set even when the lockout check finds that it locks a guard's principals out (the
+    /// findings are logged). Without it such a set is refused like an invalid one.
+    #[arg(long, env = "ARBITER_ALLOW_LOCKOUT")]
+    pub allow_lockout: bool,
+    /// Search budget of the lockout check on each load and of `Simulate`, e.g. `10s` or `500ms`; running out
+    /// is an "inconclusive" finding.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, env = "ARBITER_LOCKOUT_BUDGET")]
+    pub lockout_budget: Duration,
     /// Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES, env = "ARBITER_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: usize,
@@ -102,10 +113,32 @@ impl ServeArgs {
             grace_period: Duration::from_secs(self.grace_period_secs),
             max_message_bytes: self.max_message_bytes,
             watch: true,
+            lockout_check: true,
+            allow_lockout: self.allow_lockout,
+            lockout_budget: self.lockout_budget,
             sighup: true,
             first_load_gate: None,
         }
     }
+}
+
+/// `10s`, `500ms`, `2m`, or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as `10s` or `500ms`"))?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{s}`: {e}"))
 }
 
 pub fn run(args: ServeArgs) -> i32 {

@@ -25,6 +25,97 @@ const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
 /// Seconds of 9999-12-30T22:00:00Z: the end of jiff's range (a little before the proto's 9999-12-31T23:59:59Z).
 const MAX_TIMESTAMP_SECONDS: i64 = 253_402_207_200;
 
+/// A validated `SimulateRequest`: the proposed files and the requests to replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulateInput {
+    pub files: Vec<(std::path::PathBuf, String)>,
+    pub requests: Vec<Request>,
+}
+
+impl TryFrom<proto::SimulateRequest> for SimulateInput {
+    type Error = RequestError;
+
+    fn try_from(msg: proto::SimulateRequest) -> Result<Self, RequestError> {
+        let mut files = Vec::with_capacity(msg.files.len());
+        for (path, text) in msg.files {
+            let field = format!("files[{path:?}]");
+            let p = std::path::Path::new(&path);
+            let policy_name = path.ends_with(".yaml") || path.ends_with(".yml");
+            let plain = p.components().all(|c| match c {
+                std::path::Component::Normal(n) => !n.to_string_lossy().starts_with('.'),
+                _ => false,
+            });
+            if path.is_empty() || !policy_name || !plain {
+                return Err(RequestError::new(
+                    field,
+                    "must be a relative path ending in .yaml or .yml, without `.`-prefixed or `..` components",
+                ));
+            }
+            files.push((p.to_path_buf(), text));
+        }
+        let mut requests = Vec::with_capacity(msg.requests.len());
+        for (i, r) in msg.requests.into_iter().enumerate() {
+            let input = AuthorizeInput::try_from(r)
+                .map_err(|e| RequestError::new(format!("requests[{i}].{}", e.field), e.message))?;
+            requests.push(input.request);
+        }
+        Ok(SimulateInput { files, requests })
+    }
+}
+
+/// The proto form of a validated request (for counterexamples and replayed requests).
+pub fn request_to_proto(r: &Request) -> proto::AuthorizeRequest {
+    let attributes = |m: &Map<String, Value>| (!m.is_empty()).then(|| json_to_struct(m));
+    proto::AuthorizeRequest {
+        principal: Some(proto::Principal {
+            id: r.principal.id.clone(),
+            groups: r.principal.groups.clone(),
+            attributes: attributes(&r.principal.attributes),
+        }),
+        action: r.action.clone(),
+        resource: Some(proto::Resource {
+            uri: r.resource.uri.clone().unwrap_or_default(),
+            owner: r.resource.owner.clone().unwrap_or_default(),
+            attributes: attributes(&r.resource.attributes),
+        }),
+        environment: Some(proto::Environment {
+            time: r.environment.time.map(timestamp_to_proto),
+            source_ip: r
+                .environment
+                .source_ip
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+            port: r.environment.port.unwrap_or(0),
+            attributes: attributes(&r.environment.attributes),
+        }),
+        explain: false,
+    }
+}
+
+/// JSON map to Struct. Only used on validated requests, whose depth is bounded.
+fn json_to_struct(m: &Map<String, Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: m
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect(),
+    }
+}
+
+fn json_to_value(v: &Value) -> prost_types::Value {
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
+        Value::Object(m) => Kind::StructValue(json_to_struct(m)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
 /// A validated `AuthorizeRequest`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthorizeInput {
@@ -402,6 +493,46 @@ mod tests {
             let t = timestamp_from_proto("t", &prost_types::Timestamp { seconds, nanos }).unwrap();
             assert_eq!(crate::request::parse_rfc3339(&t.to_string()), Some(t));
         }
+    }
+
+    #[test]
+    fn requests_round_trip_through_proto() {
+        let r = Request::from_json(serde_json::json!({
+            "principal": {"id": "carol", "groups": ["hr"], "attributes": {"department": "security", "level": 3}},
+            "action": "EncryptWithKey",
+            "resource": {"uri": "kylo:kylo:vault:keys:k2", "owner": "bob",
+                         "attributes": {"permissions": {"EncryptWithKey": ["hr"]}, "global": true}},
+            "environment": {"time": "2026-11-23T12:00:00.5Z", "source_ip": "10.1.2.3", "port": 443,
+                            "attributes": {"x": null}}
+        }))
+        .unwrap();
+        let back = AuthorizeInput::try_from(request_to_proto(&r)).unwrap();
+        assert_eq!(back.request, r);
+    }
+
+    #[test]
+    fn simulate_file_names_are_checked() {
+        for bad in [
+            "",
+            "/etc/a.yaml",
+            "../a.yaml",
+            "a/../b.yaml",
+            ".hidden/a.yaml",
+            "a.txt",
+        ] {
+            let msg = proto::SimulateRequest {
+                files: [(bad.to_string(), String::new())].into(),
+                requests: vec![],
+            };
+            let err = SimulateInput::try_from(msg).unwrap_err();
+            assert!(err.field.starts_with("files["), "{bad}: {err}");
+        }
+        let msg = proto::SimulateRequest {
+            files: [("policies/a.yml".to_string(), String::new())].into(),
+            requests: vec![proto::AuthorizeRequest::default()],
+        };
+        let err = SimulateInput::try_from(msg).unwrap_err();
+        assert_eq!(err.field, "requests[0].principal.id");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The sidecar (`arbiter serve`): listeners, service wiring, start-up, health, reflection and graceful shutdown.
 //!
-//! [`start`] binds every listener, starts serving with health NOT_SERVING, then loads the policy directory off
-//! the executor. Once the first snapshot is published, health turns SERVING and the reload loop starts
+//! [`start`] binds every listener, starts serving with health NOT_SERVING, then loads (and lockout-checks) the
+//! policy directory off the executor. Once the first snapshot is published, health turns SERVING and the reload loop starts
 //! (`crate::reload`). If the first load fails, nothing is ever decided: the server stops and
 //! [`RunningServer::ready`] / [`RunningServer::wait`] report [`ServeError::InvalidPolicies`].
 //!
@@ -12,6 +12,7 @@
 pub mod convert;
 pub mod edge;
 pub mod service;
+pub mod simulate;
 
 use std::future::Future;
 use std::io;
@@ -33,7 +34,9 @@ use tower::layer::util::{Identity, Stack};
 use crate::decision_log::{self, DecisionLogger};
 use crate::diag::Diagnostics;
 use crate::metrics::{self, Metrics};
-use crate::reload::{self, Debounce, Outcome, ReloadRequest, ReloadStatus, Reloader, Watch};
+use crate::reload::{
+    self, Debounce, LockoutCheck, Outcome, ReloadRequest, ReloadStatus, Reloader, Watch,
+};
 use crate::shutdown::Trigger;
 use crate::snapshot::SnapshotStore;
 use edge::{EdgeLayer, InFlight};
@@ -59,6 +62,8 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
 /// Default time allowed for in-flight calls to finish on shutdown.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// Default search budget of the lockout check.
+pub const DEFAULT_LOCKOUT_BUDGET: Duration = Duration::from_secs(10);
 /// The mode of the Unix socket.
 pub const UDS_MODE: u32 = 0o600;
 /// Default decision-log queue length.
@@ -84,6 +89,12 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Watch the directory for changes (otherwise only forced reloads).
     pub watch: bool,
+    /// Check every load with the lockout simulator (`false` skips the check entirely).
+    pub lockout_check: bool,
+    /// Publish a set with lockout findings anyway (`--allow-lockout`), logging them.
+    pub allow_lockout: bool,
+    /// Search budget of the lockout check (per load) and of `Simulate`.
+    pub lockout_budget: Duration,
     /// Reload on SIGHUP. The handler is process-wide: leave it off when embedding several servers.
     pub sighup: bool,
     /// Test hook: the first load waits until this is notified, so NOT_SERVING can be observed.
@@ -106,6 +117,9 @@ impl ServerConfig {
             grace_period: DEFAULT_GRACE_PERIOD,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             watch: true,
+            lockout_check: true,
+            allow_lockout: false,
+            lockout_budget: DEFAULT_LOCKOUT_BUDGET,
             sighup: false,
             first_load_gate: None,
         }
@@ -262,6 +276,7 @@ where
         config.superuser.clone(),
         log.clone(),
         metrics.clone(),
+        config.lockout_budget,
     ));
     let health = HealthReporter::new();
     health
@@ -324,11 +339,17 @@ where
 
     // The watch starts before the first load so that no change made meanwhile is missed.
     let watch = Watch::start(&config.policies, config.watch);
+    let lockout = config.lockout_check.then(|| LockoutCheck {
+        allow: config.allow_lockout,
+        superuser: config.superuser.clone(),
+        budget: config.lockout_budget,
+    });
     let reloader = Arc::new(Reloader::new(
         config.policies.clone(),
         store,
         status,
         metrics,
+        lockout,
     ));
     let (reload_request, forced) = ReloadRequest::channel();
     let (ready_tx, ready) = watch::channel(None);

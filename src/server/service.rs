@@ -8,7 +8,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use tonic::{Request, Response, Status};
@@ -30,6 +30,8 @@ pub struct ServiceState {
     pub superuser: String,
     pub log: Option<DecisionLogger>,
     pub metrics: Metrics,
+    /// Search budget of `Simulate`'s lockout analysis.
+    pub lockout_budget: Duration,
     call_prefix: String,
     calls: AtomicU64,
 }
@@ -41,6 +43,7 @@ impl ServiceState {
         superuser: String,
         log: Option<DecisionLogger>,
         metrics: Metrics,
+        lockout_budget: Duration,
     ) -> Self {
         // Call ids are `<process prefix>-<counter>`: unique within a process, and across restarts in practice.
         let mixed = (Timestamp::now().as_nanosecond() as u64)
@@ -52,6 +55,7 @@ impl ServiceState {
             superuser,
             log,
             metrics,
+            lockout_budget,
             call_prefix: format!("{prefix:08x}"),
             calls: AtomicU64::new(0),
         }
@@ -272,12 +276,29 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         Ok(Response::new(status))
     }
 
+    /// The lockout simulator on a proposed set (`files`) against the snapshot being served, with `requests`
+    /// replayed against both. Runs off the executor.
     async fn simulate(
         &self,
-        _request: Request<proto::SimulateRequest>,
+        request: Request<proto::SimulateRequest>,
     ) -> Result<Response<proto::SimulateResponse>, Status> {
-        Err(Status::unimplemented(
-            "Simulate is not available yet: it comes with the lockout simulator",
-        ))
+        let state = &*self.state;
+        let input = catch_unwind(AssertUnwindSafe(|| {
+            convert::SimulateInput::try_from(request.into_inner())
+        }))
+        .map_err(|_| internal_panic("reading the request"))?
+        .map_err(invalid)?;
+        let current = state.snapshot()?;
+        let superuser = state.superuser.clone();
+        let budget = state.lockout_budget;
+        let report = tokio::task::spawn_blocking(move || {
+            catch_unwind(AssertUnwindSafe(|| {
+                super::simulate::run(&current, input, &superuser, budget)
+            }))
+        })
+        .await
+        .map_err(|_| internal_panic("simulating"))?
+        .map_err(|_| internal_panic("simulating"))?;
+        Ok(Response::new(report))
     }
 }

@@ -177,3 +177,27 @@ pub async fn connect(server: &RunningServer) -> AuthorizerClient<Channel> {
         .await
         .expect("connect")
 }
+
+/// The shipped default pack (`policies/*.yaml`, not the test suites), as (name, text).
+pub fn default_pack() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml") && p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A deny that locks the `admin` group out of `DeletePolicy` (the default pack's guard forbids it).
+pub const LOCKOUT: &str = "kind: Policy\nid: no-policy-deletes\neffect: deny\nactions: [DeletePolicy]\n\
+resources: [\"kylo:kylo:admin:policies:*\"]\n---\nkind: PolicyAttachment\nid: no-policy-deletes-admins\n\
+policy: no-policy-deletes\nprincipal_selector: {groups: [admin]}\n";
