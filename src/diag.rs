@@ -145,14 +145,19 @@ impl Diagnostics {
 
     /// Fills in the source line of each diagnostic whose file is among `sources`.
     pub fn attach_snippets<'a>(&mut self, sources: impl Fn(&Path) -> Option<&'a str>) {
+        // Each file's lines are split once, however many diagnostics point into it.
+        let mut lines: std::collections::HashMap<PathBuf, Option<Vec<&'a str>>> =
+            std::collections::HashMap::new();
         for d in &mut self.items {
             if d.snippet.is_some() || d.pos.line == 0 {
                 continue;
             }
-            if let Some(text) = sources(&d.file) {
-                d.snippet = text
-                    .lines()
-                    .nth(d.pos.line as usize - 1)
+            let file_lines = lines
+                .entry(d.file.clone())
+                .or_insert_with(|| sources(&d.file).map(|text| text.lines().collect()));
+            if let Some(file_lines) = file_lines {
+                d.snippet = file_lines
+                    .get(d.pos.line as usize - 1)
                     .map(|l| l.trim_end().to_string());
             }
         }

@@ -28,6 +28,9 @@ pub struct SourceFile {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceSet {
     pub files: Vec<SourceFile>,
+    /// The directory the files were read from; the revision hashes paths relative to it, so `policies` and
+    /// `./policies` (or a git revision of the same directory) give the same revision for the same content.
+    pub root: Option<PathBuf>,
 }
 
 impl SourceSet {
@@ -41,14 +44,24 @@ impl SourceSet {
             })
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        SourceSet { files }
+        SourceSet { files, root: None }
+    }
+
+    /// Marks the directory the files came from (see [`SourceSet::root`]).
+    pub fn with_root(mut self, root: &Path) -> Self {
+        self.root = Some(root.to_path_buf());
+        self
     }
 
     /// A content hash of every file's name and text: the snapshot's revision.
     pub fn revision(&self) -> String {
         let mut hasher = Sha256::new();
         for f in &self.files {
-            hasher.update(f.path.to_string_lossy().as_bytes());
+            let name = match &self.root {
+                Some(root) => f.path.strip_prefix(root).unwrap_or(&f.path),
+                None => &f.path,
+            };
+            hasher.update(name.to_string_lossy().as_bytes());
             hasher.update([0]);
             hasher.update(f.text.as_bytes());
             hasher.update([0]);
@@ -119,7 +132,7 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
         diags.sort();
         return Err(diags);
     }
-    Ok(SourceSet::from_files(files))
+    Ok(SourceSet::from_files(files).with_root(dir))
 }
 
 fn read_text(path: &Path) -> Result<String, String> {

@@ -328,3 +328,19 @@ fn simulate_against_a_git_base_with_exit_codes_and_json() {
         "{all}"
     );
 }
+
+#[test]
+fn the_revision_depends_on_content_not_on_how_the_directory_is_named() {
+    let a = arbiter(&["check", "policies"], None);
+    let b = arbiter(&["check", "./policies/"], None);
+    let rev = |o: &Output| {
+        text(&o.stdout)
+            .rsplit("revision ")
+            .next()
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(rev(&a), rev(&b));
+    assert_eq!(rev(&a).len(), 17, "16 hex digits and `)`");
+}

@@ -252,9 +252,7 @@ fn reserved_superuser_id() {
 fn bad_effect_and_bad_id() {
     let diags = errors_of(&[(
         "p/x.yaml",
-        &format!(
-            "kind: Policy\nid: \"bad id\"\neffect: alow\nactions: [ReadKey]\nresources: [x]\n"
-        ),
+        "kind: Policy\nid: \"bad id\"\neffect: alow\nactions: [ReadKey]\nresources: [x]\n",
     )]);
     let all = diags.to_string();
     assert!(

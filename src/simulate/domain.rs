@@ -221,7 +221,7 @@ pub fn choices(var: &Var, uses: &Uses, related: &[Choice], as_of: Timestamp) -> 
         Var::Port => {
             push(Choice::Absent, &mut out);
             for n in number_points(&uses.numbers, related) {
-                if n >= 1.0 && n <= 65_535.0 && n.fract() == 0.0 {
+                if (1.0..=65_535.0).contains(&n) && n.fract() == 0.0 {
                     push(Choice::Json(json!(n as u64)), &mut out);
                 }
             }

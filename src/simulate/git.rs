@@ -53,5 +53,5 @@ pub fn load_revision(dir: &Path, rev: &str) -> Result<SourceSet, String> {
             String::from_utf8(blob).map_err(|_| format!("{full} at {rev} is not valid UTF-8"))?;
         files.push((PathBuf::from(dir).join(rel), text));
     }
-    Ok(SourceSet::from_files(files))
+    Ok(SourceSet::from_files(files).with_root(dir))
 }

@@ -8,6 +8,7 @@
 //!    a request where it applies is a finding.
 //! 4. When no deny can apply, allow coverage is searched depth first over the allows' variables with
 //!    three-valued partial evaluation: a branch where some allow already surely holds is pruned.
+//!
 //! Leaves are concrete requests checked by `eval::evaluate`; the guard's `assuming:` conditions filter them.
 
 use std::collections::BTreeMap;

@@ -156,9 +156,9 @@ pub fn witnesses(
                 .zip(&ps)
                 .map(|(p, s)| p.accepts(s))
                 .collect();
-            if !found.contains_key(&vector) {
-                order.push(vector.clone());
-                found.insert(vector, text.clone());
+            if let std::collections::hash_map::Entry::Vacant(slot) = found.entry(vector) {
+                order.push(slot.key().clone());
+                slot.insert(text.clone());
             }
         }
         for &c in &alphabet {
@@ -229,7 +229,7 @@ mod tests {
     fn finds_intersection_and_difference() {
         let guard = Pattern::glob("kylo:kylo:admin:policies:*");
         let deny = Pattern::glob("*:prod-*");
-        let w = witnesses(&guard, &[deny.clone()], false, 10_000);
+        let w = witnesses(&guard, std::slice::from_ref(&deny), false, 10_000);
         assert!(w.complete);
         let inside = w
             .by_vector
