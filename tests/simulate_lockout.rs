@@ -362,3 +362,53 @@ fn a_guard_on_the_superuser_is_an_error() {
     let errors = analyze(None, &s, &options).unwrap_err();
     assert_eq!(errors[0].guard, "g");
 }
+
+#[test]
+fn a_guard_with_a_different_principal_is_weakened() {
+    let moved = "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [global]}\nmust_allow:\n  - actions: [CreatePolicy, ReadPolicy, UpdatePolicy, DeletePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n  - actions: [CreatePolicyAttachment, ReadPolicyAttachment, DeletePolicyAttachment]\n    resources: [\"kylo:kylo:admin:policy-attachments:*\"]\n  - actions: [CreateUser, ReadUser, UpdateUser, DeleteUser]\n    resources: [\"kylo:kylo:admin:users:*\"]\n  - actions: [CreateGroup, ReadGroup, UpdateGroup, DeleteGroup, AddGroupMember, RemoveGroupMember]\n    resources: [\"kylo:kylo:admin:groups:*\"]\n";
+    let f = analyze_change(&[("guards.yaml", moved)]);
+    assert!(
+        f.iter()
+            .any(|f| f.kind == FindingKind::Erosion && f.message.contains("principal changed")),
+        "{f:#?}"
+    );
+    // The current guard still applies to the proposed set, and the proposed guard is checked too: `global`
+    // members cannot manage policies, which is a lockout of the proposed guard.
+    assert!(f.iter().any(|f| f.kind == FindingKind::Lockout), "{f:#?}");
+}
+
+#[test]
+fn running_out_of_budget_is_inconclusive_never_safe() {
+    let current = build(&pack());
+    let next = build(&proposed(&[(
+        "night.yaml",
+        &deny("  - path: environment.time\n    op: time_of_day\n    values: [\"22:00-06:00\"]\n    zone: Europe/Paris", "[\"*\"]"),
+    )]));
+    let options = LockoutOptions {
+        as_of: as_of(),
+        budget: Duration::ZERO,
+        superuser: Some("admin".into()),
+    };
+    let f = analyze(Some(&current), &next, &options).unwrap();
+    assert!(
+        f.iter().any(|f| f.kind == FindingKind::Inconclusive),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn directory_members_of_guarded_groups_are_checked() {
+    // alice is an admin through the directory; a deny aimed at her id locks her out.
+    let groups = "kind: Group\nname: admin\nsystem: true\nmembers: [alice]\n---\nkind: Group\nname: global\nsystem: true\nmembers: []\n";
+    let d = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\n---\nkind: PolicyAttachment\nid: deny-attach\npolicy: change\nprincipal_selector: {id: alice}\n";
+    let current = build(&proposed(&[("groups.yaml", groups)]));
+    let next = build(&proposed(&[("groups.yaml", groups), ("alice.yaml", d)]));
+    let options = LockoutOptions {
+        as_of: as_of(),
+        budget: Duration::from_secs(20),
+        superuser: Some("admin".into()),
+    };
+    let f = analyze(Some(&current), &next, &options).unwrap();
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(cx["principal"]["id"], "alice");
+}
