@@ -1,0 +1,128 @@
+//! Arbiter-only in-process benchmarks (no peers feature needed): decision latency per policy-set size (for the
+//! growth target), compile/reload time per size (parse + validate + compile + swap), lockout analysis of the
+//! 10,000-policy set, and replay of 100,000 logged requests (read + decide against two sets).
+
+#[path = "workload/mod.rs"]
+mod workload;
+
+use std::hint::black_box;
+use std::io::Cursor;
+use std::time::Duration;
+
+use arbiter::simulate::replay::{read_lines, replay};
+use arbiter::simulate::{analyze, LockoutOptions};
+use arbiter::SnapshotStore;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use workload::{requests, workload, Effect, BENCH_REQUESTS, SIZES};
+
+fn decide(c: &mut Criterion) {
+    let mut group = c.benchmark_group("arbiter_decide");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    for size in SIZES {
+        let w = workload(size);
+        let reqs = requests(&w, BENCH_REQUESTS, size as u64);
+        let snapshot = w.snapshot();
+        let options = arbiter::EvalOptions::default();
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        // Request construction + evaluation (as in the peer comparison).
+        let mut i = 0usize;
+        group.bench_function(BenchmarkId::new("build+evaluate", size), |b| {
+            b.iter(|| {
+                let r = &reqs[i % reqs.len()];
+                i += 1;
+                let request = r.to_raw().normalize().unwrap();
+                black_box(arbiter::evaluate(&snapshot, &request, now, &options).allowed)
+            })
+        });
+        // Evaluation alone, on pre-built requests.
+        let built: Vec<_> = reqs
+            .iter()
+            .map(|r| r.to_raw().normalize().unwrap())
+            .collect();
+        group.bench_function(BenchmarkId::new("evaluate", size), |b| {
+            b.iter(|| {
+                let r = &built[i % built.len()];
+                i += 1;
+                black_box(arbiter::evaluate(&snapshot, r, now, &options).allowed)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn reload(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reload");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    let store = SnapshotStore::new();
+    for size in SIZES {
+        let files = workload(size).yaml_files();
+        // From file texts in memory (the directory walk is the reloader's and is not included).
+        group.bench_function(BenchmarkId::new("parse+validate+compile+swap", size), |b| {
+            b.iter(|| {
+                let sources = arbiter::load::SourceSet::from_files(files.clone());
+                let snapshot = arbiter::build(&sources).expect("compiles");
+                store.publish(std::sync::Arc::new(snapshot));
+            })
+        });
+    }
+    group.finish();
+}
+
+fn simulate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("simulate");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    let w = workload(10_000);
+    let current = w.snapshot();
+    let mut changed = w.clone();
+    for p in changed.policies.iter_mut().skip(5).step_by(7) {
+        p.effect = if p.effect == Effect::Allow {
+            Effect::Deny
+        } else {
+            Effect::Allow
+        };
+    }
+    let proposed = changed.snapshot();
+    let options = LockoutOptions {
+        as_of: "2026-11-22T00:00:00Z".parse().unwrap(),
+        budget: Duration::from_secs(10),
+        superuser: Some(arbiter::DEFAULT_SUPERUSER.to_string()),
+    };
+    group.bench_function("lockout_analysis/10000", |b| {
+        b.iter(|| {
+            black_box(
+                analyze(Some(&current), &proposed, &options)
+                    .expect("no guard errors")
+                    .len(),
+            )
+        })
+    });
+
+    // 100,000 decision-log style lines (the SPEC section 3 JSON request shape), read and replayed.
+    let reqs = requests(&w, 100_000, 7);
+    let mut log = String::new();
+    for r in &reqs {
+        log.push_str(&serde_json::to_string(&r.to_json()).unwrap());
+        log.push('\n');
+    }
+    let now = jiff::Timestamp::UNIX_EPOCH;
+    group.bench_function("replay_read+decide/100000", |b| {
+        b.iter(|| {
+            let (logged, errors) = read_lines(Cursor::new(log.as_bytes()), now);
+            assert!(errors.is_empty());
+            black_box(replay(&current, &proposed, &logged, Some("admin")).changed)
+        })
+    });
+    let (logged, _) = read_lines(Cursor::new(log.as_bytes()), now);
+    group.bench_function("replay_decide_only/100000", |b| {
+        b.iter(|| black_box(replay(&current, &proposed, &logged, Some("admin")).changed))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decide, reload, simulate);
+criterion_main!(benches);

@@ -1,0 +1,395 @@
+//! gRPC load generator: starts the real `arbiter serve` binary on a generated policy set, drives it with tonic
+//! clients at a fixed concurrency for a fixed duration, and reports throughput and p50 / p99 / p99.9 from an
+//! HDR histogram. Phases, in one run: `Authorize`, then the same server's `grpc.health.v1.Health/Check` (and the
+//! ratio), then a steady phase and a reload storm (the policy directory rewritten N times a second), reporting
+//! p99 in each and failed calls. It also reports the server's resident memory.
+//!
+//! `cargo bench --bench loadgen -- [--policies N] [--concurrency C] [--connections K] [--duration SECS]
+//!  [--storm-rate PER_SEC] [--skip-storm] [--write-dir DIR --write-frame FILE]`
+//!
+//! `--write-dir/--write-frame` only write the policy directory and a gRPC-framed `AuthorizeRequest` (for
+//! `h2load -d`) and exit.
+
+#[path = "workload/mod.rs"]
+mod workload;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arbiter::server::proto::{self, authorizer_client::AuthorizerClient};
+use hdrhistogram::Histogram;
+use prost::Message;
+use serde_json::Value;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use workload::{requests, workload, RequestM};
+
+struct Args {
+    policies: usize,
+    concurrency: usize,
+    connections: usize,
+    duration: Duration,
+    storm_rate: u32,
+    skip_storm: bool,
+    write_dir: Option<PathBuf>,
+    write_frame: Option<PathBuf>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        policies: 1_000,
+        concurrency: 32,
+        connections: 4,
+        duration: Duration::from_secs(5),
+        storm_rate: 20,
+        skip_storm: false,
+        write_dir: None,
+        write_frame: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--policies" => a.policies = val().parse().unwrap(),
+            "--concurrency" => a.concurrency = val().parse().unwrap(),
+            "--connections" => a.connections = val().parse().unwrap(),
+            "--duration" => a.duration = Duration::from_secs_f64(val().parse().unwrap()),
+            "--storm-rate" => a.storm_rate = val().parse().unwrap(),
+            "--skip-storm" => a.skip_storm = true,
+            "--write-dir" => a.write_dir = Some(val().into()),
+            "--write-frame" => a.write_frame = Some(val().into()),
+            "--bench" => {} // passed by `cargo bench`
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+fn json_to_proto(v: &Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(json_to_proto).collect(),
+        }),
+        Value::Object(m) => Kind::StructValue(struct_of(m)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+fn struct_of(m: &serde_json::Map<String, Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: m
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_proto(v)))
+            .collect(),
+    }
+}
+
+fn to_proto(r: &RequestM) -> proto::AuthorizeRequest {
+    let j = r.to_json();
+    let t: jiff::Timestamp = r.time.parse().unwrap();
+    proto::AuthorizeRequest {
+        principal: Some(proto::Principal {
+            id: r.principal.clone(),
+            groups: r.groups.clone(),
+            attributes: None,
+        }),
+        action: r.action.clone(),
+        resource: Some(proto::Resource {
+            uri: r.uri.clone(),
+            owner: r.owner.clone(),
+            attributes: Some(struct_of(j["resource"]["attributes"].as_object().unwrap())),
+        }),
+        environment: Some(proto::Environment {
+            time: Some(prost_types::Timestamp {
+                seconds: t.as_second(),
+                nanos: t.subsec_nanosecond(),
+            }),
+            source_ip: r.source_ip.clone(),
+            port: 0,
+            attributes: None,
+        }),
+        explain: false,
+    }
+}
+
+fn write_dir(dir: &Path, files: &[(PathBuf, String)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (rel, text) in files {
+        std::fs::write(dir.join(rel), text).unwrap();
+    }
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path) -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .args(["serve", "--policies"])
+        .arg(dir)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log",
+            "warn",
+            "--debounce-ms",
+            "100",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start arbiter serve");
+    Server {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+#[derive(Default)]
+struct PhaseResult {
+    calls: u64,
+    failed: u64,
+    hist: Option<Histogram<u64>>,
+    elapsed: Duration,
+}
+
+impl PhaseResult {
+    fn throughput(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+    fn q(&self, q: f64) -> f64 {
+        self.hist.as_ref().unwrap().value_at_quantile(q) as f64 / 1000.0
+    }
+    fn print(&self, name: &str) {
+        println!(
+            "{name:<24} {:>10.0} calls/s  p50 {:>7.3} ms  p99 {:>7.3} ms  p99.9 {:>7.3} ms  calls {}  failed {}",
+            self.throughput(),
+            self.q(0.5),
+            self.q(0.99),
+            self.q(0.999),
+            self.calls,
+            self.failed
+        );
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Call {
+    Authorize,
+    Health,
+}
+
+async fn phase(
+    channels: &[Channel],
+    reqs: &Arc<Vec<proto::AuthorizeRequest>>,
+    concurrency: usize,
+    duration: Duration,
+    call: Call,
+) -> PhaseResult {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for t in 0..concurrency {
+        let channel = channels[t % channels.len()].clone();
+        let reqs = reqs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+            let (mut calls, mut failed) = (0u64, 0u64);
+            let mut authz = AuthorizerClient::new(channel.clone());
+            let mut health = HealthClient::new(channel);
+            let mut i = t * 7919;
+            while Instant::now() < deadline {
+                let start = Instant::now();
+                let ok = match call {
+                    Call::Authorize => authz.authorize(reqs[i % reqs.len()].clone()).await.is_ok(),
+                    Call::Health => health
+                        .check(HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await
+                        .is_ok(),
+                };
+                hist.record((start.elapsed().as_micros() as u64).max(1))
+                    .ok();
+                calls += 1;
+                failed += (!ok) as u64;
+                i += 1;
+            }
+            (hist, calls, failed)
+        }));
+    }
+    let mut result = PhaseResult::default();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+    for t in tasks {
+        let (h, c, f) = t.await.unwrap();
+        hist.add(h).unwrap();
+        result.calls += c;
+        result.failed += f;
+    }
+    result.elapsed = started.elapsed();
+    // Microseconds; `q` reports milliseconds.
+    result.hist = Some(hist);
+    result
+}
+
+async fn status(channel: &Channel) -> proto::Status {
+    AuthorizerClient::new(channel.clone())
+        .get_status(proto::GetStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner()
+}
+
+fn main() {
+    let a = args();
+    let w = workload(a.policies);
+    let files = w.yaml_files();
+    let reqs: Vec<proto::AuthorizeRequest> = requests(&w, 1024, 42).iter().map(to_proto).collect();
+    if a.write_dir.is_some() || a.write_frame.is_some() {
+        if let Some(dir) = &a.write_dir {
+            write_dir(dir, &files);
+        }
+        if let Some(path) = &a.write_frame {
+            let body = reqs[0].encode_to_vec();
+            let mut frame = vec![0u8];
+            frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            frame.extend_from_slice(&body);
+            std::fs::write(path, frame).unwrap();
+        }
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("policies");
+    write_dir(&dir, &files);
+    let server = start_server(&dir);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Wait for SERVING.
+        let started = Instant::now();
+        let channels: Vec<Channel> = loop {
+            let mut chans = vec![];
+            for _ in 0..a.connections {
+                match Endpoint::from_shared(server.addr.clone()).unwrap().connect().await {
+                    Ok(c) => chans.push(c),
+                    Err(_) => break,
+                }
+            }
+            if chans.len() == a.connections {
+                let mut h = HealthClient::new(chans[0].clone());
+                if let Ok(r) = h.check(HealthCheckRequest { service: String::new() }).await {
+                    if r.into_inner().status == 1 {
+                        break chans;
+                    }
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "server did not become SERVING");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        println!(
+            "server up with {} policies in {:.0} ms (first load incl. lockout check); concurrency {}, connections {}, {:?} per phase",
+            a.policies,
+            started.elapsed().as_secs_f64() * 1e3,
+            a.concurrency,
+            a.connections,
+            a.duration
+        );
+        let reqs = Arc::new(reqs);
+        // Warm-up.
+        phase(&channels, &reqs, a.concurrency, Duration::from_secs(1), Call::Authorize).await;
+        let authz = phase(&channels, &reqs, a.concurrency, a.duration, Call::Authorize).await;
+        let health = phase(&channels, &reqs, a.concurrency, a.duration, Call::Health).await;
+        authz.print("Authorize");
+        health.print("Health/Check");
+        println!("ratio Authorize/Health throughput: {:.3}", authz.throughput() / health.throughput());
+        let (rss, hwm) = rss_kib(server.child.id());
+        println!("server resident memory: VmRSS {:.1} MiB, VmHWM {:.1} MiB", rss as f64 / 1024.0, hwm as f64 / 1024.0);
+
+        if a.skip_storm {
+            return;
+        }
+        let before = status(&channels[0]).await;
+        let steady = phase(&channels, &reqs, a.concurrency, a.duration, Call::Authorize).await;
+        // Storm: rewrite one policy file `storm_rate` times a second (alternating two valid versions).
+        let stop = Arc::new(AtomicBool::new(false));
+        let writes = Arc::new(AtomicU64::new(0));
+        let (target, original) = files.iter().find(|(p, _)| p.to_string_lossy().starts_with("policies-")).unwrap().clone();
+        let variant = original.replacen("effect: allow", "effect: deny", 1);
+        let writer = {
+            let (stop, writes, path) = (stop.clone(), writes.clone(), dir.join(&target));
+            let period = Duration::from_secs_f64(1.0 / a.storm_rate as f64);
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                let next = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    let text = if n % 2 == 0 { &variant } else { &original };
+                    // Editor-style write-and-rename.
+                    let tmp = path.with_extension("yaml.tmp~");
+                    std::fs::write(&tmp, text).unwrap();
+                    std::fs::rename(&tmp, &path).unwrap();
+                    n += 1;
+                    writes.store(n, Ordering::Relaxed);
+                    let due = next + period * n as u32;
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+            })
+        };
+        let storm = phase(&channels, &reqs, a.concurrency, a.duration, Call::Authorize).await;
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let after = status(&channels[0]).await;
+        steady.print("Authorize steady");
+        storm.print("Authorize reload storm");
+        println!(
+            "storm: {} rewrites at {}/s; reloads ok {} failed {} during the storm; p99 storm/steady {:.2}; failed calls {}",
+            writes.load(Ordering::Relaxed),
+            a.storm_rate,
+            after.reloads_ok - before.reloads_ok,
+            after.reloads_failed - before.reloads_failed,
+            storm.q(0.99) / steady.q(0.99),
+            steady.failed + storm.failed
+        );
+    });
+}
