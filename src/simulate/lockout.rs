@@ -135,13 +135,30 @@ impl Search<'_> {
                 }
             }
         }
-        let reachable = self.reachable(id, &groups);
+        // Reachability through action and resource: a policy whose patterns cannot meet the guard's (their
+        // literal prefixes disagree) can never decide a guarded request.
+        let meets = |ours: &[crate::compile::glob::Glob], theirs: &[crate::compile::glob::Glob]| {
+            ours.iter().any(|a| {
+                theirs.iter().any(|b| {
+                    let (x, y) = (a.literal_prefix(), b.literal_prefix());
+                    x.starts_with(y) || y.starts_with(x)
+                })
+            })
+        };
+        let reachable: Vec<Reachable> = self
+            .reachable(id, &groups)
+            .into_iter()
+            .filter(|r| {
+                let p = &compiled.policies[r.policy as usize];
+                meets(&p.actions, &rule.actions) && meets(&p.resources, &rule.resources)
+            })
+            .collect();
 
         // Witness actions and URIs: every combination of the reachable policies' patterns (and conditions on
         // `action` / `resource.uri`) that a string inside the guard's patterns can produce.
         let mut action_patterns = Vec::new();
         let mut uri_patterns = Vec::new();
-        for r in &reachable {
+        for r in reachable.iter() {
             let p = &compiled.policies[r.policy as usize];
             action_patterns.extend(p.actions.iter().map(|g| g.as_str().to_string()));
             uri_patterns.extend(p.resources.iter().map(|g| g.as_str().to_string()));
