@@ -353,7 +353,12 @@ fn main() {
         let stop = Arc::new(AtomicBool::new(false));
         let writes = Arc::new(AtomicU64::new(0));
         let (target, original) = files.iter().find(|(p, _)| p.to_string_lossy().starts_with("policies-")).unwrap().clone();
-        let variant = original.replacen("effect: allow", "effect: deny", 1);
+        // The variant adds one harmless team policy, so every version is valid and passes the lockout guard.
+        let variant = format!(
+            "{original}---\nkind: Policy\nid: storm-extra\neffect: allow\nactions: [CreateKey]\n\
+             resources: [\"kylo:kylo:vault:keys:storm-*\"]\n---\nkind: PolicyAttachment\nid: storm-extra-all\n\
+             policy: storm-extra\nprincipal_selector: {{}}\n"
+        );
         let writer = {
             let (stop, writes, path) = (stop.clone(), writes.clone(), dir.join(&target));
             let period = Duration::from_secs_f64(1.0 / a.storm_rate as f64);
