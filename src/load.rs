@@ -16,6 +16,8 @@ use crate::source::MAX_FILE_BYTES;
 
 /// Most policy files accepted in one directory.
 pub const MAX_FILES: usize = 100_000;
+/// Largest policy set accepted: the sum of all its files' sizes, in bytes (checked before any file is read).
+pub const MAX_TOTAL_BYTES: u64 = 128 * 1024 * 1024;
 
 /// One policy file's text, named by the path it is reported under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +117,8 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
         return Err(diags);
     }
     let mut seen_files = HashSet::new();
-    let mut files = Vec::new();
+    let mut unique = Vec::with_capacity(found.len());
+    let mut total: u64 = 0;
     for path in found {
         // The same real file reached through two names is read once.
         if let Ok(real) = fs::canonicalize(&path) {
@@ -123,6 +126,21 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
                 continue;
             }
         }
+        total = total.saturating_add(fs::metadata(&path).map(|m| m.len()).unwrap_or(0));
+        unique.push(path);
+    }
+    if total > MAX_TOTAL_BYTES {
+        diags.push(Diagnostic::error(
+            dir,
+            Pos::new(0, 0),
+            format!(
+                "policy files total {total} bytes, more than the limit of {MAX_TOTAL_BYTES} bytes"
+            ),
+        ));
+        return Err(diags);
+    }
+    let mut files = Vec::new();
+    for path in unique {
         match read_text(&path) {
             Ok(text) => files.push((path, text)),
             Err(message) => diags.push(Diagnostic::error(&path, Pos::new(0, 0), message)),
@@ -201,6 +219,18 @@ fn walk(
         }
         let path = entry.path();
         match fs::metadata(&path) {
+            // A directory (or a FIFO, socket or device) under a policy file's name is an error, never skipped:
+            // it most likely replaced a file whose policies would otherwise vanish without a word. (Reading a
+            // FIFO would also block the load.)
+            Ok(m) if is_policy_file(&name) && !m.is_file() => diags.push(Diagnostic::error(
+                &path,
+                Pos::new(0, 0),
+                if m.is_dir() {
+                    "is a directory, but its name is a policy file's (`.yaml`/`.yml`)"
+                } else {
+                    "is not a regular file"
+                },
+            )),
             Ok(m) if m.is_dir() => walk(&path, seen_dirs, found, diags),
             Ok(m) if m.is_file() && is_policy_file(&name) => found.push(path),
             Ok(_) => {}

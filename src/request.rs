@@ -279,6 +279,17 @@ fn check_len(field: &str, s: &str) -> Result<(), RequestError> {
     Ok(())
 }
 
+/// An attribute name is held to the string limit too; the error names the map, not the (huge) key.
+fn check_key(field: &str, key: &str) -> Result<(), RequestError> {
+    if key.len() > MAX_STRING_BYTES {
+        return Err(RequestError::new(
+            field,
+            format!("an attribute name is longer than {MAX_STRING_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 fn attributes(
     field: &str,
     map: Option<Map<String, Value>>,
@@ -296,6 +307,7 @@ fn attributes(
         }
     }
     for (k, v) in &map {
+        check_key(field, k)?;
         check_value(&format!("{field}.{k}"), v, 1, budget)?;
     }
     Ok(map)
@@ -325,9 +337,10 @@ fn check_value(
         Value::Array(items) => items
             .iter()
             .try_for_each(|i| check_value(field, i, depth + 1, budget)),
-        Value::Object(m) => m
-            .iter()
-            .try_for_each(|(k, i)| check_value(&format!("{field}.{k}"), i, depth + 1, budget)),
+        Value::Object(m) => m.iter().try_for_each(|(k, i)| {
+            check_key(field, k)?;
+            check_value(&format!("{field}.{k}"), i, depth + 1, budget)
+        }),
         Value::Number(n) if n.as_f64().is_none_or(|f| !f.is_finite()) => {
             Err(RequestError::new(field, "number out of range"))
         }

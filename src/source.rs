@@ -197,14 +197,7 @@ pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic>
             ),
         ));
     }
-    // YAML 1.2 core schema: only `true`/`false` are booleans (so `y`, `no`, `on` stay strings), and numbers
-    // with leading zeros are not octal. The default budget bounds alias expansion (billion laughs).
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-        legacy_octal_numbers: false,
-        budget: Some(yaml_budget()),
-    };
-    let docs: Vec<Node> = serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+    let docs: Vec<Node> = parse_on_own_stack(text).map_err(|e| {
         let pos = e.location().map(|l| pos_of(&l)).unwrap_or(Pos::new(1, 1));
         Diagnostic::error(
             file,
@@ -229,15 +222,57 @@ pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic>
         .collect())
 }
 
-/// The YAML parser's limits: the defaults (which bound nesting depth, aliases and alias expansion), with room
-/// for policy files of many documents. The file size limit bounds everything else.
-fn yaml_budget() -> serde_saphyr::Budget {
+/// Stack for the YAML parser's thread. Deserializing recurses once per nesting level, and a level can take tens
+/// of KiB of stack in a debug build, so the budget's depth limit alone would still overflow a 2 MiB thread (a
+/// Tokio blocking thread, a test thread) with a document nested 60 deep. The memory is reserved, not committed.
+const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Runs the parser on a thread of its own with [`PARSER_STACK_BYTES`] of stack, whatever thread calls it.
+fn parse_on_own_stack(text: &str) -> Result<Vec<Node>, serde_saphyr::Error> {
+    std::thread::scope(|scope| {
+        match std::thread::Builder::new()
+            .name("arbiter-yaml".into())
+            .stack_size(PARSER_STACK_BYTES)
+            .spawn_scoped(scope, || {
+                serde_saphyr::from_multiple_with_options(text, yaml_options(text.len()))
+            }) {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had: parse here (the depth budget still bounds the recursion).
+            Err(_) => serde_saphyr::from_multiple_with_options(text, yaml_options(text.len())),
+        }
+    })
+}
+
+/// YAML 1.2 core schema: only `true`/`false` are booleans (so `y`, `no`, `on` stay strings), and numbers with
+/// leading zeros are not octal. The budget bounds nesting and alias expansion (billion laughs).
+fn yaml_options(text_len: usize) -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        legacy_octal_numbers: false,
+        budget: Some(yaml_budget(text_len)),
+    }
+}
+
+/// The YAML parser's limits: the defaults (which bound nesting depth and the number of aliases), with room for
+/// policy files of many documents, and event and node budgets that grow with the text. Without aliases a YAML
+/// text yields at most about one event per byte, so the budgets (two per byte, plus slack for small files) never
+/// bite on plain files, while alias expansion (a "billion laughs" document) is cut off after work and memory
+/// proportional to the file's size, not exponential in it.
+fn yaml_budget(text_len: usize) -> serde_saphyr::Budget {
+    let scaled = text_len.saturating_mul(2).saturating_add(100_000);
     let mut budget = serde_saphyr::Budget::default();
     budget.max_documents = MAX_DOCUMENTS_PER_FILE;
-    budget.max_events = 8 * 1024 * 1024;
-    budget.max_nodes = 4 * 1024 * 1024;
+    budget.max_events = scaled.min(MAX_YAML_EVENTS);
+    budget.max_nodes = scaled.min(MAX_YAML_NODES);
     budget
 }
+
+/// Most YAML parser events (including those replayed by aliases) in one file.
+const MAX_YAML_EVENTS: usize = 8 * 1024 * 1024;
+/// Most YAML nodes (including those created by aliases) in one file.
+const MAX_YAML_NODES: usize = 4 * 1024 * 1024;
 
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or(message).trim().to_string()
