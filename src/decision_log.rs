@@ -3,7 +3,8 @@
 //! `Authorize` hands each entry to a bounded queue with `try_send` and never waits: when the queue is full the
 //! entry is dropped and counted in `arbiter_decision_log_dropped_total`. A dedicated writer thread (not a task on
 //! the async executor, so disk stalls cannot hold up decisions) serialises the entries and writes them through
-//! a buffer, flushing whenever the queue runs empty.
+//! a buffer, flushing whenever the queue runs empty. When the output fails (a full disk, a closed pipe) the lines
+//! are discarded and counted in `arbiter_decision_log_write_errors_total`; decisions are never held up.
 //!
 //! Line format (one JSON object per line):
 //!
@@ -18,7 +19,7 @@
 //! an `AuthorizeBatch` share the call id and add `"check": <index>`.
 
 use std::fs::OpenOptions;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -115,12 +116,14 @@ pub struct DecisionLogger {
     tx: mpsc::Sender<Msg>,
     dropped: Counter,
     dropped_count: Arc<AtomicU64>,
+    write_errors_count: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for DecisionLogger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DecisionLogger")
             .field("dropped", &self.dropped())
+            .field("write_errors", &self.write_errors())
             .finish()
     }
 }
@@ -140,6 +143,11 @@ impl DecisionLogger {
         self.dropped_count.load(Ordering::Relaxed)
     }
 
+    /// Lines lost because the output failed (also `arbiter_decision_log_write_errors_total`).
+    pub fn write_errors(&self) -> u64 {
+        self.write_errors_count.load(Ordering::Relaxed)
+    }
+
     /// Writes every entry queued so far, flushes, and stops the writer. Later entries are dropped (and counted).
     pub async fn close(&self) {
         let (ack_tx, ack_rx) = oneshot::channel();
@@ -149,7 +157,7 @@ impl DecisionLogger {
     }
 }
 
-/// Opens the target and starts the writer thread.
+/// Opens the target and starts the writer thread. `write_errors` counts lines that could not be written.
 pub fn open(
     target: &Target,
     capacity: usize,
@@ -160,55 +168,133 @@ pub fn open(
         Target::Stdout => Box::new(io::stdout()),
         Target::File(path) => Box::new(OpenOptions::new().create(true).append(true).open(path)?),
     };
+    spawn(out, capacity, dropped, write_errors)
+}
+
+/// Starts the writer thread on any output (tests inject failing ones).
+pub fn spawn(
+    out: Box<dyn Write + Send>,
+    capacity: usize,
+    dropped: Counter,
+    write_errors: Counter,
+) -> io::Result<DecisionLogger> {
     let (tx, rx) = mpsc::channel(capacity.max(1));
+    let write_errors_count = Arc::new(AtomicU64::new(0));
+    let lost = LostLines {
+        counter: write_errors,
+        count: write_errors_count.clone(),
+        reported: 0,
+    };
     std::thread::Builder::new()
         .name("arbiter-decision-log".into())
-        .spawn(move || writer(rx, BufWriter::with_capacity(64 * 1024, out), write_errors))?;
+        .spawn(move || writer(rx, LineBuffer::new(out, lost)))?;
     Ok(DecisionLogger {
         tx,
         dropped,
         dropped_count: Arc::new(AtomicU64::new(0)),
+        write_errors_count,
     })
 }
 
-fn writer(mut rx: mpsc::Receiver<Msg>, mut out: BufWriter<Box<dyn Write + Send>>, errors: Counter) {
-    let mut failures: u64 = 0;
-    let mut write = |out: &mut BufWriter<Box<dyn Write + Send>>, entry: &Entry| {
-        let mut line = serde_json::to_vec(&entry.to_json()).unwrap_or_default();
-        line.push(b'\n');
-        if let Err(e) = out.write_all(&line) {
-            errors.increment(1);
-            failures += 1;
-            if failures == 1 || failures % 10_000 == 0 {
-                tracing::error!(error = %e, failures, "cannot write the decision log");
-            }
+/// Lines that could not be written: counted in the metric and locally, logged sparingly.
+struct LostLines {
+    counter: Counter,
+    count: Arc<AtomicU64>,
+    reported: u64,
+}
+
+impl LostLines {
+    fn add(&mut self, lines: u64, error: &io::Error) {
+        if lines == 0 {
+            return;
         }
-    };
+        self.counter.increment(lines);
+        let total = self.count.fetch_add(lines, Ordering::Relaxed) + lines;
+        // The first failure, then about every 10,000 lost lines.
+        if self.reported == 0 || total / 10_000 > self.reported / 10_000 {
+            tracing::error!(error = %error, lost = total, "cannot write the decision log");
+        }
+        self.reported = total;
+    }
+}
+
+/// Whole lines, buffered and written in batches. Every line is either written or counted as lost: a failed
+/// flush counts all the lines it held (some may have reached the output) and discards them, so a failing output
+/// (a full disk) never holds memory or stalls the writer.
+struct LineBuffer {
+    out: Box<dyn Write + Send>,
+    buf: Vec<u8>,
+    lines: u64,
+    lost: LostLines,
+}
+
+impl LineBuffer {
+    const CAPACITY: usize = 64 * 1024;
+
+    fn new(out: Box<dyn Write + Send>, lost: LostLines) -> Self {
+        LineBuffer {
+            out,
+            buf: Vec::with_capacity(Self::CAPACITY),
+            lines: 0,
+            lost,
+        }
+    }
+
+    fn push(&mut self, entry: &Entry) {
+        if self.buf.len() >= Self::CAPACITY {
+            self.flush();
+        }
+        match serde_json::to_writer(&mut self.buf, &entry.to_json()) {
+            Ok(()) => {
+                self.buf.push(b'\n');
+                self.lines += 1;
+            }
+            Err(e) => self.lost.add(1, &io::Error::other(e)),
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let result = self
+            .out
+            .write_all(&self.buf)
+            .and_then(|()| self.out.flush());
+        if let Err(e) = result {
+            self.lost.add(self.lines, &e);
+        }
+        self.buf.clear();
+        self.lines = 0;
+    }
+}
+
+fn writer(mut rx: mpsc::Receiver<Msg>, mut out: LineBuffer) {
     while let Some(msg) = rx.blocking_recv() {
         match msg {
             Msg::Entry(entry) => {
-                write(&mut out, &entry);
+                out.push(&entry);
                 if rx.is_empty() {
-                    let _ = out.flush();
+                    out.flush();
                 }
             }
             Msg::Close(ack) => {
                 rx.close();
                 while let Ok(msg) = rx.try_recv() {
                     match msg {
-                        Msg::Entry(entry) => write(&mut out, &entry),
+                        Msg::Entry(entry) => out.push(&entry),
                         Msg::Close(other) => {
                             let _ = other.send(());
                         }
                     }
                 }
-                let _ = out.flush();
+                out.flush();
                 let _ = ack.send(());
                 return;
             }
         }
     }
-    let _ = out.flush();
+    out.flush();
 }
 
 #[cfg(test)]
@@ -250,6 +336,7 @@ mod tests {
             tx,
             dropped: Counter::noop(),
             dropped_count: Arc::new(AtomicU64::new(0)),
+            write_errors_count: Arc::new(AtomicU64::new(0)),
         };
         for n in 0..5 {
             logger.log(entry(n));
@@ -301,5 +388,30 @@ mod tests {
         // After close, entries are dropped, not queued forever.
         logger.log(entry(2));
         assert_eq!(logger.dropped(), 1);
+    }
+
+    /// An output that fails every write, like `/dev/full`.
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_output_counts_every_lost_line() {
+        let logger = spawn(Box::new(Full), 1024, Counter::noop(), Counter::noop()).unwrap();
+        for n in 0..100 {
+            logger.log(entry(n));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(logger.close());
+        assert_eq!(logger.dropped(), 0);
+        assert_eq!(logger.write_errors(), 100);
     }
 }
