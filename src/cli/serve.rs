@@ -45,6 +45,30 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR", env = "ARBITER_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve TLS on the TCP listener with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "ARBITER_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "ARBITER_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates that chain to these CA certificates (PEM): mutual TLS. Needs --tls-cert.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "ARBITER_TLS_CLIENT_CA",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
     /// Write one JSON line per decision to this file (appended), or to standard output with `-`.
     #[arg(long, value_name = "PATH|-", env = "ARBITER_DECISION_LOG")]
     pub decision_log: Option<String>,
@@ -103,6 +127,14 @@ impl ServeArgs {
             listen,
             uds: self.uds.clone(),
             metrics_listen: self.metrics_listen,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(server::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
             decision_log: self
                 .decision_log
                 .as_deref()

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod edge;
 pub mod service;
 pub mod simulate;
+pub mod tls;
 
 use std::future::Future;
 use std::io;
@@ -80,6 +81,8 @@ pub struct ServerConfig {
     pub uds: Option<PathBuf>,
     /// Prometheus `/metrics` address.
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS (and, with a client CA, mutual TLS) on the TCP listener.
+    pub tls: Option<tls::TlsFiles>,
     pub decision_log: Option<decision_log::Target>,
     pub decision_log_capacity: usize,
     /// The principal id that is always allowed.
@@ -110,6 +113,7 @@ impl ServerConfig {
             listen: DEFAULT_LISTEN.parse().ok(),
             uds: None,
             metrics_listen: None,
+            tls: None,
             decision_log: None,
             decision_log_capacity: DEFAULT_DECISION_LOG_CAPACITY,
             superuser: crate::DEFAULT_SUPERUSER.to_string(),
@@ -231,6 +235,16 @@ where
     }
     let max_message_bytes = config.max_message_bytes.max(1024);
 
+    // TLS material is read before anything is bound, so a bad file fails the start cleanly.
+    let tls_config = match &config.tls {
+        Some(files) if config.listen.is_some() => Some(files.load()?),
+        Some(_) => {
+            return Err(ServeError::Config(
+                "TLS is for the TCP listener, and none is configured".into(),
+            ))
+        }
+        None => None,
+    };
     // Metrics first, so that every handle below is registered with the recorder.
     let mut metrics_server = None;
     if let Some(addr) = config.metrics_listen {
@@ -292,7 +306,7 @@ where
 
     let mut serving = Vec::new();
     if let Some(listener) = tcp {
-        let router = router(&service, &health, &edge, max_message_bytes)?;
+        let router = router(&service, &health, &edge, max_message_bytes, tls_config)?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let stop = stop_serving.clone();
         serving.push(tokio::spawn(async move {
@@ -305,7 +319,7 @@ where
     let mut uds_inode = None;
     if let Some((listener, inode)) = uds {
         uds_inode = Some(inode);
-        let router = router(&service, &health, &edge, max_message_bytes)?;
+        let router = router(&service, &health, &edge, max_message_bytes, None)?;
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
         let stop = stop_serving.clone();
         serving.push(tokio::spawn(async move {
@@ -393,6 +407,7 @@ fn router(
     health: &HealthReporter,
     edge: &EdgeLayer,
     max_message_bytes: usize,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> Result<ArbiterRouter, ServeError> {
     let reflection_error = |e: tonic_reflection::server::Error| {
         ServeError::Config(format!("cannot build the reflection service: {e}"))
@@ -412,12 +427,30 @@ fn router(
     );
     let authorizer = proto::authorizer_server::AuthorizerServer::new(service.clone())
         .max_decoding_message_size(max_message_bytes);
-    Ok(Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ServeError::Config(format!("invalid TLS configuration: {}", chain(&e))))?;
+    }
+    Ok(builder
         .layer(edge.clone())
         .add_service(authorizer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha))
+}
+
+/// An error with its sources, `outer: inner: ...` (tonic's own text is only "transport error").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Binds a Unix socket that is never reachable with a wider mode than 0600: it is bound inside a fresh 0700
