@@ -10,6 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let set = arbiter::load::SourceSet::from_files([(PathBuf::from("fuzz.yaml"), text.to_string())]);
+    let set =
+        arbiter::load::SourceSet::from_files([(PathBuf::from("fuzz.yaml"), text.to_string())]);
     let _ = arbiter::build(&set);
 });
