@@ -247,7 +247,13 @@ impl CedarSet {
         let mut policies: Vec<String> = response
             .diagnostics()
             .reason()
-            .map(|id| id.to_string().split('#').next().unwrap().to_string())
+            .map(|id| {
+                AsRef::<str>::as_ref(id)
+                    .split('#')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         policies.sort();
         policies.dedup();
