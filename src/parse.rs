@@ -225,14 +225,13 @@ impl Parser<'_> {
             );
             return;
         };
-        let Some((kind_key, kind_node)) = entries.iter().find(|(k, _)| k.name == "kind") else {
+        let Some((_, kind_node)) = entries.iter().find(|(k, _)| k.name == "kind") else {
             let d = self
                 .error(doc.pos, "missing field `kind`")
                 .with_help(format!("expected one of: {}", KINDS.join(", ")));
             self.diags.push(d);
             return;
         };
-        let _ = kind_key;
         let Some(kind) = self.string(kind_node, "kind") else {
             return;
         };

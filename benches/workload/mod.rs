@@ -25,22 +25,8 @@ pub const SIZES: [usize; 3] = [10, 1_000, 10_000];
 /// Requests per benchmark (cycled through, one per iteration) and per agreement check.
 pub const BENCH_REQUESTS: usize = 256;
 
-/// Key actions of the SPEC vocabulary; generated requests use these.
-pub const KEY_ACTIONS: [&str; 13] = [
-    "CreateKey",
-    "ReadKey",
-    "UpdateKey",
-    "DeleteKey",
-    "ExportKey",
-    "UseKey",
-    "EncryptWithKey",
-    "DecryptWithKey",
-    "SignWithKey",
-    "VerifyWithKey",
-    "WrapWithKey",
-    "UnwrapWithKey",
-    "GrantKeyPermissions",
-];
+/// The key actions: the first 13 entries of the action vocabulary; generated requests use these.
+pub const KEY_ACTIONS: &[&str] = arbiter::validate::VOCABULARY.split_at(13).0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
