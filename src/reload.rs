@@ -22,7 +22,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -453,12 +453,30 @@ fn classify(event: notify::Event) -> Option<Change> {
     }
 }
 
+/// Whether `event` removes or renames away `dir` itself.
+fn removes_root(event: &notify::Event, dir: &Path) -> bool {
+    matches!(
+        event.kind,
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+    ) && event.paths.iter().any(|p| p == dir)
+}
+
 /// Starts watching `dir`; native watcher first, polling as the fallback.
-fn watch(dir: &Path, tx: mpsc::UnboundedSender<Change>) -> Option<Box<dyn Watcher + Send>> {
+/// `root_lost` is raised when the watched directory itself is removed or renamed away: a directory re-created
+/// at once may reuse the inode number, so its identity alone cannot tell that the watch went stale.
+fn watch(
+    dir: &Path,
+    tx: mpsc::UnboundedSender<Change>,
+    root_lost: Arc<AtomicBool>,
+) -> Option<Box<dyn Watcher + Send>> {
     let handler = {
         let tx = tx.clone();
+        let dir = dir.to_path_buf();
         move |res: notify::Result<notify::Event>| match res {
             Ok(event) => {
+                if removes_root(&event, &dir) {
+                    root_lost.store(true, Ordering::SeqCst);
+                }
                 if let Some(change) = classify(event) {
                     let _ = tx.send(change);
                 }
@@ -519,6 +537,8 @@ pub struct Watch {
     enabled: bool,
     /// The directory the watch was set on.
     root: Option<(u64, u64)>,
+    /// Raised by the watcher when that directory itself went away.
+    root_lost: Arc<AtomicBool>,
     watcher: Option<Box<dyn Watcher + Send>>,
     tx: mpsc::UnboundedSender<Change>,
     rx: mpsc::UnboundedReceiver<Change>,
@@ -538,8 +558,9 @@ impl Watch {
     pub fn start(dir: &Path, enabled: bool) -> Watch {
         let (tx, rx) = mpsc::unbounded_channel();
         let root = identity(dir);
+        let root_lost = Arc::new(AtomicBool::new(false));
         let watcher = if enabled && root.is_some() {
-            watch(dir, tx.clone())
+            watch(dir, tx.clone(), root_lost.clone())
         } else {
             None
         };
@@ -547,6 +568,7 @@ impl Watch {
             dir: dir.to_path_buf(),
             enabled,
             root,
+            root_lost,
             watcher,
             tx,
             rx,
@@ -556,16 +578,18 @@ impl Watch {
     fn rewatch(&mut self) {
         if self.enabled {
             self.watcher = None;
+            self.root_lost.store(false, Ordering::SeqCst);
             self.root = identity(&self.dir);
             if self.root.is_some() {
-                self.watcher = watch(&self.dir, self.tx.clone());
+                self.watcher = watch(&self.dir, self.tx.clone(), self.root_lost.clone());
             }
         }
     }
 
     /// Re-creates the watch if the directory was replaced; true when it was.
     fn check_root(&mut self) -> bool {
-        if !self.enabled || identity(&self.dir) == self.root {
+        let lost = self.root_lost.load(Ordering::SeqCst);
+        if !self.enabled || (!lost && identity(&self.dir) == self.root) {
             return false;
         }
         tracing::info!(dir = %self.dir.display(), "the policy directory was replaced; watching the new one");
@@ -622,10 +646,13 @@ pub async fn run(
                 true
             }
             Some(change) = watch.rx.recv() => {
-                match settle(change, &mut watch.rx, &mut forced, debounce, &stop).await {
+                                let force = match settle(change, &mut watch.rx, &mut forced, debounce, &stop).await {
                     Some(force) => force,
                     None => return,
-                }
+                };
+                // A burst that removed the directory itself leaves the watch stale: re-create it first.
+                watch.check_root();
+                force
             }
         };
         reloader.reload(force).await;
@@ -697,5 +724,34 @@ fn note(change: Change, open_writes: &mut HashSet<PathBuf>) {
             }
         }
         Change::Other => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// File systems commonly hand a directory re-created at once the inode number it had, so only the
+    /// watcher's report of the removal tells that the watch is stale. (Where the number differs the identity
+    /// check alone already catches it.)
+    #[test]
+    fn a_directory_recreated_in_place_is_rewatched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("policies");
+        std::fs::create_dir(&dir).unwrap();
+        let mut watch = Watch::start(&dir, true);
+        assert!(!watch.check_root(), "nothing changed yet");
+        std::fs::remove_dir(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !watch.check_root() {
+            assert!(
+                Instant::now() < deadline,
+                "the replaced directory was never noticed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!watch.check_root(), "re-watched once, then settled");
+        assert!(watch.watcher.is_some());
     }
 }

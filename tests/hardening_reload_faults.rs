@@ -169,3 +169,25 @@ async fn partial_write_as_on_a_full_disk() {
     assert_recovers(&h, &good).await;
     h.stop().await;
 }
+
+/// Deleted and re-created in one step, before any periodic check can see the gap. The file system may give
+/// the new directory the old inode number, so the watch must notice the removal itself, not the identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_replaced_in_one_step() {
+    let h = start().await;
+    let good = h.status().await.revision;
+    std::fs::remove_dir_all(h.dir.path()).unwrap();
+    std::fs::create_dir(h.dir.path()).unwrap();
+    h.write("other.yaml", &allow("p2", "CreateKey"));
+    h.write(GOOD, &allow("p1", "DeleteKey"));
+    h.eventually("the re-created directory to be served", || async {
+        h.allowed("DeleteKey").await
+    })
+    .await;
+    let replaced = h.status().await.revision;
+    assert_ne!(replaced, good);
+    // The watch follows the new directory: a later edit is seen without a signal.
+    assert_recovers(&h, &replaced).await;
+    assert!(!h.allowed("DeleteKey").await);
+    h.stop().await;
+}

@@ -1,5 +1,5 @@
 //! Hot reload against the real server and a real tonic client: the eight cases of the sidecar issue.
-//! Timing never decides pass/fail beyond generous bounded waits; "within one second" is measured and reported.
+//! Timing never decides pass/fail beyond generous bounded waits; "within one second" is measured and reported only.
 
 mod common;
 
@@ -26,11 +26,8 @@ async fn edit_changes_the_decision_quickly() {
     })
     .await;
     let took = edited.elapsed();
+    // Reported, never asserted: timing belongs to the benchmarks (BENCHMARKS.md, reload latency).
     eprintln!("edit -> new decision in {took:?}");
-    assert!(
-        took < Duration::from_secs(5),
-        "took {took:?} (target: under 1 s)"
-    );
     let status = h.status().await;
     assert_ne!(status.revision, before);
     assert_eq!(status.revision, disk_revision(h.dir.path()));

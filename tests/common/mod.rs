@@ -12,7 +12,7 @@ use arbiter::server::{RunningServer, ServerConfig};
 use tonic::transport::Channel;
 
 /// Generous bound for "eventually" checks on a loaded 2-core machine.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A policy allowing `action` on every resource for every principal, with its attachment.
 pub fn allow(id: &str, action: &str) -> String {
