@@ -213,3 +213,13 @@ pub struct PolicySetDoc {
     pub groups: Vec<GroupDoc>,
     pub guards: Vec<GuardDoc>,
 }
+
+impl PolicySetDoc {
+    /// Adds the documents of `other` after these.
+    pub fn append(&mut self, mut other: PolicySetDoc) {
+        self.policies.append(&mut other.policies);
+        self.attachments.append(&mut other.attachments);
+        self.groups.append(&mut other.groups);
+        self.guards.append(&mut other.guards);
+    }
+}

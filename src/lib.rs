@@ -12,6 +12,7 @@ pub mod diag;
 pub mod eval;
 pub mod load;
 pub mod metrics;
+pub mod parallel;
 pub mod parse;
 pub mod reload;
 pub mod request;

@@ -187,6 +187,28 @@ impl<'de> Deserialize<'de> for NodeValue {
 
 /// Parses every YAML document in `text`. A syntax error yields one diagnostic at the error's position.
 pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic> {
+    parse_checked(file, text, parse_on_own_stack)
+}
+
+/// [`parse_documents`] on the calling thread, which must be one of [`on_parser_threads`]'s (it has the stack
+/// the parser needs).
+pub fn parse_documents_here(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic> {
+    parse_checked(file, text, parse_here)
+}
+
+/// Maps `each` over `items` on up to one thread per core, each with the parser's stack, so that `each` may
+/// call [`parse_documents_here`]. Files are independent, so a policy set is parsed in parallel this way.
+/// Results come back in the order of `items`.
+pub fn on_parser_threads<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    crate::parallel::map_in_order(items, 1, Some(PARSER_STACK_BYTES), each)
+}
+
+/// The size check, the parse (by `parser`), and the document-count check.
+fn parse_checked(
+    file: &Path,
+    text: &str,
+    parser: fn(&str) -> Result<Vec<Node>, serde_saphyr::Error>,
+) -> Result<Vec<Node>, Diagnostic> {
     if text.len() > MAX_FILE_BYTES {
         return Err(Diagnostic::error(
             file,
@@ -197,7 +219,7 @@ pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic>
             ),
         ));
     }
-    let docs: Vec<Node> = parse_on_own_stack(text).map_err(|e| {
+    let docs: Vec<Node> = parser(text).map_err(|e| {
         let pos = e.location().map(|l| pos_of(&l)).unwrap_or(Pos::new(1, 1));
         Diagnostic::error(
             file,
@@ -233,16 +255,20 @@ fn parse_on_own_stack(text: &str) -> Result<Vec<Node>, serde_saphyr::Error> {
         match std::thread::Builder::new()
             .name("arbiter-yaml".into())
             .stack_size(PARSER_STACK_BYTES)
-            .spawn_scoped(scope, || {
-                serde_saphyr::from_multiple_with_options(text, yaml_options(text.len()))
-            }) {
+            .spawn_scoped(scope, || parse_here(text))
+        {
             Ok(handle) => handle
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             // No thread to be had: parse here (the depth budget still bounds the recursion).
-            Err(_) => serde_saphyr::from_multiple_with_options(text, yaml_options(text.len())),
+            Err(_) => parse_here(text),
         }
     })
+}
+
+/// Parses on the calling thread, which must have the parser's stack.
+fn parse_here(text: &str) -> Result<Vec<Node>, serde_saphyr::Error> {
+    serde_saphyr::from_multiple_with_options(text, yaml_options(text.len()))
 }
 
 /// YAML 1.2 core schema: only `true`/`false` are booleans (so `y`, `no`, `on` stay strings), and numbers with

@@ -16,7 +16,7 @@ use crate::load::SourceSet;
 use crate::snapshot::Snapshot;
 use condition::{compile_condition, Condition, Lit};
 use glob::Glob;
-use index::{Entry, Index, PrincipalKey};
+use index::{Entry, Index, IndexBuilder, PrincipalKey};
 
 /// A compiled policy.
 #[derive(Debug, Clone)]
@@ -105,11 +105,19 @@ pub struct Guard {
 pub fn build(sources: &SourceSet) -> Result<Snapshot, Diagnostics> {
     let mut diags = Diagnostics::new();
     let mut set = PolicySetDoc::default();
-    for file in &sources.files {
-        match crate::source::parse_documents(&file.path, &file.text) {
+    // Each file to its documents (YAML, then AST) on its own, in parallel; merged in file order.
+    let per_file = crate::source::on_parser_threads(&sources.files, |file| {
+        let mut set = PolicySetDoc::default();
+        let mut diags = Diagnostics::new();
+        match crate::source::parse_documents_here(&file.path, &file.text) {
             Ok(docs) => crate::parse::parse_file(&file.path, &docs, &mut set, &mut diags),
             Err(d) => diags.push(d),
         }
+        (set, diags)
+    });
+    for (file_set, file_diags) in per_file {
+        set.append(file_set);
+        diags.extend(file_diags);
     }
     crate::validate::validate(&set, &mut diags);
     let compiled = compile(&set, &mut diags);
@@ -286,7 +294,7 @@ pub fn compile(set: &PolicySetDoc, diags: &mut Diagnostics) -> Option<Compiled> 
         return None;
     }
 
-    let mut index = Index::default();
+    let mut index = IndexBuilder::default();
     for (ai, a) in attachments.iter().enumerate() {
         let keys = principal_keys(&a.selector);
         let policy = &policies[a.policy as usize];
@@ -301,7 +309,7 @@ pub fn compile(set: &PolicySetDoc, diags: &mut Diagnostics) -> Option<Compiled> 
             }
         }
     }
-    index.shrink();
+    let index = index.finish();
 
     Some(Compiled {
         policies,

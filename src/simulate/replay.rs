@@ -49,32 +49,42 @@ pub fn parse_line(text: &str, default_time: Timestamp) -> Result<Logged, String>
     Ok(Logged { request, time })
 }
 
-/// Reads every line of a JSON-lines source; blank lines are skipped, bad lines collected.
+/// Lines parsed per claim when lines are parsed in parallel.
+const LINES_PER_CHUNK: usize = 512;
+
+/// Reads every line of a JSON-lines source; blank lines are skipped, bad lines collected (in line order).
+/// The lines are parsed in parallel, one thread per core.
 pub fn read_lines(reader: impl BufRead, default_time: Timestamp) -> (Vec<Logged>, Vec<LineError>) {
-    let mut ok = Vec::new();
-    let mut errors = Vec::new();
+    let mut lines = Vec::new();
+    let mut read_error = None;
     for (i, line) in reader.lines().enumerate() {
-        let line = match line {
-            Ok(l) => l,
+        match line {
+            Ok(l) if l.trim().is_empty() => {}
+            Ok(l) => lines.push((i + 1, l)),
             Err(e) => {
-                errors.push(LineError {
+                read_error = Some(LineError {
                     line: i + 1,
                     message: e.to_string(),
                 });
                 break;
             }
-        };
-        if line.trim().is_empty() {
-            continue;
         }
-        match parse_line(&line, default_time) {
+    }
+    let parsed = crate::parallel::map_in_order(&lines, LINES_PER_CHUNK, None, |(_, text)| {
+        parse_line(text, default_time)
+    });
+    let mut ok = Vec::with_capacity(parsed.len());
+    let mut errors = Vec::new();
+    for ((line, _), result) in lines.iter().zip(parsed) {
+        match result {
             Ok(l) => ok.push(l),
             Err(message) => errors.push(LineError {
-                line: i + 1,
+                line: *line,
                 message,
             }),
         }
     }
+    errors.extend(read_error);
     (ok, errors)
 }
 
@@ -108,11 +118,16 @@ pub fn replay(
         superuser,
         explain: false,
     };
+    // Deciding is pure, so the requests are decided in parallel; grouping stays in request order.
+    let decided = crate::parallel::map_in_order(requests, LINES_PER_CHUNK, None, |l| {
+        (
+            evaluate(current, &l.request, l.time, &options).allowed,
+            evaluate(proposed, &l.request, l.time, &options).allowed,
+        )
+    });
     let mut groups: BTreeMap<(String, String, bool), ChangeGroup> = BTreeMap::new();
     let mut changed = 0;
-    for l in requests {
-        let before = evaluate(current, &l.request, l.time, &options).allowed;
-        let after = evaluate(proposed, &l.request, l.time, &options).allowed;
+    for (l, (before, after)) in requests.iter().zip(decided) {
         if before == after {
             continue;
         }
