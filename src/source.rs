@@ -1,14 +1,12 @@
 //! YAML source documents as a span-carrying tree.
 //!
-//! Each policy file is read with `serde-saphyr` into [`Node`]s that keep the line and column of every key and
-//! value. The typed AST is built from this tree by `parse`, which can then report every mistake in a document
-//! (not only the first), each at its own position.
+//! Each policy file is read with the `granit-parser` YAML event parser (the parser under `serde-saphyr`) into
+//! [`Node`]s that keep the line and column of every key and value; the tree is built here, without recursion
+//! and without serde's per-node overhead, which made YAML three quarters of a reload. The typed AST is built
+//! from this tree by `parse`, which can then report every mistake in a document (not only the first), each at
+//! its own position.
 
-use std::fmt;
 use std::path::Path;
-
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
 
 use crate::diag::{Diagnostic, Pos};
 
@@ -81,134 +79,9 @@ impl Node {
     }
 }
 
-fn pos_of(loc: &serde_saphyr::Location) -> Pos {
-    Pos::new(loc.line() as u32, loc.column() as u32)
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let spanned = Spanned::<NodeValue>::deserialize(deserializer)?;
-        Ok(Node {
-            pos: pos_of(&spanned.referenced),
-            value: spanned.value,
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let node = Node::deserialize(deserializer)?;
-        let name = match node.value {
-            NodeValue::Str(s) => s,
-            NodeValue::Null => "null".to_string(),
-            NodeValue::Bool(b) => b.to_string(),
-            NodeValue::Int(i) => i.to_string(),
-            NodeValue::Float(f) => f.to_string(),
-            NodeValue::Seq(_) | NodeValue::Map(_) => {
-                return Err(de::Error::custom("a mapping key must be a scalar"))
-            }
-        };
-        Ok(Key {
-            pos: node.pos,
-            name,
-        })
-    }
-}
-
-struct NodeValueVisitor;
-
-impl<'de> Visitor<'de> for NodeValueVisitor {
-    type Value = NodeValue;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<NodeValue, E> {
-        Ok(NodeValue::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<NodeValue, E> {
-        Ok(NodeValue::Int(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<NodeValue, E> {
-        Ok(i64::try_from(v)
-            .map(NodeValue::Int)
-            .unwrap_or(NodeValue::Float(v as f64)))
-    }
-    fn visit_i128<E>(self, v: i128) -> Result<NodeValue, E> {
-        Ok(i64::try_from(v)
-            .map(NodeValue::Int)
-            .unwrap_or(NodeValue::Float(v as f64)))
-    }
-    fn visit_u128<E>(self, v: u128) -> Result<NodeValue, E> {
-        Ok(i64::try_from(v)
-            .map(NodeValue::Int)
-            .unwrap_or(NodeValue::Float(v as f64)))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<NodeValue, E> {
-        Ok(NodeValue::Float(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<NodeValue, E> {
-        Ok(NodeValue::Str(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<NodeValue, E> {
-        Ok(NodeValue::Str(v))
-    }
-    fn visit_unit<E>(self) -> Result<NodeValue, E> {
-        Ok(NodeValue::Null)
-    }
-    fn visit_none<E>(self) -> Result<NodeValue, E> {
-        Ok(NodeValue::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeValue, D::Error> {
-        NodeValue::deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeValue, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
-        }
-        Ok(NodeValue::Seq(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeValue, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Key>()? {
-            let value = map.next_value::<Node>()?;
-            entries.push((key, value));
-        }
-        Ok(NodeValue::Map(entries))
-    }
-}
-
-impl<'de> Deserialize<'de> for NodeValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeValueVisitor)
-    }
-}
-
-/// Parses every YAML document in `text`. A syntax error yields one diagnostic at the error's position.
+/// Parses every YAML document in `text`. A syntax error or a broken limit yields one diagnostic at its
+/// position. Empty documents (a stray `---`) are dropped.
 pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic> {
-    parse_checked(file, text, parse_on_own_stack)
-}
-
-/// [`parse_documents`] on the calling thread, which must be one of [`on_parser_threads`]'s (it has the stack
-/// the parser needs).
-pub fn parse_documents_here(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic> {
-    parse_checked(file, text, parse_here)
-}
-
-/// Maps `each` over `items` on up to one thread per core, each with the parser's stack, so that `each` may
-/// call [`parse_documents_here`]. Files are independent, so a policy set is parsed in parallel this way.
-/// Results come back in the order of `items`.
-pub fn on_parser_threads<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    crate::parallel::map_in_order(items, 1, Some(PARSER_STACK_BYTES), each)
-}
-
-/// The size check, the parse (by `parser`), and the document-count check.
-fn parse_checked(
-    file: &Path,
-    text: &str,
-    parser: fn(&str) -> Result<Vec<Node>, serde_saphyr::Error>,
-) -> Result<Vec<Node>, Diagnostic> {
     if text.len() > MAX_FILE_BYTES {
         return Err(Diagnostic::error(
             file,
@@ -219,89 +92,453 @@ fn parse_checked(
             ),
         ));
     }
-    let docs: Vec<Node> = parser(text).map_err(|e| {
-        let pos = e.location().map(|l| pos_of(&l)).unwrap_or(Pos::new(1, 1));
-        Diagnostic::error(
-            file,
-            pos,
-            format!("invalid YAML: {}", first_line(&e.to_string())),
-        )
-    })?;
-    if docs.len() > MAX_DOCUMENTS_PER_FILE {
-        return Err(Diagnostic::error(
-            file,
-            Pos::new(1, 1),
-            format!(
-                "file holds {} documents, more than the limit of {MAX_DOCUMENTS_PER_FILE}",
-                docs.len()
-            ),
-        ));
+    let mut builder = TreeBuilder::new(text.len());
+    let mut options = granit_parser::Options::default();
+    options.set_emit_comments(false);
+    for event in granit_parser::Parser::new_from_str_with_options(text, options) {
+        let result = match event {
+            Ok((event, span)) => builder.event(event, pos_of(&span.start)),
+            Err(e) => Err(YamlError {
+                pos: pos_of(e.marker()),
+                message: e.info().to_string(),
+            }),
+        };
+        if let Err(e) = result {
+            return Err(Diagnostic::error(
+                file,
+                e.pos,
+                format!("invalid YAML: {}", e.message),
+            ));
+        }
     }
-    // Empty documents (a stray `---`) carry nothing.
-    Ok(docs
-        .into_iter()
-        .filter(|d| d.value != NodeValue::Null)
-        .collect())
+    Ok(builder.documents)
 }
 
-/// Stack for the YAML parser's thread. Deserializing recurses once per nesting level, and a level can take tens
-/// of KiB of stack in a debug build, so the budget's depth limit alone would still overflow a 2 MiB thread (a
-/// Tokio blocking thread, a test thread) with a document nested 60 deep. The memory is reserved, not committed.
-const PARSER_STACK_BYTES: usize = 64 * 1024 * 1024;
+/// Maps `each` over `items` on up to one thread per core, results in the order of `items`. Files are
+/// independent, so a policy set is parsed in parallel this way.
+pub fn on_parser_threads<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    crate::parallel::map_in_order(items, 1, None, each)
+}
 
-/// Runs the parser on a thread of its own with [`PARSER_STACK_BYTES`] of stack, whatever thread calls it.
-fn parse_on_own_stack(text: &str) -> Result<Vec<Node>, serde_saphyr::Error> {
-    std::thread::scope(|scope| {
-        match std::thread::Builder::new()
-            .name("arbiter-yaml".into())
-            .stack_size(PARSER_STACK_BYTES)
-            .spawn_scoped(scope, || parse_here(text))
-        {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            // No thread to be had: parse here (the depth budget still bounds the recursion).
-            Err(_) => parse_here(text),
-        }
+/// Most nested collections in one document. The tree is built without recursion, but everything that walks
+/// it afterwards (and dropping it) recurses once per level.
+pub const MAX_YAML_DEPTH: usize = 64;
+/// Most aliases (`*name`) in one file.
+const MAX_YAML_ALIASES: usize = 50_000;
+/// Most YAML nodes (including those copied by aliases) in one file.
+const MAX_YAML_NODES: usize = 4 * 1024 * 1024;
+
+fn pos_of(marker: &granit_parser::Marker) -> Pos {
+    Pos::new(marker.line() as u32, marker.col() as u32 + 1)
+}
+
+#[derive(Debug)]
+struct YamlError {
+    pos: Pos,
+    message: String,
+}
+
+fn yaml_error<T>(pos: Pos, message: impl Into<String>) -> Result<T, YamlError> {
+    Err(YamlError {
+        pos,
+        message: message.into(),
     })
 }
 
-/// Parses on the calling thread, which must have the parser's stack.
-fn parse_here(text: &str) -> Result<Vec<Node>, serde_saphyr::Error> {
-    serde_saphyr::from_multiple_with_options(text, yaml_options(text.len()))
+/// A collection being built.
+enum Open {
+    Seq {
+        pos: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        pos: Pos,
+        anchor: usize,
+        entries: Vec<(Key, Node)>,
+        /// The key read, waiting for its value.
+        key: Option<Key>,
+        /// Values of `<<` merge keys, applied when the mapping ends.
+        merges: Vec<Node>,
+    },
 }
 
-/// YAML 1.2 core schema: only `true`/`false` are booleans (so `y`, `no`, `on` stay strings), and numbers with
-/// leading zeros are not octal. The budget bounds nesting and alias expansion (billion laughs).
-fn yaml_options(text_len: usize) -> serde_saphyr::Options {
-    serde_saphyr::options! {
-        strict_booleans: true,
-        legacy_octal_numbers: false,
-        budget: Some(yaml_budget(text_len)),
+/// Builds [`Node`] trees from parser events, without recursion.
+///
+/// Scalars are resolved with the YAML 1.2 core schema: only `true`/`false` (any of three capitalisations) are
+/// booleans, so `yes`, `no`, `on` and `y` stay strings; `null`, `~` and an empty plain scalar are null;
+/// `[-+]?[0-9]+`, `0o…` and `0x…` are integers (a leading zero is not octal); the 1.2 float forms, `.inf` and
+/// `.nan` are floats; quoted and block scalars are always strings. The tags `!!str`, `!!int`, `!!float`,
+/// `!!bool`, `!!null` (and `!`, which forces a string) are honoured; others are refused. Anchors, aliases and
+/// `<<` merge keys work, within a node budget that grows with the file's size, so that alias expansion
+/// (a "billion laughs" document) is cut off after work and memory proportional to the text, never exponential.
+struct TreeBuilder {
+    documents: Vec<Node>,
+    /// Documents seen, empty ones included.
+    document_count: usize,
+    open: Vec<Open>,
+    /// Completed anchored nodes, with their node counts.
+    anchors: std::collections::HashMap<usize, (Node, usize)>,
+    nodes: usize,
+    node_budget: usize,
+    aliases: usize,
+    /// Node counts of the open collections, for anchors.
+    counted: Vec<usize>,
+}
+
+impl TreeBuilder {
+    fn new(text_len: usize) -> Self {
+        TreeBuilder {
+            documents: Vec::new(),
+            document_count: 0,
+            open: Vec::new(),
+            anchors: std::collections::HashMap::new(),
+            nodes: 0,
+            node_budget: text_len
+                .saturating_mul(2)
+                .saturating_add(100_000)
+                .min(MAX_YAML_NODES),
+            aliases: 0,
+            counted: Vec::new(),
+        }
+    }
+
+    fn count(&mut self, n: usize, pos: Pos) -> Result<(), YamlError> {
+        self.nodes += n;
+        if let Some(c) = self.counted.last_mut() {
+            *c += n;
+        }
+        if self.nodes > self.node_budget {
+            return yaml_error(
+                pos,
+                format!(
+                    "more than {} nodes (aliases included); the limit for a file of this size",
+                    self.node_budget
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, event: granit_parser::Event<'_>, pos: Pos) -> Result<(), YamlError> {
+        use granit_parser::Event;
+        let (node, anchor, size) = match event {
+            Event::DocumentStart(..) => {
+                self.anchors.clear();
+                self.document_count += 1;
+                if self.document_count > MAX_DOCUMENTS_PER_FILE {
+                    return yaml_error(
+                        pos,
+                        format!("file holds more than {MAX_DOCUMENTS_PER_FILE} documents"),
+                    );
+                }
+                return Ok(());
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = resolve_scalar(text, style, tag.as_deref(), pos)?;
+                self.count(1, pos)?;
+                (Node { pos, value }, anchor, 1)
+            }
+            Event::SequenceStart(_, anchor, tag) => {
+                check_collection_tag(tag.as_deref(), "seq", pos)?;
+                self.open(pos)?;
+                self.open.push(Open::Seq {
+                    pos,
+                    anchor,
+                    items: Vec::new(),
+                });
+                return Ok(());
+            }
+            Event::MappingStart(_, anchor, tag) => {
+                check_collection_tag(tag.as_deref(), "map", pos)?;
+                self.open(pos)?;
+                self.open.push(Open::Map {
+                    pos,
+                    anchor,
+                    entries: Vec::new(),
+                    key: None,
+                    merges: Vec::new(),
+                });
+                return Ok(());
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let size = self.counted.pop().unwrap_or(0);
+                match self.open.pop() {
+                    Some(Open::Seq { pos, anchor, items }) => (
+                        Node {
+                            pos,
+                            value: NodeValue::Seq(items),
+                        },
+                        anchor,
+                        size,
+                    ),
+                    Some(Open::Map {
+                        pos,
+                        anchor,
+                        entries,
+                        merges,
+                        ..
+                    }) => (
+                        Node {
+                            pos,
+                            value: NodeValue::Map(merge(entries, merges)?),
+                        },
+                        anchor,
+                        size,
+                    ),
+                    None => return yaml_error(pos, "unbalanced collection end"),
+                }
+            }
+            Event::Alias(id) => {
+                self.aliases += 1;
+                if self.aliases > MAX_YAML_ALIASES {
+                    return yaml_error(pos, format!("more than {MAX_YAML_ALIASES} aliases"));
+                }
+                let Some((target, size)) = self.anchors.get(&id) else {
+                    return yaml_error(pos, "alias to an unknown anchor");
+                };
+                let (mut node, size) = (target.clone(), *size);
+                self.count(size, pos)?;
+                node.pos = pos;
+                (node, 0, size)
+            }
+            _ => return Ok(()),
+        };
+        if anchor != 0 {
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+        self.attach(node)
+    }
+
+    fn open(&mut self, pos: Pos) -> Result<(), YamlError> {
+        if self.open.len() >= MAX_YAML_DEPTH {
+            return yaml_error(pos, format!("nested deeper than {MAX_YAML_DEPTH} levels"));
+        }
+        self.count(1, pos)?;
+        self.counted.push(1);
+        Ok(())
+    }
+
+    /// Adds a completed node to the collection it belongs to, or as a document.
+    fn attach(&mut self, node: Node) -> Result<(), YamlError> {
+        match self.open.last_mut() {
+            None => {
+                if node.value != NodeValue::Null {
+                    self.documents.push(node);
+                }
+            }
+            Some(Open::Seq { items, .. }) => items.push(node),
+            Some(Open::Map {
+                entries,
+                key,
+                merges,
+                ..
+            }) => match key.take() {
+                None => *key = Some(key_of(node)?),
+                Some(k) if k.name == "<<" => merges.push(node),
+                Some(k) => {
+                    if entries.iter().any(|(e, _)| e.name == k.name) {
+                        return yaml_error(k.pos, format!("duplicate mapping key `{}`", k.name));
+                    }
+                    entries.push((k, node));
+                }
+            },
+        }
+        Ok(())
     }
 }
 
-/// The YAML parser's limits: the defaults (which bound nesting depth and the number of aliases), with room for
-/// policy files of many documents, and event and node budgets that grow with the text. Without aliases a YAML
-/// text yields at most about one event per byte, so the budgets (two per byte, plus slack for small files) never
-/// bite on plain files, while alias expansion (a "billion laughs" document) is cut off after work and memory
-/// proportional to the file's size, not exponential in it.
-fn yaml_budget(text_len: usize) -> serde_saphyr::Budget {
-    let scaled = text_len.saturating_mul(2).saturating_add(100_000);
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_documents = MAX_DOCUMENTS_PER_FILE;
-    budget.max_events = scaled.min(MAX_YAML_EVENTS);
-    budget.max_nodes = scaled.min(MAX_YAML_NODES);
-    budget
+/// A mapping key: a scalar, rendered to text.
+fn key_of(node: Node) -> Result<Key, YamlError> {
+    let name = match node.value {
+        NodeValue::Str(s) => s,
+        NodeValue::Null => "null".to_string(),
+        NodeValue::Bool(b) => b.to_string(),
+        NodeValue::Int(i) => i.to_string(),
+        NodeValue::Float(f) => f.to_string(),
+        NodeValue::Seq(_) | NodeValue::Map(_) => {
+            return yaml_error(node.pos, "a mapping key must be a scalar")
+        }
+    };
+    Ok(Key {
+        pos: node.pos,
+        name,
+    })
 }
 
-/// Most YAML parser events (including those replayed by aliases) in one file.
-const MAX_YAML_EVENTS: usize = 8 * 1024 * 1024;
-/// Most YAML nodes (including those created by aliases) in one file.
-const MAX_YAML_NODES: usize = 4 * 1024 * 1024;
+/// Applies `<<` merge keys: entries of the merged mappings that the mapping does not set itself are added,
+/// earlier merged mappings first.
+fn merge(mut entries: Vec<(Key, Node)>, merges: Vec<Node>) -> Result<Vec<(Key, Node)>, YamlError> {
+    for source in merges {
+        let maps = match source.value {
+            NodeValue::Map(m) => vec![m],
+            NodeValue::Seq(items) => items
+                .into_iter()
+                .map(|n| match n.value {
+                    NodeValue::Map(m) => Ok(m),
+                    _ => yaml_error(n.pos, "`<<` merges only mappings"),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return yaml_error(source.pos, "`<<` merges only mappings"),
+        };
+        for map in maps {
+            for (k, v) in map {
+                if !entries.iter().any(|(e, _)| e.name == k.name) {
+                    entries.push((k, v));
+                }
+            }
+        }
+    }
+    Ok(entries)
+}
 
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_string()
+fn check_collection_tag(
+    tag: Option<&granit_parser::Tag>,
+    expected: &str,
+    pos: Pos,
+) -> Result<(), YamlError> {
+    match tag {
+        None => Ok(()),
+        Some(t) if t.core_suffix() == Some(expected) => Ok(()),
+        Some(t) => yaml_error(pos, format!("unsupported tag `{}`", tag_text(t))),
+    }
+}
+
+fn tag_text(tag: &granit_parser::Tag) -> String {
+    match tag.core_suffix() {
+        Some(suffix) => format!("!!{suffix}"),
+        None => format!("{}{}", tag.original_handle(), tag.suffix()),
+    }
+}
+
+/// The YAML 1.2 core schema (see [`TreeBuilder`]).
+fn resolve_scalar(
+    text: std::borrow::Cow<'_, str>,
+    style: granit_parser::ScalarStyle,
+    tag: Option<&granit_parser::Tag>,
+    pos: Pos,
+) -> Result<NodeValue, YamlError> {
+    let plain = matches!(style, granit_parser::ScalarStyle::Plain);
+    let Some(tag) = tag else {
+        return Ok(if plain {
+            resolve_plain(&text).unwrap_or_else(|| NodeValue::Str(text.into_owned()))
+        } else {
+            NodeValue::Str(text.into_owned())
+        });
+    };
+    let typed = |value: Option<NodeValue>, what: &str| {
+        value.map_or_else(
+            || yaml_error(pos, format!("`{text}` is not a valid {what}")),
+            Ok,
+        )
+    };
+    match tag.core_suffix() {
+        Some("str") => Ok(NodeValue::Str(text.into_owned())),
+        Some("int") => typed(resolve_int(&text), "!!int"),
+        Some("float") => typed(
+            resolve_int(&text)
+                .map(|v| match v {
+                    NodeValue::Int(i) => NodeValue::Float(i as f64),
+                    other => other,
+                })
+                .or_else(|| resolve_float(&text)),
+            "!!float",
+        ),
+        Some("bool") => typed(resolve_bool(&text), "!!bool"),
+        Some("null") => typed(resolve_null(&text), "!!null"),
+        // `!` alone is the non-specific tag: a string.
+        None if tag_text(tag) == "!" => Ok(NodeValue::Str(text.into_owned())),
+        _ => yaml_error(pos, format!("unsupported tag `{}`", tag_text(tag))),
+    }
+}
+
+fn resolve_plain(text: &str) -> Option<NodeValue> {
+    resolve_null(text)
+        .or_else(|| resolve_bool(text))
+        .or_else(|| resolve_int(text))
+        .or_else(|| resolve_float(text))
+}
+
+fn resolve_null(text: &str) -> Option<NodeValue> {
+    matches!(text, "" | "~" | "null" | "Null" | "NULL").then_some(NodeValue::Null)
+}
+
+fn resolve_bool(text: &str) -> Option<NodeValue> {
+    match text {
+        "true" | "True" | "TRUE" => Some(NodeValue::Bool(true)),
+        "false" | "False" | "FALSE" => Some(NodeValue::Bool(false)),
+        _ => None,
+    }
+}
+
+/// `[-+]?[0-9]+`, `0o[0-7]+`, `0x[0-9a-fA-F]+`. Integers beyond 64 bits become floats.
+fn resolve_int(text: &str) -> Option<NodeValue> {
+    let (radix, digits, negative) = if let Some(d) = text.strip_prefix("0o") {
+        (8, d, false)
+    } else if let Some(d) = text.strip_prefix("0x") {
+        (16, d, false)
+    } else {
+        let (negative, d) = match text.as_bytes().first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
+        };
+        (10, d, negative)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u128::from_str_radix(digits, radix)
+        .ok()
+        .map(|m| m as i128)
+        .filter(|m| *m >= 0);
+    let value = match magnitude {
+        Some(m) => {
+            let v = if negative { -m } else { m };
+            i64::try_from(v)
+                .map(NodeValue::Int)
+                .unwrap_or(NodeValue::Float(v as f64))
+        }
+        None => NodeValue::Float(text.parse::<f64>().ok()?),
+    };
+    Some(value)
+}
+
+/// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, `[-+]?.inf`, `.nan` (three capitalisations each).
+fn resolve_float(text: &str) -> Option<NodeValue> {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if matches!(unsigned, ".inf" | ".Inf" | ".INF") {
+        let inf = if text.starts_with('-') {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        };
+        return Some(NodeValue::Float(inf));
+    }
+    if matches!(text, ".nan" | ".NaN" | ".NAN") {
+        return Some(NodeValue::Float(f64::NAN));
+    }
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(i) => (&unsigned[..i], Some(&unsigned[i + 1..])),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match fraction {
+        Some(f) => digits(whole) && digits(f) && !(whole.is_empty() && f.is_empty()),
+        None => !whole.is_empty() && digits(whole),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    if !(mantissa_ok && exponent_ok) {
+        return None;
+    }
+    text.parse::<f64>().ok().map(NodeValue::Float)
 }
 
 #[cfg(test)]
@@ -364,5 +601,134 @@ mod tests {
             parse_documents(Path::new("bad.yaml"), "kind: Policy\nid: [unclosed\n").unwrap_err();
         assert!(err.pos.line >= 2, "{err}");
         assert!(err.message.starts_with("invalid YAML"), "{err}");
+    }
+
+    fn value_of(yaml: &str) -> Result<NodeValue, String> {
+        let text = format!("v: {yaml}\n");
+        let docs = parse_documents(Path::new("t.yaml"), &text).map_err(|e| e.to_string())?;
+        let NodeValue::Map(mut e) = docs.into_iter().next().unwrap().value else {
+            panic!("not a map")
+        };
+        Ok(e.remove(0).1.value)
+    }
+
+    #[test]
+    fn the_core_schema_decides_scalar_types() {
+        use NodeValue::*;
+        let s = |t: &str| Str(t.to_string());
+        let cases: Vec<(&str, NodeValue)> = vec![
+            ("null", Null),
+            ("Null", Null),
+            ("~", Null),
+            ("", Null),
+            ("\"\"", s("")),
+            ("True", Bool(true)),
+            ("FALSE", Bool(false)),
+            ("yes", s("yes")),
+            ("on", s("on")),
+            ("tRue", s("tRue")),
+            ("42", Int(42)),
+            ("-7", Int(-7)),
+            ("+7", Int(7)),
+            ("010", Int(10)),
+            ("0o17", Int(15)),
+            ("0x1F", Int(31)),
+            ("0x", s("0x")),
+            ("1_000", s("1_000")),
+            ("9223372036854775807", Int(i64::MAX)),
+            ("9223372036854775808", Float(9223372036854775808.0)),
+            ("1.5", Float(1.5)),
+            ("-.5", Float(-0.5)),
+            ("1e3", Float(1000.0)),
+            ("2.", Float(2.0)),
+            ("1e", s("1e")),
+            (".", s(".")),
+            (".inf", Float(f64::INFINITY)),
+            ("-.Inf", Float(f64::NEG_INFINITY)),
+            ("'42'", s("42")),
+            ("\"1.5\"", s("1.5")),
+            ("10.0.0.0/8", s("10.0.0.0/8")),
+            ("09:00-17:00", s("09:00-17:00")),
+            ("2026-12-01T00:00:00Z", s("2026-12-01T00:00:00Z")),
+            ("!!str 42", s("42")),
+            ("! 42", s("42")),
+            ("!!int \"42\"", Int(42)),
+            ("!!float 1", Float(1.0)),
+            ("!!bool \"true\"", Bool(true)),
+            ("!!null \"\"", Null),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(value_of(yaml), Ok(want), "`{yaml}`");
+        }
+        assert!(matches!(value_of(".nan"), Ok(Float(f)) if f.is_nan()));
+    }
+
+    #[test]
+    fn bad_tags_and_keys_are_errors_with_positions() {
+        for (yaml, needle) in [
+            ("!!int x", "`x` is not a valid !!int"),
+            ("!!bool yes", "`yes` is not a valid !!bool"),
+            ("!custom 1", "unsupported tag `!custom`"),
+            ("!!set {a: 1}", "unsupported tag `!!set`"),
+            ("{[a]: 1}", "a mapping key must be a scalar"),
+        ] {
+            let err = value_of(yaml).unwrap_err();
+            assert!(err.starts_with("t.yaml:1:"), "{yaml}: {err}");
+            assert!(err.contains(needle), "{yaml}: {err}");
+        }
+        let err = parse_documents(Path::new("d.yaml"), "a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(err.pos, Pos::new(3, 1), "{err}");
+        assert!(err.message.contains("duplicate mapping key `a`"), "{err}");
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let text = "base: &b {op: equals, negate: false}\nuse:\n  <<: *b\n  op: in\nlist: &l [1, 2]\ncopy: *l\n";
+        let docs = parse_documents(Path::new("m.yaml"), text).unwrap();
+        let NodeValue::Map(e) = &docs[0].value else {
+            panic!()
+        };
+        let NodeValue::Map(merged) = &e[1].1.value else {
+            panic!()
+        };
+        let merged: Vec<(&str, &NodeValue)> = merged
+            .iter()
+            .map(|(k, v)| (k.name.as_str(), &v.value))
+            .collect();
+        // The mapping's own `op` wins over the merged one.
+        assert_eq!(
+            merged,
+            vec![
+                ("op", &NodeValue::Str("in".into())),
+                ("negate", &NodeValue::Bool(false))
+            ]
+        );
+        assert_eq!(e[3].1.value, e[2].1.value);
+        // An alias is reported where it is used.
+        assert_eq!(e[3].1.pos, Pos::new(6, 7));
+        let err = parse_documents(Path::new("m.yaml"), "a: *nowhere\n").unwrap_err();
+        assert!(err.message.starts_with("invalid YAML"), "{err}");
+        let err = parse_documents(Path::new("m.yaml"), "a: &x 1\nb: {<<: *x}\n").unwrap_err();
+        assert!(err.message.contains("`<<` merges only mappings"), "{err}");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let at_limit = format!(
+            "{}1{}",
+            "[".repeat(MAX_YAML_DEPTH),
+            "]".repeat(MAX_YAML_DEPTH)
+        );
+        parse_documents(Path::new("n.yaml"), &at_limit).expect("at the limit");
+        let over = format!(
+            "{}1{}",
+            "[".repeat(MAX_YAML_DEPTH + 1),
+            "]".repeat(MAX_YAML_DEPTH + 1)
+        );
+        let err = parse_documents(Path::new("n.yaml"), &over).unwrap_err();
+        assert!(
+            err.message.contains("nested deeper than 64 levels"),
+            "{err}"
+        );
     }
 }

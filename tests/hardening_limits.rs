@@ -11,7 +11,7 @@ use arbiter::compile::path::MAX_PATH_SEGMENTS;
 use arbiter::load::{load_dir, SourceSet, MAX_TOTAL_BYTES};
 use arbiter::request::{MAX_ATTRIBUTE_DEPTH, MAX_ATTRIBUTE_VALUES, MAX_STRING_BYTES};
 use arbiter::server::proto;
-use arbiter::source::{parse_documents, MAX_DOCUMENTS_PER_FILE, MAX_FILE_BYTES};
+use arbiter::source::{parse_documents, MAX_DOCUMENTS_PER_FILE, MAX_FILE_BYTES, MAX_YAML_DEPTH};
 use arbiter::{EvalOptions, Request};
 use common::{allow, request, Harness};
 use prost_types::value::Kind;
@@ -121,6 +121,41 @@ fn deep_yaml_nesting_is_refused() {
     // Moderate nesting is fine.
     let ok = format!("{}1{}", "[".repeat(20), "]".repeat(20));
     parse_documents(Path::new("ok.yaml"), &ok).expect("20 levels");
+}
+
+/// The deepest document the parser accepts goes through the whole build, and through a test suite, on a small
+/// stack (the 2 MiB of a Tokio blocking thread): nothing downstream recurses more than the depth limit allows.
+#[test]
+fn the_deepest_accepted_document_builds_on_a_small_stack() {
+    // `levels` nested collections inside `outer` enclosing ones reach the limit exactly.
+    let deep = |open: &str, close: &str, outer: usize| {
+        let levels = MAX_YAML_DEPTH - outer;
+        format!("{}1{}", open.repeat(levels), close.repeat(levels))
+    };
+    let policy = format!(
+        "kind: Policy\nid: p\neffect: allow\nactions: [ReadKey]\nresources: [\"*\"]\nconditions:\n  - path: resource.x\n    op: equals\n    values: {}\n",
+                deep("[", "]", 3)
+    );
+    let suite = format!(
+        "kind: TestSuite\ntests:\n  - name: deep\n    request: {{principal: {{id: a, attributes: {}}}, action: ReadKey}}\n    expect: deny\n",
+                deep("{a: ", "}", 5)
+    );
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(move || {
+            let errors = build_errors("deep.yaml", &policy);
+            assert!(
+                !errors.is_empty() && errors.iter().all(|e| !e.contains("invalid YAML")),
+                "parsed, then refused as a condition value: {errors:?}"
+            );
+            let mut diags = arbiter::diag::Diagnostics::new();
+            let file: std::sync::Arc<Path> = Path::new("t.test.yaml").into();
+            let suites = arbiter::testsuite::parse_suites(&file, &suite, &mut diags);
+            assert_eq!(suites.len(), 1, "{diags:?}");
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
 }
 
 #[test]

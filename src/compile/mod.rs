@@ -109,7 +109,7 @@ pub fn build(sources: &SourceSet) -> Result<Snapshot, Diagnostics> {
     let per_file = crate::source::on_parser_threads(&sources.files, |file| {
         let mut set = PolicySetDoc::default();
         let mut diags = Diagnostics::new();
-        match crate::source::parse_documents_here(&file.path, &file.text) {
+        match crate::source::parse_documents(&file.path, &file.text) {
             Ok(docs) => crate::parse::parse_file(&file.path, &docs, &mut set, &mut diags),
             Err(d) => diags.push(d),
         }
@@ -167,24 +167,31 @@ fn compile_globs(
 pub fn compile(set: &PolicySetDoc, diags: &mut Diagnostics) -> Option<Compiled> {
     let errors_before = diags.errors().count();
 
-    let mut policies = Vec::with_capacity(set.policies.len());
-    for p in &set.policies {
+    // Policies compile independently: in parallel, in chunks, diagnostics kept in order.
+    let compiled_policies = crate::parallel::map_in_order(&set.policies, 256, None, |p| {
+        let mut diags = Diagnostics::new();
         let file = &p.origin.file;
-        let actions = compile_globs(file, &p.actions, "action", diags);
-        let resources = compile_globs(file, &p.resources, "resource", diags);
+        let actions = compile_globs(file, &p.actions, "action", &mut diags);
+        let resources = compile_globs(file, &p.resources, "resource", &mut diags);
         let conditions: Vec<Condition> = p
             .conditions
             .iter()
-            .filter_map(|c| compile_condition(file, c, diags))
+            .filter_map(|c| compile_condition(file, c, &mut diags))
             .collect();
-        policies.push(Policy {
+        let policy = Policy {
             id: p.id.value.as_str().into(),
             effect: p.effect,
             actions: actions.into(),
             resources: resources.into(),
             conditions: conditions.into(),
             origin: p.origin.clone(),
-        });
+        };
+        (policy, diags)
+    });
+    let mut policies = Vec::with_capacity(set.policies.len());
+    for (policy, policy_diags) in compiled_policies {
+        policies.push(policy);
+        diags.extend(policy_diags);
     }
     policies.sort_by(|a, b| a.id.cmp(&b.id));
     let by_id: HashMap<&str, u32> = policies
