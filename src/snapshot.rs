@@ -9,7 +9,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use jiff::Timestamp;
 
-use crate::ast::PolicySetDoc;
 use crate::compile::Compiled;
 use crate::diag::Diagnostics;
 
@@ -20,24 +19,16 @@ pub struct Snapshot {
     pub revision: String,
     pub loaded_at: Timestamp,
     pub compiled: Compiled,
-    /// The documents as written, for the simulator and for explanations.
-    pub documents: PolicySetDoc,
     /// Warnings found while building (never errors).
     pub warnings: Diagnostics,
 }
 
 impl Snapshot {
-    pub fn new(
-        revision: String,
-        compiled: Compiled,
-        documents: PolicySetDoc,
-        warnings: Diagnostics,
-    ) -> Self {
+    pub fn new(revision: String, compiled: Compiled, warnings: Diagnostics) -> Self {
         Snapshot {
             revision,
             loaded_at: Timestamp::now(),
             compiled,
-            documents,
             warnings,
         }
     }
