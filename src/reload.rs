@@ -160,7 +160,10 @@ impl Reloader {
         match built {
             Built::Snapshot(snapshot, allowed_findings) => {
                 let snapshot: Arc<Snapshot> = Arc::from(snapshot);
-                self.store.publish(snapshot.clone());
+                if let Some(previous) = self.store.publish(snapshot.clone()) {
+                    // Freed on a blocking thread, not on the executor, when the last reader lets go of it here.
+                    tokio::task::spawn_blocking(move || drop(previous));
+                }
                 self.status.last_error.store(None);
                 self.status.ok.fetch_add(1, Ordering::Relaxed);
                 self.metrics.reloads_ok.increment(1);

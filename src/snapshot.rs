@@ -69,8 +69,9 @@ impl SnapshotStore {
         self.current.load_full()
     }
 
-    /// Replaces the current snapshot; readers in flight keep the one they loaded.
-    pub fn publish(&self, snapshot: Arc<Snapshot>) {
-        self.current.store(Some(snapshot));
+    /// Replaces the current snapshot; readers in flight keep the one they loaded. Returns the previous one, so
+    /// that the caller can drop it off the hot path (dropping 10,000 compiled policies takes milliseconds).
+    pub fn publish(&self, snapshot: Arc<Snapshot>) -> Option<Arc<Snapshot>> {
+        self.current.swap(Some(snapshot))
     }
 }
