@@ -64,14 +64,32 @@ const CASES: &[(&str, &str, &str, bool)] = &[
     ("OpContainsAll", "contains_all", "[\"a\"]", false),
     ("OpIsTrue", "is_true", "", false),
     ("OpIsTrueNegated", "is_true", "", true),
+    ("OpLe", "le", "[10]", false),
+    ("OpGtNegated", "gt", "[10]", true),
+    ("OpAfter", "after", "[\"2020-01-01T00:00:00Z\"]", true),
+    (
+        "OpTimeOfDay",
+        "time_of_day",
+        "[\"00:00-12:00\", \"12:00-00:00\"]",
+        false,
+    ),
+    (
+        "OpWeekday",
+        "weekday",
+        "[mon, tue, wed, thu, fri, sat, sun]",
+        false,
+    ),
 ];
 
 fn wrong_value(op: &str) -> Value {
     let kind = match op {
         // A string where a number, an instant's string would do is exercised by `lt`/`ge`; the rest get a number
         // or a boolean where a string or list is needed.
-        "lt" | "ge" => Kind::StringValue("5".into()),
-        "before" | "cidr" | "glob" | "starts_with" => Kind::NumberValue(5.0),
+        "lt" | "ge" | "le" | "gt" => Kind::StringValue("5".into()),
+        // A window covering the whole day and every weekday: only the fault can keep them from holding.
+        "before" | "after" | "time_of_day" | "weekday" | "cidr" | "glob" | "starts_with" => {
+            Kind::NumberValue(5.0)
+        }
         "contains_all" => Kind::StringValue("a".into()),
         "is_true" => Kind::StringValue("true".into()),
         other => panic!("no wrong value for {other}"),
