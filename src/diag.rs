@@ -203,17 +203,44 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// The closest candidate to `input` by edit distance, when it is close enough to be a likely typo.
+///
+/// Bounded, since both sides can come from a hostile file: no suggestion for names longer than
+/// [`SUGGEST_MAX_LEN`] bytes or among more than [`SUGGEST_MAX_CANDIDATES`] candidates, candidates whose length
+/// alone rules them out are skipped, and ties go to the smallest name so that the result never depends on the
+/// candidates' order.
 pub fn did_you_mean<'a>(
     input: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    if input.len() > SUGGEST_MAX_LEN {
+        return None;
+    }
+    let candidates: Vec<&str> = candidates
+        .into_iter()
+        .take(SUGGEST_MAX_CANDIDATES + 1)
+        .collect();
+    if candidates.len() > SUGGEST_MAX_CANDIDATES {
+        return None;
+    }
     candidates
         .into_iter()
-        .map(|c| (strsim::levenshtein(input, c), c))
-        .filter(|(d, c)| *d <= (c.len().max(input.len()) / 3).max(1))
-        .min_by_key(|(d, _)| *d)
+        .filter(|c| c.len() <= SUGGEST_MAX_LEN)
+        .filter_map(|c| {
+            let allowed = (c.len().max(input.len()) / 3).max(1);
+            if c.len().abs_diff(input.len()) > allowed {
+                return None;
+            }
+            let d = strsim::levenshtein(input, c);
+            (d <= allowed).then_some((d, c))
+        })
+        .min()
         .map(|(_, c)| c)
 }
+
+/// Longest name (input or candidate) that "did you mean" considers.
+pub const SUGGEST_MAX_LEN: usize = 64;
+/// Most candidates that "did you mean" compares against.
+pub const SUGGEST_MAX_CANDIDATES: usize = 1_000;
 
 /// `did you mean `x`?` help text when a close candidate exists.
 pub fn suggestion<'a>(
@@ -221,4 +248,31 @@ pub fn suggestion<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
     did_you_mean(input, candidates).map(|c| format!("did you mean `{c}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_are_bounded_and_deterministic() {
+        assert_eq!(
+            did_you_mean("RedKey", ["ReadKey", "ReadKeys"]),
+            Some("ReadKey")
+        );
+        // Ties go to the smallest name, whatever the order.
+        assert_eq!(did_you_mean("ab", ["ax", "aa"]), Some("aa"));
+        assert_eq!(did_you_mean("ab", ["aa", "ax"]), Some("aa"));
+        let long = "x".repeat(SUGGEST_MAX_LEN + 1);
+        assert_eq!(did_you_mean(&long[1..], [long.as_str()]), None);
+        assert_eq!(did_you_mean(&long, [&long[1..]]), None);
+        let many: Vec<String> = (0..=SUGGEST_MAX_CANDIDATES)
+            .map(|i| format!("g{i}"))
+            .collect();
+        assert_eq!(did_you_mean("g1", many.iter().map(String::as_str)), None);
+        assert_eq!(
+            did_you_mean("g1", many[..10].iter().map(String::as_str)),
+            Some("g1")
+        );
+    }
 }

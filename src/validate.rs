@@ -85,6 +85,9 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
 
     let policy_ids: HashSet<&str> = set.policies.iter().map(|p| p.id.value.as_str()).collect();
     let mut used = HashSet::new();
+    // Suggestions compare a name with every candidate: bounded per build, so that thousands of unknown names
+    // cannot make validation quadratic.
+    let mut suggestions_left = MAX_SUGGESTIONS;
     for a in &set.attachments {
         let name = a.policy.value.as_str();
         used.insert(name);
@@ -97,7 +100,10 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
                     a.id.value
                 ),
             );
-            d.help = suggestion(name, policy_ids.iter().copied());
+            if suggestions_left > 0 {
+                suggestions_left -= 1;
+                d.help = suggestion(name, policy_ids.iter().copied());
+            }
             diags.push(d);
         }
     }
@@ -137,7 +143,10 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
                                 v.pos,
                                 format!("selector names group `{name}`, which no Group document defines"),
                             );
-                            d.help = suggestion(name, defined.iter().copied());
+                            if suggestions_left > 0 {
+                                suggestions_left -= 1;
+                                d.help = suggestion(name, defined.iter().copied());
+                            }
                             diags.push(d);
                         }
                     }
@@ -146,6 +155,9 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         }
     }
 }
+
+/// Most "did you mean" suggestions against the set's own names (policy ids, groups) in one validation.
+const MAX_SUGGESTIONS: usize = 100;
 
 fn warn_unknown_action(origin: &Origin, action: &At<String>, diags: &mut Diagnostics) {
     let name = action.value.as_str();
