@@ -124,6 +124,9 @@ pub fn on_parser_threads<T: Sync, R: Send>(items: &[T], each: impl Fn(&T) -> R +
 /// Most nested collections in one document. The tree is built without recursion, but everything that walks
 /// it afterwards (and dropping it) recurses once per level.
 pub const MAX_YAML_DEPTH: usize = 64;
+/// Keys a mapping checks for duplicates by scanning; beyond, by a set (a flat mapping of 100,000 keys must not
+/// take quadratic time).
+const LINEAR_KEYS: usize = 16;
 /// Most aliases (`*name`) in one file.
 const MAX_YAML_ALIASES: usize = 50_000;
 /// Most YAML nodes (including those copied by aliases) in one file.
@@ -161,8 +164,8 @@ enum Open {
         key: Option<Key>,
         /// Values of `<<` merge keys, applied when the mapping ends.
         merges: Vec<Node>,
-        /// The keys so far, for duplicates in constant time.
-        seen: HashSet<String>,
+        /// The keys so far, once the mapping has [`LINEAR_KEYS`] of them: duplicates in constant time.
+        seen: Option<HashSet<String>>,
     },
 }
 
@@ -261,7 +264,7 @@ impl TreeBuilder {
                     entries: Vec::new(),
                     key: None,
                     merges: Vec::new(),
-                    seen: HashSet::new(),
+                    seen: None,
                 });
                 return Ok(());
             }
@@ -285,12 +288,11 @@ impl TreeBuilder {
                         anchor,
                         entries,
                         merges,
-                        seen,
                         ..
                     }) => (
                         Node {
                             pos,
-                            value: NodeValue::Map(merge(entries, merges, seen)?),
+                            value: NodeValue::Map(merge(entries, merges)?),
                         },
                         anchor,
                         size,
@@ -359,7 +361,15 @@ impl TreeBuilder {
                 None => *key = Some(key_of(node)?),
                 Some(k) if k.name == "<<" => merges.push(node),
                 Some(k) => {
-                    if !seen.insert(k.name.clone()) {
+                    let duplicate = if entries.len() < LINEAR_KEYS {
+                        entries.iter().any(|(e, _)| e.name == k.name)
+                    } else {
+                        let seen = seen.get_or_insert_with(|| {
+                            entries.iter().map(|(e, _)| e.name.clone()).collect()
+                        });
+                        !seen.insert(k.name.clone())
+                    };
+                    if duplicate {
                         return yaml_error(k.pos, format!("duplicate mapping key `{}`", k.name));
                     }
                     entries.push((k, node));
@@ -390,11 +400,11 @@ fn key_of(node: Node) -> Result<Key, YamlError> {
 
 /// Applies `<<` merge keys: entries of the merged mappings that the mapping does not set itself are added,
 /// earlier merged mappings first.
-fn merge(
-    mut entries: Vec<(Key, Node)>,
-    merges: Vec<Node>,
-    mut seen: HashSet<String>,
-) -> Result<Vec<(Key, Node)>, YamlError> {
+fn merge(mut entries: Vec<(Key, Node)>, merges: Vec<Node>) -> Result<Vec<(Key, Node)>, YamlError> {
+    if merges.is_empty() {
+        return Ok(entries);
+    }
+    let mut seen: HashSet<String> = entries.iter().map(|(k, _)| k.name.clone()).collect();
     for source in merges {
         let maps = match source.value {
             NodeValue::Map(m) => vec![m],
@@ -705,6 +715,12 @@ mod tests {
         let err = parse_documents(Path::new("d.yaml"), "a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(err.pos, Pos::new(3, 1), "{err}");
         assert!(err.message.contains("duplicate mapping key `a`"), "{err}");
+        // Past the keys checked by scanning, the set takes over and still sees every earlier key.
+        let mut many: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        many.push_str("k3: again\n");
+        let err = parse_documents(Path::new("d.yaml"), &many).unwrap_err();
+        assert_eq!(err.pos, Pos::new(41, 1), "{err}");
+        assert!(err.message.contains("duplicate mapping key `k3`"), "{err}");
     }
 
     #[test]
