@@ -9,14 +9,17 @@
 //! Line format (one JSON object per line):
 //!
 //! ```json
-//! {"timestamp": "2026-11-23T12:00:00.000123Z", "call_id": "5f3a9c1e-2a", "request": {...},
+//! {"timestamp": "2026-11-23T12:00:00.000123Z", "call_id": "5f3a9c1e-2a",
+//!  "principal": {...}, "action": "ReadKey", "resource": {...}, "environment": {"time": ..., ...},
 //!  "decision": "allow", "reason": "allowed", "policies": ["key-owner-full-access"],
 //!  "revision": "9f86d081884c7d65", "duration_us": 14}
 //! ```
 //!
-//! `request` is the JSON request shape of SPEC section 3 ([`Request::to_json`]) with `environment.time` set to
-//! the instant the decision was made for, so the line replays exactly (`arbiter simulate --requests`). Lines of
-//! an `AuthorizeBatch` share the call id and add `"check": <index>`.
+//! A line *is* a request in the JSON request shape of SPEC section 3 ([`Request::to_json`]), with
+//! `environment.time` set to the instant the decision was made for, plus the decision's fields
+//! ([`crate::request::DECISION_LOG_FIELDS`], which request readers set aside). So a line replays exactly
+//! (`arbiter simulate --requests`) and `arbiter eval --request` reads it as it is. Lines of an `AuthorizeBatch`
+//! share the call id and add `"check": <index>`.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
@@ -95,7 +98,11 @@ impl Entry {
         if let Some(check) = self.check {
             line["check"] = json!(check);
         }
-        line["request"] = self.request().to_json();
+        if let Value::Object(request) = self.request().to_json() {
+            for (key, value) in request {
+                line[key.as_str()] = value;
+            }
+        }
         line["decision"] = json!(if self.allowed { "allow" } else { "deny" });
         line["reason"] = json!(self.reason.as_str());
         line["policies"] = json!(self.policies);
@@ -373,7 +380,10 @@ mod tests {
             [
                 "timestamp",
                 "call_id",
-                "request",
+                "principal",
+                "action",
+                "resource",
+                "environment",
                 "decision",
                 "reason",
                 "policies",
@@ -383,7 +393,9 @@ mod tests {
         );
         assert_eq!(line["decision"], "deny");
         assert_eq!(line["reason"], "no_applicable_policy");
-        let request = Request::from_json(line["request"].clone()).unwrap();
+        // The whole line reads back as the request it logged.
+        let request = Request::from_json(line.clone()).unwrap();
+        assert_eq!(request, entry(1).request());
         assert_eq!(request.environment.port, Some(443));
         // After close, entries are dropped, not queued forever.
         logger.log(entry(2));

@@ -80,6 +80,10 @@ pub struct RawRequest {
     pub resource: Option<RawResource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<RawEnvironment>,
+    /// `AuthorizeRequest.explain`: accepted so that the proto's JSON mapping reads as is; `arbiter eval` honours
+    /// it like `--explain`. It is not part of the decided request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -232,12 +236,37 @@ impl RawRequest {
     }
 }
 
+/// The top-level keys a decision-log line adds around the request (see `crate::decision_log`). A request read
+/// as JSON may carry them, so that a logged line can be fed back to `arbiter eval` as it is; they describe the
+/// logged decision, not the request, and are set aside.
+pub const DECISION_LOG_FIELDS: [&str; 9] = [
+    "timestamp",
+    "call_id",
+    "check",
+    "decision",
+    "reason",
+    "policies",
+    "revision",
+    "duration_us",
+    "explanation",
+];
+
+impl RawRequest {
+    /// Reads the JSON request shape of SPEC section 3 (a decision-log line included); unknown fields are errors.
+    pub fn from_json(mut value: Value) -> Result<RawRequest, RequestError> {
+        if let Value::Object(map) = &mut value {
+            for key in DECISION_LOG_FIELDS {
+                map.remove(key);
+            }
+        }
+        serde_json::from_value(value).map_err(|e| RequestError::new("request", e.to_string()))
+    }
+}
+
 impl Request {
     /// Parses the JSON request shape of SPEC section 3.
     pub fn from_json(value: Value) -> Result<Request, RequestError> {
-        let raw: RawRequest = serde_json::from_value(value)
-            .map_err(|e| RequestError::new("request", e.to_string()))?;
-        raw.normalize()
+        RawRequest::from_json(value)?.normalize()
     }
 
     /// The JSON request shape, as read by `arbiter eval` and the simulator's `--requests`.
@@ -261,6 +290,7 @@ impl Request {
                 port: self.environment.port.map(Value::from),
                 attributes: map(&self.environment.attributes),
             }),
+            explain: None,
         }
     }
 

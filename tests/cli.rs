@@ -114,6 +114,33 @@ fn eval_prints_the_decision_as_json() {
     assert_eq!(owner["conditions"][0]["outcome"], "false");
     assert_eq!(owner["conditions"][0]["path"], "resource.owner");
 
+    // The proto's JSON mapping carries `explain` in the request itself.
+    let with_explain = req.replacen('{', r#"{"explain": true, "#, 1);
+    let out = arbiter(&["eval", "--request", "-"], Some(&with_explain));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["explanation"]["candidates"].is_array(), "{v}");
+
+    // A decision-log line is a request with the decision's fields beside it: `eval` reads it as it is.
+    let logged = req.replacen(
+        '{',
+        r#"{"timestamp": "2026-11-23T12:00:00.5Z", "call_id": "c-1", "decision": "deny", "reason": "denied",
+            "policies": ["x"], "revision": "r", "duration_us": 3, "check": 0, "#,
+        1,
+    );
+    let out = arbiter(&["eval", "--request", "-"], Some(&logged));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["decision"], "allow",
+        "decided afresh, not copied from the line"
+    );
+    // Any other unknown field is still an error.
+    let typo = req.replacen('{', r#"{"acton": "ReadKey", "#, 1);
+    let out = arbiter(&["eval", "--request", "-"], Some(&typo));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("acton"), "{}", text(&out.stderr));
+
     let out = arbiter(
         &["eval", "--request", "-"],
         Some(

@@ -337,4 +337,16 @@ fn first_load_lockout_exits_2_unless_allowed() {
     p.wait_for_line("serving");
     p.signal("TERM");
     assert_eq!(p.wait_exit(), 0);
+
+    // The same from the environment, written the way shells and container specs usually write a switch.
+    let mut p = Proc::spawn(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--policies"])
+            .arg(dir.path())
+            .env("ARBITER_ALLOW_LOCKOUT", "1"),
+    );
+    p.wait_for_line("published despite a lockout finding");
+    p.wait_for_line("serving");
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(), 0);
 }

@@ -722,7 +722,10 @@ async fn decision_log_lines_replay_as_requests() {
         for field in [
             "timestamp",
             "call_id",
-            "request",
+            "principal",
+            "action",
+            "resource",
+            "environment",
             "decision",
             "reason",
             "policies",
@@ -734,9 +737,8 @@ async fn decision_log_lines_replay_as_requests() {
         assert!(arbiter::request::parse_rfc3339(line["timestamp"].as_str().unwrap()).is_some());
         assert_eq!(line["revision"], revision.as_str());
         assert!(line["duration_us"].is_u64());
-        // The request re-parses, carries its resolved time, and replays to the same decision.
-        let request =
-            arbiter::Request::from_json(line["request"].clone()).expect("request re-parses");
+        // The line itself re-parses as the request, carries its resolved time, and replays to the same decision.
+        let request = arbiter::Request::from_json(line.clone()).expect("the line re-parses");
         let time = request
             .environment
             .time
@@ -758,22 +760,20 @@ async fn decision_log_lines_replay_as_requests() {
         assert_eq!(line["decision"], if is_allow(r) { "allow" } else { "deny" });
         assert_eq!(line["policies"], serde_json::to_value(&r.policies).unwrap());
         let t = r.time.as_ref().unwrap();
-        let logged = arbiter::request::parse_rfc3339(
-            line["request"]["environment"]["time"].as_str().unwrap(),
-        )
-        .unwrap();
+        let logged =
+            arbiter::request::parse_rfc3339(line["environment"]["time"].as_str().unwrap()).unwrap();
         assert_eq!(logged.as_second(), t.seconds);
         assert_eq!(logged.subsec_nanosecond(), t.nanos);
     }
     assert_eq!(
-        lines[0]["request"]["resource"]["attributes"]["permissions"]["EncryptWithKey"][0],
+        lines[0]["resource"]["attributes"]["permissions"]["EncryptWithKey"][0],
         "hr"
     );
     assert_eq!(lines[2]["reason"], "superuser");
     assert_eq!(lines[3]["check"], 0);
     assert_eq!(lines[4]["check"], 1);
     assert_eq!(lines[3]["call_id"], batch.results[0].call_id.as_str());
-    assert_eq!(lines[4]["request"]["action"], "DeleteKey");
+    assert_eq!(lines[4]["action"], "DeleteKey");
     assert_eq!(lines[4]["decision"], "deny");
 }
 

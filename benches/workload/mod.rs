@@ -513,6 +513,7 @@ impl RequestM {
                 port: None,
                 attributes: None,
             }),
+            explain: None,
         }
     }
 

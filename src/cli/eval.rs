@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{load_snapshot, print_diagnostics, EXIT_INVALID, EXIT_OK};
 use crate::eval::{evaluate, EvalOptions};
-use crate::request::Request;
+use crate::request::RawRequest;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -24,7 +24,7 @@ pub struct EvalArgs {
     /// The request as JSON: a file, or `-` for standard input.
     #[arg(long, value_name = "FILE|-")]
     pub request: String,
-    /// List every candidate policy with each condition's outcome.
+    /// List every candidate policy with each condition's outcome (also set by `"explain": true` in the request).
     #[arg(long)]
     pub explain: bool,
     /// The principal id that is always allowed.
@@ -33,6 +33,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> i32 {
+    let mut explain = args.explain;
     let text = if args.request == "-" {
         let mut s = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut s) {
@@ -56,7 +57,14 @@ pub fn run(args: EvalArgs) -> i32 {
             return EXIT_INVALID;
         }
     };
-    let request = match Request::from_json(value) {
+    let request = match RawRequest::from_json(value) {
+        Ok(raw) => {
+            explain |= raw.explain.unwrap_or(false);
+            raw.normalize()
+        }
+        Err(e) => Err(e),
+    };
+    let request = match request {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: invalid request: {e}");
@@ -73,7 +81,7 @@ pub fn run(args: EvalArgs) -> i32 {
     let now = Timestamp::now();
     let options = EvalOptions {
         superuser: Some(&args.superuser),
-        explain: args.explain,
+        explain,
     };
     let decision = evaluate(&snapshot, &request, now, &options);
     let mut out = json!({

@@ -95,8 +95,14 @@ pub struct ServeArgs {
     )]
     pub grace_period_secs: u64,
     /// Publish a policy set even when the lockout check finds that it locks a guard's principals out (the
-    /// findings are logged). Without it such a set is refused like an invalid one.
-    #[arg(long, env = "ARBITER_ALLOW_LOCKOUT")]
+    /// findings are logged). Without it such a set is refused like an invalid one. The environment variable
+    /// takes `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off`.
+    #[arg(
+        long,
+        env = "ARBITER_ALLOW_LOCKOUT",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub allow_lockout: bool,
     /// Search budget of the lockout check on each load and of `Simulate`, e.g. `10s` or `500ms`; running out
     /// is an "inconclusive" finding.

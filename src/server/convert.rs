@@ -156,6 +156,7 @@ impl TryFrom<proto::AuthorizeRequest> for AuthorizeInput {
             action: Some(msg.action),
             resource,
             environment,
+            explain: None,
         }
         .normalize()?;
         request.environment.time = time;
@@ -193,6 +194,7 @@ impl TryFrom<proto::AuthorizeBatchRequest> for BatchInput {
             action: Some("-".into()),
             resource: None,
             environment,
+            explain: None,
         }
         .normalize()?;
         let mut checks = Vec::with_capacity(msg.checks.len());
@@ -213,6 +215,7 @@ impl TryFrom<proto::AuthorizeBatchRequest> for BatchInput {
                 action: Some(check.action),
                 resource,
                 environment: None,
+                explain: None,
             }
             .normalize()
             .map_err(at)?;

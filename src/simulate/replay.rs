@@ -30,19 +30,20 @@ pub struct LineError {
     pub message: String,
 }
 
-/// Parses one line: a decision-log object (`{"request": ..., "timestamp": ...}`) or a bare request.
+/// Parses one line: a decision-log line (the request's fields plus the decision's), a bare request, or a
+/// request nested under `"request"` beside the decision's fields (the decision log's earlier shape).
 /// Requests without `environment.time` use the line's `timestamp`, else `default_time`.
 pub fn parse_line(text: &str, default_time: Timestamp) -> Result<Logged, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    let (request_value, stamp) = match value {
+    let stamp = value
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339);
+    let request_value = match value {
         Value::Object(mut obj) if obj.contains_key("request") => {
-            let stamp = obj
-                .get("timestamp")
-                .and_then(Value::as_str)
-                .and_then(parse_rfc3339);
-            (obj.remove("request").unwrap_or(Value::Null), stamp)
+            obj.remove("request").unwrap_or(Value::Null)
         }
-        other => (other, None),
+        other => other,
     };
     let request = Request::from_json(request_value).map_err(|e| e.to_string())?;
     let time = request.environment.time.or(stamp).unwrap_or(default_time);
