@@ -212,6 +212,27 @@ pub struct PolicySetDoc {
     pub attachments: Vec<AttachmentDoc>,
     pub groups: Vec<GroupDoc>,
     pub guards: Vec<GuardDoc>,
+    /// What documents left out for errors still tell validation.
+    pub incomplete: Incomplete,
+}
+
+/// Documents left out of a set because of errors in them. Validation still reads what they name, so that it
+/// reports their other mistakes too, and no false ones on their account.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Incomplete {
+    /// Ids of policies left out: an attachment naming one is not also told that the policy does not exist.
+    pub policy_ids: Vec<String>,
+    /// Attachments left out (say, for a missing `principal_selector`): the policy each names is still checked.
+    pub attachments: Vec<IncompleteAttachment>,
+}
+
+/// An attachment left out for errors, with what it names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncompleteAttachment {
+    pub origin: Origin,
+    /// The id as written, or empty when it was missing or invalid.
+    pub id: String,
+    pub policy: At<String>,
 }
 
 impl PolicySetDoc {
@@ -221,5 +242,11 @@ impl PolicySetDoc {
         self.attachments.append(&mut other.attachments);
         self.groups.append(&mut other.groups);
         self.guards.append(&mut other.guards);
+        self.incomplete
+            .policy_ids
+            .append(&mut other.incomplete.policy_ids);
+        self.incomplete
+            .attachments
+            .append(&mut other.incomplete.attachments);
     }
 }

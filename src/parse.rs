@@ -237,12 +237,12 @@ impl Parser<'_> {
         };
         match kind.value.as_str() {
             "Policy" => {
-                if let Some(p) = self.policy(doc) {
+                if let Some(p) = self.policy(doc, &mut set.incomplete) {
                     set.policies.push(p);
                 }
             }
             "PolicyAttachment" => {
-                if let Some(a) = self.attachment(doc) {
+                if let Some(a) = self.attachment(doc, &mut set.incomplete) {
                     set.attachments.push(a);
                 }
             }
@@ -268,7 +268,7 @@ impl Parser<'_> {
         }
     }
 
-    fn policy(&mut self, doc: &Node) -> Option<PolicyDoc> {
+    fn policy(&mut self, doc: &Node, incomplete: &mut Incomplete) -> Option<PolicyDoc> {
         let f = self.fields(doc, "Policy", POLICY_FIELDS)?;
         let id = self
             .required(&f, "id", "Policy")
@@ -289,15 +289,31 @@ impl Parser<'_> {
             .get("conditions")
             .map(|n| self.conditions(n, "conditions"))
             .unwrap_or_default();
+        let (Some(id), Some(effect)) = (id, effect) else {
+            incomplete.policy_ids.extend(
+                f.get("id")
+                    .and_then(|n| self.string_quietly(n))
+                    .map(|id| id.value),
+            );
+            return None;
+        };
         Some(PolicyDoc {
             origin: self.origin(doc.pos),
-            id: id?,
+            id,
             description,
-            effect: effect?,
+            effect,
             actions,
             resources,
             conditions,
         })
+    }
+
+    /// A string node's text, reporting nothing when it is not one (its error is reported elsewhere).
+    fn string_quietly(&self, node: &Node) -> Option<At<String>> {
+        match &node.value {
+            NodeValue::Str(s) => Some(At::new(node.pos, s.clone())),
+            _ => None,
+        }
     }
 
     fn effect(&mut self, node: &Node) -> Option<Effect> {
@@ -392,7 +408,7 @@ impl Parser<'_> {
         }
     }
 
-    fn attachment(&mut self, doc: &Node) -> Option<AttachmentDoc> {
+    fn attachment(&mut self, doc: &Node, incomplete: &mut Incomplete) -> Option<AttachmentDoc> {
         let f = self.fields(doc, "PolicyAttachment", ATTACHMENT_FIELDS)?;
         let id = self
             .required(&f, "id", "PolicyAttachment")
@@ -414,11 +430,24 @@ impl Parser<'_> {
                 None
             }
         };
+        let policy = policy?;
+        let (Some(id), Some(selector)) = (id, selector) else {
+            incomplete.attachments.push(IncompleteAttachment {
+                origin: self.origin(doc.pos),
+                id: f
+                    .get("id")
+                    .and_then(|n| self.string_quietly(n))
+                    .map(|id| id.value)
+                    .unwrap_or_default(),
+                policy,
+            });
+            return None;
+        };
         Some(AttachmentDoc {
             origin: self.origin(doc.pos),
-            id: id?,
-            policy: policy?,
-            selector: selector?,
+            id,
+            policy,
+            selector,
         })
     }
 
@@ -452,9 +481,18 @@ impl Parser<'_> {
 
     fn group(&mut self, doc: &Node) -> Option<GroupDoc> {
         let f = self.fields(doc, "Group", GROUP_FIELDS)?;
+        // Group names are compared exactly, like the groups of a request, so any non-empty string is one
+        // (CipherTrust's own include spaces: "Key Users").
         let name = self
             .required(&f, "name", "Group")
-            .and_then(|n| self.id(n, "name"));
+            .and_then(|n| self.string(n, "name"))
+            .filter(|name| {
+                let empty = name.value.is_empty();
+                if empty {
+                    self.report(name.pos, "`name` must not be empty");
+                }
+                !empty
+            });
         let _ = self.description(&f);
         let system = self.bool(f.get("system"), "system");
         let members = match f.get("members") {
@@ -543,7 +581,7 @@ impl Parser<'_> {
     }
 }
 
-/// Ids and group names: `[A-Za-z0-9._-]+`.
+/// Policy, attachment and guard ids: `[A-Za-z0-9._-]+`.
 pub fn is_valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()

@@ -84,21 +84,40 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
     }
 
     let policy_ids: HashSet<&str> = set.policies.iter().map(|p| p.id.value.as_str()).collect();
+    let left_out: HashSet<&str> = set
+        .incomplete
+        .policy_ids
+        .iter()
+        .map(String::as_str)
+        .collect();
     let mut used = HashSet::new();
     // Suggestions compare a name with every candidate: bounded per build, so that thousands of unknown names
     // cannot make validation quadratic.
     let mut suggestions_left = MAX_SUGGESTIONS;
-    for a in &set.attachments {
-        let name = a.policy.value.as_str();
+    // Attachments left out for other errors still have the policy they name checked.
+    let references = set
+        .attachments
+        .iter()
+        .map(|a| (&a.origin, a.id.value.as_str(), &a.policy))
+        .chain(
+            set.incomplete
+                .attachments
+                .iter()
+                .map(|a| (&a.origin, a.id.as_str(), &a.policy)),
+        );
+    for (origin, id, policy) in references {
+        let name = policy.value.as_str();
         used.insert(name);
-        if !policy_ids.contains(name) {
+        if !policy_ids.contains(name) && !left_out.contains(name) {
+            let who = if id.is_empty() {
+                "an attachment".to_string()
+            } else {
+                format!("attachment `{id}`")
+            };
             let mut d = Diagnostic::error(
-                &a.origin.file,
-                a.policy.pos,
-                format!(
-                    "attachment `{}` names policy `{name}`, which does not exist",
-                    a.id.value
-                ),
+                &origin.file,
+                policy.pos,
+                format!("{who} names policy `{name}`, which does not exist"),
             );
             if suggestions_left > 0 {
                 suggestions_left -= 1;

@@ -341,3 +341,59 @@ fn test_suites_are_skipped_by_the_loader() {
     let snapshot = arbiter::build(&set).expect("a suite alone is a valid (empty) set");
     assert_eq!(snapshot.policy_count(), 0);
 }
+
+#[test]
+fn an_attachment_missing_its_selector_still_has_its_policy_checked() {
+    let diags = errors_of(&[("p/x.yaml", "kind: PolicyAttachment\nid: a\npolicy: nope\n")]);
+    let errors: Vec<String> = diags.errors().map(|d| d.to_string()).collect();
+    let all = errors.join("\n");
+    assert_eq!(errors.len(), 2, "{all}");
+    assert!(
+        all.contains("p/x.yaml:1:1: error: missing field `principal_selector` in PolicyAttachment"),
+        "{all}"
+    );
+    assert!(
+        all.contains(
+            "p/x.yaml:3:9: error: attachment `a` names policy `nope`, which does not exist"
+        ),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_policy_left_out_for_an_error_is_not_also_reported_missing() {
+    // The bad effect is the only error: the attachment names a policy that is there, only broken.
+    let e = single(&format!(
+        "kind: Policy\nid: p\neffect: allw\nactions: [ReadKey]\nresources: [x]\n{ATTACH}"
+    ));
+    assert!(
+        e.starts_with("p/x.yaml:3:9: error: invalid effect `allw`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn group_names_are_any_non_empty_string() {
+    let text = "kind: Group\nname: \"Key Users\"\nmembers: [alice]\n---\nkind: Policy\nid: p\neffect: allow\n\
+                actions: [ReadKey]\nresources: [\"*\"]\n---\nkind: PolicyAttachment\nid: a\npolicy: p\n\
+                principal_selector: {groups: [\"Key Users\"]}\n";
+    let set = SourceSet::from_files([(PathBuf::from("p/g.yaml"), text.to_string())]);
+    let snapshot = arbiter::build(&set).expect("a group name with a space is valid");
+    let request = arbiter::Request::from_json(serde_json::json!({
+        "principal": {"id": "alice"}, "action": "ReadKey", "resource": {"uri": "k"}
+    }))
+    .unwrap();
+    let decision = arbiter::evaluate(
+        &snapshot,
+        &request,
+        "2026-11-23T12:00:00Z".parse().unwrap(),
+        &arbiter::EvalOptions::default(),
+    );
+    assert!(decision.allowed, "{decision:?}");
+
+    let e = single("kind: Group\nname: \"\"\n");
+    assert!(
+        e.starts_with("p/x.yaml:2:7: error: `name` must not be empty"),
+        "{e}"
+    );
+}
