@@ -59,7 +59,16 @@ fn analyze_change(extra: &[(&str, &str)]) -> Vec<Finding> {
                 .environment
                 .time
                 .expect("counterexamples carry their time");
-            let d = evaluate(&proposed, &request, time, &EvalOptions::default());
+            // As `arbiter eval` decides it: the superuser rule on.
+            let d = evaluate(
+                &proposed,
+                &request,
+                time,
+                &EvalOptions {
+                    superuser: Some("admin"),
+                    ..EvalOptions::default()
+                },
+            );
             assert!(!d.allowed, "counterexample is not denied: {cx}");
             let got: Vec<String> = d.policies.iter().map(|p| p.to_string()).collect();
             assert_eq!(got, f.blocking, "blocking policies reproduce");
@@ -411,4 +420,12 @@ fn directory_members_of_guarded_groups_are_checked() {
     let f = analyze(Some(&current), &next, &options).unwrap();
     let cx = assert_lockout_by(&f, "change");
     assert_eq!(cx["principal"]["id"], "alice");
+}
+
+#[test]
+fn the_superuser_as_a_directory_member_is_not_a_guard_principal() {
+    // The superuser is always allowed, so a deny aimed at its id locks no one out: `arbiter eval` would allow.
+    let groups = "kind: Group\nname: admin\nsystem: true\nmembers: [admin]\n---\nkind: Group\nname: global\nsystem: true\nmembers: []\n";
+    let d = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"kylo:kylo:admin:*\"]\n---\nkind: PolicyAttachment\nid: deny-attach\npolicy: change\nprincipal_selector: {id: [admin]}\n";
+    assert_safe(&analyze_change(&[("groups.yaml", groups), ("su.yaml", d)]));
 }

@@ -70,6 +70,7 @@ pub fn check_guard(
     guard: &Guard,
     as_of: Timestamp,
     deadline: Instant,
+    superuser: Option<&str>,
 ) -> GuardOutcome {
     let mut search = Search {
         snapshot,
@@ -78,7 +79,7 @@ pub fn check_guard(
         assuming: &guard.assuming,
         outcome: GuardOutcome::default(),
     };
-    for (id, groups) in guard_principals(snapshot, guard) {
+    for (id, groups) in guard_principals(snapshot, guard, superuser) {
         for rule in guard.must_allow.iter() {
             if search.done() {
                 return search.outcome;
@@ -89,8 +90,13 @@ pub fn check_guard(
     search.outcome
 }
 
-/// The guard's fresh principal and every directory member of its groups (with the guard's groups).
-fn guard_principals(snapshot: &Snapshot, guard: &Guard) -> Vec<(String, Vec<String>)> {
+/// The guard's fresh principal and every directory member of its groups (with the guard's groups). A member
+/// whose id is the superuser is skipped: the superuser is always allowed, so no request of theirs is denied.
+fn guard_principals(
+    snapshot: &Snapshot,
+    guard: &Guard,
+    superuser: Option<&str>,
+) -> Vec<(String, Vec<String>)> {
     let groups: Vec<String> = guard.groups.iter().map(|g| g.to_string()).collect();
     let mut out = vec![(guard.principal_id.to_string(), groups.clone())];
     for g in snapshot
@@ -100,6 +106,9 @@ fn guard_principals(snapshot: &Snapshot, guard: &Guard) -> Vec<(String, Vec<Stri
         .filter(|g| guard.groups.contains(&g.name))
     {
         for m in g.members.iter() {
+            if superuser == Some(&**m) {
+                continue;
+            }
             if !out.iter().any(|(id, _)| **id == **m) {
                 out.push((m.to_string(), groups.clone()));
             }

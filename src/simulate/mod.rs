@@ -106,7 +106,13 @@ pub fn analyze(
         findings.extend(erosion::erosion(current, proposed));
     }
     for g in guards {
-        let outcome = lockout::check_guard(proposed, g, options.as_of, deadline);
+        let outcome = lockout::check_guard(
+            proposed,
+            g,
+            options.as_of,
+            deadline,
+            options.superuser.as_deref(),
+        );
         for c in outcome.counterexamples {
             let message = if c.blocking.is_empty() {
                 format!(
