@@ -44,14 +44,17 @@ fn as_of() -> Timestamp {
 }
 
 fn analyze_change(extra: &[(&str, &str)]) -> Vec<Finding> {
-    let current = build(&pack());
-    let proposed = build(&proposed(extra));
+    analyze_checked(&build(&pack()), &build(&proposed(extra)))
+}
+
+/// Analyzes `proposed` against `current` and re-checks every counterexample through the evaluator.
+fn analyze_checked(current: &Snapshot, proposed: &Snapshot) -> Vec<Finding> {
     let options = LockoutOptions {
         as_of: as_of(),
         budget: Duration::from_secs(20),
         superuser: Some("admin".into()),
     };
-    let findings = analyze(Some(&current), &proposed, &options).expect("guards valid");
+    let findings = analyze(Some(current), proposed, &options).expect("guards valid");
     for f in &findings {
         if let Some(cx) = &f.counterexample {
             let request = Request::from_json(cx.clone()).expect("counterexample is valid input");
@@ -61,7 +64,7 @@ fn analyze_change(extra: &[(&str, &str)]) -> Vec<Finding> {
                 .expect("counterexamples carry their time");
             // As `arbiter eval` decides it: the superuser rule on.
             let d = evaluate(
-                &proposed,
+                proposed,
                 &request,
                 time,
                 &EvalOptions {
@@ -428,4 +431,20 @@ fn the_superuser_as_a_directory_member_is_not_a_guard_principal() {
     let groups = "kind: Group\nname: admin\nsystem: true\nmembers: [admin]\n---\nkind: Group\nname: global\nsystem: true\nmembers: []\n";
     let d = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"kylo:kylo:admin:*\"]\n---\nkind: PolicyAttachment\nid: deny-attach\npolicy: change\nprincipal_selector: {id: [admin]}\n";
     assert_safe(&analyze_change(&[("groups.yaml", groups), ("su.yaml", d)]));
+}
+
+#[test]
+fn an_assumption_on_the_uri_with_no_policy_left() {
+    // The guard only assumes team resources; with the admin attachment gone nothing allows them.
+    let guard = "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [admin]}\nassuming:\n  - path: resource.uri\n    op: glob\n    values: [\"kylo:kylo:admin:*:team-*\"]\nmust_allow:\n  - actions: [CreatePolicy, ReadPolicy, UpdatePolicy, DeletePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n";
+    let admin = "kind: Policy\nid: admin-full-access\neffect: allow\nactions: [\"*\"]\nresources: [\"*\"]\n";
+    let current = build(&proposed(&[("guards.yaml", guard)]));
+    let next = build(&proposed(&[("guards.yaml", guard), ("admin.yaml", admin)]));
+    let f = analyze_checked(&current, &next);
+    let l = lockouts(&f);
+    assert!(!l.is_empty(), "{f:#?}");
+    let cx = l[0].counterexample.as_ref().unwrap();
+    let uri = cx["resource"]["uri"].as_str().unwrap();
+    assert!(uri.starts_with("kylo:kylo:admin:policies:team-"), "{cx}");
+    assert!(l[0].blocking.is_empty(), "no policy allows it");
 }

@@ -167,22 +167,28 @@ impl Search<'_> {
         // `action` / `resource.uri`) that a string inside the guard's patterns can produce.
         let mut action_patterns = Vec::new();
         let mut uri_patterns = Vec::new();
+        // The guard's assumptions count even when no policy is reachable: a guard assuming `…:team-*` with no
+        // allow left must still be reported on a `…:team-…` resource.
+        let conditions = reachable
+            .iter()
+            .flat_map(|r| compiled.policies[r.policy as usize].conditions.iter())
+            .chain(self.assuming.iter());
         for r in reachable.iter() {
             let p = &compiled.policies[r.policy as usize];
             action_patterns.extend(p.actions.iter().map(|g| g.as_str().to_string()));
             uri_patterns.extend(p.resources.iter().map(|g| g.as_str().to_string()));
-            for c in p.conditions.iter().chain(self.assuming.iter()) {
-                let target = match &c.path.target {
-                    crate::compile::path::Target::Field(crate::compile::path::Field::Action) => {
-                        &mut action_patterns
-                    }
-                    crate::compile::path::Target::Field(
-                        crate::compile::path::Field::ResourceUri,
-                    ) => &mut uri_patterns,
-                    _ => continue,
-                };
-                target.extend(condition_patterns(c));
-            }
+        }
+        for c in conditions {
+            let target = match &c.path.target {
+                crate::compile::path::Target::Field(crate::compile::path::Field::Action) => {
+                    &mut action_patterns
+                }
+                crate::compile::path::Target::Field(crate::compile::path::Field::ResourceUri) => {
+                    &mut uri_patterns
+                }
+                _ => continue,
+            };
+            target.extend(condition_patterns(c));
         }
         let actions = self.strings_of(
             &rule.actions.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
