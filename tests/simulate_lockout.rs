@@ -448,3 +448,17 @@ fn an_assumption_on_the_uri_with_no_policy_left() {
     assert!(uri.starts_with("kylo:kylo:admin:policies:team-"), "{cx}");
     assert!(l[0].blocking.is_empty(), "no policy allows it");
 }
+
+#[test]
+fn a_uri_literal_with_a_star_is_a_witness_verbatim() {
+    // `equals` compares exactly: the deny bites on the resource literally named `…:policies:*`.
+    let f = analyze_change(&[(
+        "star.yaml",
+        &deny(
+            "  - path: resource.uri\n    op: equals\n    values: [\"kylo:kylo:admin:policies:*\"]",
+            "[\"kylo:kylo:admin:*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(cx["resource"]["uri"], "kylo:kylo:admin:policies:*", "{cx}");
+}

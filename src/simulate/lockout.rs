@@ -175,8 +175,8 @@ impl Search<'_> {
             .chain(self.assuming.iter());
         for r in reachable.iter() {
             let p = &compiled.policies[r.policy as usize];
-            action_patterns.extend(p.actions.iter().map(|g| g.as_str().to_string()));
-            uri_patterns.extend(p.resources.iter().map(|g| g.as_str().to_string()));
+            action_patterns.extend(p.actions.iter().map(|g| Pattern::glob(g.as_str())));
+            uri_patterns.extend(p.resources.iter().map(|g| Pattern::glob(g.as_str())));
         }
         for c in conditions {
             let target = match &c.path.target {
@@ -212,11 +212,13 @@ impl Search<'_> {
         }
     }
 
-    fn strings_of(&mut self, universes: &[&str], patterns: &[String]) -> Vec<String> {
-        let mut patterns = patterns.to_vec();
-        patterns.sort();
-        patterns.dedup();
-        let compiled: Vec<Pattern> = patterns.iter().map(|p| Pattern::glob(p)).collect();
+    fn strings_of(&mut self, universes: &[&str], patterns: &[Pattern]) -> Vec<String> {
+        let mut compiled: Vec<Pattern> = Vec::new();
+        for p in patterns {
+            if !compiled.contains(p) {
+                compiled.push(p.clone());
+            }
+        }
         let mut out = Vec::new();
         for u in universes {
             let w = witnesses(&Pattern::glob(u), &compiled, false, WITNESS_STATES);
@@ -532,22 +534,23 @@ fn inputs_assigned(c: &Condition, action: &str, assigned: &[(Var, Choice)]) -> b
         .all(|p| var_of(p, action).is_none_or(|v| assigned.iter().any(|(a, _)| *a == v)))
 }
 
-/// The glob-shaped patterns a string condition applies (for action and URI witnesses).
-fn condition_patterns(c: &Condition) -> Vec<String> {
+/// The patterns a string condition applies (for action and URI witnesses). Literal operands are taken verbatim:
+/// a `*` in an `equals`, `starts_with` or `ends_with` value is an ordinary character, only `glob` values are globs.
+fn condition_patterns(c: &Condition) -> Vec<Pattern> {
     use crate::compile::condition::{Lit, Op, Operand};
-    let lits = |ops: &[Operand], f: fn(&str) -> String| -> Vec<String> {
+    let lits = |ops: &[Operand], f: fn(&str) -> Pattern| -> Vec<Pattern> {
         ops.iter()
             .filter_map(|o| match o {
-                Operand::Lit(Lit::Str(s)) if !s.contains('*') => Some(f(s)),
+                Operand::Lit(Lit::Str(s)) => Some(f(s)),
                 _ => None,
             })
             .collect()
     };
     match &c.op {
-        Op::Equals(ops) => lits(ops, |s| s.to_string()),
-        Op::StartsWith(ops) => lits(ops, |s| format!("{s}*")),
-        Op::EndsWith(ops) => lits(ops, |s| format!("*{s}")),
-        Op::Glob(globs) => globs.iter().map(|g| g.as_str().to_string()).collect(),
+        Op::Equals(ops) => lits(ops, Pattern::literal),
+        Op::StartsWith(ops) => lits(ops, Pattern::prefix),
+        Op::EndsWith(ops) => lits(ops, Pattern::suffix),
+        Op::Glob(globs) => globs.iter().map(|g| Pattern::glob(g.as_str())).collect(),
         _ => Vec::new(),
     }
 }

@@ -9,14 +9,14 @@
 use std::collections::{HashMap, VecDeque};
 
 /// One token of a pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Tok {
     Char(char),
     Star,
 }
 
 /// A pattern as an NFA over its tokens.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pattern {
     toks: Vec<Tok>,
 }
