@@ -462,3 +462,45 @@ fn a_uri_literal_with_a_star_is_a_witness_verbatim() {
     let cx = assert_lockout_by(&f, "change");
     assert_eq!(cx["resource"]["uri"], "kylo:kylo:admin:policies:*", "{cx}");
 }
+
+#[test]
+fn a_reference_compared_with_the_uri_is_witnessed() {
+    // "No self-delete": the equal arrangement of the URI and the pinned principal id is a lockout.
+    let no_self_delete = "kind: Policy\nid: no-self-delete\neffect: deny\nactions: [DeleteUser]\nresources: [\"kylo:kylo:admin:users:*\"]\nconditions:\n  - path: resource.uri\n    op: ends_with\n    values: [\"${principal.id}\"]\n---\nkind: PolicyAttachment\nid: no-self-delete\npolicy: no-self-delete\nprincipal_selector: {}\n";
+    let f = analyze_change(&[("self.yaml", no_self_delete)]);
+    let cx = assert_lockout_by(&f, "no-self-delete");
+    let id = cx["principal"]["id"].as_str().unwrap();
+    assert!(
+        cx["resource"]["uri"].as_str().unwrap().ends_with(id),
+        "{cx}"
+    );
+    assert_eq!(cx["action"], "DeleteUser");
+    // A reference to the action, compared with the URI.
+    let f = analyze_change(&[(
+        "act.yaml",
+        &deny(
+            "  - path: resource.uri\n    op: ends_with\n    values: [\"${action}\"]",
+            "[\"kylo:kylo:admin:*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    let action = cx["action"].as_str().unwrap();
+    assert!(
+        cx["resource"]["uri"].as_str().unwrap().ends_with(action),
+        "{cx}"
+    );
+    // The pinned id on the left, the URI referenced: only a guarded principal whose id is a URI matches.
+    let members = "kind: Group\nname: admin\nsystem: true\nmembers: [\"kylo:kylo:admin:users:root\"]\n---\nkind: Group\nname: global\nsystem: true\nmembers: []\n";
+    let f = analyze_change(&[
+        ("groups.yaml", members),
+        (
+            "id.yaml",
+            &deny(
+                "  - path: principal.id\n    op: equals\n    values: [\"${resource.uri}\"]",
+                "[\"kylo:kylo:admin:*\"]",
+            ),
+        ),
+    ]);
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(cx["resource"]["uri"], "kylo:kylo:admin:users:root", "{cx}");
+}

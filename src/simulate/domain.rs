@@ -179,6 +179,21 @@ impl Uses {
         }
     }
 
+    /// Records that this variable is a `${...}` operand of a condition on the fixed field `path` (say
+    /// `resource.uri equals ${resource.name}`): the field's pinned values become this variable's literals, so the
+    /// equal arrangement is tried (and "some other value" gives the not-equal one).
+    pub fn add_fixed_counterpart(&mut self, path: &AttrPath, fixed: &Fixed) {
+        for v in fixed_values(path, fixed) {
+            if let Value::String(s) = v {
+                self.patterns.push(Pattern::literal(&s));
+                self.strings.push(s);
+            }
+        }
+        if matches!(&path.target, Target::Field(Field::PrincipalGroups)) {
+            self.list = true;
+        }
+    }
+
     pub fn add_selector_values(&mut self, values: &[Lit]) {
         for v in values {
             self.selector_values.push(match v {

@@ -3,7 +3,8 @@
 //!
 //! 1. Reachability: only policies attached to a guard principal (claims in selectors may vary) whose actions
 //!    and resources can meet the guard's patterns take part.
-//! 2. Actions and resource URIs come from real glob intersection and difference (see `witness`).
+//! 2. Actions and resource URIs come from real glob intersection and difference (see `witness`), with
+//!    references to pinned fields (`${principal.id}`, ...) in conditions on them replaced by their values.
 //! 3. For each (principal, action, URI): each reachable deny is searched on its own, over its own variables;
 //!    a request where it applies is a finding.
 //! 4. When no deny can apply, allow coverage is searched depth first over the allows' variables with
@@ -21,6 +22,7 @@ use super::domain::{choices, var_of, Choice, Fixed, PartKey, Uses, Var};
 use super::witness::{witnesses, Pattern};
 use crate::ast::Effect;
 use crate::compile::condition::Condition;
+use crate::compile::path::{AttrPath, Field, Target};
 use crate::compile::{Guard, GuardRule, SelectorKey};
 use crate::eval::{
     effective_groups, eval_condition, evaluate, selector_matches, Ctx, EvalOptions, Truth,
@@ -164,36 +166,46 @@ impl Search<'_> {
             .collect();
 
         // Witness actions and URIs: every combination of the reachable policies' patterns (and conditions on
-        // `action` / `resource.uri`) that a string inside the guard's patterns can produce.
+        // `action` / `resource.uri`) that a string inside the guard's patterns can produce. References to fields
+        // the search pins (`${principal.id}`, `${principal.groups}`, and `${action}` for URIs) stand for their
+        // pinned values, so the equal arrangement (`…:users:<id>` for `ends_with ${principal.id}`) is a witness.
         let mut action_patterns = Vec::new();
         let mut uri_patterns = Vec::new();
-        // The guard's assumptions count even when no policy is reachable: a guard assuming `…:team-*` with no
-        // allow left must still be reported on a `…:team-…` resource.
-        let conditions = reachable
-            .iter()
-            .flat_map(|r| compiled.policies[r.policy as usize].conditions.iter())
-            .chain(self.assuming.iter());
         for r in reachable.iter() {
             let p = &compiled.policies[r.policy as usize];
             action_patterns.extend(p.actions.iter().map(|g| Pattern::glob(g.as_str())));
             uri_patterns.extend(p.resources.iter().map(|g| Pattern::glob(g.as_str())));
         }
-        for c in conditions {
-            let target = match &c.path.target {
-                crate::compile::path::Target::Field(crate::compile::path::Field::Action) => {
-                    &mut action_patterns
-                }
-                crate::compile::path::Target::Field(crate::compile::path::Field::ResourceUri) => {
-                    &mut uri_patterns
-                }
-                _ => continue,
-            };
-            target.extend(condition_patterns(c));
+        // The guard's assumptions count even when no policy is reachable: a guard assuming `…:team-*` with no
+        // allow left must still be reported on a `…:team-…` resource.
+        let conditions: Vec<&Condition> = reachable
+            .iter()
+            .flat_map(|r| compiled.policies[r.policy as usize].conditions.iter())
+            .chain(self.assuming.iter())
+            .collect();
+        let principal = |f: Field| -> Option<Vec<String>> {
+            match f {
+                Field::PrincipalId => Some(vec![id.to_string()]),
+                Field::PrincipalGroups => Some(groups.clone()),
+                _ => None,
+            }
+        };
+        for c in &conditions {
+            action_patterns.extend(condition_patterns(c, Field::Action, &principal));
         }
         let actions = self.strings_of(
             &rule.actions.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
             &action_patterns,
         );
+        let pinned = |f: Field| -> Option<Vec<String>> {
+            match f {
+                Field::Action => Some(actions.clone()),
+                other => principal(other),
+            }
+        };
+        for c in &conditions {
+            uri_patterns.extend(condition_patterns(c, Field::ResourceUri, &pinned));
+        }
         let uris = self.strings_of(
             &rule
                 .resources
@@ -336,6 +348,8 @@ impl Search<'_> {
                     let uses = vars.entry(v).or_default();
                     if i == 0 {
                         uses.add_condition(c, fixed);
+                    } else if var_of(&c.path, fixed.action).is_none() {
+                        uses.add_fixed_counterpart(&c.path, fixed);
                     }
                 }
             }
@@ -534,24 +548,55 @@ fn inputs_assigned(c: &Condition, action: &str, assigned: &[(Var, Choice)]) -> b
         .all(|p| var_of(p, action).is_none_or(|v| assigned.iter().any(|(a, _)| *a == v)))
 }
 
-/// The patterns a string condition applies (for action and URI witnesses). Literal operands are taken verbatim:
-/// a `*` in an `equals`, `starts_with` or `ends_with` value is an ordinary character, only `glob` values are globs.
-fn condition_patterns(c: &Condition) -> Vec<Pattern> {
+/// The patterns a string condition applies to the fixed field `target` (`action` or `resource.uri`), for their
+/// witnesses. Literal operands are taken verbatim: a `*` in an `equals`, `starts_with` or `ends_with` value is an
+/// ordinary character, only `glob` values are globs. A reference operand to a field `pinned` knows stands for
+/// its values; a condition on such a field that references `target` contributes the field's values (the equal
+/// arrangement of the two).
+fn condition_patterns(
+    c: &Condition,
+    target: Field,
+    pinned: &dyn Fn(Field) -> Option<Vec<String>>,
+) -> Vec<Pattern> {
     use crate::compile::condition::{Lit, Op, Operand};
-    let lits = |ops: &[Operand], f: fn(&str) -> Pattern| -> Vec<Pattern> {
-        ops.iter()
-            .filter_map(|o| match o {
-                Operand::Lit(Lit::Str(s)) => Some(f(s)),
-                _ => None,
-            })
-            .collect()
+    let field = |p: &AttrPath| match &p.target {
+        Target::Field(f) => Some(*f),
+        Target::Attribute { .. } => None,
     };
-    match &c.op {
-        Op::Equals(ops) => lits(ops, Pattern::literal),
-        Op::StartsWith(ops) => lits(ops, Pattern::prefix),
-        Op::EndsWith(ops) => lits(ops, Pattern::suffix),
-        Op::Glob(globs) => globs.iter().map(|g| Pattern::glob(g.as_str())).collect(),
-        _ => Vec::new(),
+    let ops: &[Operand] = match &c.op {
+        Op::Equals(ops) | Op::ContainsAll(ops) | Op::StartsWith(ops) | Op::EndsWith(ops) => ops,
+        Op::Glob(globs) if field(&c.path) == Some(target) => {
+            return globs.iter().map(|g| Pattern::glob(g.as_str())).collect();
+        }
+        _ => return Vec::new(),
+    };
+    if field(&c.path) == Some(target) {
+        let shape: fn(&str) -> Pattern = match &c.op {
+            Op::StartsWith(_) => Pattern::prefix,
+            Op::EndsWith(_) => Pattern::suffix,
+            _ => Pattern::literal,
+        };
+        let mut out = Vec::new();
+        for o in ops {
+            match o {
+                Operand::Lit(Lit::Str(s)) => out.push(shape(s)),
+                Operand::Lit(_) => {}
+                Operand::Ref(p) => {
+                    if let Some(values) = field(p).filter(|f| *f != target).and_then(pinned) {
+                        out.extend(values.iter().map(|v| shape(v)));
+                    }
+                }
+            }
+        }
+        return out;
+    }
+    // `principal.id equals ${resource.uri}` and the like: the target equal to the pinned field's value.
+    let refers_to_target = ops
+        .iter()
+        .any(|o| matches!(o, Operand::Ref(p) if field(p) == Some(target)));
+    match field(&c.path).filter(|_| refers_to_target).and_then(pinned) {
+        Some(values) => values.iter().map(|v| Pattern::literal(v)).collect(),
+        None => Vec::new(),
     }
 }
 
