@@ -504,3 +504,28 @@ fn a_reference_compared_with_the_uri_is_witnessed() {
     let cx = assert_lockout_by(&f, "change");
     assert_eq!(cx["resource"]["uri"], "kylo:kylo:admin:users:root", "{cx}");
 }
+
+#[test]
+fn an_incomplete_witness_search_is_inconclusive_never_safe() {
+    // Seven globs that must all match `resource.owner`: the shortest such owner lies beyond the witness search's
+    // state budget, so the search cannot cover every combination and must say so.
+    let guard = "kind: LockoutGuard\nid: g\nprincipal: {id: probe, groups: [admin]}\nmust_allow:\n  - actions: [DeletePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n";
+    let mut conditions = String::from("  - path: resource.owner\n    op: exists");
+    for g in [
+        "abcdefgh", "ijklmnop", "qrstuvwx", "yzABCDEF", "GHIJKLMN", "OPQRSTUV", "WXYZ0123",
+    ] {
+        conditions += &format!("\n  - path: resource.owner\n    op: glob\n    values: [\"*{g}*\"]");
+    }
+    let current = build(&proposed(&[("guards.yaml", guard)]));
+    let next = build(&proposed(&[
+        ("guards.yaml", guard),
+        ("owner.yaml", &deny(&conditions, "[\"kylo:kylo:admin:*\"]")),
+    ]));
+    let f = analyze_checked(&current, &next);
+    assert!(!f.is_empty(), "never safe");
+    assert!(
+        f.iter()
+            .all(|f| f.kind == FindingKind::Inconclusive || f.kind == FindingKind::Lockout),
+        "{f:#?}"
+    );
+}

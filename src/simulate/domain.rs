@@ -205,9 +205,47 @@ impl Uses {
     }
 }
 
+impl std::fmt::Display for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Var::Owner => f.write_str("resource.owner"),
+            Var::SourceIp => f.write_str("environment.source_ip"),
+            Var::Port => f.write_str("environment.port"),
+            Var::Time => f.write_str("environment.time"),
+            Var::Attr(part, segs) => {
+                let part = match part {
+                    PartKey::Principal => "principal",
+                    PartKey::Resource => "resource",
+                    PartKey::Environment => "environment",
+                };
+                write!(f, "{part}.{}", segs.join("."))
+            }
+        }
+    }
+}
+
+/// The representative values of one variable.
+#[derive(Debug, Clone, Default)]
+pub struct Choices {
+    pub values: Vec<Choice>,
+    /// False when the values do not cover the whole partition (a witness search ran out of states): the analysis
+    /// is then inconclusive, never safe.
+    pub complete: bool,
+}
+
 /// The representative values of a variable. `related` are the values already chosen for variables it is
 /// compared with (so equal and not-equal arrangements are both tried).
-pub fn choices(var: &Var, uses: &Uses, related: &[Choice], as_of: Timestamp) -> Vec<Choice> {
+pub fn choices(var: &Var, uses: &Uses, related: &[Choice], as_of: Timestamp) -> Choices {
+    let (values, complete) = choice_values(var, uses, related, as_of);
+    Choices { values, complete }
+}
+
+fn choice_values(
+    var: &Var,
+    uses: &Uses,
+    related: &[Choice],
+    as_of: Timestamp,
+) -> (Vec<Choice>, bool) {
     let mut out: Vec<Choice> = Vec::new();
     let push = |c: Choice, out: &mut Vec<Choice>| {
         if !out.contains(&c) {
@@ -219,7 +257,7 @@ pub fn choices(var: &Var, uses: &Uses, related: &[Choice], as_of: Timestamp) -> 
             for t in time_points(uses, related, as_of) {
                 push(Choice::Time(t), &mut out);
             }
-            return out;
+            return (out, true);
         }
         Var::SourceIp => {
             push(Choice::Absent, &mut out);
@@ -231,7 +269,7 @@ pub fn choices(var: &Var, uses: &Uses, related: &[Choice], as_of: Timestamp) -> 
                     push(r.clone(), &mut out);
                 }
             }
-            return out;
+            return (out, true);
         }
         Var::Port => {
             push(Choice::Absent, &mut out);
@@ -241,7 +279,7 @@ pub fn choices(var: &Var, uses: &Uses, related: &[Choice], as_of: Timestamp) -> 
                 }
             }
             push(Choice::Json(json!(443)), &mut out);
-            return out;
+            return (out, true);
         }
         Var::Owner | Var::Attr(..) => {}
     }
@@ -266,11 +304,12 @@ pub fn choices(var: &Var, uses: &Uses, related: &[Choice], as_of: Timestamp) -> 
         push(Choice::Json(sv.clone()), &mut out);
     }
     let w = witnesses(&Pattern::glob("*"), &patterns, false, 4_000);
+    let complete = w.complete;
     for (_, s) in w.by_vector {
         push(Choice::Json(json!(s)), &mut out);
     }
     if matches!(var, Var::Owner) {
-        return out;
+        return (out, complete);
     }
     // Other types.
     let related_numbers: Vec<Choice> = related
@@ -324,7 +363,7 @@ pub fn choices(var: &Var, uses: &Uses, related: &[Choice], as_of: Timestamp) -> 
     }
     // A mistyped value: a map is a fault for every operator but `exists`.
     push(Choice::Json(json!({"_": 0})), &mut out);
-    out
+    (out, complete)
 }
 
 fn json_elements(v: &Value) -> Vec<&Value> {

@@ -434,7 +434,15 @@ impl Search<'_> {
                     .map(|(_, c)| c.clone())
             })
             .collect();
-        for choice in choices(var, uses, &related, self.as_of) {
+        let choices = choices(var, uses, &related, self.as_of);
+        if !choices.complete {
+            // Some combination of the conditions on this variable has no witness: never call it safe.
+            self.outcome.inconclusive.get_or_insert_with(|| {
+                format!("too many pattern combinations on `{var}` to cover every case")
+            });
+            return;
+        }
+        for choice in choices.values {
             assigned.push((var.clone(), choice));
             self.dfs(base, vars, assigned, allows, goal);
             assigned.pop();
