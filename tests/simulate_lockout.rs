@@ -529,3 +529,60 @@ fn an_incomplete_witness_search_is_inconclusive_never_safe() {
         "{f:#?}"
     );
 }
+
+fn cx_time(cx: &serde_json::Value) -> Timestamp {
+    cx["environment"]["time"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn time_conditions_are_combined_across_the_whole_future() {
+    let after =
+        "  - path: environment.time\n    op: after\n    values: [\"2027-01-01T00:00:00Z\"]\n";
+    let cutoff: Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
+    // A weekend deny that only starts next year.
+    let f = analyze_change(&[(
+        "t.yaml",
+        &deny(
+            &format!("{after}  - path: environment.time\n    op: weekday\n    values: [sat, sun]"),
+            "[\"kylo:kylo:admin:*\"]",
+        ),
+    )]);
+    let t = cx_time(&assert_lockout_by(&f, "change"));
+    assert!(t > cutoff, "{t}");
+    assert!(matches!(
+        t.to_zoned(jiff::tz::TimeZone::UTC).weekday(),
+        jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
+    ));
+    // A lunchtime deny that only starts next year.
+    let f = analyze_change(&[(
+        "t.yaml",
+        &deny(
+            &format!("{after}  - path: environment.time\n    op: time_of_day\n    values: [\"12:00-13:00\"]"),
+            "[\"kylo:kylo:admin:*\"]",
+        ),
+    )]);
+    let t = cx_time(&assert_lockout_by(&f, "change"));
+    assert!(
+        t > cutoff && t.to_zoned(jiff::tz::TimeZone::UTC).hour() == 12,
+        "{t}"
+    );
+    // Two windows in two zones that overlap only under summer time (as_of is in winter).
+    let f = analyze_change(&[(
+        "t.yaml",
+        &deny(
+            "  - path: environment.time\n    op: time_of_day\n    values: [\"07:00-08:00\"]\n    zone: Europe/Paris\n  - path: environment.time\n    op: time_of_day\n    values: [\"05:15-05:30\"]",
+            "[\"kylo:kylo:admin:*\"]",
+        ),
+    )]);
+    let t = cx_time(&assert_lockout_by(&f, "change"));
+    let utc = t.to_zoned(jiff::tz::TimeZone::UTC);
+    assert!(utc.hour() == 5 && (15..30).contains(&utc.minute()), "{t}");
+    // Two admin allows that leave a gap: before an instant, and a daily window straddling it.
+    let admin = "kind: Policy\nid: admin-full-access\neffect: allow\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - path: environment.time\n    op: before\n    values: [\"2030-01-01T02:30:00Z\"]\n---\nkind: PolicyAttachment\nid: admin-full-access-admin-group\npolicy: admin-full-access\nprincipal_selector: {groups: [admin]}\n---\nkind: Policy\nid: admin-maintenance\neffect: allow\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - path: environment.time\n    op: time_of_day\n    values: [\"02:00-03:00\"]\n---\nkind: PolicyAttachment\nid: admin-maintenance\npolicy: admin-maintenance\nprincipal_selector: {groups: [admin]}\n";
+    let f = analyze_change(&[("admin.yaml", admin)]);
+    let l = lockouts(&f);
+    assert!(!l.is_empty(), "{f:#?}");
+    assert!(l[0].blocking.is_empty(), "no policy allows it");
+    let t = cx_time(l[0].counterexample.as_ref().unwrap());
+    assert!(t >= "2030-01-01T02:30:00Z".parse().unwrap(), "{t}");
+}

@@ -4,9 +4,11 @@
 //! Strings get one witness per achievable combination of the patterns applied to them (literals, prefixes,
 //! suffixes, globs: so `starts_with a` with `ends_with z` yields `a…z`) plus "absent"; numbers each side of
 //! each literal; instants ±1 s; IPs inside and outside each CIDR in both families; lists subsets of their
-//! literals; `${...}` relations the equal and not-equal arrangements. The shared time variable is tried at
-//! every window boundary of every zone (daylight saving included), around each instant literal, and on each
-//! weekday, never before `as_of`. Attribute variables also get a mistyped value (a map) to reach faults.
+//! literals; `${...}` relations the equal and not-equal arrangements. The shared time variable gets one instant
+//! in every cell of the timeline's partition, never before `as_of`: cut at each instant literal (±1 s), then at
+//! every daylight-saving transition of every involved zone, and within each piece at every window boundary in
+//! every zone and on each weekday (see `time_points`). Attribute variables also get a mistyped value (a map) to
+//! reach faults. A variable whose partition is too large to cover reports so (`Choices::complete`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -254,10 +256,8 @@ fn choice_values(
     };
     match var {
         Var::Time => {
-            for t in time_points(uses, related, as_of) {
-                push(Choice::Time(t), &mut out);
-            }
-            return (out, true);
+            let (points, complete) = time_points(uses, related, as_of);
+            return (points.into_iter().map(Choice::Time).collect(), complete);
         }
         Var::SourceIp => {
             push(Choice::Absent, &mut out);
@@ -456,13 +456,57 @@ fn ip_points(cidrs: &[IpNet]) -> Vec<IpAddr> {
     out
 }
 
-/// Instants for the shared time variable, all at or after `as_of`.
-fn time_points(uses: &Uses, related: &[Choice], as_of: Timestamp) -> Vec<Timestamp> {
-    let mut out = vec![as_of];
+/// Most instants tried for the shared time variable; past it the partition is not covered (inconclusive).
+const MAX_TIME_POINTS: usize = 50_000;
+
+/// Instants for the shared time variable, all at or after `as_of`, one in every cell of the partition that the
+/// conditions induce; `false` when the partition has more cells than [`MAX_TIME_POINTS`].
+///
+/// The timeline is cut at `as_of` and at each instant literal (±1 s). With no `time_of_day` or `weekday`
+/// condition, those cuts are all the cells there are. Otherwise each interval between cuts is split at every
+/// daylight-saving transition of every involved zone within a year of its start (offset combinations repeat
+/// yearly). Inside such a segment every zone keeps one offset, so the joint state (the local time of day and the
+/// weekday in every zone) repeats weekly and changes only at a window boundary or a local midnight: the segment
+/// start, and every boundary (and the second before it) in every zone over the segment's first 8 local days,
+/// meet every cell.
+fn time_points(uses: &Uses, related: &[Choice], as_of: Timestamp) -> (Vec<Timestamp>, bool) {
+    let mut instants: Vec<Timestamp> = uses.instants.clone();
+    for r in related {
+        match r {
+            Choice::Time(t) => instants.push(*t),
+            Choice::Json(Value::String(s)) => instants.extend(s.parse::<Timestamp>().ok()),
+            _ => {}
+        }
+    }
+    let mut cuts = vec![as_of];
+    for t in instants {
+        for d in [-1, 0, 1] {
+            if let Ok(x) = t.checked_add(SignedDuration::from_secs(d)) {
+                if x > as_of {
+                    cuts.push(x);
+                }
+            }
+        }
+    }
+    cuts.sort();
+    cuts.dedup();
+    if uses.windows.is_empty() && uses.weekday_zones.is_empty() {
+        return (cuts, true);
+    }
     let mut zones: Vec<TimeZone> = vec![TimeZone::UTC];
-    zones.extend(uses.windows.iter().map(|w| w.2.clone()));
-    zones.extend(uses.weekday_zones.iter().cloned());
-    let mut boundaries: Vec<u32> = vec![0, 12 * 3600];
+    for z in uses
+        .windows
+        .iter()
+        .map(|w| &w.2)
+        .chain(uses.weekday_zones.iter())
+    {
+        if !zones.contains(z) {
+            zones.push(z.clone());
+        }
+    }
+    // Seconds of the day where some condition may change: local midnight (weekdays) and every window boundary,
+    // each with the second before it.
+    let mut boundaries: Vec<u32> = vec![0, 86_399];
     for (start, end, _) in &uses.windows {
         for b in [*start, *end] {
             boundaries.push(b);
@@ -471,51 +515,67 @@ fn time_points(uses: &Uses, related: &[Choice], as_of: Timestamp) -> Vec<Timesta
     }
     boundaries.sort_unstable();
     boundaries.dedup();
-    for zone in &zones {
-        let start_date = zone.to_datetime(as_of).date();
-        let mut days: Vec<Date> = (0..9)
-            .filter_map(|d| start_date.checked_add(jiff::Span::new().days(d)).ok())
-            .collect();
-        // The days around the next daylight-saving changes.
-        for transition in zone.following(as_of).take(2) {
-            let t = transition.timestamp();
-            for d in [-1, 0, 1] {
-                if let Ok(x) = t.checked_add(SignedDuration::from_secs(d)) {
-                    out.push(x);
+    let times: Vec<Time> = boundaries
+        .iter()
+        .filter_map(|&b| Time::new((b / 3600) as i8, ((b / 60) % 60) as i8, (b % 60) as i8, 0).ok())
+        .collect();
+    let year = SignedDuration::from_hours(366 * 24);
+    let week_and_a_day = SignedDuration::from_hours(8 * 24);
+    let mut out = cuts.clone();
+    for (i, &start) in cuts.iter().enumerate() {
+        let end = cuts.get(i + 1).copied();
+        let horizon = match (start.checked_add(year).ok(), end) {
+            (Some(h), Some(e)) => Some(h.min(e)),
+            (h, e) => h.or(e),
+        };
+        let mut segments = vec![start];
+        for zone in &zones {
+            for transition in zone.following(start) {
+                let t = transition.timestamp();
+                if horizon.is_none_or(|h| t >= h) {
+                    break;
                 }
-            }
-            let day = zone.to_datetime(t).date();
-            for d in -1..=1 {
-                if let Ok(x) = day.checked_add(jiff::Span::new().days(d)) {
-                    days.push(x);
-                }
+                segments.push(t);
             }
         }
-        for day in days {
-            for &b in &boundaries {
-                let time = Time::new((b / 3600) as i8, ((b / 60) % 60) as i8, (b % 60) as i8, 0);
-                if let Ok(time) = time {
-                    if let Ok(ts) = zone.to_timestamp(day.to_datetime(time)) {
-                        out.push(ts);
+        segments.sort();
+        segments.dedup();
+        for (j, &a) in segments.iter().enumerate() {
+            out.push(a);
+            let b = segments.get(j + 1).copied().or(end);
+            let limit = match (a.checked_add(week_and_a_day).ok(), b) {
+                (Some(l), Some(b)) => Some(l.min(b)),
+                (l, b) => l.or(b),
+            };
+            for zone in &zones {
+                // The segment's one offset in this zone, so ambiguous local times resolve inside the segment.
+                let offset = zone.to_offset(a);
+                let first_day: Date = offset.to_datetime(a).date();
+                for k in 0..=8 {
+                    let Ok(day) = first_day.checked_add(jiff::Span::new().days(k)) else {
+                        continue;
+                    };
+                    for &time in &times {
+                        if let Ok(ts) = offset.to_timestamp(day.to_datetime(time)) {
+                            if ts >= a && limit.is_none_or(|l| ts < l) {
+                                out.push(ts);
+                            }
+                        }
                     }
                 }
             }
-        }
-    }
-    let mut instants: Vec<Timestamp> = uses.instants.clone();
-    instants.extend(related.iter().filter_map(|r| match r {
-        Choice::Time(t) => Some(*t),
-        _ => None,
-    }));
-    for t in instants {
-        for d in [-1, 0, 1] {
-            if let Ok(x) = t.checked_add(SignedDuration::from_secs(d)) {
-                out.push(x);
+            if out.len() > MAX_TIME_POINTS {
+                out.sort();
+                out.dedup();
+                if out.len() > MAX_TIME_POINTS {
+                    out.retain(|t| *t >= as_of);
+                    return (out, false);
+                }
             }
         }
     }
     out.retain(|t| *t >= as_of);
     out.sort();
     out.dedup();
-    out
+    (out, true)
 }

@@ -436,9 +436,9 @@ impl Search<'_> {
             .collect();
         let choices = choices(var, uses, &related, self.as_of);
         if !choices.complete {
-            // Some combination of the conditions on this variable has no witness: never call it safe.
+            // Some cell of this variable's partition has no representative: never call it safe.
             self.outcome.inconclusive.get_or_insert_with(|| {
-                format!("too many pattern combinations on `{var}` to cover every case")
+                format!("too many combinations of conditions on `{var}` to cover every case")
             });
             return;
         }
