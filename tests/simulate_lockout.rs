@@ -586,3 +586,60 @@ fn time_conditions_are_combined_across_the_whole_future() {
     let t = cx_time(l[0].counterexample.as_ref().unwrap());
     assert!(t >= "2030-01-01T02:30:00Z".parse().unwrap(), "{t}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_base_revision_follows_symlinked_files_like_the_directory_loader() {
+    use std::os::unix::fs::symlink;
+    use std::process::Command;
+    let repo = tempfile::tempdir().unwrap();
+    let root = repo.path();
+    let dir = root.join("policies");
+    std::fs::create_dir_all(root.join("shared")).unwrap();
+    std::fs::create_dir_all(dir.join("..2026_11_22_00_00_00.1")).unwrap();
+    for f in &pack().files {
+        let name = f.path.file_name().unwrap().to_str().unwrap();
+        match name {
+            // The guard lives outside the directory, linked in.
+            "guards.yaml" => {
+                std::fs::write(root.join("shared/guards.yaml"), &f.text).unwrap();
+                symlink("../shared/guards.yaml", dir.join("guards.yaml")).unwrap();
+            }
+            // Kubernetes ConfigMap layout: `keys.yaml -> ..data/keys.yaml`, `..data -> ..2026_…`.
+            "keys.yaml" => {
+                std::fs::write(dir.join("..2026_11_22_00_00_00.1/keys.yaml"), &f.text).unwrap();
+                symlink("..data/keys.yaml", dir.join("keys.yaml")).unwrap();
+            }
+            _ => std::fs::write(dir.join(name), &f.text).unwrap(),
+        }
+    }
+    symlink("..2026_11_22_00_00_00.1", dir.join("..data")).unwrap();
+    // A second name for a file already loaded is read once.
+    symlink("admin.yaml", dir.join("z-admin-again.yaml")).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "pack"]);
+    let from_dir = load_dir(&dir).unwrap();
+    let from_git = arbiter::simulate::git::load_revision(&dir, "HEAD").unwrap();
+    assert_eq!(from_git.files.len(), from_dir.files.len());
+    assert_eq!(from_git.revision(), from_dir.revision());
+    // So removing the linked guard is seen as erosion against `--base HEAD`.
+    let current = build(&from_git);
+    let next = build(&proposed(&[("guards.yaml", "")]));
+    let f = analyze_checked(&current, &next);
+    assert!(
+        f.iter()
+            .any(|f| f.kind == FindingKind::Erosion && f.message.contains("is removed")),
+        "{f:#?}"
+    );
+}
