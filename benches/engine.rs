@@ -1,6 +1,7 @@
 //! Arbiter-only in-process benchmarks (no peers feature needed): decision latency per policy-set size (for the
 //! growth target), compile/reload time per size (parse + validate + compile + swap), lockout analysis of the
-//! 10,000-policy set, and replay of 100,000 logged requests (read + decide against two sets).
+//! 10,000-policy set, replay of 100,000 logged requests (read + decide against two sets), and the server's own
+//! per-call work for `Authorize` outside the transport (protobuf decoding, conversion, decision, response).
 
 #[path = "workload/mod.rs"]
 mod workload;
@@ -9,10 +10,14 @@ use std::hint::black_box;
 use std::io::Cursor;
 use std::time::Duration;
 
+use arbiter::server::convert::{request_to_proto, AuthorizeInput};
+use arbiter::server::proto;
+use arbiter::server::service::ServiceState;
 use arbiter::simulate::replay::{read_lines, replay};
 use arbiter::simulate::{analyze, LockoutOptions};
 use arbiter::SnapshotStore;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use prost::Message;
 use workload::{requests, workload, Effect, BENCH_REQUESTS, SIZES};
 
 fn decide(c: &mut Criterion) {
@@ -126,5 +131,51 @@ fn simulate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide, reload, simulate);
+/// What the server does per `Authorize` call besides HTTP/2: decode the protobuf request (with its
+/// `google.protobuf.Struct` resource attributes), then `ServiceState::authorize` (validate and convert, evaluate,
+/// record metrics through the Prometheus recorder, build the response), then encode the response. The steps are
+/// also timed cumulatively, so the cost of each shows as a difference.
+fn authorize_edge(c: &mut Criterion) {
+    let mut group = c.benchmark_group("authorize_edge");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    let size = 10_000;
+    let w = workload(size);
+    let bodies: Vec<Vec<u8>> = requests(&w, BENCH_REQUESTS, size as u64)
+        .iter()
+        .map(|r| request_to_proto(&r.to_raw().normalize().unwrap()).encode_to_vec())
+        .collect();
+    let _ = arbiter::metrics::install_recorder();
+    let state = ServiceState::new(
+        std::sync::Arc::new(SnapshotStore::with(w.snapshot())),
+        Default::default(),
+        arbiter::DEFAULT_SUPERUSER.to_string(),
+        None,
+        arbiter::metrics::Metrics::register(),
+        Duration::from_secs(10),
+    );
+    let mut i = 0usize;
+    let mut next = || {
+        i += 1;
+        bodies[i % bodies.len()].as_slice()
+    };
+    group.bench_function(BenchmarkId::new("decode", size), |b| {
+        b.iter(|| black_box(proto::AuthorizeRequest::decode(next()).unwrap()))
+    });
+    group.bench_function(BenchmarkId::new("decode+convert", size), |b| {
+        b.iter(|| {
+            let msg = proto::AuthorizeRequest::decode(next()).unwrap();
+            black_box(AuthorizeInput::try_from(msg).unwrap())
+        })
+    });
+    group.bench_function(BenchmarkId::new("decode+authorize+encode", size), |b| {
+        b.iter(|| {
+            let msg = proto::AuthorizeRequest::decode(next()).unwrap();
+            black_box(state.authorize(msg).unwrap().encode_to_vec())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decide, reload, simulate, authorize_edge);
 criterion_main!(benches);

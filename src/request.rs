@@ -51,6 +51,36 @@ pub struct Environment {
     pub attributes: Map<String, Value>,
 }
 
+/// Where a value sits in a request (`resource.attributes.permissions`, `checks[2].resource`), as a chain of
+/// borrowed segments on the stack. It is rendered only when an error names it, so walking a valid request's
+/// attributes builds no strings.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldPath<'a> {
+    Root(&'a str),
+    Key(&'a FieldPath<'a>, &'a str),
+    Index(&'a FieldPath<'a>, usize),
+}
+
+impl<'a> FieldPath<'a> {
+    pub fn key(&'a self, key: &'a str) -> FieldPath<'a> {
+        FieldPath::Key(self, key)
+    }
+
+    pub fn index(&'a self, index: usize) -> FieldPath<'a> {
+        FieldPath::Index(self, index)
+    }
+}
+
+impl std::fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldPath::Root(name) => f.write_str(name),
+            FieldPath::Key(parent, key) => write!(f, "{parent}.{key}"),
+            FieldPath::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
 /// Invalid request input, naming the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -336,43 +366,52 @@ fn attributes(
             ));
         }
     }
+    let root = FieldPath::Root(field);
     for (k, v) in &map {
         check_key(field, k)?;
-        check_value(&format!("{field}.{k}"), v, 1, budget)?;
+        check_value(&root.key(k), v, 1, budget)?;
     }
     Ok(map)
 }
 
 fn check_value(
-    field: &str,
+    field: &FieldPath<'_>,
     v: &Value,
     depth: usize,
     budget: &mut usize,
 ) -> Result<(), RequestError> {
     if depth > MAX_ATTRIBUTE_DEPTH {
         return Err(RequestError::new(
-            field,
+            field.to_string(),
             format!("nested deeper than {MAX_ATTRIBUTE_DEPTH} levels"),
         ));
     }
     if *budget == 0 {
         return Err(RequestError::new(
-            field,
+            field.to_string(),
             format!("attributes hold more than {MAX_ATTRIBUTE_VALUES} values"),
         ));
     }
     *budget -= 1;
     match v {
-        Value::String(s) => check_len(field, s),
+        Value::String(s) if s.len() > MAX_STRING_BYTES => Err(RequestError::new(
+            field.to_string(),
+            format!("longer than {MAX_STRING_BYTES} bytes"),
+        )),
         Value::Array(items) => items
             .iter()
             .try_for_each(|i| check_value(field, i, depth + 1, budget)),
         Value::Object(m) => m.iter().try_for_each(|(k, i)| {
-            check_key(field, k)?;
-            check_value(&format!("{field}.{k}"), i, depth + 1, budget)
+            if k.len() > MAX_STRING_BYTES {
+                return Err(RequestError::new(
+                    field.to_string(),
+                    format!("an attribute name is longer than {MAX_STRING_BYTES} bytes"),
+                ));
+            }
+            check_value(&field.key(k), i, depth + 1, budget)
         }),
         Value::Number(n) if n.as_f64().is_none_or(|f| !f.is_finite()) => {
-            Err(RequestError::new(field, "number out of range"))
+            Err(RequestError::new(field.to_string(), "number out of range"))
         }
         _ => Ok(()),
     }

@@ -13,8 +13,8 @@ use serde_json::{Map, Number, Value};
 use super::proto;
 use crate::eval::Decision;
 use crate::request::{
-    Environment, Principal, RawEnvironment, RawPrincipal, RawRequest, RawResource, Request,
-    RequestError, Resource, MAX_ATTRIBUTE_DEPTH,
+    Environment, FieldPath, Principal, RawEnvironment, RawPrincipal, RawRequest, RawResource,
+    Request, RequestError, Resource, MAX_ATTRIBUTE_DEPTH,
 };
 
 /// Most checks accepted in one `AuthorizeBatch`.
@@ -143,7 +143,10 @@ impl TryFrom<proto::AuthorizeRequest> for AuthorizeInput {
 
     fn try_from(msg: proto::AuthorizeRequest) -> Result<Self, RequestError> {
         let principal = msg.principal.map(principal).transpose()?;
-        let resource = msg.resource.map(|r| resource("resource", r)).transpose()?;
+        let resource = msg
+            .resource
+            .map(|r| resource(&FieldPath::Root("resource"), r))
+            .transpose()?;
         let (environment, time) = match msg.environment {
             Some(e) => {
                 let (raw, time) = environment(e)?;
@@ -198,13 +201,14 @@ impl TryFrom<proto::AuthorizeBatchRequest> for BatchInput {
         }
         .normalize()?;
         let mut checks = Vec::with_capacity(msg.checks.len());
+        let checks_root = FieldPath::Root("checks");
         for (i, check) in msg.checks.into_iter().enumerate() {
-            let prefix = format!("checks[{i}]");
+            let prefix = checks_root.index(i);
             let at =
                 |e: RequestError| RequestError::new(format!("{prefix}.{}", e.field), e.message);
             let resource = check
                 .resource
-                .map(|r| resource(&format!("{prefix}.resource"), r))
+                .map(|r| resource(&prefix.key("resource"), r))
                 .transpose()?;
             // Each check is validated by the same rules, with a stand-in principal that is then discarded.
             let one = RawRequest {
@@ -241,18 +245,18 @@ fn principal(p: proto::Principal) -> Result<RawPrincipal, RequestError> {
         groups: Some(p.groups),
         attributes: p
             .attributes
-            .map(|s| struct_to_json("principal.attributes", s))
+            .map(|s| struct_to_json(&FieldPath::Root("principal.attributes"), s))
             .transpose()?,
     })
 }
 
-fn resource(field: &str, r: proto::Resource) -> Result<RawResource, RequestError> {
+fn resource(field: &FieldPath<'_>, r: proto::Resource) -> Result<RawResource, RequestError> {
     Ok(RawResource {
         uri: Some(r.uri),
         owner: Some(r.owner),
         attributes: r
             .attributes
-            .map(|s| struct_to_json(&format!("{field}.attributes"), s))
+            .map(|s| struct_to_json(&field.key("attributes"), s))
             .transpose()?,
     })
 }
@@ -269,7 +273,7 @@ fn environment(e: proto::Environment) -> Result<(RawEnvironment, Option<Timestam
         port: Some(Value::from(e.port)),
         attributes: e
             .attributes
-            .map(|s| struct_to_json("environment.attributes", s))
+            .map(|s| struct_to_json(&FieldPath::Root("environment.attributes"), s))
             .transpose()?,
     };
     Ok((raw, time))
@@ -305,30 +309,33 @@ pub fn timestamp_to_proto(t: Timestamp) -> prost_types::Timestamp {
 /// Converts a Struct to a JSON map, refusing nesting deeper than [`MAX_ATTRIBUTE_DEPTH`] (the limit the JSON
 /// edge applies) and non-finite numbers. Recursion is bounded by the depth limit.
 pub fn struct_to_json(
-    field: &str,
+    field: &FieldPath<'_>,
     s: prost_types::Struct,
 ) -> Result<Map<String, Value>, RequestError> {
     fields_to_json(field, s.fields, 1)
 }
 
 fn fields_to_json(
-    field: &str,
+    field: &FieldPath<'_>,
     fields: std::collections::BTreeMap<String, prost_types::Value>,
     depth: usize,
 ) -> Result<Map<String, Value>, RequestError> {
     let mut map = Map::with_capacity(fields.len());
     for (k, v) in fields {
-        let path = format!("{field}.{k}");
-        let v = value_to_json(&path, v, depth)?;
+        let v = value_to_json(&field.key(&k), v, depth)?;
         map.insert(k, v);
     }
     Ok(map)
 }
 
-fn value_to_json(field: &str, v: prost_types::Value, depth: usize) -> Result<Value, RequestError> {
+fn value_to_json(
+    field: &FieldPath<'_>,
+    v: prost_types::Value,
+    depth: usize,
+) -> Result<Value, RequestError> {
     if depth > MAX_ATTRIBUTE_DEPTH {
         return Err(RequestError::new(
-            field,
+            field.to_string(),
             format!("nested deeper than {MAX_ATTRIBUTE_DEPTH} levels"),
         ));
     }
@@ -349,14 +356,14 @@ fn value_to_json(field: &str, v: prost_types::Value, depth: usize) -> Result<Val
 
 /// Struct numbers are doubles; whole numbers within ±2^53 become JSON integers (numbers compare by value, so
 /// this only changes how they print).
-fn number(field: &str, n: f64) -> Result<Value, RequestError> {
+fn number(field: &FieldPath<'_>, n: f64) -> Result<Value, RequestError> {
     const EXACT: f64 = 9_007_199_254_740_992.0;
     if n.fract() == 0.0 && n.abs() <= EXACT {
         return Ok(Value::from(n as i64));
     }
     Number::from_f64(n)
         .map(Value::Number)
-        .ok_or_else(|| RequestError::new(field, format!("{n} is not a finite number")))
+        .ok_or_else(|| RequestError::new(field.to_string(), format!("{n} is not a finite number")))
 }
 
 /// Builds the proto response for one decision. The decision enum is derived from `allowed` alone.

@@ -61,9 +61,20 @@ impl ServiceState {
         }
     }
 
+    /// `<prefix>-<counter in hex>`, written into a stack buffer: the `Arc` is the call's only allocation for it.
     fn next_call_id(&self) -> Arc<str> {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
-        Arc::from(format!("{}-{n:x}", self.call_prefix))
+        let prefix = self.call_prefix.as_bytes();
+        let mut buf = [0u8; 8 + 1 + 16];
+        buf[..prefix.len()].copy_from_slice(prefix);
+        buf[prefix.len()] = b'-';
+        let digits = (16 - n.leading_zeros() as usize / 4).max(1);
+        let start = prefix.len() + 1;
+        for (i, slot) in buf[start..start + digits].iter_mut().enumerate() {
+            let nibble = (n >> (4 * (digits - 1 - i))) & 0xf;
+            *slot = b"0123456789abcdef"[nibble as usize];
+        }
+        Arc::from(std::str::from_utf8(&buf[..start + digits]).unwrap_or("call"))
     }
 
     fn snapshot(&self) -> Result<Arc<Snapshot>, Status> {
@@ -99,38 +110,14 @@ impl ServiceState {
             );
         }
     }
-}
 
-/// The tonic service.
-#[derive(Debug, Clone)]
-pub struct AuthorizerService {
-    state: Arc<ServiceState>,
-}
-
-impl AuthorizerService {
-    pub fn new(state: Arc<ServiceState>) -> Self {
-        AuthorizerService { state }
-    }
-}
-
-fn invalid(e: RequestError) -> Status {
-    Status::invalid_argument(format!("{}: {}", e.field, e.message))
-}
-
-fn internal_panic(what: &str) -> Status {
-    tracing::error!("{what} panicked; answered INTERNAL");
-    Status::internal(format!("internal error while {what}"))
-}
-
-#[tonic::async_trait]
-impl proto::authorizer_server::Authorizer for AuthorizerService {
-    async fn authorize(
+    /// One `Authorize` call, synchronously: validate, evaluate against one snapshot, record, log, respond.
+    pub fn authorize(
         &self,
-        request: Request<proto::AuthorizeRequest>,
-    ) -> Result<Response<proto::AuthorizeResponse>, Status> {
+        msg: proto::AuthorizeRequest,
+    ) -> Result<proto::AuthorizeResponse, Status> {
         let started = Instant::now();
-        let state = &*self.state;
-        let msg = request.into_inner();
+        let state = self;
         let input = catch_unwind(AssertUnwindSafe(|| AuthorizeInput::try_from(msg)))
             .map_err(|_| internal_panic("reading the request"))?
             .map_err(invalid)?;
@@ -171,7 +158,40 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
                 duration_us: elapsed.as_micros() as u64,
             });
         }
-        Ok(Response::new(response))
+        Ok(response)
+    }
+}
+
+/// The tonic service.
+#[derive(Debug, Clone)]
+pub struct AuthorizerService {
+    state: Arc<ServiceState>,
+}
+
+impl AuthorizerService {
+    pub fn new(state: Arc<ServiceState>) -> Self {
+        AuthorizerService { state }
+    }
+}
+
+fn invalid(e: RequestError) -> Status {
+    Status::invalid_argument(format!("{}: {}", e.field, e.message))
+}
+
+fn internal_panic(what: &str) -> Status {
+    tracing::error!("{what} panicked; answered INTERNAL");
+    Status::internal(format!("internal error while {what}"))
+}
+
+#[tonic::async_trait]
+impl proto::authorizer_server::Authorizer for AuthorizerService {
+    async fn authorize(
+        &self,
+        request: Request<proto::AuthorizeRequest>,
+    ) -> Result<Response<proto::AuthorizeResponse>, Status> {
+        self.state
+            .authorize(request.into_inner())
+            .map(Response::new)
     }
 
     async fn authorize_batch(
@@ -300,5 +320,27 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         .map_err(|_| internal_panic("simulating"))?
         .map_err(|_| internal_panic("simulating"))?;
         Ok(Response::new(report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_ids_are_the_prefix_and_the_counter_in_hex() {
+        let state = ServiceState::new(
+            Arc::new(SnapshotStore::new()),
+            Arc::default(),
+            "admin".into(),
+            None,
+            Metrics::noop(),
+            Duration::from_secs(1),
+        );
+        for n in [0u64, 1, 9, 10, 15, 16, 255, 4096, 0xdead_beef, u64::MAX] {
+            state.calls.store(n, Ordering::Relaxed);
+            let expected = format!("{}-{n:x}", state.call_prefix);
+            assert_eq!(&*state.next_call_id(), expected.as_str());
+        }
     }
 }
