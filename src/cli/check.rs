@@ -23,8 +23,8 @@ pub fn run(args: CheckArgs) -> i32 {
             for w in snapshot.warnings.iter() {
                 eprintln!("{w}");
             }
-            println!(
-                "{}: ok: {} policies, {} attachments, {} groups, {} guards, {} warnings (revision {})",
+            super::print_out(&format!(
+                "{}: ok: {} policies, {} attachments, {} groups, {} guards, {} warnings (revision {})\n",
                 args.dir.display(),
                 snapshot.policy_count(),
                 snapshot.attachment_count(),
@@ -32,7 +32,7 @@ pub fn run(args: CheckArgs) -> i32 {
                 snapshot.compiled.guards.len(),
                 snapshot.warnings.len(),
                 snapshot.revision
-            );
+            ));
             EXIT_OK
         }
         Err(diags) => {

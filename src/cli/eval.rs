@@ -94,6 +94,6 @@ pub fn run(args: EvalArgs) -> i32 {
     if let Some(explanation) = &decision.explanation {
         out["explanation"] = serde_json::to_value(explanation).unwrap_or_default();
     }
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    super::print_out(&(serde_json::to_string_pretty(&out).unwrap_or_default() + "\n"));
     EXIT_OK
 }

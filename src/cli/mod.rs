@@ -78,6 +78,13 @@ pub(crate) fn load_snapshot(dir: &Path) -> Result<Snapshot, Diagnostics> {
 }
 
 /// Prints diagnostics to stderr followed by a summary line.
+/// Writes a report to standard output. A closed pipe (`| head`) is not worth a panic, and the exit code still
+/// tells the outcome, so write errors are ignored.
+pub(crate) fn print_out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 pub(crate) fn print_diagnostics(diags: &Diagnostics) {
     for d in diags.iter() {
         eprintln!("{d}");

@@ -156,8 +156,7 @@ pub fn run(args: SimulateArgs) -> i32 {
             render_text(&report, color)
         }
     };
-    // A closed pipe (`| head`) is not an error worth a panic.
-    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+    super::print_out(&text);
     report.exit_code()
 }
 

@@ -63,12 +63,12 @@ pub fn run(args: TestArgs) -> i32 {
         for r in run_suite(&snapshot, suite, Some(&args.superuser), now) {
             if r.passed {
                 passed += 1;
-                println!("ok    {} / {}", r.suite, r.test);
+                super::print_out(&format!("ok    {} / {}\n", r.suite, r.test));
             } else {
                 failed += 1;
                 let got: Vec<&str> = r.decision.policies.iter().map(Arc::as_ref).collect();
-                println!(
-                    "FAIL  {} / {} ({})\n      expected {}, got {} {:?} (reason {})",
+                super::print_out(&format!(
+                    "FAIL  {} / {} ({})\n      expected {}, got {} {:?} (reason {})\n",
                     r.suite,
                     r.test,
                     r.location,
@@ -76,11 +76,11 @@ pub fn run(args: TestArgs) -> i32 {
                     r.decision.decision_str(),
                     got,
                     r.decision.reason.as_str()
-                );
+                ));
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    super::print_out(&format!("{passed} passed, {failed} failed\n"));
     if failed > 0 {
         EXIT_FINDING
     } else {
