@@ -1,6 +1,7 @@
 //! gRPC load generator: starts the real `arbiter serve` binary on a generated policy set, drives it with tonic
 //! clients at a fixed concurrency for a fixed duration, and reports throughput and p50 / p99 / p99.9 from an
-//! HDR histogram. Phases, in one run: `Authorize`, then the same server's `grpc.health.v1.Health/Check` (and the
+//! HDR histogram. Request bodies are encoded once before the run (like `h2load -d`), so the client's cost per
+//! call is the same for every RPC. Phases, in one run: `Authorize`, then the same server's `grpc.health.v1.Health/Check` (and the
 //! ratio), then a steady phase and a reload storm (the policy directory rewritten N times a second), reporting
 //! p99 in each and failed calls. It also reports the server's resident memory.
 //!
@@ -20,14 +21,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arbiter::server::convert::request_to_proto;
 use arbiter::server::proto::{self, authorizer_client::AuthorizerClient};
+use bytes::{BufMut, Bytes};
 use hdrhistogram::Histogram;
 use prost::Message;
-use serde_json::Value;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
-use workload::{requests, workload, RequestM};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+use workload::{requests, workload};
 
 struct Args {
     policies: usize,
@@ -70,56 +72,80 @@ fn args() -> Args {
     a
 }
 
-fn json_to_proto(v: &Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    let kind = match v {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(a) => Kind::ListValue(prost_types::ListValue {
-            values: a.iter().map(json_to_proto).collect(),
-        }),
-        Value::Object(m) => Kind::StructValue(struct_of(m)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
+/// A gRPC codec that sends request bodies encoded once, before the run (as `h2load -d` does), and decodes each
+/// response into `M`. The client then does the same work per call for `Authorize` as for `Health/Check`, so
+/// the throughput ratio measures the server, not the cost of building and encoding the requests.
+struct PreEncoded<M>(std::marker::PhantomData<M>);
 
-fn struct_of(m: &serde_json::Map<String, Value>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: m
-            .iter()
-            .map(|(k, v)| (k.clone(), json_to_proto(v)))
-            .collect(),
+impl<M> Default for PreEncoded<M> {
+    fn default() -> Self {
+        PreEncoded(std::marker::PhantomData)
     }
 }
 
-fn to_proto(r: &RequestM) -> proto::AuthorizeRequest {
-    let j = r.to_json();
-    let t: jiff::Timestamp = r.time.parse().unwrap();
-    proto::AuthorizeRequest {
-        principal: Some(proto::Principal {
-            id: r.principal.clone(),
-            groups: r.groups.clone(),
-            attributes: None,
-        }),
-        action: r.action.clone(),
-        resource: Some(proto::Resource {
-            uri: r.uri.clone(),
-            owner: r.owner.clone(),
-            attributes: Some(struct_of(j["resource"]["attributes"].as_object().unwrap())),
-        }),
-        environment: Some(proto::Environment {
-            time: Some(prost_types::Timestamp {
-                seconds: t.as_second(),
-                nanos: t.subsec_nanosecond(),
-            }),
-            source_ip: r.source_ip.clone(),
-            port: 0,
-            attributes: None,
-        }),
-        explain: false,
+struct BytesEncoder;
+
+impl tonic::codec::Encoder for BytesEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
     }
+}
+
+struct MessageDecoder<M>(std::marker::PhantomData<M>);
+
+impl<M: Message + Default + Send + 'static> tonic::codec::Decoder for MessageDecoder<M> {
+    type Item = M;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<M>, tonic::Status> {
+        M::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl<M: Message + Default + Send + 'static> tonic::codec::Codec for PreEncoded<M> {
+    type Encode = Bytes;
+    type Decode = M;
+    type Encoder = BytesEncoder;
+    type Decoder = MessageDecoder<M>;
+
+    fn encoder(&mut self) -> BytesEncoder {
+        BytesEncoder
+    }
+
+    fn decoder(&mut self) -> MessageDecoder<M> {
+        MessageDecoder(std::marker::PhantomData)
+    }
+}
+
+/// One unary call with a pre-encoded body; `Ok` when the server answered with status OK.
+async fn unary<M: Message + Default + Send + 'static>(
+    grpc: &mut tonic::client::Grpc<Channel>,
+    path: &'static str,
+    body: Bytes,
+) -> bool {
+    if grpc.ready().await.is_err() {
+        return false;
+    }
+    grpc.unary(
+        tonic::Request::new(body),
+        http::uri::PathAndQuery::from_static(path),
+        PreEncoded::<M>::default(),
+    )
+    .await
+    .is_ok()
 }
 
 fn write_dir(dir: &Path, files: &[(PathBuf, String)]) {
@@ -216,7 +242,7 @@ enum Call {
 
 async fn phase(
     channels: &[Channel],
-    reqs: &Arc<Vec<proto::AuthorizeRequest>>,
+    reqs: &Arc<Vec<Bytes>>,
     concurrency: usize,
     duration: Duration,
     call: Call,
@@ -230,19 +256,35 @@ async fn phase(
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
             let (mut calls, mut failed) = (0u64, 0u64);
-            let mut authz = AuthorizerClient::new(channel.clone());
-            let mut health = HealthClient::new(channel);
+            let mut grpc = tonic::client::Grpc::new(channel);
+            // An empty `HealthCheckRequest` (service "") encodes to no bytes.
+            let health_body = Bytes::from(
+                HealthCheckRequest {
+                    service: String::new(),
+                }
+                .encode_to_vec(),
+            );
             let mut i = t * 7919;
             while Instant::now() < deadline {
                 let start = Instant::now();
                 let ok = match call {
-                    Call::Authorize => authz.authorize(reqs[i % reqs.len()].clone()).await.is_ok(),
-                    Call::Health => health
-                        .check(HealthCheckRequest {
-                            service: String::new(),
-                        })
+                    Call::Authorize => {
+                        let body = reqs[i % reqs.len()].clone();
+                        unary::<proto::AuthorizeResponse>(
+                            &mut grpc,
+                            "/arbiter.v1.Authorizer/Authorize",
+                            body,
+                        )
                         .await
-                        .is_ok(),
+                    }
+                    Call::Health => {
+                        unary::<HealthCheckResponse>(
+                            &mut grpc,
+                            "/grpc.health.v1.Health/Check",
+                            health_body.clone(),
+                        )
+                        .await
+                    }
                 };
                 hist.record((start.elapsed().as_micros() as u64).max(1))
                     .ok();
@@ -279,7 +321,10 @@ fn main() {
     let a = args();
     let w = workload(a.policies);
     let files = w.yaml_files();
-    let reqs: Vec<proto::AuthorizeRequest> = requests(&w, 1024, 42).iter().map(to_proto).collect();
+    let reqs: Vec<proto::AuthorizeRequest> = requests(&w, 1024, 42)
+        .iter()
+        .map(|r| request_to_proto(&r.to_raw().normalize().unwrap()))
+        .collect();
     if a.write_dir.is_some() || a.write_frame.is_some() {
         if let Some(dir) = &a.write_dir {
             write_dir(dir, &files);
@@ -333,7 +378,7 @@ fn main() {
             a.connections,
             a.duration
         );
-        let reqs = Arc::new(reqs);
+        let reqs: Arc<Vec<Bytes>> = Arc::new(reqs.iter().map(|r| Bytes::from(r.encode_to_vec())).collect());
         // Warm-up.
         phase(&channels, &reqs, a.concurrency, Duration::from_secs(1), Call::Authorize).await;
         let authz = phase(&channels, &reqs, a.concurrency, a.duration, Call::Authorize).await;
