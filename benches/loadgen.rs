@@ -1,12 +1,12 @@
 //! gRPC load generator: starts the real `arbiter serve` binary on a generated policy set, drives it with tonic
 //! clients at a fixed concurrency for a fixed duration, and reports throughput and p50 / p99 / p99.9 from an
 //! HDR histogram. Request bodies are encoded once before the run (like `h2load -d`), so the client's cost per
-//! call is the same for every RPC. Phases, in one run: `Authorize`, then the same server's `grpc.health.v1.Health/Check` (and the
-//! ratio), then a steady phase and a reload storm (the policy directory rewritten N times a second), reporting
+//! call is the same for every RPC. Phases, in one run: `Authorize` and the same server's `grpc.health.v1.Health/Check`, alternating
+//! for `--rounds` rounds (the median of the rounds' ratios is reported), then a steady phase and a reload storm (the policy directory rewritten N times a second), reporting
 //! p99 in each and failed calls. It also reports the server's resident memory.
 //!
 //! `cargo bench --bench loadgen -- [--policies N] [--concurrency C] [--connections K] [--duration SECS]
-//!  [--storm-rate PER_SEC] [--skip-storm] [--write-dir DIR --write-frame FILE]`
+//!  [--rounds R] [--storm-rate PER_SEC] [--skip-storm] [--write-dir DIR --write-frame FILE]`
 //!
 //! `--write-dir/--write-frame` only write the policy directory and a gRPC-framed `AuthorizeRequest` (for
 //! `h2load -d`) and exit.
@@ -37,6 +37,7 @@ struct Args {
     connections: usize,
     duration: Duration,
     storm_rate: u32,
+    rounds: usize,
     skip_storm: bool,
     write_dir: Option<PathBuf>,
     write_frame: Option<PathBuf>,
@@ -49,6 +50,7 @@ fn args() -> Args {
         connections: 4,
         duration: Duration::from_secs(5),
         storm_rate: 20,
+        rounds: 3,
         skip_storm: false,
         write_dir: None,
         write_frame: None,
@@ -62,6 +64,7 @@ fn args() -> Args {
             "--connections" => a.connections = val().parse().unwrap(),
             "--duration" => a.duration = Duration::from_secs_f64(val().parse().unwrap()),
             "--storm-rate" => a.storm_rate = val().parse().unwrap(),
+            "--rounds" => a.rounds = val().parse::<usize>().unwrap().max(1),
             "--skip-storm" => a.skip_storm = true,
             "--write-dir" => a.write_dir = Some(val().into()),
             "--write-frame" => a.write_frame = Some(val().into()),
@@ -381,11 +384,23 @@ fn main() {
         let reqs: Arc<Vec<Bytes>> = Arc::new(reqs.iter().map(|r| Bytes::from(r.encode_to_vec())).collect());
         // Warm-up.
         phase(&channels, &reqs, a.concurrency, Duration::from_secs(1), Call::Authorize).await;
-        let authz = phase(&channels, &reqs, a.concurrency, a.duration, Call::Authorize).await;
-        let health = phase(&channels, &reqs, a.concurrency, a.duration, Call::Health).await;
-        authz.print("Authorize");
-        health.print("Health/Check");
-        println!("ratio Authorize/Health throughput: {:.3}", authz.throughput() / health.throughput());
+        // Authorize and Health/Check alternate, `rounds` times each, so that drift in the machine's load
+        // touches both; each round's ratio is of two adjacent phases, and the median ratio is reported.
+        let mut ratios = vec![];
+        for round in 1..=a.rounds {
+            let authz = phase(&channels, &reqs, a.concurrency, a.duration, Call::Authorize).await;
+            let health = phase(&channels, &reqs, a.concurrency, a.duration, Call::Health).await;
+            authz.print(&format!("Authorize ({round})"));
+            health.print(&format!("Health/Check ({round})"));
+            ratios.push(authz.throughput() / health.throughput());
+        }
+        let mut sorted = ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "ratio Authorize/Health throughput: median {:.3} (rounds: {})",
+            sorted[sorted.len() / 2],
+            ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ")
+        );
         let (rss, hwm) = rss_kib(server.child.id());
         println!("server resident memory: VmRSS {:.1} MiB, VmHWM {:.1} MiB", rss as f64 / 1024.0, hwm as f64 / 1024.0);
 
