@@ -14,6 +14,10 @@ pub struct Pos {
 }
 
 impl Pos {
+    /// Where an error about a whole file or directory (unreadable, too large, not UTF-8) is placed: its start,
+    /// so that every diagnostic still reads `file:line:col` with 1-based numbers.
+    pub const WHOLE_FILE: Pos = Pos::new(1, 1);
+
     pub const fn new(line: u32, col: u32) -> Self {
         Pos { line, col }
     }

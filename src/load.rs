@@ -95,12 +95,12 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
         }
         Ok(_) => diags.push(Diagnostic::error(
             dir,
-            Pos::new(0, 0),
+            Pos::WHOLE_FILE,
             "the policy path is not a directory",
         )),
         Err(e) => diags.push(Diagnostic::error(
             dir,
-            Pos::new(0, 0),
+            Pos::WHOLE_FILE,
             format!("cannot read policy directory: {e}"),
         )),
     }
@@ -108,7 +108,7 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
     if found.len() > MAX_FILES {
         diags.push(Diagnostic::error(
             dir,
-            Pos::new(0, 0),
+            Pos::WHOLE_FILE,
             format!(
                 "{} policy files, more than the limit of {MAX_FILES}",
                 found.len()
@@ -132,7 +132,7 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
     if total > MAX_TOTAL_BYTES {
         diags.push(Diagnostic::error(
             dir,
-            Pos::new(0, 0),
+            Pos::WHOLE_FILE,
             format!(
                 "policy files total {total} bytes, more than the limit of {MAX_TOTAL_BYTES} bytes"
             ),
@@ -143,7 +143,7 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
     for path in unique {
         match read_text(&path) {
             Ok(text) => files.push((path, text)),
-            Err(message) => diags.push(Diagnostic::error(&path, Pos::new(0, 0), message)),
+            Err(message) => diags.push(Diagnostic::error(&path, Pos::WHOLE_FILE, message)),
         }
     }
     if diags.has_errors() {
@@ -180,7 +180,7 @@ fn walk(
         Err(e) => {
             diags.push(Diagnostic::error(
                 dir,
-                Pos::new(0, 0),
+                Pos::WHOLE_FILE,
                 format!("cannot read directory: {e}"),
             ));
             return;
@@ -194,7 +194,7 @@ fn walk(
         Err(e) => {
             diags.push(Diagnostic::error(
                 dir,
-                Pos::new(0, 0),
+                Pos::WHOLE_FILE,
                 format!("cannot read directory: {e}"),
             ));
             return;
@@ -206,7 +206,7 @@ fn walk(
             Err(e) => {
                 diags.push(Diagnostic::error(
                     dir,
-                    Pos::new(0, 0),
+                    Pos::WHOLE_FILE,
                     format!("cannot read directory: {e}"),
                 ));
                 continue;
@@ -224,7 +224,7 @@ fn walk(
             // FIFO would also block the load.)
             Ok(m) if is_policy_file(&name) && !m.is_file() => diags.push(Diagnostic::error(
                 &path,
-                Pos::new(0, 0),
+                Pos::WHOLE_FILE,
                 if m.is_dir() {
                     "is a directory, but its name is a policy file's (`.yaml`/`.yml`)"
                 } else {
@@ -242,7 +242,7 @@ fn walk(
                 if is_policy_file(&name) {
                     diags.push(Diagnostic::error(
                         &path,
-                        Pos::new(0, 0),
+                        Pos::WHOLE_FILE,
                         format!("cannot read file: {e}"),
                     ));
                 }

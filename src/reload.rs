@@ -298,7 +298,7 @@ fn build(
             let mut diagnostics = Diagnostics::new();
             for e in errors {
                 let origin = guard_origin(&e.guard, &snapshot, current.as_deref());
-                let (file, pos) = origin.unwrap_or((Arc::from(dir), crate::diag::Pos::new(0, 0)));
+                let (file, pos) = origin.unwrap_or((Arc::from(dir), crate::diag::Pos::WHOLE_FILE));
                 diagnostics.push(crate::diag::Diagnostic::error(&file, pos, e.message));
             }
             Built::Failed {
@@ -340,7 +340,7 @@ pub fn findings_to_diagnostics(
     let mut diagnostics = Diagnostics::new();
     for f in findings {
         let (file, pos) = guard_origin(&f.guard, proposed, current)
-            .unwrap_or((Arc::from(dir), crate::diag::Pos::new(0, 0)));
+            .unwrap_or((Arc::from(dir), crate::diag::Pos::WHOLE_FILE));
         let mut d = crate::diag::Diagnostic::error(
             &file,
             pos,
@@ -360,7 +360,7 @@ fn internal_error(dir: &Path, message: &str) -> Diagnostics {
     let mut d = Diagnostics::new();
     d.push(crate::diag::Diagnostic::error(
         dir,
-        crate::diag::Pos::new(0, 0),
+        crate::diag::Pos::WHOLE_FILE,
         message,
     ));
     d

@@ -64,7 +64,7 @@ fn file_larger_than_the_limit_is_refused_before_parsing() {
     f.set_len(MAX_FILE_BYTES as u64 + 1).unwrap();
     let diags = load_dir(dir.path()).unwrap_err();
     let err = diags.errors().next().unwrap().to_string();
-    assert!(err.contains("big.yaml:0:0: error: file is"), "{err}");
+    assert!(err.contains("big.yaml:1:1: error: file is"), "{err}");
     assert!(err.contains("larger than the limit"), "{err}");
 }
 

@@ -200,6 +200,11 @@ fn deleting_the_admin_attachment() {
         l.iter().all(|f| f.blocking.is_empty()),
         "no policy allows it"
     );
+    assert!(
+        l[0].message.ends_with("is denied: no policy allows it"),
+        "{}",
+        l[0].message
+    );
 }
 
 #[test]

@@ -564,7 +564,7 @@ impl Supervisor {
                 let mut d = Diagnostics::new();
                 d.push(crate::diag::Diagnostic::error(
                     self.reloader.dir(),
-                    crate::diag::Pos::new(0, 0),
+                    crate::diag::Pos::WHOLE_FILE,
                     "the server stopped before the first load",
                 ));
                 Some(d)

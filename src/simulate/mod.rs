@@ -116,7 +116,7 @@ pub fn analyze(
         for c in outcome.counterexamples {
             let message = if c.blocking.is_empty() {
                 format!(
-                    "guard `{}`: no policy allows `{}` on `{}`",
+                    "guard `{}`: `{}` on `{}` is denied: no policy allows it",
                     g.id,
                     c.request.action,
                     c.request.resource.uri.as_deref().unwrap_or("")
