@@ -4,9 +4,9 @@
 //! the literal prefix of the pattern (the text before its first `*`). A lookup walks the request URI through
 //! the trie of each bucket the principal falls into, so its cost depends on the URI length and the number of
 //! near candidates, not on the size of the policy set. Entries are then confirmed exactly by the evaluator.
-//! The tries are built byte by byte, then frozen path-compressed into flat arrays.
+//! The tries are built from sorted prefixes straight into path-compressed flat arrays.
 
-use std::collections::HashMap;
+use super::FastMap;
 
 /// One indexed (attachment, resource pattern) pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,79 +17,64 @@ pub struct Entry {
     pub resource: u32,
 }
 
-/// A node of the trie while it is built: one per byte of every inserted prefix.
-#[derive(Debug, Default, Clone)]
-struct BuildNode {
-    /// Sorted by byte.
-    children: Vec<(u8, u32)>,
-    entries: Vec<Entry>,
+/// The prefixes of one trie while it is built; [`TrieBuilder::freeze`] turns them into a [`PrefixTrie`].
+#[derive(Debug, Clone, Default)]
+struct TrieBuilder<'a> {
+    items: Vec<(&'a str, Entry)>,
 }
 
-/// The byte trie under construction; [`TrieBuilder::freeze`] turns it into a [`PrefixTrie`].
-#[derive(Debug, Clone)]
-struct TrieBuilder {
-    nodes: Vec<BuildNode>,
-}
-
-impl Default for TrieBuilder {
-    fn default() -> Self {
-        TrieBuilder {
-            nodes: vec![BuildNode::default()],
-        }
-    }
-}
-
-impl TrieBuilder {
-    fn insert(&mut self, prefix: &str, entry: Entry) {
-        let mut at = 0usize;
-        for &b in prefix.as_bytes() {
-            at = match self.nodes[at].children.binary_search_by_key(&b, |c| c.0) {
-                Ok(i) => self.nodes[at].children[i].1 as usize,
-                Err(i) => {
-                    let next = self.nodes.len();
-                    self.nodes.push(BuildNode::default());
-                    self.nodes[at].children.insert(i, (b, next as u32));
-                    next
-                }
-            };
-        }
-        self.nodes[at].entries.push(entry);
+impl<'a> TrieBuilder<'a> {
+    fn insert(&mut self, prefix: &'a str, entry: Entry) {
+        self.items.push((prefix, entry));
     }
 
-    /// Path-compresses the trie (chains of single-child nodes without entries become one labelled edge) and
-    /// lays it out flat, breadth first, so that the children of a node are contiguous.
-    fn freeze(&self) -> PrefixTrie {
+    /// Sorts the prefixes, then lays the path-compressed trie out flat, breadth first, so that the children of a
+    /// node are contiguous. In sorted order the prefixes under a node form one run: those that end at the node
+    /// come first (its entries), then one run per next byte (its children), and a child's edge label is the
+    /// common prefix of the first and last prefix of its run. No node is ever built per byte.
+    fn freeze(mut self) -> PrefixTrie {
+        // Stable: entries with the same prefix keep their insertion order.
+        self.items
+            .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let items = &self.items;
         let mut trie = PrefixTrie {
-            nodes: Vec::new(),
-            first_bytes: Vec::new(),
+            nodes: vec![Node::default()],
+            first_bytes: vec![0],
             labels: Vec::new(),
-            entries: Vec::new(),
+            entries: Vec::with_capacity(items.len()),
         };
-        // The builder node each frozen node ends at.
-        let mut ends: Vec<usize> = vec![0];
-        trie.nodes.push(Node::default());
-        trie.first_bytes.push(0);
+        // For each frozen node: the run of prefixes below it and the depth (bytes matched) at the node.
+        let mut runs: Vec<(usize, usize, usize)> = vec![(0, items.len(), 0)];
         let mut at = 0;
-        while at < ends.len() {
-            let built = &self.nodes[ends[at]];
+        while at < runs.len() {
+            let (lo, hi, depth) = runs[at];
             let entries_start = trie.entries.len() as u32;
-            trie.entries.extend_from_slice(&built.entries);
+            let mut i = lo;
+            while i < hi && items[i].0.len() == depth {
+                trie.entries.push(items[i].1);
+                i += 1;
+            }
             let children_start = trie.nodes.len() as u32;
-            for &(byte, child) in &built.children {
-                let label_start = trie.labels.len() as u32;
-                trie.labels.push(byte);
-                let mut end = child as usize;
-                while self.nodes[end].entries.is_empty() && self.nodes[end].children.len() == 1 {
-                    let (b, next) = self.nodes[end].children[0];
-                    trie.labels.push(b);
-                    end = next as usize;
+            while i < hi {
+                let byte = items[i].0.as_bytes()[depth];
+                let mut j = i + 1;
+                while j < hi && items[j].0.as_bytes()[depth] == byte {
+                    j += 1;
                 }
+                let (first, last) = (items[i].0.as_bytes(), items[j - 1].0.as_bytes());
+                let mut end = depth + 1;
+                while end < first.len() && end < last.len() && first[end] == last[end] {
+                    end += 1;
+                }
+                let label_start = trie.labels.len() as u32;
+                trie.labels.extend_from_slice(&first[depth..end]);
                 trie.nodes.push(Node {
                     label: (label_start, trie.labels.len() as u32),
                     ..Node::default()
                 });
                 trie.first_bytes.push(byte);
-                ends.push(end);
+                runs.push((i, j, end));
+                i = j;
             }
             let (entries_end, children_end) = (trie.entries.len() as u32, trie.nodes.len() as u32);
             let node = &mut trie.nodes[at];
@@ -100,7 +85,6 @@ impl TrieBuilder {
         trie.nodes.shrink_to_fit();
         trie.first_bytes.shrink_to_fit();
         trie.labels.shrink_to_fit();
-        trie.entries.shrink_to_fit();
         trie
     }
 }
@@ -166,8 +150,6 @@ pub enum PrincipalKey {
     Everyone,
 }
 
-type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-
 /// The whole index of a snapshot.
 #[derive(Debug, Clone)]
 pub struct Index {
@@ -182,16 +164,17 @@ impl Default for Index {
     }
 }
 
-/// Collects (principal key, resource prefix, entry) triples; [`IndexBuilder::finish`] freezes them.
+/// Collects (principal key, resource prefix, entry) triples; [`IndexBuilder::finish`] freezes them. The
+/// prefixes are borrowed from the compiled policies' resource patterns.
 #[derive(Debug, Default)]
-pub struct IndexBuilder {
-    by_id: HashMap<Box<str>, TrieBuilder>,
-    by_group: HashMap<Box<str>, TrieBuilder>,
-    everyone: TrieBuilder,
+pub struct IndexBuilder<'a> {
+    by_id: FastMap<Box<str>, TrieBuilder<'a>>,
+    by_group: FastMap<Box<str>, TrieBuilder<'a>>,
+    everyone: TrieBuilder<'a>,
 }
 
-impl IndexBuilder {
-    pub fn insert(&mut self, key: &PrincipalKey, resource_prefix: &str, entry: Entry) {
+impl<'a> IndexBuilder<'a> {
+    pub fn insert(&mut self, key: &PrincipalKey, resource_prefix: &'a str, entry: Entry) {
         let trie = match key {
             PrincipalKey::Id(id) => self.by_id.entry(id.clone()).or_default(),
             PrincipalKey::Group(g) => self.by_group.entry(g.clone()).or_default(),
@@ -201,7 +184,7 @@ impl IndexBuilder {
     }
 
     pub fn finish(self) -> Index {
-        let freeze = |map: HashMap<Box<str>, TrieBuilder>| -> FastMap<Box<str>, PrefixTrie> {
+        let freeze = |map: FastMap<Box<str>, TrieBuilder<'a>>| -> FastMap<Box<str>, PrefixTrie> {
             map.into_iter().map(|(k, t)| (k, t.freeze())).collect()
         };
         Index {

@@ -6,7 +6,7 @@ pub mod glob;
 pub mod index;
 pub mod path;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,6 +17,10 @@ use crate::snapshot::Snapshot;
 use condition::{compile_condition, Condition, Lit};
 use glob::Glob;
 use index::{Entry, Index, IndexBuilder, PrincipalKey};
+
+/// A hash map with `foldhash`, for compiled lookups by policy id, group and principal id (about three times
+/// faster than SipHash on short keys). Keys come from policy files; requests only look up, never insert.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A compiled policy.
 #[derive(Debug, Clone)]
@@ -141,7 +145,7 @@ pub struct Compiled {
     pub groups: Vec<Group>,
     pub guards: Vec<Guard>,
     /// Principal id → groups the directory gives it.
-    pub membership: HashMap<Box<str>, Box<[Arc<str>]>>,
+    pub membership: FastMap<Box<str>, Box<[Arc<str>]>>,
     pub index: Index,
 }
 
@@ -190,7 +194,7 @@ pub fn compile(set: &PolicySetDoc, diags: &mut Diagnostics) -> Option<Compiled> 
         });
     }
     policies.sort_by(|a, b| a.id.cmp(&b.id));
-    let by_id: HashMap<&str, u32> = policies
+    let by_id: FastMap<&str, u32> = policies
         .iter()
         .enumerate()
         .map(|(i, p)| (&*p.id, i as u32))
