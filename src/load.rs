@@ -80,7 +80,8 @@ impl SourceSet {
     }
 }
 
-fn is_policy_file(name: &str) -> bool {
+/// Whether a file name is a policy file's (`*.yaml` / `*.yml`); every reader of policy directories asks this.
+pub fn is_policy_file(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
 }
 

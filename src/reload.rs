@@ -418,7 +418,7 @@ enum Change {
 fn is_policy_name(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
-        .is_some_and(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+        .is_some_and(crate::load::is_policy_file)
 }
 
 /// Events on regular files that can never be policy files (editor swap files, backups) are ignored.

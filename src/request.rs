@@ -152,6 +152,17 @@ pub struct RawEnvironment {
 }
 
 impl RawRequest {
+    /// Reads the JSON request shape of SPEC section 3 (a decision-log line included, see
+    /// [`DECISION_LOG_FIELDS`]); unknown fields are errors.
+    pub fn from_json(mut value: Value) -> Result<RawRequest, RequestError> {
+        if let Value::Object(map) = &mut value {
+            for key in DECISION_LOG_FIELDS {
+                map.remove(key);
+            }
+        }
+        serde_json::from_value(value).map_err(|e| RequestError::new("request", e.to_string()))
+    }
+
     /// Validates and normalises. Every rule of SPEC section 1 on request input lives here.
     pub fn normalize(self) -> Result<Request, RequestError> {
         let principal = self.principal.unwrap_or_default();
@@ -280,18 +291,6 @@ pub const DECISION_LOG_FIELDS: [&str; 9] = [
     "duration_us",
     "explanation",
 ];
-
-impl RawRequest {
-    /// Reads the JSON request shape of SPEC section 3 (a decision-log line included); unknown fields are errors.
-    pub fn from_json(mut value: Value) -> Result<RawRequest, RequestError> {
-        if let Value::Object(map) = &mut value {
-            for key in DECISION_LOG_FIELDS {
-                map.remove(key);
-            }
-        }
-        serde_json::from_value(value).map_err(|e| RequestError::new("request", e.to_string()))
-    }
-}
 
 impl Request {
     /// Parses the JSON request shape of SPEC section 3.

@@ -40,7 +40,7 @@ impl TryFrom<proto::SimulateRequest> for SimulateInput {
         for (path, text) in msg.files {
             let field = format!("files[{path:?}]");
             let p = std::path::Path::new(&path);
-            let policy_name = path.ends_with(".yaml") || path.ends_with(".yml");
+            let policy_name = crate::load::is_policy_file(&path);
             let plain = p.components().all(|c| match c {
                 std::path::Component::Normal(n) => !n.to_string_lossy().starts_with('.'),
                 _ => false,

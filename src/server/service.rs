@@ -117,23 +117,22 @@ impl ServiceState {
         msg: proto::AuthorizeRequest,
     ) -> Result<proto::AuthorizeResponse, Status> {
         let started = Instant::now();
-        let state = self;
         let input = catch_unwind(AssertUnwindSafe(|| AuthorizeInput::try_from(msg)))
             .map_err(|_| internal_panic("reading the request"))?
             .map_err(invalid)?;
-        let snapshot = state.snapshot()?;
+        let snapshot = self.snapshot()?;
         let now = Timestamp::now();
-        let options = state.options(input.explain);
+        let options = self.options(input.explain);
         let decision = catch_unwind(AssertUnwindSafe(|| {
             evaluate(&snapshot, &input.request, now, &options)
         }))
         .map_err(|_| internal_panic("evaluating"))?;
         let elapsed = started.elapsed();
-        let call_id = state.next_call_id();
+        let call_id = self.next_call_id();
         let time = input.request.environment.time.unwrap_or(now);
-        state.record(&decision, &input.request, &call_id, elapsed.as_secs_f64());
+        self.record(&decision, &input.request, &call_id, elapsed.as_secs_f64());
         let response = convert::response(&decision, &snapshot.revision, &call_id, time);
-        if let Some(log) = &state.log {
+        if let Some(log) = &self.log {
             let DomainRequest {
                 principal,
                 action,

@@ -238,16 +238,7 @@ pub struct Choices {
 /// The representative values of a variable. `related` are the values already chosen for variables it is
 /// compared with (so equal and not-equal arrangements are both tried).
 pub fn choices(var: &Var, uses: &Uses, related: &[Choice], as_of: Timestamp) -> Choices {
-    let (values, complete) = choice_values(var, uses, related, as_of);
-    Choices { values, complete }
-}
-
-fn choice_values(
-    var: &Var,
-    uses: &Uses,
-    related: &[Choice],
-    as_of: Timestamp,
-) -> (Vec<Choice>, bool) {
+    let complete = |values, complete| Choices { values, complete };
     let mut out: Vec<Choice> = Vec::new();
     let push = |c: Choice, out: &mut Vec<Choice>| {
         if !out.contains(&c) {
@@ -256,8 +247,8 @@ fn choice_values(
     };
     match var {
         Var::Time => {
-            let (points, complete) = time_points(uses, related, as_of);
-            return (points.into_iter().map(Choice::Time).collect(), complete);
+            let (points, covered) = time_points(uses, related, as_of);
+            return complete(points.into_iter().map(Choice::Time).collect(), covered);
         }
         Var::SourceIp => {
             push(Choice::Absent, &mut out);
@@ -269,7 +260,7 @@ fn choice_values(
                     push(r.clone(), &mut out);
                 }
             }
-            return (out, true);
+            return complete(out, true);
         }
         Var::Port => {
             push(Choice::Absent, &mut out);
@@ -279,7 +270,7 @@ fn choice_values(
                 }
             }
             push(Choice::Json(json!(443)), &mut out);
-            return (out, true);
+            return complete(out, true);
         }
         Var::Owner | Var::Attr(..) => {}
     }
@@ -304,12 +295,12 @@ fn choice_values(
         push(Choice::Json(sv.clone()), &mut out);
     }
     let w = witnesses(&Pattern::glob("*"), &patterns, false, 4_000);
-    let complete = w.complete;
+    let covered = w.complete;
     for (_, s) in w.by_vector {
         push(Choice::Json(json!(s)), &mut out);
     }
     if matches!(var, Var::Owner) {
-        return (out, complete);
+        return complete(out, covered);
     }
     // Other types.
     let related_numbers: Vec<Choice> = related
@@ -363,7 +354,7 @@ fn choice_values(
     }
     // A mistyped value: a map is a fault for every operator but `exists`.
     push(Choice::Json(json!({"_": 0})), &mut out);
-    (out, complete)
+    complete(out, covered)
 }
 
 fn json_elements(v: &Value) -> Vec<&Value> {
@@ -456,6 +447,14 @@ fn ip_points(cidrs: &[IpNet]) -> Vec<IpAddr> {
     out
 }
 
+/// The earlier of two optional instants, `None` standing for "no limit".
+fn earlier(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Most instants tried for the shared time variable; past it the partition is not covered (inconclusive).
 const MAX_TIME_POINTS: usize = 50_000;
 
@@ -524,10 +523,7 @@ fn time_points(uses: &Uses, related: &[Choice], as_of: Timestamp) -> (Vec<Timest
     let mut out = cuts.clone();
     for (i, &start) in cuts.iter().enumerate() {
         let end = cuts.get(i + 1).copied();
-        let horizon = match (start.checked_add(year).ok(), end) {
-            (Some(h), Some(e)) => Some(h.min(e)),
-            (h, e) => h.or(e),
-        };
+        let horizon = earlier(start.checked_add(year).ok(), end);
         let mut segments = vec![start];
         for zone in &zones {
             for transition in zone.following(start) {
@@ -543,10 +539,7 @@ fn time_points(uses: &Uses, related: &[Choice], as_of: Timestamp) -> (Vec<Timest
         for (j, &a) in segments.iter().enumerate() {
             out.push(a);
             let b = segments.get(j + 1).copied().or(end);
-            let limit = match (a.checked_add(week_and_a_day).ok(), b) {
-                (Some(l), Some(b)) => Some(l.min(b)),
-                (l, b) => l.or(b),
-            };
+            let limit = earlier(a.checked_add(week_and_a_day).ok(), b);
             for zone in &zones {
                 // The segment's one offset in this zone, so ambiguous local times resolve inside the segment.
                 let offset = zone.to_offset(a);

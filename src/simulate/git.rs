@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::load::SourceSet;
+use crate::load::{is_policy_file, SourceSet};
 
 /// Most symlinks followed while resolving one path (as the kernel's limit, a loop ends here).
 const MAX_LINKS: usize = 40;
@@ -160,7 +160,7 @@ impl<'a> Tree<'a> {
                 continue;
             }
             let shown = join(rel, name);
-            let policy_name = name.ends_with(".yaml") || name.ends_with(".yml");
+            let policy_name = is_policy_file(name);
             match self.resolve(&join(real, name))? {
                 Some((target, Kind::File)) if policy_name => found.push((shown, target)),
                 Some((target, Kind::Dir)) if !policy_name => {

@@ -9,14 +9,14 @@
 use std::collections::{HashMap, VecDeque};
 
 /// One token of a pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tok {
     Char(char),
     Star,
 }
 
 /// A pattern as an NFA over its tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
     toks: Vec<Tok>,
 }
