@@ -665,12 +665,15 @@ pub(crate) fn selector_matches(selector: &Selector, ctx: &Ctx) -> bool {
             .values
             .iter()
             .any(|v| ctx.groups.iter().any(|g| sc_eq(Sc::Str(g), lit_scalar(v)))),
-        SelectorKey::Claim(path) => {
-            match walk_keys(&ctx.request.principal.attributes, path.iter().map(|s| &**s)) {
-                None => false,
-                Some(v) => Val::Json(v)
-                    .any_element(|a| test.values.iter().any(|l| sc_eq(a, lit_scalar(l)))),
-            }
-        }
+        SelectorKey::Claim(path) => claim_matches(path, &test.values, ctx),
     })
+}
+
+/// One selector test on a claim: the claim at `path` (dots walk nested maps) equals one of `values`, or, as a
+/// list, holds one of them. A missing claim never matches.
+pub(crate) fn claim_matches(path: &[Box<str>], values: &[Lit], ctx: &Ctx) -> bool {
+    match walk_keys(&ctx.request.principal.attributes, path.iter().map(|s| &**s)) {
+        None => false,
+        Some(v) => Val::Json(v).any_element(|a| values.iter().any(|l| sc_eq(a, lit_scalar(l)))),
+    }
 }

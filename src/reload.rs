@@ -36,7 +36,7 @@ use crate::diag::Diagnostics;
 use crate::load::load_dir;
 use crate::metrics::Metrics;
 use crate::shutdown::Trigger;
-use crate::simulate::{Finding, FindingKind, LockoutOptions};
+use crate::simulate::{Finding, LockoutOptions};
 use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// Longest `last_reload_error` kept, in bytes.
@@ -187,7 +187,7 @@ impl Reloader {
                 for f in &allowed_findings {
                     tracing::warn!(
                         guard = %f.guard,
-                        kind = kind_name(f.kind),
+                        kind = f.kind.as_str(),
                         "published despite a lockout finding (lockouts allowed): {}",
                         f.message
                     );
@@ -310,14 +310,6 @@ fn build(
     }
 }
 
-fn kind_name(kind: FindingKind) -> &'static str {
-    match kind {
-        FindingKind::Lockout => "lockout",
-        FindingKind::Inconclusive => "inconclusive",
-        FindingKind::Erosion => "erosion",
-    }
-}
-
 fn guard_origin(
     id: &str,
     proposed: &Snapshot,
@@ -344,7 +336,7 @@ pub fn findings_to_diagnostics(
         let mut d = crate::diag::Diagnostic::error(
             &file,
             pos,
-            format!("{}: {}", kind_name(f.kind), f.message),
+            format!("{}: {}", f.kind.as_str(), f.message),
         );
         if let Some(example) = &f.counterexample {
             d = d.with_help(format!(

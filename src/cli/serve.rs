@@ -106,7 +106,7 @@ pub struct ServeArgs {
     pub allow_lockout: bool,
     /// Search budget of the lockout check on each load and of `Simulate`, e.g. `10s` or `500ms`; running out
     /// is an "inconclusive" finding.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, env = "ARBITER_LOCKOUT_BUDGET")]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::parse_duration, env = "ARBITER_LOCKOUT_BUDGET")]
     pub lockout_budget: Duration,
     /// Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES, env = "ARBITER_MAX_MESSAGE_BYTES")]
@@ -158,25 +158,6 @@ impl ServeArgs {
             first_load_gate: None,
         }
     }
-}
-
-/// `10s`, `500ms`, `2m`, or a bare number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration such as `10s` or `500ms`"))?;
-    let seconds = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s or m)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{s}`: {e}"))
 }
 
 pub fn run(args: ServeArgs) -> i32 {

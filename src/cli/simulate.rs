@@ -35,46 +35,22 @@ pub struct SimulateArgs {
     /// Replay these logged requests (decision-log JSON lines, or bare requests) against both sets.
     #[arg(long, value_name = "FILE.jsonl")]
     pub requests: Option<PathBuf>,
+    /// Report format: `text` for people, `json` for CI and editors (every field present).
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Time starts here (RFC 3339); default now.
     #[arg(long, value_name = "RFC3339")]
     pub as_of: Option<String>,
-    /// Search budget, e.g. `10s`, `500ms`; running out is reported as inconclusive.
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
-    pub budget: String,
+    /// Search budget per guard, e.g. `10s`, `500ms`; running out is reported as inconclusive.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::parse_duration)]
+    pub budget: Duration,
     /// The superuser's principal id (a guard may not name it).
     #[arg(long, value_name = "NAME", default_value = crate::DEFAULT_SUPERUSER, env = "ARBITER_SUPERUSER")]
     pub superuser: String,
 }
 
-fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return None,
-    };
-    Some(Duration::from_secs_f64(secs))
-}
-
 pub fn run(args: SimulateArgs) -> i32 {
-    let Some(budget) = parse_duration(&args.budget) else {
-        eprintln!(
-            "error: --budget: `{}` is not a duration such as `10s` or `500ms`",
-            args.budget
-        );
-        return EXIT_INVALID;
-    };
+    let budget = args.budget;
     let as_of = match args.as_of.as_deref() {
         None => Timestamp::now(),
         Some(t) => match parse_rfc3339(t) {
@@ -158,19 +134,4 @@ pub fn run(args: SimulateArgs) -> i32 {
     };
     super::print_out(&text);
     report.exit_code()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_duration("soon"), None);
-    }
 }

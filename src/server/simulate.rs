@@ -52,22 +52,46 @@ pub fn run(
         }
     };
     response.valid = true;
+    for f in &findings {
+        match f.kind {
+            FindingKind::Lockout => response.lockout_count += 1,
+            FindingKind::Erosion => response.erosion_count += 1,
+            FindingKind::Inconclusive => response.inconclusive_count += 1,
+        }
+    }
     response.lockouts = findings
         .into_iter()
         .map(|f| proto::Lockout {
             guard: f.guard,
-            policies: f.blocking,
+            policies: f.blocking.clone(),
+            blocking: f.blocking,
             counterexample: f
                 .counterexample
                 .and_then(|v| Request::from_json(v).ok())
                 .map(|r| convert::request_to_proto(&r)),
             message: f.message,
-            kind: match f.kind {
-                FindingKind::Lockout => "lockout",
-                FindingKind::Inconclusive => "inconclusive",
-                FindingKind::Erosion => "erosion",
-            }
-            .to_string(),
+            kind: f.kind.as_str().to_string(),
+            location: f.location.unwrap_or_default(),
+            reason: f.reason.unwrap_or_default().to_string(),
+            cells: f
+                .cells
+                .into_iter()
+                .map(|c| proto::LockoutCell {
+                    principal: c.principal,
+                    action: c.action,
+                    resource: c.resource.unwrap_or_default(),
+                })
+                .collect(),
+            undetermined: f
+                .undetermined
+                .into_iter()
+                .map(|u| proto::UndeterminedCondition {
+                    policy: u.policy,
+                    attribute: u.attribute,
+                    cause: u.cause.to_string(),
+                })
+                .collect(),
+            hint: f.hint.unwrap_or_default(),
         })
         .collect();
     let eval_options = EvalOptions {

@@ -8,27 +8,27 @@ use crate::snapshot::Snapshot;
 use super::witness::{difference_witness, Pattern};
 use super::{Finding, FindingKind};
 
+
 fn finding(guard: &str, message: String) -> Finding {
-    Finding {
-        kind: FindingKind::Erosion,
-        guard: guard.to_string(),
-        message,
-        blocking: Vec::new(),
-        reason: None,
-        counterexample: None,
-    }
+    let mut f = Finding::new(FindingKind::Erosion, guard, message);
+    f.hint = Some(super::ACCEPT_HINT.to_string());
+    f
 }
 
-/// Conditions compared as written, positions aside.
-pub fn same_assumptions(a: &[ConditionDoc], b: &[ConditionDoc]) -> bool {
-    a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| same_condition(x, y)))
+/// The same guard: same principal (groups as a set), same rules and same assumptions (both as sets).
+pub fn same_guard(a: &Guard, b: &Guard) -> bool {
+    weakened(a, b).is_empty() && weakened(b, a).is_empty()
 }
 
+/// Conditions compared as sets of values, positions and order aside.
 fn same_condition(a: &ConditionDoc, b: &ConditionDoc) -> bool {
     let values = |c: &ConditionDoc| {
-        c.values
-            .as_ref()
-            .map(|v| v.value.iter().map(|s| s.value.clone()).collect::<Vec<_>>())
+        c.values.as_ref().map(|v| {
+            let mut all: Vec<String> = v.value.iter().map(|s| format!("{:?}", s.value)).collect();
+            all.sort();
+            all.dedup();
+            all
+        })
     };
     a.path.value == b.path.value
         && a.op.value == b.op.value

@@ -3,61 +3,63 @@
 //!
 //! 1. Reachability: only policies attached to a guard principal (claims in selectors may vary) whose actions
 //!    and resources can meet the guard's patterns take part.
-//! 2. Actions and resource URIs come from real glob intersection and difference (see `witness`), with
-//!    references to pinned fields (`${principal.id}`, ...) in conditions on them replaced by their values.
-//! 3. For each (principal, action, URI): each reachable deny is searched on its own, over its own variables;
-//!    a request where it applies is a finding.
-//! 4. When no deny can apply, allow coverage is searched depth first over the allows' variables with
+//! 2. Actions and resource URIs come from real glob intersection and difference (see `witness`): one witness
+//!    per cell of the guard patterns against every reachable pattern and every condition on `action` or
+//!    `resource.uri` (references to pinned fields replaced by their values). A guard pattern that matches the
+//!    empty string also covers a request with no URI.
+//! 3. For each (principal, action, URI) cell: each reachable deny is searched on its own, over the partition of
+//!    its own variables and the guard's assumptions (see `partition`); a request where it applies (holds or is
+//!    undetermined) is a finding.
+//! 4. When no deny can apply, allow coverage is searched depth first over the allows' variables, with
 //!    three-valued partial evaluation: a branch where some allow already surely holds is pruned.
 //!
-//! Leaves are concrete requests checked by `eval::evaluate`; the guard's `assuming:` conditions filter them.
+//! A partition that is not provably complete, or a search past the guard's budget, is "inconclusive".
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use jiff::Timestamp;
-use serde_json::{Map, Value};
+use serde::Serialize;
 
-use super::domain::{choices, var_of, Choice, Fixed, PartKey, Uses, Var};
+use super::partition::{groups, Choice, Fixed, Group, Pred, Var};
 use super::witness::{witnesses, Pattern};
 use crate::ast::Effect;
-use crate::compile::condition::Condition;
-use crate::compile::path::{AttrPath, Field, Target};
+use crate::compile::condition::{Condition, Lit, Op, Operand};
+use crate::compile::path::{AttrPath, Field, Segment, Target};
 use crate::compile::{Guard, GuardRule, SelectorKey};
-use crate::eval::{
-    effective_groups, eval_condition, evaluate, selector_matches, Ctx, EvalOptions, Truth,
-};
-use crate::request::{Environment, Principal, Request, Resource};
+use crate::eval::{evaluate, Ctx, EvalOptions, PolicyOutcome, Truth};
+use crate::request::Request;
 use crate::snapshot::Snapshot;
 
-/// Largest number of states a witness search may visit.
+/// Largest number of states a witness search over actions or URIs may visit.
 const WITNESS_STATES: usize = 20_000;
-/// Distinct findings reported per guard.
-const FINDINGS_PER_GUARD: usize = 5;
 
-/// One way a guard fails.
+/// An undetermined condition of a blocking deny: which attribute, and whether it was missing or faulted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Undetermined {
+    pub policy: String,
+    pub attribute: String,
+    /// `missing` (the attribute or a `${...}` it compares with is absent) or `fault` (the wrong type).
+    pub cause: &'static str,
+}
+
+/// One way a guard fails: a (principal, action, resource) cell and a request in it that is denied.
 #[derive(Debug, Clone)]
 pub struct Counterexample {
     /// The policies that denied (empty: no policy allows it).
     pub blocking: Vec<String>,
     pub request: Request,
     pub reason: &'static str,
+    pub undetermined: Vec<Undetermined>,
 }
 
 /// What the search concluded for one guard.
 #[derive(Debug, Clone, Default)]
 pub struct GuardOutcome {
+    /// One per blocked cell.
     pub counterexamples: Vec<Counterexample>,
-    /// Set when the budget ran out first: the guard is not proven safe.
+    /// Set when some part of the search is not proven complete: the guard is not proven safe.
     pub inconclusive: Option<String>,
-}
-
-struct Search<'a> {
-    snapshot: &'a Snapshot,
-    as_of: Timestamp,
-    deadline: Instant,
-    assuming: &'a [Condition],
-    outcome: GuardOutcome,
 }
 
 /// A reachable policy with the attachments that can apply to the principal.
@@ -66,7 +68,44 @@ struct Reachable {
     attachments: Vec<u32>,
 }
 
-/// Searches one guard against `snapshot` (the superuser rule is off).
+/// The predicates of one search with their roles.
+struct Plan<'a> {
+    preds: Vec<Pred<'a>>,
+    pred_vars: Vec<Vec<Var>>,
+    assume: Vec<usize>,
+    policies: Vec<PlanPolicy>,
+}
+
+struct PlanPolicy {
+    /// Condition predicates.
+    conditions: Vec<usize>,
+    /// Per attachment that can apply: its claim-test predicates.
+    attachments: Vec<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Goal {
+    /// A leaf counts when this deny is among the determining policies.
+    DenyApplies(u32),
+    /// A leaf counts when the decision is DENY.
+    AnyDeny,
+}
+
+const TRUE: u8 = Truth::True as u8;
+const FALSE: u8 = Truth::False as u8;
+const CLAIM_MATCH: u8 = 5;
+const CLAIM_MISS: u8 = 4;
+
+struct Search<'a> {
+    snapshot: &'a Snapshot,
+    as_of: Timestamp,
+    deadline: Instant,
+    assuming: &'a [Condition],
+    outcome: GuardOutcome,
+    out_of_time: bool,
+}
+
+/// Searches one guard against `snapshot` (the superuser rule is off), within `deadline`.
 pub fn check_guard(
     snapshot: &Snapshot,
     guard: &Guard,
@@ -80,13 +119,14 @@ pub fn check_guard(
         deadline,
         assuming: &guard.assuming,
         outcome: GuardOutcome::default(),
+        out_of_time: false,
     };
-    for (id, groups) in guard_principals(snapshot, guard, superuser) {
+    'all: for (id, groups) in guard_principals(snapshot, guard, superuser) {
         for rule in guard.must_allow.iter() {
-            if search.done() {
-                return search.outcome;
-            }
             search.rule(&id, &groups, rule);
+            if search.out_of_time {
+                break 'all;
+            }
         }
     }
     search.outcome
@@ -119,20 +159,20 @@ fn guard_principals(
     out
 }
 
-impl Search<'_> {
-    fn done(&self) -> bool {
-        self.outcome.inconclusive.is_some()
-            || self.outcome.counterexamples.len() >= FINDINGS_PER_GUARD
+impl<'a> Search<'a> {
+    fn inconclusive(&mut self, why: String) {
+        self.outcome.inconclusive.get_or_insert(why);
     }
 
-    fn out_of_time(&mut self) -> bool {
-        if Instant::now() > self.deadline {
-            self.outcome
-                .inconclusive
-                .get_or_insert_with(|| "the search ran out of its time budget".into());
-            return true;
+    fn check_time(&mut self, action: &str, uri: Option<&str>) -> bool {
+        if !self.out_of_time && Instant::now() > self.deadline {
+            self.out_of_time = true;
+            self.inconclusive(format!(
+                "the search ran out of its time budget at `{action}` on `{}`",
+                uri.unwrap_or("(no URI)")
+            ));
         }
-        false
+        self.out_of_time
     }
 
     fn rule(&mut self, id: &str, request_groups: &[String], rule: &GuardRule) {
@@ -165,10 +205,6 @@ impl Search<'_> {
             })
             .collect();
 
-        // Witness actions and URIs: every combination of the reachable policies' patterns (and conditions on
-        // `action` / `resource.uri`) that a string inside the guard's patterns can produce. References to fields
-        // the search pins (`${principal.id}`, `${principal.groups}`, and `${action}` for URIs) stand for their
-        // pinned values, so the equal arrangement (`…:users:<id>` for `ends_with ${principal.id}`) is a witness.
         let mut action_patterns = Vec::new();
         let mut uri_patterns = Vec::new();
         for r in reachable.iter() {
@@ -176,8 +212,7 @@ impl Search<'_> {
             action_patterns.extend(p.actions.iter().map(|g| Pattern::glob(g.as_str())));
             uri_patterns.extend(p.resources.iter().map(|g| Pattern::glob(g.as_str())));
         }
-        // The guard's assumptions count even when no policy is reachable: a guard assuming `…:team-*` with no
-        // allow left must still be reported on a `…:team-…` resource.
+        // The guard's assumptions count even when no policy is reachable.
         let conditions: Vec<&Condition> = reachable
             .iter()
             .flat_map(|r| compiled.policies[r.policy as usize].conditions.iter())
@@ -193,10 +228,22 @@ impl Search<'_> {
         for c in &conditions {
             action_patterns.extend(condition_patterns(c, Field::Action, &principal));
         }
-        let actions = self.strings_of(
-            &rule.actions.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-            &action_patterns,
-        );
+        // `resource.permissions.${action}` beside `resource.permissions.EncryptWithKey`: the action equal to a
+        // literal segment makes the two paths one variable.
+        if conditions.iter().any(|c| has_action_segment(&c.path)) {
+            for c in &conditions {
+                for p in std::iter::once(&c.path).chain(c.references()) {
+                    if let Target::Attribute { segments, .. } = &p.target {
+                        for s in segments.iter() {
+                            if let Segment::Name(n) = s {
+                                action_patterns.push(Pattern::literal(n));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let actions = self.strings_of(&rule.actions, &action_patterns, false);
         let pinned = |f: Field| -> Option<Vec<String>> {
             match f {
                 Field::Action => Some(actions.clone()),
@@ -206,40 +253,56 @@ impl Search<'_> {
         for c in &conditions {
             uri_patterns.extend(condition_patterns(c, Field::ResourceUri, &pinned));
         }
-        let uris = self.strings_of(
-            &rule
-                .resources
-                .iter()
-                .map(|g| g.as_str())
-                .collect::<Vec<_>>(),
-            &uri_patterns,
-        );
+        // The empty string stands for a request with no URI, which `*` patterns reach.
+        let uris = self.strings_of(&rule.resources, &uri_patterns, true);
         for action in &actions {
             for uri in &uris {
-                if self.done() || self.out_of_time() {
+                if self.check_time(action, Some(uri)) {
                     return;
                 }
-                self.combination(id, request_groups, &groups, action, uri, &reachable);
+                let fixed = Fixed {
+                    principal_id: id.to_string(),
+                    request_groups: request_groups.to_vec(),
+                    groups: groups.clone(),
+                    action: action.clone(),
+                    uri: (!uri.is_empty()).then(|| uri.clone()),
+                };
+                self.cell(&fixed, &reachable);
             }
         }
     }
 
-    fn strings_of(&mut self, universes: &[&str], patterns: &[Pattern]) -> Vec<String> {
-        let mut compiled: Vec<Pattern> = Vec::new();
+    fn strings_of(
+        &mut self,
+        universes: &[crate::compile::glob::Glob],
+        patterns: &[Pattern],
+        allow_empty: bool,
+    ) -> Vec<String> {
+        let mut unique: Vec<Pattern> = Vec::new();
         for p in patterns {
-            if !compiled.contains(p) {
-                compiled.push(p.clone());
+            if !unique.contains(p) {
+                unique.push(p.clone());
             }
         }
         let mut out = Vec::new();
         for u in universes {
-            let w = witnesses(&Pattern::glob(u), &compiled, false, WITNESS_STATES);
+            let universe = Pattern::glob(u.as_str());
+            let w = witnesses(&universe, &unique, allow_empty, WITNESS_STATES, 1);
             if !w.complete {
-                self.outcome
-                    .inconclusive
-                    .get_or_insert_with(|| format!("too many pattern combinations under `{u}`"));
+                self.inconclusive(format!(
+                    "`{u}` meets more than {WITNESS_STATES} combinations of patterns"
+                ));
             }
-            for (_, s) in w.by_vector {
+            for (v, s) in w.firsts() {
+                let s = if s.is_empty() {
+                    String::new()
+                } else {
+                    let mut all = unique.clone();
+                    all.push(universe.clone());
+                    let mut vector = v.to_vec();
+                    vector.push(true);
+                    super::partition::realistic(s, &all, &vector)
+                };
                 if !out.contains(&s) {
                     out.push(s);
                 }
@@ -254,11 +317,11 @@ impl Search<'_> {
         let mut by_policy: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for (ai, a) in compiled.attachments.iter().enumerate() {
             let possible = a.selector.tests.iter().all(|t| match &t.key {
-                SelectorKey::Id => t.values.iter().any(|v| matches!(v, crate::compile::condition::Lit::Str(s) if **s == *id)),
+                SelectorKey::Id => t.values.iter().any(|v| matches!(v, Lit::Str(s) if **s == *id)),
                 SelectorKey::Groups => t
                     .values
                     .iter()
-                    .any(|v| matches!(v, crate::compile::condition::Lit::Str(s) if groups.iter().any(|g| **g == **s))),
+                    .any(|v| matches!(v, Lit::Str(s) if groups.iter().any(|g| **g == **s))),
                 SelectorKey::Claim(_) => true,
             });
             if possible {
@@ -274,57 +337,75 @@ impl Search<'_> {
             .collect()
     }
 
-    fn combination(
-        &mut self,
-        id: &str,
-        request_groups: &[String],
-        groups: &[String],
-        action: &str,
-        uri: &str,
-        reachable: &[Reachable],
-    ) {
+    /// Builds the predicates of a search over `policies` plus the guard's assumptions.
+    fn plan(&self, policies: &[&Reachable], fixed: &Fixed) -> Plan<'a> {
+        let mut plan = Plan {
+            preds: Vec::new(),
+            pred_vars: Vec::new(),
+            assume: Vec::new(),
+            policies: Vec::new(),
+        };
+        let push = |p: Pred<'a>, plan: &mut Plan<'a>| {
+            plan.pred_vars.push(p.vars(&fixed.action));
+            plan.preds.push(p);
+            plan.preds.len() - 1
+        };
+        for c in self.assuming {
+            let i = push(Pred::Condition(c), &mut plan);
+            plan.assume.push(i);
+        }
+        let snapshot: &'a Snapshot = self.snapshot;
+        for r in policies {
+            let policy = &snapshot.compiled.policies[r.policy as usize];
+            let conditions = policy
+                .conditions
+                .iter()
+                .map(|c| push(Pred::Condition(c), &mut plan))
+                .collect();
+            let attachments = r
+                .attachments
+                .iter()
+                .map(|&a| {
+                    snapshot.compiled.attachments[a as usize]
+                        .selector
+                        .tests
+                        .iter()
+                        .filter_map(|t| match &t.key {
+                            SelectorKey::Claim(path) => {
+                                Some(push(Pred::Claim(path, &t.values), &mut plan))
+                            }
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .collect();
+            plan.policies.push(PlanPolicy {
+                conditions,
+                attachments,
+            });
+        }
+        plan
+    }
+
+    fn cell(&mut self, fixed: &Fixed, reachable: &[Reachable]) {
         let compiled = &self.snapshot.compiled;
+        let uri = fixed.uri.as_deref().unwrap_or("");
         let candidates: Vec<&Reachable> = reachable
             .iter()
             .filter(|r| {
                 let p = &compiled.policies[r.policy as usize];
-                p.matches_action(action) && p.matches_resource(uri)
+                p.matches_action(&fixed.action) && p.matches_resource(uri)
             })
             .collect();
-        let fixed = Fixed {
-            principal_id: id,
-            groups,
-            action,
-            uri,
-        };
-        let base = Leaf {
-            id,
-            groups: request_groups,
-            action,
-            uri,
-        };
         // Step 3: each deny on its own.
-        let mut live_deny = false;
         for r in candidates
             .iter()
             .filter(|r| compiled.policies[r.policy as usize].effect == Effect::Deny)
         {
-            let vars = self.variables(&[r], &fixed);
-            let before = self.outcome.counterexamples.len();
-            self.dfs(
-                &base,
-                &vars,
-                &mut Vec::new(),
-                &[],
-                Goal::DenyApplies(r.policy),
-            );
-            live_deny |= self.outcome.counterexamples.len() > before;
-            if self.done() {
+            let plan = self.plan(&[r], fixed);
+            if self.search(&plan, fixed, Goal::DenyApplies(r.policy)) || self.out_of_time {
                 return;
             }
-        }
-        if live_deny {
-            return;
         }
         // Step 4: allow coverage, pruning branches that an allow surely covers.
         let allows: Vec<&Reachable> = candidates
@@ -332,228 +413,154 @@ impl Search<'_> {
             .copied()
             .filter(|r| compiled.policies[r.policy as usize].effect == Effect::Allow)
             .collect();
-        let vars = self.variables(&allows, &fixed);
-        self.dfs(&base, &vars, &mut Vec::new(), &allows, Goal::AnyDeny);
+        let plan = self.plan(&allows, fixed);
+        self.search(&plan, fixed, Goal::AnyDeny);
     }
 
-    /// The variables the given policies (and the guard's assumptions) read, with what they say about each.
-    fn variables(&self, policies: &[&Reachable], fixed: &Fixed) -> Vec<(Var, Uses)> {
-        let compiled = &self.snapshot.compiled;
-        let mut vars: BTreeMap<Var, Uses> = BTreeMap::new();
-        let note = |c: &Condition, vars: &mut BTreeMap<Var, Uses>| {
-            let mut paths = vec![&c.path];
-            paths.extend(c.references());
-            for (i, p) in paths.into_iter().enumerate() {
-                if let Some(v) = var_of(p, fixed.action) {
-                    let uses = vars.entry(v).or_default();
-                    if i == 0 {
-                        uses.add_condition(c, fixed);
-                    } else if var_of(&c.path, fixed.action).is_none() {
-                        uses.add_fixed_counterpart(&c.path, fixed);
-                    }
-                }
-            }
-        };
-        for r in policies {
-            for c in compiled.policies[r.policy as usize].conditions.iter() {
-                note(c, &mut vars);
-            }
-            for &a in &r.attachments {
-                for t in compiled.attachments[a as usize].selector.tests.iter() {
-                    if let SelectorKey::Claim(path) = &t.key {
-                        let v = Var::Attr(
-                            PartKey::Principal,
-                            path.iter().map(|s| s.to_string()).collect(),
-                        );
-                        vars.entry(v).or_default().add_selector_values(&t.values);
-                    }
-                }
+    /// Depth-first search over the plan's groups; true when a counterexample was recorded.
+    fn search(&mut self, plan: &Plan, fixed: &Fixed, goal: Goal) -> bool {
+        let groups = groups(&plan.preds, fixed, self.as_of);
+        for g in &groups {
+            if let Some(why) = &g.incomplete {
+                self.inconclusive(format!(
+                    "at `{}` on `{}`: {why}",
+                    fixed.action,
+                    fixed.uri.as_deref().unwrap_or("(no URI)")
+                ));
             }
         }
-        for c in self.assuming {
-            note(c, &mut vars);
-        }
-        // A referenced variable is chosen before the variables compared with it.
-        let mut ordered: Vec<(Var, Uses)> = Vec::new();
-        let all: Vec<(Var, Uses)> = vars.into_iter().collect();
-        let referenced: Vec<Var> = all
-            .iter()
-            .flat_map(|(_, u)| u.related.iter().cloned())
-            .collect();
-        for (v, u) in all.iter().filter(|(v, _)| referenced.contains(v)) {
-            ordered.push((v.clone(), u.clone()));
-        }
-        for (v, u) in all.iter().filter(|(v, _)| !referenced.contains(v)) {
-            ordered.push((v.clone(), u.clone()));
-        }
-        ordered
+        let mut assigned: Vec<(Var, Choice)> = Vec::new();
+        self.dfs(plan, fixed, &groups, &mut assigned, 0, goal)
     }
 
     fn dfs(
         &mut self,
-        base: &Leaf,
-        vars: &[(Var, Uses)],
+        plan: &Plan,
+        fixed: &Fixed,
+        groups: &[Group],
         assigned: &mut Vec<(Var, Choice)>,
-        allows: &[&Reachable],
+        level: usize,
         goal: Goal,
-    ) {
-        if self.done() || self.out_of_time() {
-            return;
+    ) -> bool {
+        if self.check_time(&fixed.action, fixed.uri.as_deref()) {
+            return false;
         }
-        let request = base.request(assigned);
-        let time = assigned
-            .iter()
-            .find_map(|(v, c)| match (v, c) {
-                (Var::Time, Choice::Time(t)) => Some(*t),
-                _ => None,
-            })
-            .unwrap_or(self.as_of);
-        // Prune: the guard assumes this away, or (coverage) an allow surely holds.
-        if self.assumption_fails(&request, time, assigned) {
-            return;
-        }
-        if matches!(goal, Goal::AnyDeny)
-            && allows
+        let request = fixed.request(assigned);
+        let time = request.environment.time.unwrap_or(self.as_of);
+        let group_refs = fixed.group_refs();
+        let ctx = Ctx {
+            request: &request,
+            groups: &group_refs,
+            time,
+        };
+        let decided = |i: usize| -> Option<u8> {
+            plan.pred_vars[i]
                 .iter()
-                .any(|r| self.surely_holds(r, &request, time, assigned))
-        {
-            return;
-        }
-        if assigned.len() == vars.len() {
-            self.leaf(request, time, goal);
-            return;
-        }
-        let (var, uses) = &vars[assigned.len()];
-        let related: Vec<Choice> = uses
-            .related
+                .all(|v| assigned.iter().any(|(a, _)| a == v))
+                .then(|| plan.preds[i].outcome(&ctx))
+        };
+        // Prune: the guard assumes this away.
+        if plan
+            .assume
             .iter()
-            .filter_map(|r| {
-                assigned
-                    .iter()
-                    .find(|(v, _)| v == r)
-                    .map(|(_, c)| c.clone())
-            })
-            .collect();
-        let choices = choices(var, uses, &related, self.as_of);
-        if !choices.complete {
-            // Some cell of this variable's partition has no representative: never call it safe.
-            self.outcome.inconclusive.get_or_insert_with(|| {
-                format!("too many combinations of conditions on `{var}` to cover every case")
-            });
-            return;
+            .any(|&i| decided(i).is_some_and(|t| t != TRUE))
+        {
+            return false;
         }
-        for choice in choices.values {
-            assigned.push((var.clone(), choice));
-            self.dfs(base, vars, assigned, allows, goal);
-            assigned.pop();
-            if self.done() {
-                return;
+        match goal {
+            Goal::DenyApplies(_) => {
+                // The deny surely does not apply: a condition is false, or no attachment can select.
+                let p = &plan.policies[0];
+                if p.conditions.iter().any(|&i| decided(i) == Some(FALSE))
+                    || p.attachments
+                        .iter()
+                        .all(|a| a.iter().any(|&i| decided(i) == Some(CLAIM_MISS)))
+                {
+                    return false;
+                }
+            }
+            Goal::AnyDeny => {
+                // Some allow surely holds.
+                let covered = plan.policies.iter().any(|p| {
+                    p.conditions.iter().all(|&i| decided(i) == Some(TRUE))
+                        && p.attachments
+                            .iter()
+                            .any(|a| a.iter().all(|&i| decided(i) == Some(CLAIM_MATCH)))
+                });
+                if covered {
+                    return false;
+                }
             }
         }
+        if level == groups.len() {
+            return self.leaf(request, time, goal);
+        }
+        let group = &groups[level];
+        for row in &group.rows {
+            let before = assigned.len();
+            assigned.extend(group.vars.iter().cloned().zip(row.iter().cloned()));
+            let found = self.dfs(plan, fixed, groups, assigned, level + 1, goal);
+            assigned.truncate(before);
+            if found || self.out_of_time {
+                return found;
+            }
+        }
+        false
     }
 
-    fn leaf(&mut self, request: Request, time: Timestamp, goal: Goal) {
+    fn leaf(&mut self, request: Request, time: Timestamp, goal: Goal) -> bool {
         let mut request = request;
         request.environment.time = Some(time);
         // The counterexample must pass the same validation as `Authorize`.
         let Ok(request) = Request::from_json(request.to_json()) else {
-            return;
+            return false;
         };
-        let decision = evaluate(self.snapshot, &request, time, &EvalOptions::default());
+        let options = EvalOptions {
+            superuser: None,
+            explain: true,
+        };
+        let decision = evaluate(self.snapshot, &request, time, &options);
         if decision.allowed {
-            return;
+            return false;
         }
         if let Goal::DenyApplies(p) = goal {
             let id = &self.snapshot.compiled.policies[p as usize].id;
             if !decision.policies.contains(id) {
-                return;
+                return false;
             }
         }
-        let blocking: Vec<String> = decision.policies.iter().map(|p| p.to_string()).collect();
-        if self
-            .outcome
-            .counterexamples
-            .iter()
-            .any(|c| c.blocking == blocking)
-        {
-            return;
+        let mut undetermined = Vec::new();
+        if let Some(explanation) = &decision.explanation {
+            for c in &explanation.candidates {
+                if c.effect != "deny" || !matches!(c.outcome, PolicyOutcome::Undetermined { .. }) {
+                    continue;
+                }
+                for cond in &c.conditions {
+                    let cause = match cond.outcome {
+                        Truth::Unknown => "missing",
+                        Truth::Fault => "fault",
+                        _ => continue,
+                    };
+                    undetermined.push(Undetermined {
+                        policy: c.policy.to_string(),
+                        attribute: cond.path.clone(),
+                        cause,
+                    });
+                }
+            }
         }
         self.outcome.counterexamples.push(Counterexample {
-            blocking,
+            blocking: decision.policies.iter().map(|p| p.to_string()).collect(),
             request,
             reason: decision.reason.as_str(),
+            undetermined,
         });
-    }
-
-    fn assumption_fails(
-        &self,
-        request: &Request,
-        time: Timestamp,
-        assigned: &[(Var, Choice)],
-    ) -> bool {
-        let groups = self.groups_of(request);
-        let ctx = Ctx {
-            request,
-            groups: &groups,
-            time,
-        };
-        self.assuming.iter().any(|c| {
-            inputs_assigned(c, &request.action, assigned) && eval_condition(c, &ctx) != Truth::True
-        })
-    }
-
-    fn surely_holds(
-        &self,
-        r: &Reachable,
-        request: &Request,
-        time: Timestamp,
-        assigned: &[(Var, Choice)],
-    ) -> bool {
-        let compiled = &self.snapshot.compiled;
-        let groups = self.groups_of(request);
-        let ctx = Ctx {
-            request,
-            groups: &groups,
-            time,
-        };
-        let selected = r.attachments.iter().any(|&a| {
-            let selector = &compiled.attachments[a as usize].selector;
-            let claims_known = selector.tests.iter().all(|t| match &t.key {
-                SelectorKey::Claim(path) => assigned.iter().any(|(v, _)| {
-                    matches!(v, Var::Attr(PartKey::Principal, segs) if segs.iter().map(String::as_str).eq(path.iter().map(|s| &**s)))
-                }),
-                _ => true,
-            });
-            claims_known && selector_matches(selector, &ctx)
-        });
-        selected
-            && compiled.policies[r.policy as usize]
-                .conditions
-                .iter()
-                .all(|c| {
-                    inputs_assigned(c, &request.action, assigned)
-                        && eval_condition(c, &ctx) == Truth::True
-                })
-    }
-
-    fn groups_of<'r>(&'r self, request: &'r Request) -> Vec<&'r str> {
-        effective_groups(request, &self.snapshot.compiled.membership).into_vec()
+        true
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Goal {
-    /// A leaf counts when this deny is among the determining policies.
-    DenyApplies(u32),
-    /// A leaf counts when the decision is DENY.
-    AnyDeny,
-}
-
-/// True when every input of the condition is fixed or assigned, so its value under the partial request is final.
-fn inputs_assigned(c: &Condition, action: &str, assigned: &[(Var, Choice)]) -> bool {
-    std::iter::once(&c.path)
-        .chain(c.references())
-        .all(|p| var_of(p, action).is_none_or(|v| assigned.iter().any(|(a, _)| *a == v)))
+fn has_action_segment(path: &AttrPath) -> bool {
+    matches!(&path.target, Target::Attribute { segments, .. } if segments.iter().any(|s| matches!(s, Segment::Action)))
 }
 
 /// The patterns a string condition applies to the fixed field `target` (`action` or `resource.uri`), for their
@@ -566,7 +573,6 @@ fn condition_patterns(
     target: Field,
     pinned: &dyn Fn(Field) -> Option<Vec<String>>,
 ) -> Vec<Pattern> {
-    use crate::compile::condition::{Lit, Op, Operand};
     let field = |p: &AttrPath| match &p.target {
         Target::Field(f) => Some(*f),
         Target::Attribute { .. } => None,
@@ -605,72 +611,5 @@ fn condition_patterns(
     match field(&c.path).filter(|_| refers_to_target).and_then(pinned) {
         Some(values) => values.iter().map(|v| Pattern::literal(v)).collect(),
         None => Vec::new(),
-    }
-}
-
-/// The fixed part of a candidate request.
-struct Leaf<'a> {
-    id: &'a str,
-    groups: &'a [String],
-    action: &'a str,
-    uri: &'a str,
-}
-
-impl Leaf<'_> {
-    fn request(&self, assigned: &[(Var, Choice)]) -> Request {
-        let mut r = Request {
-            principal: Principal {
-                id: self.id.to_string(),
-                groups: self.groups.to_vec(),
-                attributes: Map::new(),
-            },
-            action: self.action.to_string(),
-            resource: Resource {
-                uri: (!self.uri.is_empty()).then(|| self.uri.to_string()),
-                owner: None,
-                attributes: Map::new(),
-            },
-            environment: Environment::default(),
-        };
-        for (var, choice) in assigned {
-            match (var, choice) {
-                (_, Choice::Absent) => {}
-                (Var::Owner, Choice::Json(Value::String(s))) if !s.is_empty() => {
-                    r.resource.owner = Some(s.clone())
-                }
-                (Var::SourceIp, Choice::Ip(ip)) => r.environment.source_ip = Some(*ip),
-                (Var::Port, Choice::Json(v)) => r.environment.port = v.as_u64().map(|p| p as u32),
-                (Var::Time, Choice::Time(t)) => r.environment.time = Some(*t),
-                (Var::Attr(part, segs), Choice::Json(v)) => {
-                    let map = match part {
-                        PartKey::Principal => &mut r.principal.attributes,
-                        PartKey::Resource => &mut r.resource.attributes,
-                        PartKey::Environment => &mut r.environment.attributes,
-                    };
-                    insert_path(map, segs, v.clone());
-                }
-                _ => {}
-            }
-        }
-        r
-    }
-}
-
-fn insert_path(map: &mut Map<String, Value>, segs: &[String], value: Value) {
-    let Some((first, rest)) = segs.split_first() else {
-        return;
-    };
-    if rest.is_empty() {
-        map.insert(first.clone(), value);
-        return;
-    }
-    let entry = map
-        .entry(first.clone())
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !entry.is_object() {
-        *entry = Value::Object(Map::new());
-    }
-    if let Value::Object(inner) = entry {
-        insert_path(inner, rest, value);
     }
 }

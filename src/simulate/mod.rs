@@ -4,10 +4,10 @@
 //! It reuses `compile` and `eval`: both sets are built by `compile::build`, and every counterexample is decided
 //! by `eval::evaluate` (with the superuser rule off) before it is reported.
 
-pub mod domain;
 pub mod erosion;
 pub mod git;
 pub mod lockout;
+pub mod partition;
 pub mod replay;
 pub mod report;
 pub mod witness;
@@ -24,7 +24,7 @@ use crate::snapshot::Snapshot;
 pub struct LockoutOptions {
     /// Time starts here: instants before it are not considered.
     pub as_of: Timestamp,
-    /// Wall-clock budget for the whole analysis; running out is an "inconclusive" finding.
+    /// Wall-clock budget for each guard; running out is an "inconclusive" finding for that guard.
     pub budget: Duration,
     /// The superuser name: a guard whose principal is the superuser is invalid.
     pub superuser: Option<String>,
@@ -36,27 +36,74 @@ pub struct LockoutOptions {
 pub enum FindingKind {
     /// A guarded request is denied.
     Lockout,
-    /// The search did not finish: never called safe.
+    /// The search did not finish or is not proven complete: never called safe.
     Inconclusive,
     /// A guard, a system group or a guarded group's membership was weakened or removed.
     Erosion,
 }
 
-/// One lockout-analysis finding.
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Lockout => "lockout",
+            FindingKind::Inconclusive => "inconclusive",
+            FindingKind::Erosion => "erosion",
+        }
+    }
+}
+
+/// One guarded (principal, action, resource) cell that the proposed set denies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    pub principal: String,
+    pub action: String,
+    /// `null` for a request with no resource URI.
+    pub resource: Option<String>,
+}
+
+/// One lockout-analysis finding. Every field is always present in JSON (`null` or `[]` when empty).
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     pub kind: FindingKind,
+    /// The guard's id; empty for a system group's erosion.
     pub guard: String,
+    /// Where the guard is written, `file:line:col`.
+    pub location: Option<String>,
     pub message: String,
     /// For lockouts: the policies that denied; empty means no policy allows it.
     pub blocking: Vec<String>,
     /// For lockouts: the decision's reason.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// For lockouts: the conditions of blocking denies that were undetermined, and why.
+    pub undetermined: Vec<lockout::Undetermined>,
+    /// For lockouts: every guarded cell denied by the same policies.
+    pub cells: Vec<Cell>,
     /// For lockouts: a request, valid for `Authorize` and `arbiter eval`, that the proposed set denies.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<serde_json::Value>,
+    /// How to proceed when the finding is intended.
+    pub hint: Option<String>,
 }
+
+impl Finding {
+    pub(crate) fn new(kind: FindingKind, guard: &str, message: String) -> Finding {
+        Finding {
+            kind,
+            guard: guard.to_string(),
+            location: None,
+            message,
+            blocking: Vec::new(),
+            reason: None,
+            undetermined: Vec::new(),
+            cells: Vec::new(),
+            counterexample: None,
+            hint: None,
+        }
+    }
+}
+
+/// How to accept a finding that is intended.
+pub const ACCEPT_HINT: &str = "if this change is intended, update or remove the LockoutGuard in the same change, \
+or start `arbiter serve` with `--allow-lockout` to publish it anyway";
 
 /// An error that makes the analysis impossible (a guard naming the superuser).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +113,17 @@ pub struct GuardError {
     pub message: String,
 }
 
+fn location(g: &crate::compile::Guard) -> String {
+    format!(
+        "{}:{}:{}",
+        g.origin.file.display(),
+        g.origin.pos.line,
+        g.origin.pos.col
+    )
+}
+
 /// Every guard of `current` (if any) and of `proposed`, checked against `proposed`, plus erosion findings.
+/// Each guard gets its own time budget.
 pub fn analyze(
     current: Option<&Snapshot>,
     proposed: &Snapshot,
@@ -78,10 +135,7 @@ pub fn analyze(
         .flat_map(|c| c.compiled.guards.iter())
         .chain(proposed.compiled.guards.iter())
     {
-        if !guards
-            .iter()
-            .any(|x| x.id == g.id && x.doc.principal == g.doc.principal && same_rules(x, g))
-        {
+        if !guards.iter().any(|x| x.id == g.id && erosion::same_guard(x, g)) {
             guards.push(g);
         }
     }
@@ -100,12 +154,12 @@ pub fn analyze(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let deadline = Instant::now() + options.budget;
     let mut findings = Vec::new();
     if let Some(current) = current {
         findings.extend(erosion::erosion(current, proposed));
     }
     for g in guards {
+        let deadline = Instant::now() + options.budget;
         let outcome = lockout::check_guard(
             proposed,
             g,
@@ -113,20 +167,35 @@ pub fn analyze(
             deadline,
             options.superuser.as_deref(),
         );
+        // One finding per set of blocking policies, listing every cell they block.
+        let mut grouped: Vec<Finding> = Vec::new();
         for c in outcome.counterexamples {
-            let message = if c.blocking.is_empty() {
-                format!(
-                    "guard `{}`: `{}` on `{}` is denied: no policy allows it",
-                    g.id,
-                    c.request.action,
-                    c.request.resource.uri.as_deref().unwrap_or("")
-                )
+            let cell = Cell {
+                principal: c.request.principal.id.clone(),
+                action: c.request.action.clone(),
+                resource: c.request.resource.uri.clone(),
+            };
+            if let Some(f) = grouped.iter_mut().find(|f| f.blocking == c.blocking) {
+                f.cells.push(cell);
+                continue;
+            }
+            let blocked_by = if c.blocking.is_empty() {
+                "denied: no policy allows it".to_string()
             } else {
+                let undetermined = if c.undetermined.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (undetermined: {})",
+                        c.undetermined
+                            .iter()
+                            .map(|u| format!("`{}` {} in `{}`", u.attribute, u.cause, u.policy))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 format!(
-                    "guard `{}`: `{}` on `{}` is denied by {}",
-                    g.id,
-                    c.request.action,
-                    c.request.resource.uri.as_deref().unwrap_or(""),
+                    "denied by {}{undetermined}",
                     c.blocking
                         .iter()
                         .map(|b| format!("`{b}`"))
@@ -134,50 +203,40 @@ pub fn analyze(
                         .join(", ")
                 )
             };
-            findings.push(Finding {
-                kind: FindingKind::Lockout,
-                guard: g.id.to_string(),
-                message,
-                blocking: c.blocking,
-                reason: Some(c.reason),
-                counterexample: Some(c.request.to_json()),
-            });
+            let mut f = Finding::new(
+                FindingKind::Lockout,
+                &g.id,
+                format!(
+                    "guard `{}`: `{}` on `{}` for `{}` is {blocked_by}",
+                    g.id,
+                    cell.action,
+                    cell.resource.as_deref().unwrap_or("(no URI)"),
+                    cell.principal,
+                ),
+            );
+            f.location = Some(location(g));
+            f.blocking = c.blocking;
+            f.reason = Some(c.reason);
+            f.undetermined = c.undetermined;
+            f.counterexample = Some(c.request.to_json());
+            f.cells.push(cell);
+            f.hint = Some(ACCEPT_HINT.to_string());
+            grouped.push(f);
         }
+        findings.extend(grouped);
         if let Some(why) = outcome.inconclusive {
-            findings.push(Finding {
-                kind: FindingKind::Inconclusive,
-                guard: g.id.to_string(),
-                message: format!("guard `{}`: inconclusive: {why}", g.id),
-                blocking: Vec::new(),
-                reason: None,
-                counterexample: None,
-            });
+            let mut f = Finding::new(
+                FindingKind::Inconclusive,
+                &g.id,
+                format!("guard `{}`: inconclusive: {why}", g.id),
+            );
+            f.location = Some(location(g));
+            f.hint = Some(
+                "raise `--budget`, or narrow the guard with `assuming:`; an inconclusive guard is never called safe"
+                    .to_string(),
+            );
+            findings.push(f);
         }
     }
     Ok(findings)
-}
-
-fn same_rules(a: &crate::compile::Guard, b: &crate::compile::Guard) -> bool {
-    let strip = |g: &crate::compile::Guard| {
-        (
-            g.doc
-                .must_allow
-                .iter()
-                .map(|m| {
-                    (
-                        m.actions
-                            .iter()
-                            .map(|a| a.value.clone())
-                            .collect::<Vec<_>>(),
-                        m.resources
-                            .iter()
-                            .map(|r| r.value.clone())
-                            .collect::<Vec<_>>(),
-                    )
-                })
-                .collect::<Vec<_>>(),
-            g.doc.assuming.len(),
-        )
-    };
-    strip(a) == strip(b) && erosion::same_assumptions(&a.doc.assuming, &b.doc.assuming)
 }

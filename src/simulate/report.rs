@@ -10,19 +10,39 @@ use super::{analyze, Finding, FindingKind, LockoutOptions};
 use crate::load::SourceSet;
 use crate::snapshot::Snapshot;
 
-/// Everything one simulation found. `--format json` prints this.
+/// Findings counted by kind.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub lockouts: usize,
+    pub erosion: usize,
+    pub inconclusive: usize,
+}
+
+impl Summary {
+    pub fn of(findings: &[Finding]) -> Summary {
+        let count = |k: FindingKind| findings.iter().filter(|f| f.kind == k).count();
+        Summary {
+            lockouts: count(FindingKind::Lockout),
+            erosion: count(FindingKind::Erosion),
+            inconclusive: count(FindingKind::Inconclusive),
+        }
+    }
+}
+
+/// Everything one simulation found. `--format json` prints this; every field is present (`null` or `[]` when
+/// empty).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct SimulationReport {
     pub valid: bool,
+    /// Findings by kind.
+    pub summary: Summary,
     /// Errors in the proposed set (and anything else that made the analysis impossible), with file:line:col.
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
     /// Lockout, inconclusive and erosion findings.
     pub lockouts: Vec<Finding>,
-    /// Decisions that changed, grouped; present when requests were replayed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Decisions that changed, grouped; `null` when no requests were replayed.
     pub changes: Option<DecisionDiff>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub current_revision: Option<String>,
     pub proposed_revision: String,
 }
@@ -86,6 +106,7 @@ pub fn simulate(
     };
     SimulationReport {
         valid: true,
+        summary: Summary::of(&lockouts),
         errors: Vec::new(),
         warnings,
         lockouts,
@@ -132,6 +153,7 @@ pub fn render_text(report: &SimulationReport, color: bool) -> String {
     for w in &report.warnings {
         let _ = writeln!(out, "{w}");
     }
+    let sum = report.summary;
     if report.lockouts.is_empty() {
         let _ = writeln!(
             out,
@@ -144,7 +166,10 @@ pub fn render_text(report: &SimulationReport, color: bool) -> String {
             "{}",
             s.paint(
                 "1;31",
-                &format!("lockouts: {} finding(s)", report.lockouts.len())
+                &format!(
+                    "findings: {} lockout(s), {} erosion(s), {} inconclusive",
+                    sum.lockouts, sum.erosion, sum.inconclusive
+                )
             )
         );
     }
@@ -155,6 +180,9 @@ pub fn render_text(report: &SimulationReport, color: bool) -> String {
             FindingKind::Erosion => s.paint("1;33", "EROSION"),
         };
         let _ = writeln!(out, "  {label} {}", f.message);
+        if let Some(at) = &f.location {
+            let _ = writeln!(out, "    guard at: {at}");
+        }
         if f.kind == FindingKind::Lockout {
             let blocking = if f.blocking.is_empty() {
                 "no policy allows it".to_string()
@@ -166,9 +194,29 @@ pub fn render_text(report: &SimulationReport, color: bool) -> String {
                 "    blocking: {blocking} (reason {})",
                 f.reason.unwrap_or("denied")
             );
+            for u in &f.undetermined {
+                let _ = writeln!(
+                    out,
+                    "    undetermined: `{}` in `{}` ({})",
+                    u.attribute, u.policy, u.cause
+                );
+            }
+            let _ = writeln!(out, "    blocked cells ({}):", f.cells.len());
+            for c in &f.cells {
+                let _ = writeln!(
+                    out,
+                    "      {} {} on {}",
+                    c.principal,
+                    c.action,
+                    c.resource.as_deref().unwrap_or("(no URI)")
+                );
+            }
             if let Some(cx) = &f.counterexample {
                 let _ = writeln!(out, "    counterexample: {cx}");
             }
+        }
+        if let Some(hint) = &f.hint {
+            let _ = writeln!(out, "    hint: {hint}");
         }
     }
     if let Some(changes) = &report.changes {
@@ -194,7 +242,13 @@ pub fn render_text(report: &SimulationReport, color: bool) -> String {
         if report.lockouts.is_empty() {
             "safe".to_string()
         } else {
-            format!("{} finding(s)", report.lockouts.len())
+            format!(
+                "{} finding(s): {} lockout(s), {} erosion(s), {} inconclusive",
+                report.lockouts.len(),
+                sum.lockouts,
+                sum.erosion,
+                sum.inconclusive
+            )
         }
     );
     out

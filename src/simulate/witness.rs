@@ -51,7 +51,39 @@ impl Pattern {
         p
     }
 
-    fn chars(&self) -> impl Iterator<Item = char> + '_ {
+    /// The characters before the first `*` (all of them for a literal).
+    pub fn head(&self) -> String {
+        self.toks
+            .iter()
+            .map_while(|t| match t {
+                Tok::Char(c) => Some(*c),
+                Tok::Star => None,
+            })
+            .collect()
+    }
+
+    /// The characters after the last `*` (empty when the pattern ends with `*`; all of them for a literal).
+    pub fn tail(&self) -> String {
+        let mut out: Vec<char> = self
+            .toks
+            .iter()
+            .rev()
+            .map_while(|t| match t {
+                Tok::Char(c) => Some(*c),
+                Tok::Star => None,
+            })
+            .collect();
+        out.reverse();
+        out.into_iter().collect()
+    }
+
+    /// True when the pattern has no `*`: it matches one string only.
+    pub fn is_literal(&self) -> bool {
+        !self.toks.contains(&Tok::Star)
+    }
+
+    /// Every character a matching string must contain.
+    pub fn chars(&self) -> impl Iterator<Item = char> + '_ {
         self.toks.iter().filter_map(|t| match t {
             Tok::Char(c) => Some(*c),
             Tok::Star => None,
@@ -112,21 +144,38 @@ impl Pattern {
 /// The result of a witness search.
 #[derive(Debug, Clone, Default)]
 pub struct Witnesses {
-    /// One string per distinct match vector (bit `i` set when pattern `i` matches), shortest first found.
-    pub by_vector: Vec<(Vec<bool>, String)>,
+    /// Witnesses per distinct match vector (bit `i` set when pattern `i` matches), shortest first, up to the
+    /// number of copies asked for (fewer only when the cell has fewer strings).
+    pub by_vector: Vec<(Vec<bool>, Vec<String>)>,
     /// False when the state budget ran out before the search finished.
     pub complete: bool,
 }
 
-/// Explores strings of `universe` and returns one witness for every achievable match vector over `patterns`.
-/// Empty strings are kept only when `allow_empty`.
+impl Witnesses {
+    /// The first (shortest) witness of every vector.
+    pub fn firsts(&self) -> impl Iterator<Item = (&[bool], &str)> {
+        self.by_vector
+            .iter()
+            .filter_map(|(v, w)| w.first().map(|s| (v.as_slice(), s.as_str())))
+    }
+}
+
+/// Explores strings of `universe` and returns witnesses for every achievable match vector over `patterns`:
+/// `copies` distinct strings per vector (or every string of a smaller cell). The empty string counts only when
+/// `allow_empty`.
+///
+/// The product of the patterns' NFAs is explored breadth first over sets of states, each visited at most `copies`
+/// times, with one flag for "non-empty so far": so a `*` universe whose every non-empty string leads back to the
+/// start state still yields a witness (an empty candidate set is never a proof). Characters that no pattern
+/// mentions all behave alike, so the alphabet is the patterns' characters plus one fresh character.
 pub fn witnesses(
     universe: &Pattern,
     patterns: &[Pattern],
     allow_empty: bool,
     max_states: usize,
+    copies: usize,
 ) -> Witnesses {
-    // The alphabet: every character the patterns mention, plus one they do not.
+    let copies = copies.max(1);
     let mut alphabet: Vec<char> = universe
         .chars()
         .chain(patterns.iter().flat_map(|p| p.chars()))
@@ -137,28 +186,32 @@ pub fn witnesses(
         alphabet.push(fresh);
     }
 
-    type State = (Vec<u16>, Vec<Vec<u16>>);
+    type State = (Vec<u16>, Vec<Vec<u16>>, bool);
     let start: State = (
         universe.start(),
         patterns.iter().map(Pattern::start).collect(),
+        false,
     );
-    let mut seen: HashMap<State, ()> = HashMap::new();
+    let mut visits: HashMap<State, usize> = HashMap::new();
     let mut queue: VecDeque<(State, String)> = VecDeque::new();
-    let mut found: HashMap<Vec<bool>, String> = HashMap::new();
+    let mut found: HashMap<Vec<bool>, Vec<String>> = HashMap::new();
     let mut order: Vec<Vec<bool>> = Vec::new();
-    seen.insert(start.clone(), ());
+    visits.insert(start.clone(), 1);
     queue.push_back((start, String::new()));
     let mut complete = true;
-    while let Some(((u, ps), text)) = queue.pop_front() {
-        if universe.accepts(&u) && (allow_empty || !text.is_empty()) {
+    'search: while let Some(((u, ps, nonempty), text)) = queue.pop_front() {
+        if universe.accepts(&u) && (allow_empty || nonempty) {
             let vector: Vec<bool> = patterns
                 .iter()
                 .zip(&ps)
                 .map(|(p, s)| p.accepts(s))
                 .collect();
-            if let std::collections::hash_map::Entry::Vacant(slot) = found.entry(vector) {
-                order.push(slot.key().clone());
-                slot.insert(text.clone());
+            let slot = found.entry(vector.clone()).or_insert_with(|| {
+                order.push(vector);
+                Vec::new()
+            });
+            if slot.len() < copies {
+                slot.push(text.clone());
             }
         }
         for &c in &alphabet {
@@ -171,15 +224,16 @@ pub fn witnesses(
                 .zip(&ps)
                 .map(|(p, s)| p.step(s, c))
                 .collect();
-            let state = (nu, nps);
-            if seen.contains_key(&state) {
+            let state = (nu, nps, true);
+            let seen = visits.get(&state).copied().unwrap_or(0);
+            if seen >= copies {
                 continue;
             }
-            if seen.len() >= max_states {
+            if seen == 0 && visits.len() >= max_states {
                 complete = false;
-                break;
+                break 'search;
             }
-            seen.insert(state.clone(), ());
+            visits.insert(state.clone(), seen + 1);
             let mut t = text.clone();
             t.push(c);
             queue.push_back((state, t));
@@ -199,11 +253,10 @@ pub fn witnesses(
 
 /// A string in `L(a) \ L(b)`, if any: used to tell whether a guard pattern was narrowed.
 pub fn difference_witness(a: &Pattern, b: &Pattern) -> Option<String> {
-    witnesses(a, std::slice::from_ref(b), true, 50_000)
-        .by_vector
-        .into_iter()
+    witnesses(a, std::slice::from_ref(b), true, 50_000, 1)
+        .firsts()
         .find(|(v, _)| !v[0])
-        .map(|(_, s)| s)
+        .map(|(_, s)| s.to_string())
 }
 
 #[cfg(test)]
@@ -229,19 +282,17 @@ mod tests {
     fn finds_intersection_and_difference() {
         let guard = Pattern::glob("kylo:kylo:admin:policies:*");
         let deny = Pattern::glob("*:prod-*");
-        let w = witnesses(&guard, std::slice::from_ref(&deny), false, 10_000);
+        let w = witnesses(&guard, std::slice::from_ref(&deny), false, 10_000, 1);
         assert!(w.complete);
         let inside = w
-            .by_vector
-            .iter()
+            .firsts()
             .find(|(v, _)| v[0])
-            .map(|(_, s)| s.clone())
+            .map(|(_, s)| s.to_string())
             .unwrap();
         let outside = w
-            .by_vector
-            .iter()
+            .firsts()
             .find(|(v, _)| !v[0])
-            .map(|(_, s)| s.clone())
+            .map(|(_, s)| s.to_string())
             .unwrap();
         assert!(guard.matches(&inside) && deny.matches(&inside), "{inside}");
         assert!(
@@ -257,12 +308,12 @@ mod tests {
             &[Pattern::prefix("adm"), Pattern::suffix("@corp")],
             false,
             10_000,
+            1,
         );
         let both = w
-            .by_vector
-            .iter()
+            .firsts()
             .find(|(v, _)| v[0] && v[1])
-            .map(|(_, s)| s.clone())
+            .map(|(_, s)| s.to_string())
             .unwrap();
         assert!(both.starts_with("adm") && both.ends_with("@corp"), "{both}");
         assert_eq!(w.by_vector.len(), 4);
@@ -277,5 +328,35 @@ mod tests {
             difference_witness(&Pattern::glob("kylo:kylo:*"), &Pattern::glob("kylo:*")).is_none()
         );
         assert!(difference_witness(&Pattern::glob("Read*"), &Pattern::glob("*")).is_none());
+    }
+
+    #[test]
+    fn a_star_universe_has_witnesses_even_when_every_pattern_is_a_star() {
+        let w = witnesses(&Pattern::glob("*"), &[Pattern::glob("*")], false, 1_000, 1);
+        assert!(w.complete);
+        let all: Vec<&str> = w.firsts().map(|(_, s)| s).collect();
+        assert_eq!(all.len(), 1);
+        assert!(!all[0].is_empty());
+        let w = witnesses(&Pattern::glob("*"), &[], true, 1_000, 1);
+        assert_eq!(w.firsts().map(|(_, s)| s).collect::<Vec<_>>(), vec![""]);
+    }
+
+    #[test]
+    fn copies_are_distinct_members_of_the_same_cell() {
+        let p = [Pattern::prefix("ab"), Pattern::literal("zeta")];
+        let w = witnesses(&Pattern::glob("*"), &p, true, 10_000, 3);
+        for (vector, strings) in &w.by_vector {
+            let mut unique = strings.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), strings.len());
+            for s in strings {
+                let got: Vec<bool> = p.iter().map(|x| x.matches(s)).collect();
+                assert_eq!(&got, vector, "{s}");
+            }
+            // `zeta` is a cell of one string; every other cell is infinite.
+            let want = if vector[1] { 1 } else { 3 };
+            assert_eq!(strings.len(), want, "{vector:?}");
+        }
     }
 }
