@@ -1310,6 +1310,39 @@ fn ip_points(atoms: &Atoms, copies: usize) -> Vec<IpAddr> {
 /// combination of offsets has already been walked for a whole week is skipped, and a walk stops after a week.
 /// Every offset change through `hi` is visited, so combinations that first occur decades ahead are found.
 fn time_points(atoms: &Atoms, lo: Timestamp, hi: Timestamp, copies: usize) -> (Vec<Timestamp>, bool) {
+    // The same time predicates recur across cells and searches: remember recent partitions.
+    type Key = (Vec<Timestamp>, Vec<u32>, Vec<String>, Timestamp, Timestamp, usize);
+    thread_local! {
+        static CACHE: std::cell::RefCell<HashMap<Key, (Vec<Timestamp>, bool)>> = Default::default();
+    }
+    let mut instants = atoms.instants.clone();
+    instants.sort();
+    instants.dedup();
+    let mut boundaries = atoms.boundaries.clone();
+    boundaries.sort_unstable();
+    boundaries.dedup();
+    let zones: Vec<String> = atoms.zones.iter().map(|z| format!("{z:?}")).collect();
+    let key: Key = (instants, boundaries, zones, lo, hi, copies);
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        return hit;
+    }
+    let result = time_points_uncached(atoms, lo, hi, copies);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 256 {
+            c.clear();
+        }
+        c.insert(key, result.clone());
+    });
+    result
+}
+
+fn time_points_uncached(
+    atoms: &Atoms,
+    lo: Timestamp,
+    hi: Timestamp,
+    copies: usize,
+) -> (Vec<Timestamp>, bool) {
     let mut cuts: Vec<Timestamp> = atoms
         .instants
         .iter()
