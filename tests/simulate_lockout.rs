@@ -648,3 +648,229 @@ fn a_base_revision_follows_symlinked_files_like_the_directory_loader() {
         "{f:#?}"
     );
 }
+
+// Regression cases for each class of miss of the hand-picked witness lists (each was answered "safe").
+
+/// The default pack's first guard rule, with `assuming:` conditions (so type faults can be ruled out).
+fn guard_assuming(conditions: &str) -> String {
+    format!("kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {{id: guard-probe, groups: [admin]}}\nmust_allow:\n  - actions: [CreatePolicy, ReadPolicy, UpdatePolicy, DeletePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\nassuming:\n{conditions}\n")
+}
+
+fn analyze_with_guard(guard: &str, change: &str) -> Vec<Finding> {
+    let current = build(&proposed(&[("guards.yaml", guard)]));
+    analyze_checked(&current, &build(&proposed(&[("guards.yaml", guard), ("change.yaml", change)])))
+}
+
+fn star_guard() -> &'static str {
+    "kind: LockoutGuard\nid: admins-keep-everything\nprincipal: {id: probe, groups: [admin]}\nmust_allow: [{actions: [\"*\"], resources: [\"*\"]}]\n"
+}
+
+#[test]
+fn star_patterns_everywhere_still_have_witnesses() {
+    let deny_all = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\n---\nkind: PolicyAttachment\nid: deny-attach\npolicy: change\nprincipal_selector: {}\n";
+    let f = analyze_change(&[("star.yaml", &format!("{}---\n{deny_all}", star_guard()))]);
+    assert_lockout_by(&f, "change");
+    // An attribute whose only constraint is `glob "*"`.
+    let f = analyze_change(&[(
+        "glob.yaml",
+        &deny(
+            "  - path: resource.tag\n    op: glob\n    values: [\"*\"]",
+            "[\"*\"]",
+        ),
+    )]);
+    assert_lockout_by(&f, "change");
+}
+
+#[test]
+fn equality_literals_on_typed_values_are_witnesses() {
+    let f = analyze_change(&[(
+        "ip.yaml",
+        &deny(
+            "  - path: environment.source_ip\n    op: exists\n  - path: environment.source_ip\n    op: equals\n    values: [\"10.1.2.3\"]",
+            "[\"*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(cx["environment"]["source_ip"], "10.1.2.3");
+    let f = analyze_change(&[(
+        "t.yaml",
+        &deny(
+            "  - path: environment.time\n    op: equals\n    values: [\"2027-03-04T05:06:07.5Z\"]",
+            "[\"*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(cx_time(&cx), "2027-03-04T05:06:07.5Z".parse::<Timestamp>().unwrap());
+}
+
+#[test]
+fn narrow_numeric_gaps_are_found() {
+    let f = analyze_change(&[(
+        "n.yaml",
+        &deny(
+            "  - path: resource.n\n    op: gt\n    values: [10]\n  - path: resource.n\n    op: lt\n    values: [10.2]",
+            "[\"*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    let n = cx["resource"]["attributes"]["n"].as_f64();
+    // Absent `n` leaves the deny undetermined, which applies too; any witness must sit in the gap or be absent.
+    assert!(n.is_none_or(|n| n > 10.0 && n < 10.2), "{cx}");
+    let f = analyze_change(&[(
+        "port.yaml",
+        &deny(
+            "  - path: environment.port\n    op: exists\n  - path: environment.port\n    op: gt\n    values: [100.2]\n  - path: environment.port\n    op: lt\n    values: [101.7]",
+            "[\"*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(cx["environment"]["port"], 101);
+}
+
+#[test]
+fn an_instant_gap_of_one_second_is_found() {
+    let f = analyze_change(&[(
+        "gap.yaml",
+        &deny(
+            "  - path: environment.time\n    op: after\n    values: [\"2027-01-01T00:00:00Z\"]\n  - path: environment.time\n    op: before\n    values: [\"2027-01-01T00:00:01Z\"]",
+            "[\"*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    let t = cx_time(&cx);
+    assert!(t > "2027-01-01T00:00:00Z".parse().unwrap() && t < "2027-01-01T00:00:01Z".parse().unwrap());
+}
+
+#[test]
+fn time_operators_on_a_resource_instant_are_partitioned() {
+    // Assumed a real instant, so only the window and the weekday can make the deny apply.
+    let guard = guard_assuming("  - path: resource.created\n    op: after\n    values: [\"1970-01-01T00:00:00Z\"]");
+    let f = analyze_with_guard(
+        &guard,
+        &deny(
+            "  - path: resource.created\n    op: time_of_day\n    values: [\"03:00-03:30\"]\n    zone: Asia/Kolkata\n  - path: resource.created\n    op: weekday\n    values: [sun]\n    zone: Asia/Kolkata",
+            "[\"*\"]",
+        ),
+    );
+    let cx = assert_lockout_by(&f, "change");
+    let t: Timestamp = cx["resource"]["attributes"]["created"].as_str().unwrap().parse().unwrap();
+    let local = t.to_zoned(jiff::tz::TimeZone::get("Asia/Kolkata").unwrap());
+    assert_eq!(local.weekday(), jiff::civil::Weekday::Sunday, "{local}");
+    assert!(local.hour() == 3 && local.minute() < 30, "{local}");
+}
+
+#[test]
+fn offset_combinations_far_ahead_are_covered() {
+    // Denied only at 23:30-00:00 Cairo time while it is 23:30-00:00 in Paris too: the two zones share an offset
+    // only in some years' autumn weeks (Cairo leaves summer time before Paris does), and never in 2026.
+    let f = analyze_change(&[(
+        "tz.yaml",
+        &deny(
+            "  - path: environment.time\n    op: time_of_day\n    values: [\"23:30-23:59\"]\n    zone: Africa/Cairo\n  - path: environment.time\n    op: time_of_day\n    values: [\"23:30-23:59\"]\n    zone: Europe/Paris",
+            "[\"*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    let t = cx_time(&cx);
+    for zone in ["Africa/Cairo", "Europe/Paris"] {
+        let local = t.to_zoned(jiff::tz::TimeZone::get(zone).unwrap());
+        assert!(local.hour() == 23 && local.minute() >= 30, "{zone}: {local}");
+    }
+}
+
+#[test]
+fn list_membership_with_many_literals_is_exhaustive() {
+    // Assumed a list holding `a`, so the deny applies only when it holds: every one of six values present.
+    let guard = guard_assuming("  - path: principal.tags\n    op: contains_all\n    values: [a]");
+    let f = analyze_with_guard(
+        &guard,
+        &deny(
+            "  - path: principal.tags\n    op: contains_all\n    values: [a, b, c, d, e, f]",
+            "[\"*\"]",
+        ),
+    );
+    let cx = assert_lockout_by(&f, "change");
+    let tags = cx["principal"]["attributes"]["tags"].as_array().unwrap();
+    for t in ["a", "b", "c", "d", "e", "f"] {
+        assert!(tags.contains(&serde_json::json!(t)), "{cx}");
+    }
+}
+
+#[test]
+fn a_list_claim_meeting_a_selector_and_a_condition_at_once() {
+    let policy = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - path: principal.team\n    op: exists\n  - path: principal.team\n    op: equals\n    values: [blue]\n---\nkind: PolicyAttachment\nid: deny-attach\npolicy: change\nprincipal_selector: {team: [red]}\n";
+    let f = analyze_change(&[("team.yaml", policy)]);
+    let cx = assert_lockout_by(&f, "change");
+    let team = &cx["principal"]["attributes"]["team"];
+    assert!(team.as_array().is_some_and(|t| t.contains(&"red".into()) && t.contains(&"blue".into())), "{cx}");
+}
+
+#[test]
+fn relation_chains_are_partitioned_together() {
+    // Assumed strings (or lists of them), so no type fault can make the deny apply: only a = b = c = zeta.
+    let strings = ["a", "b", "c"]
+        .map(|k| format!("  - path: resource.{k}\n    op: glob\n    values: [\"*\"]"))
+        .join("\n");
+    let f = analyze_with_guard(
+        &guard_assuming(&strings),
+        &deny(
+            "  - path: resource.a\n    op: equals\n    values: [\"${resource.b}\"]\n  - path: resource.b\n    op: equals\n    values: [\"${resource.c}\"]\n  - path: resource.c\n    op: equals\n    values: [zeta]",
+            "[\"*\"]",
+        ),
+    );
+    let cx = assert_lockout_by(&f, "change");
+    // The deny held (nothing undetermined): the three values are linked through `zeta`, as strings or lists.
+    let l = lockouts(&f);
+    assert!(l.iter().all(|f| f.undetermined.is_empty()), "{f:#?}");
+    let c = &cx["resource"]["attributes"]["c"];
+    assert!(c == "zeta" || c.as_array().is_some_and(|l| l.contains(&"zeta".into())), "{cx}");
+}
+
+#[test]
+fn a_request_with_no_uri_is_guarded_by_star() {
+    // Admins keep `*` only on URIs under `kylo:`; a request with no URI is matched as the empty string.
+    let admin = "kind: Policy\nid: admin-full-access\ndescription: x\neffect: allow\nactions: [\"*\"]\nresources: [\"kylo:*\"]\n---\nkind: PolicyAttachment\nid: admin-full-access-admin-group\npolicy: admin-full-access\nprincipal_selector: {groups: [admin]}\n";
+    let f = analyze_change(&[("admin.yaml", admin), ("star.yaml", star_guard())]);
+    let l = lockouts(&f);
+    assert!(
+        l.iter().any(|f| f.cells.iter().any(|c| c.resource.is_none())),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn reordered_assumptions_are_not_erosion() {
+    let guard = |windows: &str| format!("kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {{id: guard-probe, groups: [admin]}}\nmust_allow:\n  - actions: [CreatePolicy, ReadPolicy, UpdatePolicy, DeletePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\nassuming:\n  - path: environment.time\n    op: time_of_day\n    values: {windows}\n");
+    let current = build(&proposed(&[("guards.yaml", &guard("[\"08:00-12:00\", \"13:00-18:00\"]"))]));
+    let reordered = build(&proposed(&[("guards.yaml", &guard("[\"13:00-18:00\", \"08:00-12:00\"]"))]));
+    assert_safe(&analyze_checked(&current, &reordered));
+}
+
+#[test]
+fn every_blocked_cell_is_reported_with_the_guard_location() {
+    let f = analyze_change(&[(
+        "all.yaml",
+        &deny("  - path: action\n    op: glob\n    values: [\"*\"]", "[\"kylo:kylo:admin:*\"]"),
+    )]);
+    let l = lockouts(&f);
+    assert_eq!(l.len(), 1, "one finding per set of blocking policies: {f:#?}");
+    // 17 actions in the default guard, each on its own resource pattern.
+    assert_eq!(l[0].cells.len(), 17, "{:#?}", l[0].cells);
+    assert!(l[0].location.as_deref().is_some_and(|at| at.ends_with("guards.yaml:3:1")), "{:?}", l[0].location);
+    assert!(l[0].hint.as_deref().is_some_and(|h| h.contains("--allow-lockout")));
+}
+
+#[test]
+fn an_undetermined_deny_names_the_missing_attribute() {
+    let f = analyze_change(&[(
+        "u.yaml",
+        &deny("  - path: resource.tier\n    op: equals\n    values: [prod]", "[\"*\"]"),
+    )]);
+    let l = lockouts(&f);
+    let undetermined = l.iter().flat_map(|f| &f.undetermined).collect::<Vec<_>>();
+    assert!(
+        undetermined.iter().any(|u| u.attribute == "resource.tier" && u.cause == "missing" && u.policy == "change"),
+        "{f:#?}"
+    );
+    assert!(l.iter().any(|f| f.message.contains("undetermined")), "{f:#?}");
+}

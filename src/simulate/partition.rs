@@ -269,6 +269,9 @@ pub struct Group {
     pub rows: Vec<Vec<Choice>>,
     /// Why some cell may have no row: the analysis is then inconclusive.
     pub incomplete: Option<String>,
+    /// True when `rows` holds one row per outcome vector; false for one variable of a group too large to
+    /// tabulate, whose rows are all its candidates (the search combines them exhaustively).
+    pub tabulated: bool,
 }
 
 /// The groups of variables that `preds` read, with their rows. `as_of` bounds `environment.time` from below.
@@ -326,7 +329,7 @@ pub fn groups(preds: &[Pred], fixed: &Fixed, as_of: Timestamp) -> Vec<Group> {
     }
     members
         .into_iter()
-        .map(|(_, ids)| {
+        .flat_map(|(_, ids)| {
             let group_preds: Vec<Pred> = preds
                 .iter()
                 .zip(&pred_vars)
@@ -530,7 +533,7 @@ impl Atoms {
 }
 
 /// Builds one group: candidates per variable, their consistent product, one row per outcome vector.
-fn build_group(vars: Vec<Var>, preds: &[Pred], fixed: &Fixed, as_of: Timestamp) -> Group {
+fn build_group(vars: Vec<Var>, preds: &[Pred], fixed: &Fixed, as_of: Timestamp) -> Vec<Group> {
     let mut atoms = Atoms::default();
     for p in preds {
         atoms.gather(p, fixed, &vars);
@@ -565,36 +568,45 @@ fn build_group(vars: Vec<Var>, preds: &[Pred], fixed: &Fixed, as_of: Timestamp) 
     let total: usize = per_var.iter().map(Vec::len).product();
     let mut rows: Vec<Vec<Choice>> = Vec::new();
     if total > GROUP_ROWS {
-        note(format!(
-            "{} take {total} combinations of values, over the budget of {GROUP_ROWS}",
-            names(&vars)
-        ));
-    } else {
-        let mut seen: HashSet<Vec<u8>> = HashSet::new();
-        let mut row = Vec::with_capacity(vars.len());
-        product(&per_var, &mut row, &mut |row| {
-            if !consistent(&vars, row) {
-                return;
-            }
-            let assigned: Vec<(Var, Choice)> = vars.iter().cloned().zip(row.iter().cloned()).collect();
-            let request = fixed.request(&assigned);
-            let groups = fixed.group_refs();
-            let ctx = Ctx {
-                request: &request,
-                groups: &groups,
-                time: request.environment.time.unwrap_or(as_of),
-            };
-            let vector: Vec<u8> = preds.iter().map(|p| p.outcome(&ctx)).collect();
-            if seen.insert(vector) {
-                rows.push(row.to_vec());
-            }
-        });
+        // Too many combinations to tabulate: the search walks them one variable at a time instead, deciding
+        // each predicate as soon as its variables are chosen. That is exhaustive too; only the time budget can
+        // cut it short (and then the guard is inconclusive).
+        return vars
+            .into_iter()
+            .zip(per_var)
+            .map(|(var, rows)| Group {
+                vars: vec![var],
+                rows: rows.into_iter().map(|c| vec![c]).collect(),
+                incomplete: incomplete.clone(),
+                tabulated: false,
+            })
+            .collect();
     }
-    Group {
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let mut row = Vec::with_capacity(vars.len());
+    product(&per_var, &mut row, &mut |row| {
+        if !consistent(&vars, row) {
+            return;
+        }
+        let assigned: Vec<(Var, Choice)> = vars.iter().cloned().zip(row.iter().cloned()).collect();
+        let request = fixed.request(&assigned);
+        let groups = fixed.group_refs();
+        let ctx = Ctx {
+            request: &request,
+            groups: &groups,
+            time: request.environment.time.unwrap_or(as_of),
+        };
+        let vector: Vec<u8> = preds.iter().map(|p| p.outcome(&ctx)).collect();
+        if seen.insert(vector) {
+            rows.push(row.to_vec());
+        }
+    });
+    vec![Group {
         vars,
         rows,
         incomplete,
-    }
+        tabulated: true,
+    }]
 }
 
 fn names(vars: &[Var]) -> String {
@@ -713,14 +725,19 @@ impl Candidates {
             }
             out.push(Choice::Json(Value::String(s)));
         }
+        if !matches!(var, Var::Owner) {
+            out.push(Choice::Json(json!({})));
+            out.push(Choice::Json(json!(true)));
+            out.push(Choice::Json(json!(false)));
+            for n in number_points(&atoms.numbers, copies, None) {
+                out.push(Choice::Json(number(n)));
+            }
+        }
+        if group.len() > 1 && group.iter().all(|v| matches!(v, Var::Owner | Var::Attr(..))) {
+            out = keep_per_class(out, atoms, preds, fixed, as_of, copies, group);
+        }
         if matches!(var, Var::Owner) {
             return out;
-        }
-        out.push(Choice::Json(json!({})));
-        out.push(Choice::Json(json!(true)));
-        out.push(Choice::Json(json!(false)));
-        for n in number_points(&atoms.numbers, copies, None) {
-            out.push(Choice::Json(number(n)));
         }
         // List elements: operators on a list read its elements only through equality and text matching, so
         // instants and IPs written as text matter there only when a typed field of the group can equal them.
@@ -757,6 +774,68 @@ fn first_instant() -> Timestamp {
 /// The latest instant a request may carry: the last nanosecond of year 9999.
 fn last_instant() -> Timestamp {
     Timestamp::new(253_402_300_799, 999_999_999).unwrap_or(Timestamp::MAX)
+}
+
+/// In a group of linked attributes: keeps `copies` values per joint class, the class of a value being the
+/// outcomes of every predicate that reads one variable alone, with that variable set to the value, for every
+/// variable of the group. Values of one class are interchangeable in every role; `copies` of each let every
+/// equality arrangement between the group's variables be realised. Under an order relation (`lt ${...}`,
+/// `before ${...}`) numbers and instants are all kept, so every order arrangement is too.
+#[allow(clippy::too_many_arguments)]
+fn keep_per_class(
+    values: Vec<Choice>,
+    atoms: &Atoms,
+    preds: &[Pred],
+    fixed: &Fixed,
+    as_of: Timestamp,
+    copies: usize,
+    group: &[Var],
+) -> Vec<Choice> {
+    let own: Vec<(usize, &Var)> = preds
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let vars = p.vars(&fixed.action);
+            (vars.len() == 1).then_some(i).zip(group.iter().find(|g| **g == vars[0]))
+        })
+        .collect();
+    let mut per_class: HashMap<Vec<u8>, usize> = HashMap::new();
+    values
+        .into_iter()
+        .filter(|c| {
+            let Choice::Json(v) = c else {
+                return true;
+            };
+            let ordered = atoms.order_relation
+                && (v.is_number() || v.as_str().is_some_and(|s| parse_rfc3339(s).is_some()));
+            if ordered {
+                return true;
+            }
+            let mut class: Vec<u8> = vec![match v {
+                Value::String(_) => 0,
+                Value::Number(_) => 1,
+                Value::Bool(_) => 2,
+                _ => 3,
+            }];
+            for var in group {
+                let request = fixed.request(&[(var.clone(), c.clone())]);
+                let groups = fixed.group_refs();
+                let ctx = Ctx {
+                    request: &request,
+                    groups: &groups,
+                    time: as_of,
+                };
+                class.extend(
+                    own.iter()
+                        .filter(|(_, v)| *v == var)
+                        .map(|(i, _)| preds[*i].outcome(&ctx)),
+                );
+            }
+            let n = per_class.entry(class).or_insert(0);
+            *n += 1;
+            *n <= copies
+        })
+        .collect()
 }
 
 /// A JSON number, whole when it is one.

@@ -238,6 +238,9 @@ fn covered(snapshot: &Snapshot, samples: &[Vec<(Var, Choice)>]) -> Result<bool, 
     }
     let fixed = fixed();
     let parts = groups(&preds, &fixed, as_of());
+    if parts.iter().any(|g| !g.tabulated) {
+        return Ok(false); // walked exhaustively by the search, not tabulated here
+    }
     if let Some(why) = parts.iter().find_map(|g| g.incomplete.as_ref()) {
         if std::env::var_os("PARTITION_DEBUG").is_some() {
             eprintln!("INCOMPLETE: {why}");
