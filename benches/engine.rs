@@ -109,6 +109,56 @@ fn simulate(c: &mut Criterion) {
         })
     });
 
+    // The most expensive partition the benchmark builds: the default pack plus a deny read through time
+    // windows and weekdays in five zones whose offset combinations shift for decades (Casablanca, Cairo,
+    // Lord Howe, Paris, New York), an instant attribute under the same treatment, a string attribute under six
+    // text patterns, a list claim under contains_all, and a two-attribute relation.
+    let worst = r#"kind: Policy
+id: worst
+effect: deny
+actions: ["*"]
+resources: ["kylo:kylo:admin:*"]
+conditions:
+  - {path: environment.time, op: time_of_day, values: ["01:30-02:30", "23:00-23:45"], zone: Africa/Casablanca}
+  - {path: environment.time, op: time_of_day, values: ["02:00-03:00"], zone: Africa/Cairo}
+  - {path: environment.time, op: weekday, values: [sat, sun], zone: Australia/Lord_Howe}
+  - {path: environment.time, op: time_of_day, values: ["22:00-06:00"], zone: Europe/Paris}
+  - {path: environment.time, op: weekday, values: [mon], zone: America/New_York}
+  - {path: resource.created, op: time_of_day, values: ["03:00-04:00"], zone: Europe/Paris}
+  - {path: resource.tier, op: starts_with, values: [pr, st]}
+  - {path: resource.tier, op: ends_with, values: [od, ge]}
+  - {path: resource.tier, op: glob, values: ["p*d", "*a*"]}
+  - {path: principal.tags, op: contains_all, values: [a, b, c, d, e, f]}
+  - {path: resource.a, op: equals, values: ["${resource.b}"]}
+---
+kind: PolicyAttachment
+id: worst
+policy: worst
+principal_selector: {groups: [admin]}
+"#;
+    let mut files: Vec<(std::path::PathBuf, String)> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            .expect("policies/")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).expect("readable");
+                (p, text)
+            })
+            .collect();
+    files.push(("worst.yaml".into(), worst.to_string()));
+    let worst_set = arbiter::build(&arbiter::load::SourceSet::from_files(files)).expect("compiles");
+    group.bench_function("lockout_analysis/worst_partition", |b| {
+        b.iter(|| {
+            black_box(
+                analyze(None, &worst_set, &options)
+                    .expect("no guard errors")
+                    .len(),
+            )
+        })
+    });
+
     // 100,000 decision-log style lines (the SPEC section 3 JSON request shape), read and replayed.
     let reqs = requests(&w, 100_000, 7);
     let mut log = String::new();

@@ -658,7 +658,13 @@ fn guard_assuming(conditions: &str) -> String {
 
 fn analyze_with_guard(guard: &str, change: &str) -> Vec<Finding> {
     let current = build(&proposed(&[("guards.yaml", guard)]));
-    analyze_checked(&current, &build(&proposed(&[("guards.yaml", guard), ("change.yaml", change)])))
+    analyze_checked(
+        &current,
+        &build(&proposed(&[
+            ("guards.yaml", guard),
+            ("change.yaml", change),
+        ])),
+    )
 }
 
 fn star_guard() -> &'static str {
@@ -700,7 +706,10 @@ fn equality_literals_on_typed_values_are_witnesses() {
         ),
     )]);
     let cx = assert_lockout_by(&f, "change");
-    assert_eq!(cx_time(&cx), "2027-03-04T05:06:07.5Z".parse::<Timestamp>().unwrap());
+    assert_eq!(
+        cx_time(&cx),
+        "2027-03-04T05:06:07.5Z".parse::<Timestamp>().unwrap()
+    );
 }
 
 #[test]
@@ -738,13 +747,17 @@ fn an_instant_gap_of_one_second_is_found() {
     )]);
     let cx = assert_lockout_by(&f, "change");
     let t = cx_time(&cx);
-    assert!(t > "2027-01-01T00:00:00Z".parse().unwrap() && t < "2027-01-01T00:00:01Z".parse().unwrap());
+    assert!(
+        t > "2027-01-01T00:00:00Z".parse().unwrap() && t < "2027-01-01T00:00:01Z".parse().unwrap()
+    );
 }
 
 #[test]
 fn time_operators_on_a_resource_instant_are_partitioned() {
     // Assumed a real instant, so only the window and the weekday can make the deny apply.
-    let guard = guard_assuming("  - path: resource.created\n    op: after\n    values: [\"1970-01-01T00:00:00Z\"]");
+    let guard = guard_assuming(
+        "  - path: resource.created\n    op: after\n    values: [\"1970-01-01T00:00:00Z\"]",
+    );
     let f = analyze_with_guard(
         &guard,
         &deny(
@@ -753,7 +766,11 @@ fn time_operators_on_a_resource_instant_are_partitioned() {
         ),
     );
     let cx = assert_lockout_by(&f, "change");
-    let t: Timestamp = cx["resource"]["attributes"]["created"].as_str().unwrap().parse().unwrap();
+    let t: Timestamp = cx["resource"]["attributes"]["created"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let local = t.to_zoned(jiff::tz::TimeZone::get("Asia/Kolkata").unwrap());
     assert_eq!(local.weekday(), jiff::civil::Weekday::Sunday, "{local}");
     assert!(local.hour() == 3 && local.minute() < 30, "{local}");
@@ -774,7 +791,10 @@ fn offset_combinations_far_ahead_are_covered() {
     let t = cx_time(&cx);
     for zone in ["Africa/Cairo", "Europe/Paris"] {
         let local = t.to_zoned(jiff::tz::TimeZone::get(zone).unwrap());
-        assert!(local.hour() == 23 && local.minute() >= 30, "{zone}: {local}");
+        assert!(
+            local.hour() == 23 && local.minute() >= 30,
+            "{zone}: {local}"
+        );
     }
 }
 
@@ -802,7 +822,11 @@ fn a_list_claim_meeting_a_selector_and_a_condition_at_once() {
     let f = analyze_change(&[("team.yaml", policy)]);
     let cx = assert_lockout_by(&f, "change");
     let team = &cx["principal"]["attributes"]["team"];
-    assert!(team.as_array().is_some_and(|t| t.contains(&"red".into()) && t.contains(&"blue".into())), "{cx}");
+    assert!(
+        team.as_array()
+            .is_some_and(|t| t.contains(&"red".into()) && t.contains(&"blue".into())),
+        "{cx}"
+    );
 }
 
 #[test]
@@ -823,7 +847,10 @@ fn relation_chains_are_partitioned_together() {
     let l = lockouts(&f);
     assert!(l.iter().all(|f| f.undetermined.is_empty()), "{f:#?}");
     let c = &cx["resource"]["attributes"]["c"];
-    assert!(c == "zeta" || c.as_array().is_some_and(|l| l.contains(&"zeta".into())), "{cx}");
+    assert!(
+        c == "zeta" || c.as_array().is_some_and(|l| l.contains(&"zeta".into())),
+        "{cx}"
+    );
 }
 
 #[test]
@@ -833,16 +860,25 @@ fn a_request_with_no_uri_is_guarded_by_star() {
     let f = analyze_change(&[("admin.yaml", admin), ("star.yaml", star_guard())]);
     let l = lockouts(&f);
     assert!(
-        l.iter().any(|f| f.cells.iter().any(|c| c.resource.is_none())),
+        l.iter()
+            .any(|f| f.cells.iter().any(|c| c.resource.is_none())),
         "{f:#?}"
     );
 }
 
 #[test]
 fn reordered_assumptions_are_not_erosion() {
-    let guard = |windows: &str| format!("kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {{id: guard-probe, groups: [admin]}}\nmust_allow:\n  - actions: [CreatePolicy, ReadPolicy, UpdatePolicy, DeletePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\nassuming:\n  - path: environment.time\n    op: time_of_day\n    values: {windows}\n");
-    let current = build(&proposed(&[("guards.yaml", &guard("[\"08:00-12:00\", \"13:00-18:00\"]"))]));
-    let reordered = build(&proposed(&[("guards.yaml", &guard("[\"13:00-18:00\", \"08:00-12:00\"]"))]));
+    let guard = |windows: &str| {
+        format!("kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {{id: guard-probe, groups: [admin]}}\nmust_allow:\n  - actions: [CreatePolicy, ReadPolicy, UpdatePolicy, DeletePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\nassuming:\n  - path: environment.time\n    op: time_of_day\n    values: {windows}\n")
+    };
+    let current = build(&proposed(&[(
+        "guards.yaml",
+        &guard("[\"08:00-12:00\", \"13:00-18:00\"]"),
+    )]));
+    let reordered = build(&proposed(&[(
+        "guards.yaml",
+        &guard("[\"13:00-18:00\", \"08:00-12:00\"]"),
+    )]));
     assert_safe(&analyze_checked(&current, &reordered));
 }
 
@@ -850,27 +886,51 @@ fn reordered_assumptions_are_not_erosion() {
 fn every_blocked_cell_is_reported_with_the_guard_location() {
     let f = analyze_change(&[(
         "all.yaml",
-        &deny("  - path: action\n    op: glob\n    values: [\"*\"]", "[\"kylo:kylo:admin:*\"]"),
+        &deny(
+            "  - path: action\n    op: glob\n    values: [\"*\"]",
+            "[\"kylo:kylo:admin:*\"]",
+        ),
     )]);
     let l = lockouts(&f);
-    assert_eq!(l.len(), 1, "one finding per set of blocking policies: {f:#?}");
+    assert_eq!(
+        l.len(),
+        1,
+        "one finding per set of blocking policies: {f:#?}"
+    );
     // 17 actions in the default guard, each on its own resource pattern.
     assert_eq!(l[0].cells.len(), 17, "{:#?}", l[0].cells);
-    assert!(l[0].location.as_deref().is_some_and(|at| at.ends_with("guards.yaml:3:1")), "{:?}", l[0].location);
-    assert!(l[0].hint.as_deref().is_some_and(|h| h.contains("--allow-lockout")));
+    assert!(
+        l[0].location
+            .as_deref()
+            .is_some_and(|at| at.ends_with("guards.yaml:3:1")),
+        "{:?}",
+        l[0].location
+    );
+    assert!(l[0]
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("--allow-lockout")));
 }
 
 #[test]
 fn an_undetermined_deny_names_the_missing_attribute() {
     let f = analyze_change(&[(
         "u.yaml",
-        &deny("  - path: resource.tier\n    op: equals\n    values: [prod]", "[\"*\"]"),
+        &deny(
+            "  - path: resource.tier\n    op: equals\n    values: [prod]",
+            "[\"*\"]",
+        ),
     )]);
     let l = lockouts(&f);
     let undetermined = l.iter().flat_map(|f| &f.undetermined).collect::<Vec<_>>();
     assert!(
-        undetermined.iter().any(|u| u.attribute == "resource.tier" && u.cause == "missing" && u.policy == "change"),
+        undetermined.iter().any(|u| u.attribute == "resource.tier"
+            && u.cause == "missing"
+            && u.policy == "change"),
         "{f:#?}"
     );
-    assert!(l.iter().any(|f| f.message.contains("undetermined")), "{f:#?}");
+    assert!(
+        l.iter().any(|f| f.message.contains("undetermined")),
+        "{f:#?}"
+    );
 }

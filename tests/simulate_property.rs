@@ -16,7 +16,13 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Map, Value};
 
-const ZONES: &[&str] = &["UTC", "Europe/Paris", "America/New_York", "Africa/Cairo", "+05:30"];
+const ZONES: &[&str] = &[
+    "UTC",
+    "Europe/Paris",
+    "America/New_York",
+    "Africa/Cairo",
+    "+05:30",
+];
 const PATHS: &[&str] = &[
     "resource.x",
     "principal.c",
@@ -40,23 +46,36 @@ fn condition() -> BoxedStrategy<String> {
     let path = prop::sample::select(PATHS);
     let strings = prop::collection::vec("[ab:]{0,3}", 1..3);
     let op = prop_oneof![
-        strings.clone().prop_map(|v| format!("op: equals\n    values: {}", quoted(&v))),
-        strings.clone().prop_map(|v| format!("op: starts_with\n    values: {}", quoted(&v))),
-        strings.clone().prop_map(|v| format!("op: ends_with\n    values: {}", quoted(&v))),
+        strings
+            .clone()
+            .prop_map(|v| format!("op: equals\n    values: {}", quoted(&v))),
+        strings
+            .clone()
+            .prop_map(|v| format!("op: starts_with\n    values: {}", quoted(&v))),
+        strings
+            .clone()
+            .prop_map(|v| format!("op: ends_with\n    values: {}", quoted(&v))),
         prop::collection::vec("[ab:*]{1,4}", 1..3)
             .prop_map(|v| format!("op: glob\n    values: {}", quoted(&v))),
         (prop::sample::select(&["lt", "ge"][..]), -3i32..70_000)
             .prop_map(|(op, n)| format!("op: {op}\n    values: [{n}]")),
-        (prop::sample::select(&["before", "after"][..]), 0i64..(40 * 366 * 86_400)).prop_map(|(op, s)| {
-            let t = Timestamp::from_second(1_795_435_200 + s).unwrap();
-            format!("op: {op}\n    values: [\"{t}\"]")
-        }),
+        (
+            prop::sample::select(&["before", "after"][..]),
+            0i64..(40 * 366 * 86_400)
+        )
+            .prop_map(|(op, s)| {
+                let t = Timestamp::from_second(1_795_435_200 + s).unwrap();
+                format!("op: {op}\n    values: [\"{t}\"]")
+            }),
         (0u32..24, 0u32..24, prop::sample::select(ZONES))
             .prop_filter("start = end", |(a, b, _)| a != b)
             .prop_map(|(a, b, z)| format!(
                 "op: time_of_day\n    values: [\"{a:02}:00-{b:02}:30\"]\n    zone: \"{z}\""
             )),
-        (prop::sample::select(&["mon", "sat", "sun"][..]), prop::sample::select(ZONES))
+        (
+            prop::sample::select(&["mon", "sat", "sun"][..]),
+            prop::sample::select(ZONES)
+        )
             .prop_map(|(d, z)| format!("op: weekday\n    values: [{d}]\n    zone: \"{z}\"")),
         prop::sample::select(&["10.0.0.0/8", "2001:db8::/32", "192.0.2.0/24"][..])
             .prop_map(|c| format!("op: cidr\n    values: [\"{c}\"]")),
@@ -66,7 +85,10 @@ fn condition() -> BoxedStrategy<String> {
     ];
     (path, op, any::<bool>())
         .prop_map(|(path, op, negate)| {
-            format!("  - path: {path}\n    {op}\n{}", if negate { "    negate: true\n" } else { "" })
+            format!(
+                "  - path: {path}\n    {op}\n{}",
+                if negate { "    negate: true\n" } else { "" }
+            )
         })
         .boxed()
 }
@@ -83,11 +105,33 @@ struct Pol {
 fn policy() -> impl Strategy<Value = Pol> {
     (
         prop::bool::weighted(0.6),
-        prop::sample::select(&["[\"*\"]", "[\"Read*\"]", "[\"*Policy\"]", "[DeletePolicy, ReadUser]", "[\"*a*\"]"][..]),
         prop::sample::select(
-            &["[\"*\"]", "[\"kylo:kylo:admin:*\"]", "[\"kylo:kylo:admin:policies:prod-*\"]", "[\"*:b*\"]", "[\"k*\"]"][..],
+            &[
+                "[\"*\"]",
+                "[\"Read*\"]",
+                "[\"*Policy\"]",
+                "[DeletePolicy, ReadUser]",
+                "[\"*a*\"]",
+            ][..],
         ),
-        prop::sample::select(&["{}", "{groups: [admin]}", "{id: probe}", "{c: [a, b]}", "{groups: [other]}"][..]),
+        prop::sample::select(
+            &[
+                "[\"*\"]",
+                "[\"kylo:kylo:admin:*\"]",
+                "[\"kylo:kylo:admin:policies:prod-*\"]",
+                "[\"*:b*\"]",
+                "[\"k*\"]",
+            ][..],
+        ),
+        prop::sample::select(
+            &[
+                "{}",
+                "{groups: [admin]}",
+                "{id: probe}",
+                "{c: [a, b]}",
+                "{groups: [other]}",
+            ][..],
+        ),
         prop::collection::vec(condition(), 0..3),
     )
         .prop_map(|(deny, actions, resources, selector, conditions)| Pol {
@@ -100,7 +144,11 @@ fn policy() -> impl Strategy<Value = Pol> {
 }
 
 const GUARD_ACTIONS: &[&str] = &["[\"*\"]", "[DeletePolicy, ReadUser]", "[\"Read*\"]"];
-const GUARD_RESOURCES: &[&str] = &["[\"*\"]", "[\"kylo:kylo:admin:*\"]", "[\"kylo:kylo:admin:policies:*\"]"];
+const GUARD_RESOURCES: &[&str] = &[
+    "[\"*\"]",
+    "[\"kylo:kylo:admin:*\"]",
+    "[\"kylo:kylo:admin:policies:*\"]",
+];
 
 fn render(guard: (usize, usize), base: bool, pols: &[Pol]) -> String {
     let mut out = format!(
@@ -141,7 +189,8 @@ fn any_value() -> BoxedStrategy<Value> {
         (-1.0e5f64..1.0e5).prop_map(|f| json!(f)),
         "[ab:*x]{0,5}".prop_map(Value::String),
         ".{0,3}".prop_map(Value::String),
-        (1_700_000_000i64..4_102_444_800).prop_map(|s| json!(Timestamp::from_second(s).unwrap().to_string())),
+        (1_700_000_000i64..4_102_444_800)
+            .prop_map(|s| json!(Timestamp::from_second(s).unwrap().to_string())),
         any::<u32>().prop_map(|a| json!(std::net::Ipv4Addr::from(a).to_string())),
         prop::collection::vec("[ab:x]{0,3}", 0..4).prop_map(|v| json!(v)),
         Just(json!({"a": 1})),
@@ -151,8 +200,16 @@ fn any_value() -> BoxedStrategy<Value> {
 
 fn request() -> impl Strategy<Value = Value> {
     let action = prop_oneof![
-        prop::sample::select(&["DeletePolicy", "ReadUser", "ReadPolicy", "ReadKey", "CreatePolicy"][..])
-            .prop_map(String::from),
+        prop::sample::select(
+            &[
+                "DeletePolicy",
+                "ReadUser",
+                "ReadPolicy",
+                "ReadKey",
+                "CreatePolicy"
+            ][..]
+        )
+        .prop_map(String::from),
         "[A-Za-z:*]{1,8}",
         "Read[a-z]{0,3}",
     ];
@@ -199,11 +256,18 @@ fn request() -> impl Strategy<Value = Value> {
 
 fn guarded(r: &Request, guard: (usize, usize)) -> bool {
     let glob = |patterns: &str, s: &str| {
-        let list: Vec<String> = serde_json::from_str(&patterns.replace("DeletePolicy, ReadUser", "\"DeletePolicy\", \"ReadUser\"")).unwrap();
-        list.iter().any(|p| arbiter::compile::glob::Glob::new(p).unwrap().matches(s))
+        let list: Vec<String> = serde_json::from_str(
+            &patterns.replace("DeletePolicy, ReadUser", "\"DeletePolicy\", \"ReadUser\""),
+        )
+        .unwrap();
+        list.iter()
+            .any(|p| arbiter::compile::glob::Glob::new(p).unwrap().matches(s))
     };
     glob(GUARD_ACTIONS[guard.0], &r.action)
-        && glob(GUARD_RESOURCES[guard.1], r.resource.uri.as_deref().unwrap_or(""))
+        && glob(
+            GUARD_RESOURCES[guard.1],
+            r.resource.uri.as_deref().unwrap_or(""),
+        )
 }
 
 #[test]
@@ -233,11 +297,22 @@ fn the_simulator_finds_every_lockout_that_sampling_finds() {
             let findings = analyze(None, &snapshot, &options).unwrap();
             // Every reported lockout is real.
             for f in findings.iter().filter(|f| f.kind == FindingKind::Lockout) {
-                let cx = f.counterexample.clone().expect("a lockout has a counterexample");
+                let cx = f
+                    .counterexample
+                    .clone()
+                    .expect("a lockout has a counterexample");
                 let r = Request::from_json(cx.clone()).expect("counterexamples are valid input");
-                let d = evaluate(&snapshot, &r, r.environment.time.unwrap(), &EvalOptions::default());
+                let d = evaluate(
+                    &snapshot,
+                    &r,
+                    r.environment.time.unwrap(),
+                    &EvalOptions::default(),
+                );
                 prop_assert!(!d.allowed, "false alarm: {cx}\n{yaml}");
-                prop_assert!(guarded(&r, guard), "counterexample outside the guard: {cx}\n{yaml}");
+                prop_assert!(
+                    guarded(&r, guard),
+                    "counterexample outside the guard: {cx}\n{yaml}"
+                );
             }
             // Every lockout the sampling finds is reported.
             let denied = requests.iter().find_map(|v| {
@@ -258,5 +333,9 @@ fn the_simulator_finds_every_lockout_that_sampling_finds() {
         })
         .unwrap();
     // The generator must reach lockouts often enough for the property to mean something.
-    assert!(found.get() > 200, "only {} sets had a sampled lockout", found.get());
+    assert!(
+        found.get() > 200,
+        "only {} sets had a sampled lockout",
+        found.get()
+    );
 }

@@ -125,6 +125,9 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("99999999999999999999999s").is_err(), "too large is an error, not a panic");
+        assert!(
+            parse_duration("99999999999999999999999s").is_err(),
+            "too large is an error, not a panic"
+        );
     }
 }

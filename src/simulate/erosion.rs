@@ -8,7 +8,6 @@ use crate::snapshot::Snapshot;
 use super::witness::{difference_witness, Pattern};
 use super::{Finding, FindingKind};
 
-
 fn finding(guard: &str, message: String) -> Finding {
     let mut f = Finding::new(FindingKind::Erosion, guard, message);
     f.hint = Some(super::ACCEPT_HINT.to_string());

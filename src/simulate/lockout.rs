@@ -317,7 +317,10 @@ impl<'a> Search<'a> {
         let mut by_policy: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for (ai, a) in compiled.attachments.iter().enumerate() {
             let possible = a.selector.tests.iter().all(|t| match &t.key {
-                SelectorKey::Id => t.values.iter().any(|v| matches!(v, Lit::Str(s) if **s == *id)),
+                SelectorKey::Id => t
+                    .values
+                    .iter()
+                    .any(|v| matches!(v, Lit::Str(s) if **s == *id)),
                 SelectorKey::Groups => t
                     .values
                     .iter()

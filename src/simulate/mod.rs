@@ -102,7 +102,8 @@ impl Finding {
 }
 
 /// How to accept a finding that is intended.
-pub const ACCEPT_HINT: &str = "if this change is intended, update or remove the LockoutGuard in the same change, \
+pub const ACCEPT_HINT: &str =
+    "if this change is intended, update or remove the LockoutGuard in the same change, \
 or start `arbiter serve` with `--allow-lockout` to publish it anyway";
 
 /// An error that makes the analysis impossible (a guard naming the superuser).
@@ -135,7 +136,10 @@ pub fn analyze(
         .flat_map(|c| c.compiled.guards.iter())
         .chain(proposed.compiled.guards.iter())
     {
-        if !guards.iter().any(|x| x.id == g.id && erosion::same_guard(x, g)) {
+        if !guards
+            .iter()
+            .any(|x| x.id == g.id && erosion::same_guard(x, g))
+        {
             guards.push(g);
         }
     }

@@ -716,7 +716,9 @@ impl Candidates {
                     names(group)
                 ));
             } else {
-                check_mixed(var, atoms, preds, fixed, as_of, &strings, &vectors, &texts, note);
+                check_mixed(
+                    var, atoms, preds, fixed, as_of, &strings, &vectors, &texts, note,
+                );
             }
         }
         for s in texts {
@@ -733,7 +735,11 @@ impl Candidates {
                 out.push(Choice::Json(number(n)));
             }
         }
-        if group.len() > 1 && group.iter().all(|v| matches!(v, Var::Owner | Var::Attr(..))) {
+        if group.len() > 1
+            && group
+                .iter()
+                .all(|v| matches!(v, Var::Owner | Var::Attr(..)))
+        {
             out = keep_per_class(out, atoms, preds, fixed, as_of, copies, group);
         }
         if matches!(var, Var::Owner) {
@@ -796,7 +802,9 @@ fn keep_per_class(
         .enumerate()
         .filter_map(|(i, p)| {
             let vars = p.vars(&fixed.action);
-            (vars.len() == 1).then_some(i).zip(group.iter().find(|g| **g == vars[0]))
+            (vars.len() == 1)
+                .then_some(i)
+                .zip(group.iter().find(|g| **g == vars[0]))
         })
         .collect();
     let mut per_class: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -952,7 +960,11 @@ fn check_mixed(
                 Pred::Claim(..) => true,
                 Pred::Condition(c) => matches!(
                     c.op,
-                    Op::Equals(_) | Op::ContainsAll(_) | Op::StartsWith(_) | Op::EndsWith(_) | Op::Glob(_)
+                    Op::Equals(_)
+                        | Op::ContainsAll(_)
+                        | Op::StartsWith(_)
+                        | Op::EndsWith(_)
+                        | Op::Glob(_)
                 ),
             };
             if text {
@@ -1003,9 +1015,20 @@ fn check_mixed(
             }
             if !realized.contains(&(t.clone(), i.clone())) {
                 let example = |want: &dyn Fn(&str) -> bool| {
-                    strings.iter().chain(texts).find(|s| want(s)).cloned().unwrap_or_default()
+                    strings
+                        .iter()
+                        .chain(texts)
+                        .find(|s| want(s))
+                        .cloned()
+                        .unwrap_or_default()
                 };
-                let text = example(&|s| atoms.patterns.iter().map(|p| p.matches(s)).eq(t.iter().copied()));
+                let text = example(&|s| {
+                    atoms
+                        .patterns
+                        .iter()
+                        .map(|p| p.matches(s))
+                        .eq(t.iter().copied())
+                });
                 let value = example(&|s| interp(s) == *i);
                 note(format!(
                     "`{var}` is read both as text and as an instant or IP, and no value is both like `{text}` as text and like `{value}` as a value"
@@ -1038,7 +1061,8 @@ fn could_spell(p: &Pattern, kind: Kind) -> bool {
         Kind::Instant => {
             // YYYY-MM-DDTHH:MM:SS, then an optional fraction and an offset ending in a digit or Z.
             const SHAPE: &[&str] = &[
-                "d", "d", "d", "d", "-", "d", "d", "-", "d", "d", "Tt", "d", "d", ":", "d", "d", ":", "d", "d",
+                "d", "d", "d", "d", "-", "d", "d", "-", "d", "d", "Tt", "d", "d", ":", "d", "d",
+                ":", "d", "d",
             ];
             let head_ok = p.head().chars().zip(SHAPE).all(|(c, class)| {
                 if *class == "d" {
@@ -1057,7 +1081,9 @@ fn could_spell(p: &Pattern, kind: Kind) -> bool {
         // An IP's text ends with a hex digit, or with `::`.
         Kind::Ip => {
             let tail = p.tail();
-            tail.is_empty() || tail.ends_with("::") || tail.ends_with(|c: char| c.is_ascii_hexdigit())
+            tail.is_empty()
+                || tail.ends_with("::")
+                || tail.ends_with(|c: char| c.is_ascii_hexdigit())
         }
         Kind::Other => true,
     }
@@ -1093,7 +1119,11 @@ fn lists(
         );
         bits
     };
-    let element_sigs: Vec<Vec<bool>> = elements.iter().enumerate().map(|(i, e)| sig(e, i)).collect();
+    let element_sigs: Vec<Vec<bool>> = elements
+        .iter()
+        .enumerate()
+        .map(|(i, e)| sig(e, i))
+        .collect();
     let width = element_sigs.first().map_or(0, Vec::len);
     let mut seen: HashMap<Vec<bool>, Vec<Value>> = HashMap::new();
     let mut order: Vec<Vec<bool>> = Vec::new();
@@ -1373,7 +1403,9 @@ fn ip_points(atoms: &Atoms, copies: usize) -> Vec<IpAddr> {
             }
         }
     };
-    spread(&mut v4_cuts, false, &|x| IpAddr::V4(Ipv4Addr::from(x as u32)));
+    spread(&mut v4_cuts, false, &|x| {
+        IpAddr::V4(Ipv4Addr::from(x as u32))
+    });
     spread(&mut v6_cuts, true, &|x| IpAddr::V6(Ipv6Addr::from(x)));
     out
 }
@@ -1388,9 +1420,21 @@ fn ip_points(atoms: &Atoms, copies: usize) -> Vec<IpAddr> {
 /// start and every boundary in every zone. The joint state of a segment repeats weekly, so a segment whose
 /// combination of offsets has already been walked for a whole week is skipped, and a walk stops after a week.
 /// Every offset change through `hi` is visited, so combinations that first occur decades ahead are found.
-fn time_points(atoms: &Atoms, lo: Timestamp, hi: Timestamp, copies: usize) -> (Vec<Timestamp>, bool) {
+fn time_points(
+    atoms: &Atoms,
+    lo: Timestamp,
+    hi: Timestamp,
+    copies: usize,
+) -> (Vec<Timestamp>, bool) {
     // The same time predicates recur across cells and searches: remember recent partitions.
-    type Key = (Vec<Timestamp>, Vec<u32>, Vec<String>, Timestamp, Timestamp, usize);
+    type Key = (
+        Vec<Timestamp>,
+        Vec<u32>,
+        Vec<String>,
+        Timestamp,
+        Timestamp,
+        usize,
+    );
     thread_local! {
         static CACHE: std::cell::RefCell<HashMap<Key, (Vec<Timestamp>, bool)>> = Default::default();
     }
@@ -1475,7 +1519,9 @@ fn time_points_uncached(
                 out.push(p);
                 if copies > 1 {
                     if let Some(q) = p.checked_add(nano).ok().filter(|q| *q < b) {
-                        if time_state(q, &atoms.zones, &boundaries) == time_state(p, &atoms.zones, &boundaries) {
+                        if time_state(q, &atoms.zones, &boundaries)
+                            == time_state(p, &atoms.zones, &boundaries)
+                        {
                             out.push(q);
                         }
                     }
@@ -1526,7 +1572,11 @@ fn walk_zones(atoms: &Atoms, boundaries: &[i64], a: Timestamp, b: Timestamp) -> 
         .checked_add(jiff::SignedDuration::from_secs(1))
         .ok()
         .filter(|x| *x < b)
-        .or_else(|| a.checked_add(jiff::SignedDuration::from_nanos(1)).ok().filter(|x| *x < b));
+        .or_else(|| {
+            a.checked_add(jiff::SignedDuration::from_nanos(1))
+                .ok()
+                .filter(|x| *x < b)
+        });
     let Some(mut start) = first else {
         return out;
     };
@@ -1535,10 +1585,18 @@ fn walk_zones(atoms: &Atoms, boundaries: &[i64], a: Timestamp, b: Timestamp) -> 
     let mut walked: HashSet<Vec<i32>> = HashSet::new();
     let mut short: HashSet<(Vec<i32>, i64, i64)> = HashSet::new();
     loop {
-        let offsets: Vec<i32> = atoms.zones.iter().map(|z| z.to_offset(start).seconds()).collect();
+        let offsets: Vec<i32> = atoms
+            .zones
+            .iter()
+            .map(|z| z.to_offset(start).seconds())
+            .collect();
         let mut end = b;
         for z in &atoms.zones {
-            if let Some(t) = z.following(start).map(|t| t.timestamp()).find(|t| *t > start) {
+            if let Some(t) = z
+                .following(start)
+                .map(|t| t.timestamp())
+                .find(|t| *t > start)
+            {
                 end = end.min(t);
             }
         }

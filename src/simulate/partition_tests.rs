@@ -62,11 +62,15 @@ fn window() -> impl Strategy<Value = String> {
 fn cidr() -> impl Strategy<Value = String> {
     prop_oneof![
         (any::<u32>(), 0u8..=32).prop_map(|(a, len)| {
-            let net = ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(a), len).unwrap().trunc();
+            let net = ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(a), len)
+                .unwrap()
+                .trunc();
             net.to_string()
         }),
         (any::<u128>(), 0u8..=128).prop_map(|(a, len)| {
-            let net = ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(a), len).unwrap().trunc();
+            let net = ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(a), len)
+                .unwrap()
+                .trunc();
             net.to_string()
         }),
         Just("10.0.0.0/8".to_string()),
@@ -114,14 +118,25 @@ fn condition(path: &'static str, other: Option<&'static str>) -> BoxedStrategy<S
         prop::collection::vec("[ab:*]{1,4}", 1..3)
             .prop_map(|v| ("glob".into(), quoted(&v)))
             .boxed(),
-        (prop::sample::select(&["lt", "le", "gt", "ge"][..]), number_literal())
+        (
+            prop::sample::select(&["lt", "le", "gt", "ge"][..]),
+            number_literal(),
+        )
             .prop_map(|(op, n)| (op.to_string(), format!("[{n}]")))
             .boxed(),
-        (prop::sample::select(&["before", "after"][..]), instant_literal())
+        (
+            prop::sample::select(&["before", "after"][..]),
+            instant_literal(),
+        )
             .prop_map(|(op, t)| (op.to_string(), format!("[\"{t}\"]")))
             .boxed(),
         (prop::collection::vec(window(), 1..3), zone.clone())
-            .prop_map(|(w, z)| ("time_of_day".into(), format!("{}\n    zone: \"{z}\"", quoted(&w))))
+            .prop_map(|(w, z)| {
+                (
+                    "time_of_day".into(),
+                    format!("{}\n    zone: \"{z}\"", quoted(&w)),
+                )
+            })
             .boxed(),
         (
             prop::collection::vec(
@@ -132,7 +147,10 @@ fn condition(path: &'static str, other: Option<&'static str>) -> BoxedStrategy<S
         )
             .prop_map(|(d, z)| {
                 let d: Vec<String> = d.into_iter().map(String::from).collect();
-                ("weekday".into(), format!("{}\n    zone: \"{z}\"", quoted(&d)))
+                (
+                    "weekday".into(),
+                    format!("{}\n    zone: \"{z}\"", quoted(&d)),
+                )
             })
             .boxed(),
         prop::collection::vec(cidr(), 1..3)
@@ -174,7 +192,8 @@ fn compile(conditions: &[String], selector: &str) -> Snapshot {
     for c in conditions {
         yaml += c;
     }
-    yaml += &format!("---\nkind: PolicyAttachment\nid: a\npolicy: p\nprincipal_selector: {selector}\n");
+    yaml +=
+        &format!("---\nkind: PolicyAttachment\nid: a\npolicy: p\nprincipal_selector: {selector}\n");
     let set = SourceSet::from_files([(PathBuf::from("p.yaml"), yaml.clone())]);
     crate::compile::build(&set).unwrap_or_else(|d| panic!("{d}\n{yaml}"))
 }
@@ -211,7 +230,11 @@ fn any_value() -> BoxedStrategy<Value> {
 
 fn choice_for(var: &Var, v: &Value) -> Option<Choice> {
     match var {
-        Var::Attr(..) => Some(if v.is_null() { Choice::Absent } else { Choice::Json(v.clone()) }),
+        Var::Attr(..) => Some(if v.is_null() {
+            Choice::Absent
+        } else {
+            Choice::Json(v.clone())
+        }),
         _ => None,
     }
 }
@@ -291,7 +314,11 @@ fn covered(snapshot: &Snapshot, samples: &[Vec<(Var, Choice)>]) -> Result<bool, 
 }
 
 /// `min_complete_percent`: how many partitions must be complete (the rest are declared inconclusive).
-fn run(cases: u32, min_complete_percent: u32, strategy: impl Strategy<Value = (Vec<String>, String, Vec<Vec<(Var, Choice)>>)>) {
+fn run(
+    cases: u32,
+    min_complete_percent: u32,
+    strategy: impl Strategy<Value = (Vec<String>, String, Vec<Vec<(Var, Choice)>>)>,
+) {
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
@@ -430,15 +457,22 @@ fn every_value_of_the_typed_fields_has_a_witness() {
             let samples = values
                 .into_iter()
                 .map(|(secs, ip, port, owner, absent)| {
-                    let time = as_of().checked_add(jiff::SignedDuration::from_secs(secs)).unwrap_or(as_of());
-                    let pick = |bit: u8, c: Choice| if absent & bit != 0 { Choice::Absent } else { c };
+                    let time = as_of()
+                        .checked_add(jiff::SignedDuration::from_secs(secs))
+                        .unwrap_or(as_of());
+                    let pick =
+                        |bit: u8, c: Choice| if absent & bit != 0 { Choice::Absent } else { c };
                     vec![
                         (Var::Time, Choice::Time(time)),
                         (Var::SourceIp, pick(1, Choice::Ip(ip))),
                         (Var::Port, pick(2, Choice::Json(json!(port)))),
                         (
                             Var::Owner,
-                            if owner.is_empty() { Choice::Absent } else { pick(4, Choice::Json(json!(owner))) },
+                            if owner.is_empty() {
+                                Choice::Absent
+                            } else {
+                                pick(4, Choice::Json(json!(owner)))
+                            },
                         ),
                     ]
                 })
