@@ -371,3 +371,118 @@ fn the_revision_depends_on_content_not_on_how_the_directory_is_named() {
     assert_eq!(rev(&a), rev(&b));
     assert_eq!(rev(&a).len(), 17, "16 hex digits and `)`");
 }
+
+fn pack_with(extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    write(dir.path(), "change.yaml", extra);
+    dir
+}
+
+const DENY_ADMINS: &str = "kind: Policy\nid: freeze\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - path: resource.tier\n    op: equals\n    values: [prod]\n---\nkind: PolicyAttachment\nid: freeze\npolicy: freeze\nprincipal_selector: {groups: [admin]}\n";
+
+#[test]
+fn check_runs_the_sets_own_guards_like_serve() {
+    let dir = pack_with(DENY_ADMINS);
+    let out = arbiter(&["check", dir.path().to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("LOCKOUT guard `admins-keep-policy-control`"),
+        "{err}"
+    );
+    assert!(err.contains("`arbiter serve` would refuse it"), "{err}");
+}
+
+#[test]
+fn simulate_json_has_every_field_and_counts_by_kind() {
+    let dir = pack_with(DENY_ADMINS);
+    let out = arbiter(
+        &[
+            "simulate",
+            "--proposed",
+            dir.path().to_str().unwrap(),
+            "--current",
+            "policies",
+            "--format",
+            "json",
+            "--as-of",
+            "2026-11-23T12:00:00Z",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"lockouts": 1, "erosion": 0, "inconclusive": 0})
+    );
+    assert!(
+        report["changes"].is_null() && report["current_revision"].is_string(),
+        "{report}"
+    );
+    let f = &report["lockouts"][0];
+    for field in [
+        "kind",
+        "guard",
+        "location",
+        "message",
+        "blocking",
+        "reason",
+        "undetermined",
+        "cells",
+        "counterexample",
+        "hint",
+    ] {
+        assert!(f.get(field).is_some(), "missing `{field}` in {f}");
+    }
+    assert_eq!(f["blocking"], serde_json::json!(["freeze"]));
+    assert!(
+        f["location"].as_str().unwrap().ends_with("guards.yaml:3:1"),
+        "{f}"
+    );
+    assert_eq!(f["cells"].as_array().unwrap().len(), 17, "{f}");
+    // The first counterexample leaves `tier` absent: the deny applied undetermined, and the report says so.
+    assert_eq!(
+        f["undetermined"],
+        serde_json::json!([{"policy": "freeze", "attribute": "resource.tier", "cause": "missing"}])
+    );
+    assert!(
+        f["hint"].as_str().unwrap().contains("--allow-lockout"),
+        "{f}"
+    );
+    // The counterexample reproduces with `arbiter eval`.
+    let eval = arbiter(
+        &[
+            "eval",
+            "--policies",
+            dir.path().to_str().unwrap(),
+            "--request",
+            "-",
+        ],
+        Some(&f["counterexample"].to_string()),
+    );
+    let decision: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(decision["decision"], "deny", "{decision}");
+    assert_eq!(decision["policies"], serde_json::json!(["freeze"]));
+}
+
+#[test]
+fn a_huge_budget_is_a_usage_error_not_a_panic() {
+    let out = arbiter(
+        &[
+            "simulate",
+            "--proposed",
+            "policies",
+            "--budget",
+            "99999999999999999999999s",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}

@@ -284,6 +284,17 @@ impl<'a> Search<'a> {
                 unique.push(p.clone());
             }
         }
+        // Real names read better than the shortest string of a cell: the patterns' own literals and the action
+        // vocabulary stand in for a witness when they fall in the same cell.
+        let mut names: Vec<String> = unique
+            .iter()
+            .filter(|p| p.is_literal())
+            .map(|p| p.head())
+            .collect();
+        if !allow_empty {
+            // Actions (URIs are the ones that may be empty).
+            names.extend(crate::validate::VOCABULARY.iter().map(|a| a.to_string()));
+        }
         let mut out = Vec::new();
         for u in universes {
             let universe = Pattern::glob(u.as_str());
@@ -294,7 +305,16 @@ impl<'a> Search<'a> {
                 ));
             }
             for (v, s) in w.firsts() {
-                let s = if s.is_empty() {
+                // The empty string is the request with no URI: a cell of its own, never renamed.
+                let named = names.iter().find(|n| {
+                    !s.is_empty()
+                        && !n.is_empty()
+                        && universe.matches(n)
+                        && unique.iter().zip(v).all(|(p, m)| p.matches(n) == *m)
+                });
+                let s = if let Some(n) = named {
+                    n.clone()
+                } else if s.is_empty() {
                     String::new()
                 } else {
                     let mut all = unique.clone();
@@ -449,7 +469,12 @@ impl<'a> Search<'a> {
             return false;
         }
         let request = fixed.request(assigned);
-        let time = request.environment.time.unwrap_or(self.as_of);
+        // No predicate reads the time when no time was chosen: any instant from `as_of` on will do, and a whole
+        // second reads better.
+        let time = request
+            .environment
+            .time
+            .unwrap_or_else(|| whole_second_from(self.as_of));
         let group_refs = fixed.group_refs();
         let ctx = Ctx {
             request: &request,
@@ -560,6 +585,14 @@ impl<'a> Search<'a> {
         });
         true
     }
+}
+
+/// The first whole second at or after `t`.
+fn whole_second_from(t: Timestamp) -> Timestamp {
+    if t.subsec_nanosecond() == 0 {
+        return t;
+    }
+    Timestamp::from_second(t.as_second() + i64::from(t.as_second() >= 0)).unwrap_or(t)
 }
 
 fn has_action_segment(path: &AttrPath) -> bool {
