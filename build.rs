@@ -11,6 +11,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("arbiter_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // Decoding errors are the caller's: `INVALID_ARGUMENT` naming the message (see `src/server/codec.rs`).
+    tonic_prost_build::configure()
+        .codec_path("crate::server::codec::ArbiterCodec")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -321,7 +321,8 @@ enum Val<'a> {
     Str(&'a str),
     Num(f64),
     Time(Timestamp),
-    Ip(IpAddr),
+    /// `environment.source_ip`: the address and its text as sent.
+    Ip(IpAddr, &'a str),
     Groups(&'a [&'a str]),
 }
 
@@ -332,7 +333,8 @@ enum Sc<'a> {
     Num(f64),
     Bool(bool),
     Time(Timestamp),
-    Ip(IpAddr),
+    /// An IP with its text: an address to `cidr` and `equals`, text to the string operators.
+    Ip(IpAddr, &'a str),
     /// A nested list or map: equal to nothing, and a fault for typed operators.
     Composite,
 }
@@ -351,7 +353,7 @@ impl<'a> Val<'a> {
             Val::Str(s) => f(Sc::Str(s)),
             Val::Num(n) => f(Sc::Num(n)),
             Val::Time(t) => f(Sc::Time(t)),
-            Val::Ip(ip) => f(Sc::Ip(ip)),
+            Val::Ip(ip, text) => f(Sc::Ip(ip, text)),
         }
     }
 
@@ -361,7 +363,7 @@ impl<'a> Val<'a> {
             Val::Str(s) => Sc::Str(s),
             Val::Num(n) => Sc::Num(n),
             Val::Time(t) => Sc::Time(t),
-            Val::Ip(ip) => Sc::Ip(ip),
+            Val::Ip(ip, text) => Sc::Ip(ip, text),
             Val::Groups(_) => Sc::Composite,
         }
     }
@@ -391,8 +393,8 @@ fn sc_eq(a: Sc, b: Sc) -> bool {
         (Sc::Num(x), Sc::Num(y)) => x == y,
         (Sc::Bool(x), Sc::Bool(y)) => x == y,
         (Sc::Time(x), Sc::Time(y)) => x == y,
-        (Sc::Ip(x), Sc::Ip(y)) => x.to_canonical() == y.to_canonical(),
-        (Sc::Ip(ip), Sc::Str(s)) | (Sc::Str(s), Sc::Ip(ip)) => s
+        (Sc::Ip(x, _), Sc::Ip(y, _)) => x.to_canonical() == y.to_canonical(),
+        (Sc::Ip(ip, _), Sc::Str(s)) | (Sc::Str(s), Sc::Ip(ip, _)) => s
             .parse::<IpAddr>()
             .is_ok_and(|p| p.to_canonical() == ip.to_canonical()),
         (Sc::Time(t), Sc::Str(s)) | (Sc::Str(s), Sc::Time(t)) => parse_rfc3339(s) == Some(t),
@@ -410,7 +412,7 @@ fn sc_time(s: Sc) -> Option<Timestamp> {
 
 fn sc_ip(s: Sc) -> Option<IpAddr> {
     match s {
-        Sc::Ip(ip) => Some(ip.to_canonical()),
+        Sc::Ip(ip, _) => Some(ip.to_canonical()),
         Sc::Str(s) => s.parse::<IpAddr>().ok().map(|ip| ip.to_canonical()),
         _ => None,
     }
@@ -428,7 +430,11 @@ impl<'a> Ctx<'a> {
                 Field::ResourceUri => r.resource.uri.as_deref().map(Val::Str),
                 Field::ResourceOwner => r.resource.owner.as_deref().map(Val::Str),
                 Field::EnvironmentTime => Some(Val::Time(self.time)),
-                Field::EnvironmentSourceIp => r.environment.source_ip.map(Val::Ip),
+                Field::EnvironmentSourceIp => r
+                    .environment
+                    .source_ip
+                    .as_ref()
+                    .map(|ip| Val::Ip(ip.addr, &ip.text)),
                 Field::EnvironmentPort => r.environment.port.map(|p| Val::Num(p as f64)),
             },
             Target::Attribute { part, segments } => {
@@ -474,17 +480,22 @@ fn resolve_operands<'a>(
     ctx: &Ctx<'a>,
 ) -> Result<SmallVec<[Val<'a>; 4]>, Truth> {
     let mut out = SmallVec::new();
+    let mut fault = false;
     for o in operands {
         match o {
             Operand::Lit(Lit::Str(s)) => out.push(Val::Str(s)),
             Operand::Lit(Lit::Num(n)) => out.push(Val::Num(*n)),
             Operand::Lit(Lit::Bool(b)) => out.push(Val::Json(if *b { &TRUE } else { &FALSE })),
             Operand::Ref(p) => match ctx.resolve(p) {
+                // Missing is decided before type, whatever the order of the values.
                 None => return Err(Truth::Unknown),
-                Some(Val::Json(Value::Object(_))) => return Err(Truth::Fault),
+                Some(Val::Json(Value::Object(_))) => fault = true,
                 Some(v) => out.push(v),
             },
         }
+    }
+    if fault {
+        return Err(Truth::Fault);
     }
     Ok(out)
 }
@@ -550,7 +561,7 @@ fn eval_op<'a>(op: &'a Op, attr: Val<'a>, ctx: &Ctx<'a>) -> Truth {
             };
             let mut fault = false;
             let mut check_value = |s: &str, v: Sc| match v {
-                Sc::Str(p) => {
+                Sc::Str(p) | Sc::Ip(_, p) => {
                     if starts {
                         s.starts_with(p)
                     } else {
@@ -645,7 +656,7 @@ impl OrFault for Truth {
 fn string_match(attr: Val, mut f: impl FnMut(&str) -> bool) -> Truth {
     let mut fault = false;
     let hit = attr.any_element(|e| match e {
-        Sc::Str(s) => f(s),
+        Sc::Str(s) | Sc::Ip(_, s) => f(s),
         _ => {
             fault = true;
             false

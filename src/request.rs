@@ -46,9 +46,26 @@ pub struct Resource {
 pub struct Environment {
     /// `None` means "the instant the call was received".
     pub time: Option<Timestamp>,
-    pub source_ip: Option<IpAddr>,
+    pub source_ip: Option<SourceIp>,
     pub port: Option<u32>,
     pub attributes: Map<String, Value>,
+}
+
+/// `environment.source_ip`: the address, which `cidr` and `equals` read, and its text as sent, which
+/// `starts_with`, `ends_with` and `glob` match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceIp {
+    pub addr: IpAddr,
+    pub text: Box<str>,
+}
+
+impl From<IpAddr> for SourceIp {
+    fn from(addr: IpAddr) -> Self {
+        SourceIp {
+            addr,
+            text: addr.to_string().into(),
+        }
+    }
 }
 
 /// Where a value sits in a request (`resource.attributes.permissions`, `checks[2].resource`), as a chain of
@@ -219,14 +236,18 @@ impl RawRequest {
                 )
             })?),
         };
-        let source_ip = match environment.source_ip.as_deref() {
-            None | Some("") => None,
-            Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
-                RequestError::new(
-                    "environment.source_ip",
-                    format!("`{ip}` is not an IP address"),
-                )
-            })?),
+        let source_ip = match environment.source_ip {
+            None => None,
+            Some(ip) if ip.is_empty() => None,
+            Some(ip) => Some(SourceIp {
+                addr: ip.parse::<IpAddr>().map_err(|_| {
+                    RequestError::new(
+                        "environment.source_ip",
+                        format!("`{ip}` is not an IP address"),
+                    )
+                })?,
+                text: ip.into(),
+            }),
         };
         let port = match environment.port {
             None | Some(Value::Null) => None,
@@ -315,7 +336,11 @@ impl Request {
             }),
             environment: Some(RawEnvironment {
                 time: self.environment.time.map(|t| t.to_string()),
-                source_ip: self.environment.source_ip.map(|ip| ip.to_string()),
+                source_ip: self
+                    .environment
+                    .source_ip
+                    .as_ref()
+                    .map(|ip| ip.text.to_string()),
                 port: self.environment.port.map(Value::from),
                 attributes: map(&self.environment.attributes),
             }),
@@ -428,23 +453,107 @@ pub fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// Strict RFC 3339: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+/// Strict RFC 3339: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, `T` and `Z` in either case.
+///
+/// - the fraction takes any number of digits after a `.` (never a `,`); digits past nanoseconds are dropped;
+/// - a leap second `:60` reads as `:59`;
+/// - offsets are `Z` or `±HH:MM` with hours 00 to 23 and minutes 00 to 59;
+/// - the instant must fall in years 1 to 9999 in UTC, within what the time library represents (up to
+///   `9999-12-30T22:00:00.999999999Z`).
 pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();
-    let shape_ok = b.len() >= 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && matches!(b[10], b'T' | b't')
-        && b[13] == b':'
-        && b[16] == b':'
-        && (matches!(b[b.len() - 1], b'Z' | b'z') || {
-            let n = b.len();
-            n >= 25 && matches!(b[n - 6], b'+' | b'-') && b[n - 3] == b':'
-        });
-    if !shape_ok {
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(range)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
-    s.parse::<Timestamp>().ok()
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, mut second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    second = second.min(59);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if day < 1 || day > month_days[(month - 1) as usize] {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos: i64 = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            if i - start < 9 {
+                nanos = nanos * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..9 {
+            nanos *= 10;
+        }
+    }
+    let offset = match &b[i..] {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (digits(i + 1..i + 3)?, digits(i + 4..i + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let magnitude = h * 3600 + m * 60;
+            if *sign == b'-' {
+                -magnitude
+            } else {
+                magnitude
+            }
+        }
+        _ => return None,
+    };
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    // Years 1 to 9999 in UTC.
+    const FIRST: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+    const AFTER_LAST: i64 = 253_402_300_800; // 10000-01-01T00:00:00Z
+    if !(FIRST..AFTER_LAST).contains(&seconds) {
+        return None;
+    }
+    Timestamp::new(seconds, nanos as i32).ok()
 }
 
 #[cfg(test)]
@@ -525,6 +634,35 @@ mod tests {
         assert!(parse_rfc3339("2026-11-23 12:00:00Z").is_none());
         assert!(parse_rfc3339("2026-11-23").is_none());
         assert!(parse_rfc3339("2026-11-23T12:00:00").is_none());
+        // Strictness: no comma before the fraction, offsets within ±23:59, real dates.
+        assert!(parse_rfc3339("2026-11-23T12:00:00,5Z").is_none());
+        assert!(parse_rfc3339("2026-11-23T12:00:00+24:00").is_none());
+        assert!(parse_rfc3339("2026-11-23T12:00:00+23:59").is_some());
+        assert!(parse_rfc3339("2026-02-29T12:00:00Z").is_none());
+        assert!(parse_rfc3339("2028-02-29T12:00:00Z").is_some());
+        assert!(parse_rfc3339("2026-11-23T12:00:00.Z").is_none());
+        // Any number of fraction digits, nanoseconds kept.
+        let t = parse_rfc3339("2026-11-23T12:00:00.1234567891234Z").unwrap();
+        assert_eq!(t.subsec_nanosecond(), 123_456_789);
+        assert_eq!(
+            parse_rfc3339("2026-11-23t12:00:00.5z")
+                .unwrap()
+                .subsec_nanosecond(),
+            500_000_000
+        );
+        // A leap second reads as :59.
+        assert_eq!(
+            parse_rfc3339("2016-12-31T23:59:60Z"),
+            parse_rfc3339("2016-12-31T23:59:59Z")
+        );
+        // Years 1 to 9999 in UTC.
+        assert!(parse_rfc3339("0000-12-31T23:59:59Z").is_none());
+        assert!(parse_rfc3339("0001-01-01T00:00:00Z").is_some());
+        assert!(parse_rfc3339("0001-01-01T00:30:00+01:00").is_none());
+        assert_eq!(
+            parse_rfc3339("2026-11-23T13:00:00+01:00"),
+            parse_rfc3339("2026-11-23T12:00:00Z")
+        );
     }
 
     #[test]

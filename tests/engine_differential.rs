@@ -150,6 +150,51 @@ fn cond_strategy() -> impl Strategy<Value = Cond> {
             "cidr",
             Some(vec![json!("10.0.0.0/8"), json!("2001:db8::/32")])
         )),
+        // The source IP is a string: text operators match its text, `equals` reads it as an IP.
+        Just(c(
+            "environment.source_ip",
+            "starts_with",
+            Some(vec![json!("10.")])
+        )),
+        Just(c(
+            "environment.source_ip",
+            "ends_with",
+            Some(vec![json!(":5"), json!(".3")])
+        )),
+        Just(c("environment.source_ip", "glob", Some(vec![json!("*:*")]))),
+        Just(c(
+            "environment.source_ip",
+            "equals",
+            Some(vec![json!("10.1.2.3")])
+        )),
+        // Instants, strict RFC 3339.
+        Just(c(
+            "resource.expires",
+            "after",
+            Some(vec![json!("2026-06-01T00:00:00Z")])
+        )),
+        Just(c(
+            "resource.expires",
+            "before",
+            Some(vec![json!("2026-06-01T00:00:00.5+02:00")])
+        )),
+        // One `${...}` to a map and one missing, in both orders: missing decides first.
+        Just(c(
+            "resource.level",
+            "equals",
+            Some(vec![
+                json!("${resource.meta}"),
+                json!("${resource.nothing}")
+            ])
+        )),
+        Just(c(
+            "resource.level",
+            "equals",
+            Some(vec![
+                json!("${resource.nothing}"),
+                json!("${resource.meta}")
+            ])
+        )),
     ]
     .prop_flat_map(|c| (Just(c), any::<bool>()))
     .prop_map(|(mut c, negate)| {
@@ -237,10 +282,34 @@ fn request_strategy() -> impl Strategy<Value = Value> {
         (
             attr_strategy(vec![json!(true), json!(false), json!("true")]),
             attr_strategy(vec![json!(["g1"]), json!(["g2", "g3"]), json!("g1"), json!([])]),
-            attr_strategy(vec![json!("10.1.2.3"), json!("11.0.0.1"), json!("2001:db8::5"), json!("::ffff:10.9.9.9")]),
+            attr_strategy(vec![
+                json!("10.1.2.3"),
+                json!("11.0.0.1"),
+                json!("2001:db8::5"),
+                json!("2001:DB8::5"),
+                json!("::ffff:10.9.9.9"),
+                json!("::ffff:10.1.2.3"),
+            ]),
+            attr_strategy(vec![
+                json!("2026-06-01T00:00:01Z"),
+                json!("2026-05-31T23:59:59.999999999Z"),
+                json!("2026-06-01T00:00:00.0000000001Z"),
+                json!("2026-06-01T02:00:00.4+02:00"),
+                json!("2026-06-01T00:00:00,5Z"),
+                json!("2026-06-01T00:00:00+24:00"),
+                json!("2026-06-01t00:00:00z"),
+                json!("2026-02-30T00:00:00Z"),
+                json!("2016-12-31T23:59:60Z"),
+                json!("0000-06-01T00:00:00Z"),
+                json!("0001-01-01T00:00:00Z"),
+                json!("9999-12-30T21:59:59Z"),
+                json!("2026-06-01"),
+                json!(5),
+            ]),
+            attr_strategy(vec![json!({"k": 1}), json!(2), json!([])]),
         ),
     )
-        .prop_map(|((id, groups, action, uri), (owner, dept, email, roles, level, clearance), (global, perm, ip))| {
+        .prop_map(|((id, groups, action, uri), (owner, dept, email, roles, level, clearance), (global, perm, ip, expires, meta))| {
             let mut principal_attrs = Map::new();
             let mut resource_attrs = Map::new();
             for (k, v) in [("dept", dept), ("email", email), ("roles", roles), ("clearance", clearance)] {
@@ -248,7 +317,7 @@ fn request_strategy() -> impl Strategy<Value = Value> {
                     principal_attrs.insert(k.into(), v);
                 }
             }
-            for (k, v) in [("level", level), ("global", global)] {
+            for (k, v) in [("level", level), ("global", global), ("expires", expires), ("meta", meta)] {
                 if let Some(v) = v {
                     resource_attrs.insert(k.into(), v);
                 }
@@ -406,6 +475,7 @@ fn ref_condition(c: &Cond, flat: &Value) -> T3 {
     let Some(attr) = attr else { return T3::Unknown };
     // Resolve values; a missing reference is unknown.
     let mut values = Vec::new();
+    let mut ref_to_map = false;
     for v in c.values.iter().flatten() {
         match v
             .as_str()
@@ -414,13 +484,34 @@ fn ref_condition(c: &Cond, flat: &Value) -> T3 {
         {
             Some(path) => match lookup(flat, path) {
                 None => return T3::Unknown,
+                Some(r) if r.is_object() => ref_to_map = true,
                 Some(r) => values.extend(elements(r).into_iter().cloned()),
             },
             None => values.push(v.clone()),
         }
     }
+    // Missing is decided before type: only with every reference present does a map make it a fault.
+    if ref_to_map {
+        return negate(T3::Fault, c.negate);
+    }
     let b = |x: bool| if x { T3::T } else { T3::F };
     let t = match c.op {
+        "equals" if c.path == "environment.source_ip" => {
+            // Read as an IP: IPv4-mapped addresses compare as IPv4.
+            let ip = |v: &Value| {
+                v.as_str()
+                    .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+                    .map(|ip| ip.to_canonical())
+            };
+            b(values.iter().any(|v| ip(v).is_some() && ip(v) == ip(attr)))
+        }
+        "before" | "after" => match (
+            reference_instant(attr),
+            values.first().and_then(reference_instant),
+        ) {
+            (Some(a), Some(v)) => b(if c.op == "before" { a < v } else { a > v }),
+            _ => T3::Fault,
+        },
         "equals" => {
             if attr.is_object() {
                 T3::Fault
@@ -480,6 +571,49 @@ fn ref_condition(c: &Cond, flat: &Value) -> T3 {
         other => panic!("reference does not know {other}"),
     };
     negate(t, c.negate)
+}
+
+/// Strict RFC 3339, read the plain way: the grammar by regular expression, `:60` as `:59`, fraction digits past
+/// nanoseconds dropped, years 1 to 9999 in UTC (as far as the time library goes).
+fn reference_instant(v: &Value) -> Option<Timestamp> {
+    let re = Regex::new(
+        r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$",
+    )
+    .unwrap();
+    let caps = re.captures(v.as_str()?)?;
+    let n = |i: usize| caps.get(i).map(|m| m.as_str().parse::<u32>().unwrap());
+    let (hour, minute, second) = (n(4)?, n(5)?, n(6)?);
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    if let (Some(h), Some(m)) = (n(10), n(11)) {
+        if h > 23 || m > 59 {
+            return None;
+        }
+    }
+    let mut fraction: String = caps
+        .get(7)
+        .map_or("", |m| &m.as_str()[1..])
+        .chars()
+        .take(9)
+        .collect();
+    while fraction.len() < 9 {
+        fraction.push('0');
+    }
+    let offset = match caps.get(8).unwrap().as_str() {
+        "Z" | "z" => "+00:00".to_string(),
+        o => o.to_string(),
+    };
+    let text = format!(
+        "{}-{}-{}T{hour:02}:{minute:02}:{:02}.{fraction}{offset}",
+        &caps[1],
+        &caps[2],
+        &caps[3],
+        second.min(59)
+    );
+    let t: Timestamp = text.parse().ok()?;
+    let year = t.to_zoned(jiff::tz::TimeZone::UTC).year();
+    (1..=9999).contains(&year).then_some(t)
 }
 
 fn negate(t: T3, n: bool) -> T3 {

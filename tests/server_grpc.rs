@@ -334,6 +334,17 @@ async fn bad_requests_are_invalid_argument_naming_the_field() {
         err.message()
     );
 
+    // Invalid UTF-8 in a string field (`action`, field 2) is the caller's fault, named, never INTERNAL.
+    let err = raw_unary(&h, vec![0x12, 0x02, 0xff, 0xfe])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().starts_with("AuthorizeRequest: "),
+        "{}",
+        err.message()
+    );
+
     // At the limit is fine.
     let mut r = ok();
     r.principal.as_mut().unwrap().attributes = Some(object(vec![("deep", nested(31))]));

@@ -83,7 +83,8 @@ pub fn request_to_proto(r: &Request) -> proto::AuthorizeRequest {
             source_ip: r
                 .environment
                 .source_ip
-                .map(|ip| ip.to_string())
+                .as_ref()
+                .map(|ip| ip.text.to_string())
                 .unwrap_or_default(),
             port: r.environment.port.unwrap_or(0),
             attributes: attributes(&r.environment.attributes),

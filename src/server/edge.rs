@@ -1,13 +1,8 @@
 //! The HTTP/2 edge around every gRPC service: counts calls in flight (for graceful shutdown and the
-//! `arbiter_inflight_calls` gauge) and corrects two status codes that tonic and prost pick before our code runs:
-//!
-//! - a request larger than the decoding limit is `OUT_OF_RANGE` in tonic; the contract says
-//!   `RESOURCE_EXHAUSTED`;
-//! - a message nested beyond prost's recursion limit (a hostile `Struct`) is `INTERNAL`; it is bad input, so it
-//!   becomes `INVALID_ARGUMENT` naming the attribute map at fault.
-//!
-//! Both errors are produced before any handler runs and travel as trailers-only responses, so the status sits in
-//! the response headers where this layer can rewrite it.
+//! `arbiter_inflight_calls` gauge) and corrects a status code that tonic picks before our code runs: a request
+//! larger than the decoding limit is `OUT_OF_RANGE` in tonic; the contract says `RESOURCE_EXHAUSTED`. The error is
+//! produced before any handler runs and travels as a trailers-only response, so the status sits in the response
+//! headers where this layer can rewrite it. (Messages that do not decode are handled by `codec`.)
 
 use std::future::Future;
 use std::pin::Pin;
@@ -116,7 +111,6 @@ fn fix_status(headers: &mut HeaderMap, limit: usize) {
     // Cheap pre-check on the raw code before decoding the (percent-encoded) message.
     let code = match headers.get("grpc-status").map(|v| v.as_bytes()) {
         Some(b"11") => Code::OutOfRange,
-        Some(b"13") => Code::Internal,
         _ => return,
     };
     let Some(status) = Status::from_header_map(headers) else {
@@ -129,34 +123,9 @@ fn fix_status(headers: &mut HeaderMap, limit: usize) {
                 "request message larger than the limit of {limit} bytes"
             ))
         }
-        Code::Internal if message.contains("recursion limit reached") => {
-            Status::invalid_argument(format!(
-                "{}: nested too deeply (more than {} levels)",
-                nested_field(message),
-                crate::request::MAX_ATTRIBUTE_DEPTH
-            ))
-        }
         _ => return,
     };
     let _ = replacement.add_header(headers);
-}
-
-/// Names the attribute map from prost's decode-error stack (`Message.field: ...`).
-fn nested_field(message: &str) -> &'static str {
-    let checks = message.contains("AuthorizeBatchRequest.checks") || message.contains("Check.");
-    if message.contains("Principal.attributes") {
-        "principal.attributes"
-    } else if message.contains("Environment.attributes") {
-        "environment.attributes"
-    } else if message.contains("Resource.attributes") {
-        if checks {
-            "checks[].resource.attributes"
-        } else {
-            "resource.attributes"
-        }
-    } else {
-        "request"
-    }
 }
 
 #[cfg(test)]
@@ -170,19 +139,13 @@ mod tests {
     }
 
     #[test]
-    fn rewrites_only_the_two_known_errors() {
+    fn rewrites_only_the_known_error() {
         let mut h = headers(Status::out_of_range(
             "Error, decoded message length too large: found 5 bytes, the limit is: 4 bytes",
         ));
         fix_status(&mut h, 4);
         let s = Status::from_header_map(&h).unwrap();
         assert_eq!(s.code(), Code::ResourceExhausted);
-
-        let mut h = headers(Status::internal("failed to decode Protobuf message: Value.kind: Struct.fields: Principal.attributes: AuthorizeRequest.principal: recursion limit reached"));
-        fix_status(&mut h, 4);
-        let s = Status::from_header_map(&h).unwrap();
-        assert_eq!(s.code(), Code::InvalidArgument);
-        assert!(s.message().starts_with("principal.attributes:"), "{s:?}");
 
         for other in [
             Status::internal("something else"),

@@ -9,6 +9,7 @@
 //! listeners close, in-flight calls are drained for up to the grace period, the reload loop stops, the decision
 //! log is flushed and the Unix socket removed.
 
+pub mod codec;
 pub mod convert;
 pub mod edge;
 pub mod service;

@@ -40,7 +40,7 @@ use super::witness::{witnesses, Pattern};
 use crate::compile::condition::{Condition, Lit, NumArg, Op, Operand, TimeArg};
 use crate::compile::path::{AttrPath, Field, Part, Segment, Target};
 use crate::eval::{claim_matches, eval_condition, Ctx};
-use crate::request::{parse_rfc3339, Environment, Principal, Request, Resource};
+use crate::request::{parse_rfc3339, Environment, Principal, Request, Resource, SourceIp};
 
 /// Most product states a string witness search may visit.
 const STRING_STATES: usize = 20_000;
@@ -219,7 +219,13 @@ impl Fixed {
             match (var, choice) {
                 (_, Choice::Absent) => {}
                 (Var::Owner, Choice::Json(Value::String(s))) => r.resource.owner = Some(s.clone()),
-                (Var::SourceIp, Choice::Ip(ip)) => r.environment.source_ip = Some(*ip),
+                (Var::SourceIp, Choice::Ip(ip)) => r.environment.source_ip = Some((*ip).into()),
+                (Var::SourceIp, Choice::Json(Value::String(text))) => {
+                    r.environment.source_ip = text.parse::<IpAddr>().ok().map(|addr| SourceIp {
+                        addr,
+                        text: text.as_str().into(),
+                    })
+                }
                 (Var::Port, Choice::Json(v)) => r.environment.port = v.as_u64().map(|p| p as u32),
                 (Var::Time, Choice::Time(t)) => r.environment.time = Some(*t),
                 (Var::Attr(part, segs), Choice::Json(v)) => {
@@ -679,8 +685,32 @@ impl Candidates {
                 // `environment.time` is never absent: an unset time is the instant of the call.
                 return points.into_iter().map(Choice::Time).collect();
             }
-            Var::SourceIp => {
+            Var::SourceIp if atoms.patterns.is_empty() => {
                 out.extend(ip_points(atoms, copies).into_iter().map(Choice::Ip));
+                return out;
+            }
+            Var::SourceIp => {
+                // Text operators read the address as sent: every spelling that changes a text outcome.
+                let (_, vectors, complete) = self.strings(atoms, copies).clone();
+                if !complete {
+                    note(format!(
+                        "the string patterns on {} have more than {STRING_STATES} combinations",
+                        names(group)
+                    ));
+                }
+                let texts: Vec<String> = interpreted_texts(atoms, copies, &mut *note)
+                    .into_iter()
+                    .filter(|t| t.parse::<IpAddr>().is_ok())
+                    .collect();
+                if group.len() > 1 {
+                    note(format!(
+                        "{} are read both as text and as IPs, and compared with each other",
+                        names(group)
+                    ));
+                } else {
+                    check_mixed(var, atoms, preds, fixed, as_of, &[], &vectors, &texts, note);
+                }
+                out.extend(texts.into_iter().map(|t| Choice::Json(Value::String(t))));
                 return out;
             }
             Var::Port => {
@@ -875,7 +905,10 @@ pub fn realistic(s: &str, patterns: &[Pattern], vector: &[bool]) -> String {
 
 /// Instants and IPs as text, when a time or network operator reads the group.
 fn interpreted_texts(atoms: &Atoms, copies: usize, note: &mut dyn FnMut(String)) -> Vec<String> {
+    // Canonical spellings first (counterexamples read best with them), other spellings after.
     let mut out = Vec::new();
+    let mut other = Vec::new();
+    let spell = !atoms.patterns.is_empty();
     if atoms.timey {
         let (points, complete) = time_points(atoms, first_instant(), last_instant(), copies);
         if !complete {
@@ -883,16 +916,25 @@ fn interpreted_texts(atoms: &Atoms, copies: usize, note: &mut dyn FnMut(String))
         }
         for t in points {
             let text = t.to_string();
-            if !atoms.patterns.is_empty() {
+            if spell {
                 // Another spelling of the same instant, for text predicates that tell them apart.
                 if let Some(stem) = text.strip_suffix('Z') {
-                    out.push(format!("{stem}+00:00"));
+                    other.push(format!("{stem}+00:00"));
                 }
             }
             out.push(text);
         }
     }
     if atoms.netty {
+        for ip in ip_points(atoms, copies) {
+            if spell {
+                match ip {
+                    IpAddr::V4(v4) => other.push(v4.to_ipv6_mapped().to_string()),
+                    IpAddr::V6(v6) => other.push(v6.to_string().to_uppercase()),
+                }
+            }
+            out.push(ip.to_string());
+        }
         // IPv6 spellings that begin or end like a text pattern (`b::1` for `starts_with b`).
         for p in &atoms.patterns {
             let (head, tail) = (p.head(), p.tail());
@@ -905,19 +947,15 @@ fn interpreted_texts(atoms: &Atoms, copies: usize, note: &mut dyn FnMut(String))
                 format!("1::{tail}"),
                 format!("0:0::{tail}"),
             ] {
-                if text.parse::<IpAddr>().is_ok() && !out.contains(&text) {
-                    out.push(text);
+                if text.parse::<IpAddr>().is_ok() {
+                    other.push(text);
                 }
             }
         }
-        for ip in ip_points(atoms, copies) {
-            if !atoms.patterns.is_empty() {
-                match ip {
-                    IpAddr::V4(v4) => out.push(v4.to_ipv6_mapped().to_string()),
-                    IpAddr::V6(v6) => out.push(v6.to_string().to_uppercase()),
-                }
-            }
-            out.push(ip.to_string());
+    }
+    for t in other {
+        if !out.contains(&t) {
+            out.push(t);
         }
     }
     out
