@@ -2,7 +2,7 @@
 //! `file:line:col` (policy files) or the field (requests), and the limit itself is accepted. Nothing here asserts
 //! a duration: pathological inputs must simply finish with the right answer.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Prometheus `/metrics` of the real server. Its own test binary (process), because the metrics recorder is
 //! process-wide.
 
-mod common;
+use crate::common;
 
 use common::{allow, Harness};
 

@@ -1,7 +1,7 @@
 //! Hot reload against the real server and a real tonic client: the eight cases of the sidecar issue.
 //! Timing never decides pass/fail beyond generous bounded waits; "within one second" is measured and reported only.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::Write;

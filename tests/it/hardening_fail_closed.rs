@@ -2,7 +2,7 @@
 //! DENY with reason `error`, through the real gRPC server and through `arbiter eval`. A fault never grants, a
 //! negated fault stays a fault, and a faulting deny overrides an allow that holds.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

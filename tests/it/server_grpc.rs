@@ -2,7 +2,7 @@
 //! (INVALID_ARGUMENT naming the field, RESOURCE_EXHAUSTED), health, reflection, the Unix socket, the decision
 //! log, and graceful shutdown with a call in flight.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

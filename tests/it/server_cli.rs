@@ -1,7 +1,7 @@
 //! `arbiter serve` as a process: the built binary, real signals (SIGHUP, SIGTERM), `ARBITER_*` environment
 //! variables, the shipped `policies/` as the default directory, and exit codes.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

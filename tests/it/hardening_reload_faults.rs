@@ -4,7 +4,7 @@
 //! snapshot (same revision, same decision), reports the error in `GetStatus.last_reload_error`, and recovers
 //! by itself, without a restart, once the files are fixed. Waits are generous polls, never timing assertions.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

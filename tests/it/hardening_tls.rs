@@ -2,7 +2,7 @@
 //! `rcgen`: under mTLS a client without a certificate (or with one from another CA) is refused and a valid one is
 //! served; plain TLS serves any TLS client; a plaintext client is refused; bad TLS files fail the start.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! racing a publisher only ever see whole, internally consistent snapshots. Its own test binary, because the
 //! metrics recorder is process-wide.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,0 +1,22 @@
+//! The integration tests, in one binary (one link of the crate and its server stack instead of one per file):
+//! each module is one area, and `common` holds the helpers they share (a server harness on an ephemeral port,
+//! request builders, bounded waits).
+
+mod common;
+mod cli;
+mod engine_diagnostics;
+mod engine_differential;
+mod engine_index;
+mod engine_semantics;
+mod fuzz_regressions;
+mod hardening_concurrency;
+mod hardening_fail_closed;
+mod hardening_limits;
+mod hardening_reload_faults;
+mod hardening_tls;
+mod server_cli;
+mod server_grpc;
+mod server_metrics;
+mod server_reload;
+mod simulate_lockout;
+mod simulate_property;
