@@ -230,7 +230,12 @@ impl<'a> Search<'a> {
         }
         // `resource.permissions.${action}` beside `resource.permissions.EncryptWithKey`: the action equal to a
         // literal segment makes the two paths one variable.
-        if conditions.iter().any(|c| has_action_segment(&c.path)) {
+        let action_paths = conditions.iter().any(|c| {
+            std::iter::once(&c.path)
+                .chain(c.references())
+                .any(has_action_segment)
+        });
+        if action_paths {
             for c in &conditions {
                 for p in std::iter::once(&c.path).chain(c.references()) {
                     if let Target::Attribute { segments, .. } = &p.target {
@@ -242,6 +247,30 @@ impl<'a> Search<'a> {
                     }
                 }
             }
+            // Selector claims are paths too (`perms.CreateKey`).
+            for r in &reachable {
+                for &a in &r.attachments {
+                    for t in compiled.attachments[a as usize].selector.tests.iter() {
+                        if let SelectorKey::Claim(path) = &t.key {
+                            action_patterns.extend(path.iter().map(|n| Pattern::literal(n)));
+                        }
+                    }
+                }
+            }
+        }
+        // Attributes compared with the action or the URI carry their own text constraints over to it.
+        for (field, patterns) in [
+            (Field::Action, &mut action_patterns),
+            (Field::ResourceUri, &mut uri_patterns),
+        ] {
+            let (linked, inexact) = linked_patterns(&conditions, field);
+            if inexact {
+                self.inconclusive(format!(
+                    "an attribute compared with `{}` by prefix or suffix also has text conditions of its own",
+                    if field == Field::Action { "action" } else { "resource.uri" }
+                ));
+            }
+            patterns.extend(linked);
         }
         let actions = self.strings_of(&rule.actions, &action_patterns, false);
         let pinned = |f: Field| -> Option<Vec<String>> {
@@ -593,6 +622,69 @@ fn whole_second_from(t: Timestamp) -> Timestamp {
         return t;
     }
     Timestamp::from_second(t.as_second() + i64::from(t.as_second() >= 0)).unwrap_or(t)
+}
+
+/// The text patterns of every attribute compared with `target` (the action or the URI) through `${...}`,
+/// directly or through other attributes: the target takes the attribute's value, so the attribute's cells are the
+/// target's. True as well when some link is a prefix or suffix comparison and the linked attributes have text
+/// conditions: those cells are then not exact.
+fn linked_patterns(conditions: &[&Condition], target: Field) -> (Vec<Pattern>, bool) {
+    let is_target = |p: &AttrPath| matches!(&p.target, Target::Field(f) if *f == target);
+    let key = |p: &AttrPath| -> Option<String> {
+        matches!(
+            &p.target,
+            Target::Attribute { .. } | Target::Field(Field::ResourceOwner)
+        )
+        .then(|| p.text.to_string())
+    };
+    let mut linked: Vec<String> = Vec::new();
+    let mut prefix_link = false;
+    loop {
+        let before = linked.len();
+        for c in conditions {
+            let textual = matches!(c.op, Op::StartsWith(_) | Op::EndsWith(_));
+            let ends: Vec<&AttrPath> = std::iter::once(&c.path).chain(c.references()).collect();
+            let touches = ends
+                .iter()
+                .any(|p| is_target(p) || key(p).is_some_and(|k| linked.contains(&k)));
+            if !touches {
+                continue;
+            }
+            prefix_link |= textual && ends.len() > 1;
+            for p in ends {
+                if let Some(k) = key(p) {
+                    if !linked.contains(&k) {
+                        linked.push(k);
+                    }
+                }
+            }
+        }
+        if linked.len() == before {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    for c in conditions {
+        if !key(&c.path).is_some_and(|k| linked.contains(&k)) {
+            continue;
+        }
+        let lits = |ops: &[Operand], shape: fn(&str) -> Pattern, out: &mut Vec<Pattern>| {
+            for o in ops {
+                if let Operand::Lit(Lit::Str(s)) = o {
+                    out.push(shape(s));
+                }
+            }
+        };
+        match &c.op {
+            Op::Equals(ops) | Op::ContainsAll(ops) => lits(ops, Pattern::literal, &mut out),
+            Op::StartsWith(ops) => lits(ops, Pattern::prefix, &mut out),
+            Op::EndsWith(ops) => lits(ops, Pattern::suffix, &mut out),
+            Op::Glob(globs) => out.extend(globs.iter().map(|g| Pattern::glob(g.as_str()))),
+            _ => {}
+        }
+    }
+    let inexact = prefix_link && !out.is_empty();
+    (out, inexact)
 }
 
 fn has_action_segment(path: &AttrPath) -> bool {

@@ -392,6 +392,8 @@ struct Atoms {
     order_relation: bool,
     /// `starts_with`/`ends_with` between two variables.
     string_relation: bool,
+    /// Set when `environment.time` is in the group: where its instants start.
+    time_from: Option<Timestamp>,
 }
 
 impl Atoms {
@@ -547,6 +549,15 @@ fn build_group(vars: Vec<Var>, preds: &[Pred], fixed: &Fixed, as_of: Timestamp) 
     if vars.contains(&Var::Time) || vars.contains(&Var::SourceIp) {
         atoms.timey |= vars.contains(&Var::Time);
         atoms.netty |= vars.contains(&Var::SourceIp);
+    }
+    // Linked typed fields and attributes draw from one pool: the port's range and the time's start are cuts
+    // for the attributes too, so equal and ordered arrangements between them have the same candidates.
+    if vars.contains(&Var::Port) {
+        atoms.numbers.extend([1.0, 65_535.0]);
+    }
+    if vars.contains(&Var::Time) {
+        atoms.instants.push(as_of);
+        atoms.time_from = Some(as_of);
     }
     let copies = vars.len();
     let mut incomplete: Option<String> = None;
@@ -855,6 +866,14 @@ fn keep_per_class(
                 Value::Bool(_) => 2,
                 _ => 3,
             }];
+            // The literals of predicates that read two variables at once (`equals ["nobody", "${...}"]`)
+            // distinguish values too: which text patterns match, and where a number sits among the literals.
+            if let Value::String(text) = v {
+                class.extend(atoms.patterns.iter().map(|p| p.matches(text) as u8));
+            }
+            if let Some(n) = v.as_f64() {
+                class.extend(atoms.numbers.iter().map(|l| n.total_cmp(l) as i8 as u8));
+            }
             for var in group {
                 let request = fixed.request(&[(var.clone(), c.clone())]);
                 let groups = fixed.group_refs();
@@ -910,9 +929,21 @@ fn interpreted_texts(atoms: &Atoms, copies: usize, note: &mut dyn FnMut(String))
     let mut other = Vec::new();
     let spell = !atoms.patterns.is_empty();
     if atoms.timey {
-        let (points, complete) = time_points(atoms, first_instant(), last_instant(), copies);
+        let (mut points, complete) = time_points(atoms, first_instant(), last_instant(), copies);
         if !complete {
             note(format!("instants have more than {TIME_POINTS} cells"));
+        }
+        if let Some(from) = atoms.time_from {
+            // The same instants `environment.time` takes, so the two can be equal.
+            let (more, complete) = time_points(atoms, from, last_instant(), copies);
+            if !complete {
+                note(format!("instants have more than {TIME_POINTS} cells"));
+            }
+            for t in more {
+                if !points.contains(&t) {
+                    points.push(t);
+                }
+            }
         }
         for t in points {
             let text = t.to_string();
@@ -1313,6 +1344,10 @@ fn next_down(x: f64) -> f64 {
 /// beyond both ends, whole numbers first. With `range`, only whole numbers inside it.
 pub fn number_points(literals: &[f64], copies: usize, range: Option<(f64, f64)>) -> Vec<f64> {
     let mut lits: Vec<f64> = literals.iter().copied().filter(|n| n.is_finite()).collect();
+    if let Some((lo, hi)) = range {
+        // The ends of the range are cells of their own, as they are for a number compared with this one.
+        lits.extend([lo, hi]);
+    }
     lits.sort_by(|a, b| a.total_cmp(b));
     lits.dedup_by(|a, b| a == b);
     let (lo, hi) = range.unwrap_or((f64::MIN, f64::MAX));
@@ -1414,16 +1449,11 @@ fn ip_points(atoms: &Atoms, copies: usize) -> Vec<IpAddr> {
         }
     }
     let mut out = Vec::new();
-    let mut spread = |cuts: &mut Vec<u128>, end_inclusive: bool, make: &dyn Fn(u128) -> IpAddr| {
+    let mut spread = |cuts: &mut Vec<u128>, make: &dyn Fn(u128) -> IpAddr| {
         cuts.sort_unstable();
         cuts.dedup();
         for w in cuts.windows(2) {
             let (a, b) = (w[0], w[1]);
-            let b = if end_inclusive && b == *cuts.last().unwrap_or(&b) {
-                b.saturating_add(1)
-            } else {
-                b
-            };
             if b <= a {
                 continue;
             }
@@ -1441,10 +1471,10 @@ fn ip_points(atoms: &Atoms, copies: usize) -> Vec<IpAddr> {
             }
         }
     };
-    spread(&mut v4_cuts, false, &|x| {
-        IpAddr::V4(Ipv4Addr::from(x as u32))
-    });
-    spread(&mut v6_cuts, true, &|x| IpAddr::V6(Ipv6Addr::from(x)));
+    spread(&mut v4_cuts, &|x| IpAddr::V4(Ipv4Addr::from(x as u32)));
+    spread(&mut v6_cuts, &|x| IpAddr::V6(Ipv6Addr::from(x)));
+    // The cuts end at the last address (the intervals are half-open): it is a cell of its own.
+    out.push(IpAddr::V6(Ipv6Addr::from(u128::MAX)));
     out
 }
 

@@ -488,3 +488,70 @@ fn every_value_of_the_typed_fields_has_a_witness() {
         });
     run(300, 85, strategy);
 }
+
+/// Typed fields compared with attributes through `${...}`: the attribute sometimes equal to the field's value,
+/// sometimes anything.
+#[test]
+fn every_typed_field_linked_to_an_attribute_has_a_witness() {
+    let strategy = (
+        prop::collection::vec(
+            prop_oneof![
+                condition("resource.t", Some("environment.time")),
+                condition("resource.p", Some("environment.port")),
+                condition("resource.ip", Some("environment.source_ip")),
+                condition("resource.o", Some("resource.owner")),
+                typed_condition("environment.time"),
+                typed_condition("environment.port"),
+            ],
+            1..4,
+        ),
+        prop::collection::vec(
+            (
+                0i64..(60 * 366 * 86_400),
+                1u32..=65_535,
+                any::<u32>(),
+                "[ab:]{1,3}",
+                any_value(),
+                any::<u8>(),
+            ),
+            25,
+        ),
+    )
+        .prop_map(|(conditions, values)| {
+            let samples = values
+                .into_iter()
+                .map(|(secs, port, ip, owner, other, pick)| {
+                    let time = as_of()
+                        .checked_add(jiff::SignedDuration::from_secs(secs))
+                        .unwrap();
+                    let ip = std::net::Ipv4Addr::from(ip).to_string();
+                    // Each attribute equal to its field's value, or anything.
+                    let attr = |bit: u8, same: Value| {
+                        Choice::Json(if pick & bit != 0 { same } else { other.clone() })
+                    };
+                    vec![
+                        (Var::Time, Choice::Time(time)),
+                        (Var::Port, Choice::Json(json!(port))),
+                        (Var::SourceIp, Choice::Json(json!(ip.clone()))),
+                        (Var::Owner, Choice::Json(json!(owner.clone()))),
+                        (attr_var("resource.t"), attr(1, json!(time.to_string()))),
+                        (attr_var("resource.p"), attr(2, json!(port))),
+                        (attr_var("resource.ip"), attr(4, json!(ip))),
+                        (attr_var("resource.o"), attr(8, json!(owner))),
+                    ]
+                    .into_iter()
+                    .map(|(v, c)| match c {
+                        Choice::Json(Value::Null) => (v, Choice::Absent),
+                        c => (v, c),
+                    })
+                    .collect()
+                })
+                .collect();
+            (conditions, "{}".to_string(), samples)
+        });
+    run(200, 60, strategy);
+}
+
+fn attr_var(path: &str) -> Var {
+    attr(path)
+}

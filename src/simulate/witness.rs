@@ -194,8 +194,10 @@ pub fn witnesses(
     );
     let mut visits: HashMap<State, usize> = HashMap::new();
     let mut queue: VecDeque<(State, String)> = VecDeque::new();
-    let mut found: HashMap<Vec<bool>, Vec<String>> = HashMap::new();
-    let mut order: Vec<Vec<bool>> = Vec::new();
+    // Keyed by the vector and by emptiness: the empty string is a cell of its own (a request with no URI, an
+    // empty attribute) even where a pattern treats it like other strings.
+    let mut found: HashMap<(Vec<bool>, bool), Vec<String>> = HashMap::new();
+    let mut order: Vec<(Vec<bool>, bool)> = Vec::new();
     visits.insert(start.clone(), 1);
     queue.push_back((start, String::new()));
     let mut complete = true;
@@ -206,8 +208,9 @@ pub fn witnesses(
                 .zip(&ps)
                 .map(|(p, s)| p.accepts(s))
                 .collect();
-            let slot = found.entry(vector.clone()).or_insert_with(|| {
-                order.push(vector);
+            let key = (vector, text.is_empty());
+            let slot = found.entry(key.clone()).or_insert_with(|| {
+                order.push(key);
                 Vec::new()
             });
             if slot.len() < copies {
@@ -242,9 +245,9 @@ pub fn witnesses(
     Witnesses {
         by_vector: order
             .into_iter()
-            .map(|v| {
-                let s = found.remove(&v).unwrap_or_default();
-                (v, s)
+            .map(|k| {
+                let s = found.remove(&k).unwrap_or_default();
+                (k.0, s)
             })
             .collect(),
         complete,
@@ -337,8 +340,12 @@ mod tests {
         let all: Vec<&str> = w.firsts().map(|(_, s)| s).collect();
         assert_eq!(all.len(), 1);
         assert!(!all[0].is_empty());
+        // The empty string is a cell of its own.
         let w = witnesses(&Pattern::glob("*"), &[], true, 1_000, 1);
-        assert_eq!(w.firsts().map(|(_, s)| s).collect::<Vec<_>>(), vec![""]);
+        assert_eq!(
+            w.firsts().map(|(_, s)| s).collect::<Vec<_>>(),
+            vec!["", "x"]
+        );
     }
 
     #[test]
@@ -354,8 +361,12 @@ mod tests {
                 let got: Vec<bool> = p.iter().map(|x| x.matches(s)).collect();
                 assert_eq!(&got, vector, "{s}");
             }
-            // `zeta` is a cell of one string; every other cell is infinite.
-            let want = if vector[1] { 1 } else { 3 };
+            // `zeta` and the empty string are cells of one string; every other cell is infinite.
+            let want = if vector[1] || strings[0].is_empty() {
+                1
+            } else {
+                3
+            };
             assert_eq!(strings.len(), want, "{vector:?}");
         }
     }

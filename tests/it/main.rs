@@ -2,8 +2,8 @@
 //! each module is one area, and `common` holds the helpers they share (a server harness on an ephemeral port,
 //! request builders, bounded waits).
 
-mod common;
 mod cli;
+mod common;
 mod engine_diagnostics;
 mod engine_differential;
 mod engine_index;

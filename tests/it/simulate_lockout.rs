@@ -934,3 +934,110 @@ fn an_undetermined_deny_names_the_missing_attribute() {
         "{f:#?}"
     );
 }
+
+// Cases from a review of the partition: each answered "safe" while `arbiter eval` denies a guarded request.
+
+/// The default pack with `files` added or replaced (an empty text removes a file), analysed against itself.
+fn analyze_set(files: &[(&str, &str)]) -> Vec<Finding> {
+    let set = build(&proposed(files));
+    analyze_checked(&set, &set)
+}
+
+fn assert_not_safe(f: &[Finding]) {
+    assert!(
+        f.iter()
+            .any(|f| matches!(f.kind, FindingKind::Lockout | FindingKind::Inconclusive)),
+        "expected a lockout or an inconclusive search, got {f:#?}"
+    );
+}
+
+#[test]
+fn literals_of_two_variable_predicates_shape_linked_values() {
+    let policy = "kind: Policy\nid: admin-full-access\ndescription: x\neffect: allow\nactions: [\"*\"]\nresources: [\"kylo:kylo:admin:policies:*\"]\nconditions:\n  - path: resource.approver\n    op: equals\n    values: [\"nobody\", \"${resource.requester}\"]\n    negate: true\n---\nkind: PolicyAttachment\nid: admin-full-access-admin-group\npolicy: admin-full-access\nprincipal_selector: {groups: [admin]}\n";
+    let guard = "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [admin]}\nassuming:\n  - {path: resource.approver, op: equals, values: [\"${resource.requester}\"], negate: true}\nmust_allow:\n  - actions: [UpdatePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n";
+    let f = analyze_set(&[("admin.yaml", policy), ("guards.yaml", guard)]);
+    let l = lockouts(&f);
+    assert!(!l.is_empty(), "{f:#?}");
+    assert_eq!(
+        l[0].counterexample.as_ref().unwrap()["resource"]["attributes"]["approver"],
+        "nobody"
+    );
+}
+
+#[test]
+fn text_conditions_reach_the_uri_through_a_linked_attribute() {
+    // Equal to the URI: exact.
+    let equal = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - {path: resource.owner, op: exists}\n  - {path: resource.owner, op: equals, values: [\"${resource.uri}\"]}\n  - {path: resource.owner, op: glob, values: [\"*:prod-*\"]}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    let f = analyze_set(&[("change.yaml", equal)]);
+    let cx = assert_lockout_by(&f, "change");
+    assert!(
+        cx["resource"]["uri"].as_str().unwrap().contains(":prod-"),
+        "{cx}"
+    );
+    // A prefix of the URI with text conditions of its own: never called safe.
+    let prefix = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - {path: resource.owner, op: exists}\n  - {path: resource.uri, op: starts_with, values: [\"${resource.owner}\"]}\n  - {path: resource.owner, op: glob, values: [\"*:prod-*\"]}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    assert_not_safe(&analyze_set(&[("change.yaml", prefix)]));
+    // The action, through the owner (a string, never a list).
+    let action = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - {path: resource.owner, op: exists}\n  - {path: resource.owner, op: equals, values: [\"${action}\"]}\n  - {path: resource.owner, op: equals, values: [DeletePolicy]}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    let guard = "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [admin]}\nmust_allow:\n  - actions: [\"*Policy\"]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n";
+    let cx = assert_lockout_by(
+        &analyze_set(&[("change.yaml", action), ("guards.yaml", guard)]),
+        "change",
+    );
+    assert_eq!(cx["action"], "DeletePolicy");
+}
+
+#[test]
+fn claim_segments_split_action_cells() {
+    let policy = "kind: Policy\nid: admin-full-access\ndescription: x\neffect: allow\nactions: [\"*\"]\nresources: [\"kylo:kylo:vault:keys:*\"]\nconditions:\n  - {path: \"principal.perms.${action}\", op: equals, values: [\"yes\"]}\n---\nkind: PolicyAttachment\nid: admin-full-access-admin-group\npolicy: admin-full-access\nprincipal_selector:\n  groups: [admin]\n  perms.CreateKey: [\"yes\"]\n";
+    let guard = "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [admin]}\nassuming:\n  - {path: \"principal.perms.${action}\", op: equals, values: [\"yes\"]}\nmust_allow:\n  - actions: [\"*Key\"]\n    resources: [\"kylo:kylo:vault:keys:*\"]\n";
+    let f = analyze_set(&[("admin.yaml", policy), ("guards.yaml", guard)]);
+    let l = lockouts(&f);
+    assert!(
+        l.iter()
+            .any(|f| f.cells.iter().any(|c| c.action != "CreateKey")),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn an_instant_attribute_after_the_time_of_the_call() {
+    let policy = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - {path: resource.locked_until, op: after, values: [\"${environment.time}\"]}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    let guard = "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [admin]}\nassuming:\n  - {path: resource.locked_until, op: before, values: [\"2100-01-01T00:00:00Z\"]}\nmust_allow:\n  - actions: [CreatePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n";
+    let f = analyze_set(&[("change.yaml", policy), ("guards.yaml", guard)]);
+    let cx = assert_lockout_by(&f, "change");
+    let until: Timestamp = cx["resource"]["attributes"]["locked_until"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(until > cx_time(&cx), "{cx}");
+}
+
+#[test]
+fn a_port_equal_to_an_attribute_under_a_literal_past_the_range() {
+    let policy = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - {path: environment.port, op: equals, values: [\"${resource.blocked_port}\"]}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    let guard = "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [admin]}\nassuming:\n  - {path: environment.port, op: exists}\n  - {path: resource.blocked_port, op: lt, values: [65536]}\nmust_allow:\n  - actions: [CreatePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n";
+    let f = analyze_set(&[("change.yaml", policy), ("guards.yaml", guard)]);
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(
+        cx["environment"]["port"], cx["resource"]["attributes"]["blocked_port"],
+        "{cx}"
+    );
+}
+
+#[test]
+fn the_last_ipv6_address_is_a_cell() {
+    let f = analyze_change(&[(
+        "ip.yaml",
+        &deny(
+            "  - path: environment.source_ip\n    op: exists\n  - path: environment.source_ip\n    op: cidr\n    values: [\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128\"]",
+            "[\"*\"]",
+        ),
+    )]);
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(
+        cx["environment"]["source_ip"],
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+    );
+}
