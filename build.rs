@@ -1,11 +1,15 @@
 //! Build script: compiles `proto/arbiter/v1/authorizer.proto` with protox (no system `protoc`), generates the
 //! tonic client and server with tonic-prost-build, and writes the encoded FileDescriptorSet for server reflection.
 
-use std::path::PathBuf;
+#[cfg(not(feature = "server"))]
+fn main() {
+    // The library alone (`--no-default-features`) has no gRPC service to generate.
+}
 
+#[cfg(feature = "server")]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     let fds = protox::compile(["arbiter/v1/authorizer.proto"], ["proto"])?;
     std::fs::write(
         out_dir.join("arbiter_descriptor.bin"),

@@ -30,10 +30,106 @@ pub enum Severity {
     Warning,
 }
 
+/// What a diagnostic is about: a stable code that tools and tests match on instead of the message text, shown
+/// as `E0007` (errors) or `W0001` (warnings). Codes are never renumbered; new ones are added at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// A file or directory cannot be read, is not UTF-8, or is not a regular file.
+    Unreadable,
+    /// Over a size limit (file, total bytes, file count, YAML nesting).
+    TooLarge,
+    /// Not valid YAML (syntax, anchors, duplicate keys).
+    Yaml,
+    /// A document's `kind` is unknown.
+    UnknownKind,
+    /// A field is not known for its document.
+    UnknownField,
+    /// A required field is missing.
+    MissingField,
+    /// A field holds the wrong type (a map where a list is needed, ...).
+    WrongType,
+    /// A field that must not be empty is.
+    EmptyValue,
+    /// An id has characters outside `[A-Za-z0-9._-]`.
+    InvalidId,
+    /// `effect` is neither `allow` nor `deny`.
+    InvalidEffect,
+    /// `op` is not a known operator.
+    UnknownOperator,
+    /// Two documents share an id, or two groups a name.
+    Duplicate,
+    /// An attachment names a policy that does not exist.
+    MissingPolicy,
+    /// The policy id `superuser` is reserved.
+    ReservedId,
+    /// An attribute path is invalid.
+    InvalidPath,
+    /// A `${...}` reference is malformed.
+    InvalidReference,
+    /// A glob uses a reserved character, or is empty.
+    InvalidGlob,
+    /// A CIDR is malformed or has host bits set.
+    InvalidCidr,
+    /// A time zone is unknown.
+    InvalidZone,
+    /// A `time_of_day` window is malformed.
+    InvalidWindow,
+    /// A `weekday` value is not `mon` … `sun`.
+    InvalidWeekday,
+    /// An instant is not strict RFC 3339.
+    InvalidInstant,
+    /// A value has the wrong type for its operator.
+    ValueType,
+    /// An operator has the wrong number of values.
+    ValueCount,
+    /// A principal selector key is invalid.
+    InvalidSelector,
+    /// A LockoutGuard is invalid (it protects the superuser, ...).
+    InvalidGuard,
+    /// A `kind: TestSuite` document is invalid.
+    InvalidTestSuite,
+    /// A reload refused by a lockout finding.
+    Lockout,
+    /// Something failed inside Arbiter itself.
+    Internal,
+    /// Warning: a policy that no attachment uses.
+    UnusedPolicy,
+    /// Warning: a selector names a group no `Group` document defines.
+    UndefinedGroup,
+    /// Warning: an action outside the vocabulary.
+    UnknownAction,
+}
+
+impl Code {
+    /// Warnings never make a set invalid.
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            Code::UnusedPolicy | Code::UndefinedGroup | Code::UnknownAction
+        )
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Errors are numbered from E0001 in declaration order, warnings from W0001.
+        let index = *self as usize;
+        let first_warning = Code::UnusedPolicy as usize;
+        if self.is_warning() {
+            write!(f, "W{:04}", index - first_warning + 1)
+        } else {
+            write!(f, "E{:04}", index + 1)
+        }
+    }
+}
+
 /// One problem found in a policy set, anchored at `file:line:col`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub severity: Severity,
+    /// What it is about, stably.
+    pub code: Code,
     pub file: PathBuf,
     pub pos: Pos,
     pub message: String,
@@ -43,9 +139,10 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
+    pub fn error(code: Code, file: &Path, pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
+            code,
             file: file.to_path_buf(),
             pos,
             message: message.into(),
@@ -54,10 +151,10 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
+    pub fn warning(code: Code, file: &Path, pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
-            ..Diagnostic::error(file, pos, message)
+            ..Diagnostic::error(code, file, pos, message)
         }
     }
 
@@ -82,7 +179,13 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}: {label}: {}", self.location(), self.message)?;
+        write!(
+            f,
+            "{}: {label}: {} [{}]",
+            self.location(),
+            self.message,
+            self.code
+        )?;
         if let Some(line) = &self.snippet {
             let gutter = self.pos.line.to_string();
             let pad = " ".repeat(gutter.len());
@@ -188,6 +291,8 @@ impl IntoIterator for Diagnostics {
         self.items.into_iter()
     }
 }
+
+impl std::error::Error for Diagnostics {}
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::diag::{Diagnostic, Diagnostics, Pos};
+use crate::diag::{Code, Diagnostic, Diagnostics, Pos};
 use crate::source::MAX_FILE_BYTES;
 
 /// Most policy files accepted in one directory.
@@ -95,11 +95,13 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
             walk(dir, &mut seen_dirs, &mut found, &mut diags);
         }
         Ok(_) => diags.push(Diagnostic::error(
+            Code::Unreadable,
             dir,
             Pos::WHOLE_FILE,
             "the policy path is not a directory",
         )),
         Err(e) => diags.push(Diagnostic::error(
+            Code::Unreadable,
             dir,
             Pos::WHOLE_FILE,
             format!("cannot read policy directory: {e}"),
@@ -108,6 +110,7 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
     found.sort();
     if found.len() > MAX_FILES {
         diags.push(Diagnostic::error(
+            Code::TooLarge,
             dir,
             Pos::WHOLE_FILE,
             format!(
@@ -132,6 +135,7 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
     }
     if total > MAX_TOTAL_BYTES {
         diags.push(Diagnostic::error(
+            Code::TooLarge,
             dir,
             Pos::WHOLE_FILE,
             format!(
@@ -144,7 +148,9 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
     for path in unique {
         match read_text(&path) {
             Ok(text) => files.push((path, text)),
-            Err(message) => diags.push(Diagnostic::error(&path, Pos::WHOLE_FILE, message)),
+            Err((code, message)) => {
+                diags.push(Diagnostic::error(code, &path, Pos::WHOLE_FILE, message))
+            }
         }
     }
     if diags.has_errors() {
@@ -154,18 +160,25 @@ pub fn load_dir(dir: &Path) -> Result<SourceSet, Diagnostics> {
     Ok(SourceSet::from_files(files).with_root(dir))
 }
 
-fn read_text(path: &Path) -> Result<String, String> {
-    let meta = fs::metadata(path).map_err(|e| format!("cannot read file: {e}"))?;
+fn read_text(path: &Path) -> Result<String, (Code, String)> {
+    let unreadable = |e: std::io::Error| (Code::Unreadable, format!("cannot read file: {e}"));
+    let meta = fs::metadata(path).map_err(unreadable)?;
     if meta.len() > MAX_FILE_BYTES as u64 {
-        return Err(format!(
-            "file is {} bytes, larger than the limit of {MAX_FILE_BYTES} bytes",
-            meta.len()
+        return Err((
+            Code::TooLarge,
+            format!(
+                "file is {} bytes, larger than the limit of {MAX_FILE_BYTES} bytes",
+                meta.len()
+            ),
         ));
     }
-    let bytes = fs::read(path).map_err(|e| format!("cannot read file: {e}"))?;
+    let bytes = fs::read(path).map_err(unreadable)?;
     String::from_utf8(bytes).map_err(|e| {
         let offset = e.utf8_error().valid_up_to();
-        format!("file is not valid UTF-8 (invalid byte at offset {offset})")
+        (
+            Code::Unreadable,
+            format!("file is not valid UTF-8 (invalid byte at offset {offset})"),
+        )
     })
 }
 
@@ -180,6 +193,7 @@ fn walk(
         Ok(r) => r,
         Err(e) => {
             diags.push(Diagnostic::error(
+                Code::Unreadable,
                 dir,
                 Pos::WHOLE_FILE,
                 format!("cannot read directory: {e}"),
@@ -194,6 +208,7 @@ fn walk(
         Ok(e) => e,
         Err(e) => {
             diags.push(Diagnostic::error(
+                Code::Unreadable,
                 dir,
                 Pos::WHOLE_FILE,
                 format!("cannot read directory: {e}"),
@@ -206,6 +221,7 @@ fn walk(
             Ok(e) => e,
             Err(e) => {
                 diags.push(Diagnostic::error(
+                    Code::Unreadable,
                     dir,
                     Pos::WHOLE_FILE,
                     format!("cannot read directory: {e}"),
@@ -224,6 +240,7 @@ fn walk(
             // it most likely replaced a file whose policies would otherwise vanish without a word. (Reading a
             // FIFO would also block the load.)
             Ok(m) if is_policy_file(&name) && !m.is_file() => diags.push(Diagnostic::error(
+                Code::Unreadable,
                 &path,
                 Pos::WHOLE_FILE,
                 if m.is_dir() {
@@ -242,6 +259,7 @@ fn walk(
                 // A dangling or looping symlink named like a policy file is a problem the operator must see.
                 if is_policy_file(&name) {
                     diags.push(Diagnostic::error(
+                        Code::Unreadable,
                         &path,
                         Pos::WHOLE_FILE,
                         format!("cannot read file: {e}"),

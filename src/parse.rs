@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::ast::*;
-use crate::diag::{suggestion, Diagnostic, Diagnostics, Pos};
+use crate::diag::{suggestion, Code, Diagnostic, Diagnostics, Pos};
 use crate::source::{Key, Node, NodeValue};
 
 /// The document kinds a policy directory may hold.
@@ -77,12 +77,12 @@ impl<'n> Fields<'n> {
 }
 
 impl Parser<'_> {
-    fn error(&mut self, pos: Pos, message: impl Into<String>) -> Diagnostic {
-        Diagnostic::error(self.file, pos, message)
+    fn error(&mut self, code: Code, pos: Pos, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(code, self.file, pos, message)
     }
 
-    fn report(&mut self, pos: Pos, message: impl Into<String>) {
-        let d = self.error(pos, message);
+    fn report(&mut self, code: Code, pos: Pos, message: impl Into<String>) {
+        let d = self.error(code, pos, message);
         self.diags.push(d);
     }
 
@@ -97,6 +97,7 @@ impl Parser<'_> {
     fn fields<'n>(&mut self, node: &'n Node, what: &str, known: &[&str]) -> Option<Fields<'n>> {
         let NodeValue::Map(entries) = &node.value else {
             self.report(
+                Code::WrongType,
                 node.pos,
                 format!("{what} must be a map, found {}", node.value.type_name()),
             );
@@ -104,7 +105,11 @@ impl Parser<'_> {
         };
         for (key, _) in entries {
             if !known.contains(&key.name.as_str()) {
-                let mut d = self.error(key.pos, format!("unknown field `{}` in {what}", key.name));
+                let mut d = self.error(
+                    Code::UnknownField,
+                    key.pos,
+                    format!("unknown field `{}` in {what}", key.name),
+                );
                 d.help = Some(
                     suggestion(&key.name, known.iter().copied())
                         .unwrap_or_else(|| format!("expected one of: {}", known.join(", "))),
@@ -121,7 +126,11 @@ impl Parser<'_> {
     fn required<'n>(&mut self, f: &Fields<'n>, name: &str, what: &str) -> Option<&'n Node> {
         let node = f.get(name);
         if node.is_none() {
-            self.report(f.pos, format!("missing field `{name}` in {what}"));
+            self.report(
+                Code::MissingField,
+                f.pos,
+                format!("missing field `{name}` in {what}"),
+            );
         }
         node
     }
@@ -131,6 +140,7 @@ impl Parser<'_> {
             NodeValue::Str(s) => Some(At::new(node.pos, s.clone())),
             other => {
                 self.report(
+                    Code::WrongType,
                     node.pos,
                     format!("`{field}` must be a string, found {}", other.type_name()),
                 );
@@ -145,6 +155,7 @@ impl Parser<'_> {
             Some((_, NodeValue::Bool(b))) => *b,
             Some((pos, other)) => {
                 self.report(
+                    Code::WrongType,
                     pos,
                     format!(
                         "`{field}` must be true or false, found {}",
@@ -160,7 +171,11 @@ impl Parser<'_> {
         let id = self.string(node, field)?;
         if !is_valid_id(&id.value) {
             let d = self
-                .error(id.pos, format!("invalid {field} `{}`", id.value))
+                .error(
+                    Code::InvalidId,
+                    id.pos,
+                    format!("invalid {field} `{}`", id.value),
+                )
                 .with_help("use only letters, digits, `.`, `_` and `-`");
             self.diags.push(d);
             return None;
@@ -172,6 +187,7 @@ impl Parser<'_> {
     fn strings(&mut self, node: &Node, field: &str, non_empty: bool) -> Vec<At<String>> {
         let NodeValue::Seq(items) = &node.value else {
             self.report(
+                Code::WrongType,
                 node.pos,
                 format!(
                     "`{field}` must be a list of strings, found {}",
@@ -181,7 +197,11 @@ impl Parser<'_> {
             return Vec::new();
         };
         if non_empty && items.is_empty() {
-            self.report(node.pos, format!("`{field}` must not be empty"));
+            self.report(
+                Code::EmptyValue,
+                node.pos,
+                format!("`{field}` must not be empty"),
+            );
         }
         items
             .iter()
@@ -197,6 +217,7 @@ impl Parser<'_> {
             NodeValue::Bool(b) => Scalar::Bool(*b),
             other => {
                 self.report(
+                    Code::WrongType,
                     node.pos,
                     format!(
                         "`{field}` entries must be strings, numbers or booleans, found {}",
@@ -217,6 +238,7 @@ impl Parser<'_> {
     fn document(&mut self, doc: &Node, set: &mut PolicySetDoc) {
         let NodeValue::Map(entries) = &doc.value else {
             self.report(
+                Code::WrongType,
                 doc.pos,
                 format!(
                     "a document must be a map with a `kind`, found {}",
@@ -227,7 +249,7 @@ impl Parser<'_> {
         };
         let Some((_, kind_node)) = entries.iter().find(|(k, _)| k.name == "kind") else {
             let d = self
-                .error(doc.pos, "missing field `kind`")
+                .error(Code::MissingField, doc.pos, "missing field `kind`")
                 .with_help(format!("expected one of: {}", KINDS.join(", ")));
             self.diags.push(d);
             return;
@@ -258,7 +280,11 @@ impl Parser<'_> {
             }
             "TestSuite" => {}
             other => {
-                let mut d = self.error(kind.pos, format!("unknown kind `{other}`"));
+                let mut d = self.error(
+                    Code::UnknownKind,
+                    kind.pos,
+                    format!("unknown kind `{other}`"),
+                );
                 d.help = Some(
                     suggestion(other, KINDS.iter().copied())
                         .unwrap_or_else(|| format!("expected one of: {}", KINDS.join(", "))),
@@ -322,7 +348,11 @@ impl Parser<'_> {
             "allow" => Some(Effect::Allow),
             "deny" => Some(Effect::Deny),
             other => {
-                let mut d = self.error(s.pos, format!("invalid effect `{other}`"));
+                let mut d = self.error(
+                    Code::InvalidEffect,
+                    s.pos,
+                    format!("invalid effect `{other}`"),
+                );
                 d.help = Some(
                     suggestion(other, ["allow", "deny"])
                         .unwrap_or_else(|| "expected `allow` or `deny`".into()),
@@ -336,6 +366,7 @@ impl Parser<'_> {
     fn conditions(&mut self, node: &Node, field: &str) -> Vec<ConditionDoc> {
         let NodeValue::Seq(items) = &node.value else {
             self.report(
+                Code::WrongType,
                 node.pos,
                 format!(
                     "`{field}` must be a list of conditions, found {}",
@@ -370,6 +401,7 @@ impl Parser<'_> {
                 )),
                 other => {
                     self.report(
+                        Code::WrongType,
                         n.pos,
                         format!("`values` must be a list, found {}", other.type_name()),
                     );
@@ -398,7 +430,11 @@ impl Parser<'_> {
             Some(op) => Some(At::new(s.pos, op)),
             None => {
                 let names = OpName::ALL.iter().map(|(n, _)| *n);
-                let mut d = self.error(s.pos, format!("unknown operator `{}`", s.value));
+                let mut d = self.error(
+                    Code::UnknownOperator,
+                    s.pos,
+                    format!("unknown operator `{}`", s.value),
+                );
                 d.help = Some(suggestion(&s.value, names.clone()).unwrap_or_else(|| {
                     format!("expected one of: {}", names.collect::<Vec<_>>().join(", "))
                 }));
@@ -422,6 +458,7 @@ impl Parser<'_> {
             None => {
                 let d = self
                     .error(
+                        Code::MissingField,
                         f.pos,
                         "missing field `principal_selector` in PolicyAttachment",
                     )
@@ -454,6 +491,7 @@ impl Parser<'_> {
     fn selector(&mut self, node: &Node) -> Option<Vec<SelectorEntry>> {
         let NodeValue::Map(entries) = &node.value else {
             self.report(
+                Code::WrongType,
                 node.pos,
                 format!(
                     "`principal_selector` must be a map, found {}",
@@ -489,7 +527,7 @@ impl Parser<'_> {
             .filter(|name| {
                 let empty = name.value.is_empty();
                 if empty {
-                    self.report(name.pos, "`name` must not be empty");
+                    self.report(Code::EmptyValue, name.pos, "`name` must not be empty");
                 }
                 !empty
             });
@@ -522,11 +560,12 @@ impl Parser<'_> {
                     items.iter().filter_map(|i| self.must_allow(i)).collect()
                 }
                 NodeValue::Seq(_) => {
-                    self.report(n.pos, "`must_allow` must not be empty");
+                    self.report(Code::EmptyValue, n.pos, "`must_allow` must not be empty");
                     Vec::new()
                 }
                 other => {
                     self.report(
+                        Code::WrongType,
                         n.pos,
                         format!("`must_allow` must be a list, found {}", other.type_name()),
                     );

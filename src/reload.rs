@@ -299,7 +299,12 @@ fn build(
             for e in errors {
                 let origin = guard_origin(&e.guard, &snapshot, current.as_deref());
                 let (file, pos) = origin.unwrap_or((Arc::from(dir), crate::diag::Pos::WHOLE_FILE));
-                diagnostics.push(crate::diag::Diagnostic::error(&file, pos, e.message));
+                diagnostics.push(crate::diag::Diagnostic::error(
+                    crate::diag::Code::InvalidGuard,
+                    &file,
+                    pos,
+                    e.message,
+                ));
             }
             Built::Failed {
                 revision: Some(revision),
@@ -334,6 +339,7 @@ pub fn findings_to_diagnostics(
         let (file, pos) = guard_origin(&f.guard, proposed, current)
             .unwrap_or((Arc::from(dir), crate::diag::Pos::WHOLE_FILE));
         let mut d = crate::diag::Diagnostic::error(
+            crate::diag::Code::Lockout,
             &file,
             pos,
             format!("{}: {}", f.kind.as_str(), f.message),
@@ -351,6 +357,7 @@ pub fn findings_to_diagnostics(
 fn internal_error(dir: &Path, message: &str) -> Diagnostics {
     let mut d = Diagnostics::new();
     d.push(crate::diag::Diagnostic::error(
+        crate::diag::Code::Internal,
         dir,
         crate::diag::Pos::WHOLE_FILE,
         message,

@@ -313,7 +313,128 @@ pub const DECISION_LOG_FIELDS: [&str; 9] = [
     "explanation",
 ];
 
+/// Builds a [`Request`] without JSON; [`RequestBuilder::build`] applies the same validation as every door.
+///
+/// ```
+/// let request = arbiter::Request::builder("carol")
+///     .group("hr")
+///     .claim("department", "security")
+///     .action("EncryptWithKey")
+///     .resource("kylo:kylo:vault:keys:k2")
+///     .owner("bob")
+///     .resource_attribute("permissions", serde_json::json!({"EncryptWithKey": ["hr"]}))
+///     .source_ip("10.1.2.3")
+///     .port(443)
+///     .build()?;
+/// assert_eq!(request.principal.groups, ["hr"]);
+/// # Ok::<(), arbiter::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RequestBuilder {
+    raw: RawRequest,
+}
+
+impl RequestBuilder {
+    fn principal(&mut self) -> &mut RawPrincipal {
+        self.raw.principal.get_or_insert_with(Default::default)
+    }
+    fn resource_part(&mut self) -> &mut RawResource {
+        self.raw.resource.get_or_insert_with(Default::default)
+    }
+    fn environment(&mut self) -> &mut RawEnvironment {
+        self.raw.environment.get_or_insert_with(Default::default)
+    }
+
+    /// Adds a group the principal belongs to (the directory's `Group` documents add theirs at decision time).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.principal()
+            .groups
+            .get_or_insert_with(Vec::new)
+            .push(group.into());
+        self
+    }
+
+    /// Sets a principal claim, read as `principal.<name>`.
+    pub fn claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.principal()
+            .attributes
+            .get_or_insert_with(Map::new)
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// The action, e.g. `EncryptWithKey`.
+    pub fn action(mut self, action: impl Into<String>) -> Self {
+        self.raw.action = Some(action.into());
+        self
+    }
+
+    /// The resource URI, e.g. `kylo:kylo:vault:keys:k1`.
+    pub fn resource(mut self, uri: impl Into<String>) -> Self {
+        self.resource_part().uri = Some(uri.into());
+        self
+    }
+
+    /// The resource's owner, read as `resource.owner`.
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.resource_part().owner = Some(owner.into());
+        self
+    }
+
+    /// Sets a resource attribute, read as `resource.<name>` (nested maps with dots).
+    pub fn resource_attribute(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.resource_part()
+            .attributes
+            .get_or_insert_with(Map::new)
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// The instant of the request; without one, the engine decides at the current instant.
+    pub fn time(mut self, time: Timestamp) -> Self {
+        self.environment().time = Some(time.to_string());
+        self
+    }
+
+    /// The caller's address, as text (`cidr` and `equals` read it as an IP).
+    pub fn source_ip(mut self, ip: impl Into<String>) -> Self {
+        self.environment().source_ip = Some(ip.into());
+        self
+    }
+
+    /// The port the call came to.
+    pub fn port(mut self, port: u16) -> Self {
+        self.environment().port = Some(Value::from(port));
+        self
+    }
+
+    /// Sets an environment attribute, read as `environment.<name>`.
+    pub fn environment_attribute(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<Value>,
+    ) -> Self {
+        self.environment()
+            .attributes
+            .get_or_insert_with(Map::new)
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// Validates the request; the error names the field at fault.
+    pub fn build(self) -> Result<Request, crate::Error> {
+        self.raw.normalize().map_err(crate::Error::Request)
+    }
+}
+
 impl Request {
+    /// Starts a request for the principal `id`.
+    pub fn builder(id: impl Into<String>) -> RequestBuilder {
+        let mut b = RequestBuilder::default();
+        b.principal().id = Some(id.into());
+        b
+    }
+
     /// Parses the JSON request shape of SPEC section 3.
     pub fn from_json(value: Value) -> Result<Request, RequestError> {
         RawRequest::from_json(value)?.normalize()

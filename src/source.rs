@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::diag::{Diagnostic, Pos};
+use crate::diag::{Code, Diagnostic, Pos};
 
 /// Largest policy file accepted, in bytes.
 pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
@@ -85,6 +85,7 @@ impl Node {
 pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic> {
     if text.len() > MAX_FILE_BYTES {
         return Err(Diagnostic::error(
+            Code::TooLarge,
             file,
             Pos::new(1, 1),
             format!(
@@ -106,6 +107,7 @@ pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic>
         };
         if let Err(e) = result {
             return Err(Diagnostic::error(
+                Code::Yaml,
                 file,
                 e.pos,
                 format!("invalid YAML: {}", e.message),

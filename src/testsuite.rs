@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::diag::{suggestion, Diagnostic, Diagnostics, Pos};
+use crate::diag::{suggestion, Code, Diagnostic, Diagnostics, Pos};
 use crate::eval::{evaluate, Decision, EvalOptions};
 use crate::request::{parse_rfc3339, RawRequest, Request};
 use crate::snapshot::Snapshot;
@@ -89,6 +89,7 @@ fn unknown_fields(
     for (k, _) in entries {
         if !known.contains(&k.name.as_str()) {
             let mut d = Diagnostic::error(
+                Code::InvalidTestSuite,
                 file,
                 k.pos,
                 format!("unknown field `{}` in TestSuite", k.name),
@@ -114,6 +115,7 @@ fn parse_suite(
         Some(NodeValue::Str(s)) => s.clone(),
         _ => {
             diags.push(Diagnostic::error(
+                Code::InvalidTestSuite,
                 file,
                 doc.pos,
                 "a TestSuite needs a string `name`",
@@ -127,6 +129,7 @@ fn parse_suite(
             NodeValue::Str(s) if parse_rfc3339(s).is_some() => parse_rfc3339(s),
             _ => {
                 diags.push(Diagnostic::error(
+                    Code::InvalidTestSuite,
                     file,
                     n.pos,
                     "`now` must be an RFC 3339 instant",
@@ -141,11 +144,17 @@ fn parse_suite(
             .filter_map(|t| parse_test(file, t, diags))
             .collect(),
         Some((pos, _)) => {
-            diags.push(Diagnostic::error(file, pos, "`tests` must be a list"));
+            diags.push(Diagnostic::error(
+                Code::InvalidTestSuite,
+                file,
+                pos,
+                "`tests` must be a list",
+            ));
             Vec::new()
         }
         None => {
             diags.push(Diagnostic::error(
+                Code::InvalidTestSuite,
                 file,
                 doc.pos,
                 "missing field `tests` in TestSuite",
@@ -163,7 +172,12 @@ fn parse_suite(
 
 fn parse_test(file: &Path, node: &Node, diags: &mut Diagnostics) -> Option<TestCase> {
     let NodeValue::Map(entries) = &node.value else {
-        diags.push(Diagnostic::error(file, node.pos, "a test must be a map"));
+        diags.push(Diagnostic::error(
+            Code::InvalidTestSuite,
+            file,
+            node.pos,
+            "a test must be a map",
+        ));
         return None;
     };
     unknown_fields(file, entries, TEST_FIELDS, diags);
@@ -171,6 +185,7 @@ fn parse_test(file: &Path, node: &Node, diags: &mut Diagnostics) -> Option<TestC
         Some(NodeValue::Str(s)) => s.clone(),
         _ => {
             diags.push(Diagnostic::error(
+                Code::InvalidTestSuite,
                 file,
                 node.pos,
                 "a test needs a string `name`",
@@ -183,6 +198,7 @@ fn parse_test(file: &Path, node: &Node, diags: &mut Diagnostics) -> Option<TestC
         Some((_, NodeValue::Str(s))) if s == "deny" => false,
         Some((pos, _)) => {
             diags.push(Diagnostic::error(
+                Code::InvalidTestSuite,
                 file,
                 pos,
                 "`expect` must be `allow` or `deny`",
@@ -191,6 +207,7 @@ fn parse_test(file: &Path, node: &Node, diags: &mut Diagnostics) -> Option<TestC
         }
         None => {
             diags.push(Diagnostic::error(
+                Code::InvalidTestSuite,
                 file,
                 node.pos,
                 format!("test `{name}` has no `expect`"),
@@ -209,6 +226,7 @@ fn parse_test(file: &Path, node: &Node, diags: &mut Diagnostics) -> Option<TestC
             ),
             _ => {
                 diags.push(Diagnostic::error(
+                    Code::InvalidTestSuite,
                     file,
                     n.pos,
                     "`expect_policies` must be a list of policy ids",
@@ -236,6 +254,7 @@ fn parse_test(file: &Path, node: &Node, diags: &mut Diagnostics) -> Option<TestC
         }),
         Err(e) => {
             diags.push(Diagnostic::error(
+                Code::InvalidTestSuite,
                 file,
                 node.pos,
                 format!("test `{name}`: invalid request: {e}"),
@@ -258,6 +277,7 @@ pub fn suite_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<(Arc<Path>
             match std::fs::read_to_string(path) {
                 Ok(text) => out.push((Arc::from(path.as_path()), text)),
                 Err(e) => diags.push(Diagnostic::error(
+                    Code::InvalidTestSuite,
                     path,
                     Pos::default(),
                     format!("cannot read: {e}"),

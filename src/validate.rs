@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::ast::{At, Origin, PolicySetDoc, Scalar};
-use crate::diag::{suggestion, Diagnostic, Diagnostics};
+use crate::diag::{suggestion, Code, Diagnostic, Diagnostics};
 
 /// The policy id that names the superuser rule in decisions; no policy may take it.
 pub const RESERVED_POLICY_ID: &str = "superuser";
@@ -74,6 +74,7 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         if p.id.value == RESERVED_POLICY_ID {
             diags.push(
                 Diagnostic::error(
+                    Code::ReservedId,
                     &p.origin.file,
                     p.id.pos,
                     "the policy id `superuser` is reserved",
@@ -115,6 +116,7 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
                 format!("attachment `{id}`")
             };
             let mut d = Diagnostic::error(
+                Code::MissingPolicy,
                 &origin.file,
                 policy.pos,
                 format!("{who} names policy `{name}`, which does not exist"),
@@ -131,6 +133,7 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         if !used.contains(p.id.value.as_str()) {
             diags.push(
                 Diagnostic::warning(
+                    Code::UnusedPolicy,
                     &p.origin.file,
                     p.id.pos,
                     format!("policy `{}` is not used by any attachment", p.id.value),
@@ -157,7 +160,7 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
                 for v in &entry.values {
                     if let Scalar::Str(name) = &v.value {
                         if !defined.contains(name.as_str()) {
-                            let mut d = Diagnostic::warning(
+                            let mut d = Diagnostic::warning(Code::UndefinedGroup,
                                 &a.origin.file,
                                 v.pos,
                                 format!("selector names group `{name}`, which no Group document defines"),
@@ -184,6 +187,7 @@ fn warn_unknown_action(origin: &Origin, action: &At<String>, diags: &mut Diagnos
         return;
     }
     let mut d = Diagnostic::warning(
+        Code::UnknownAction,
         &origin.file,
         action.pos,
         format!("action `{name}` is not in the CipherTrust action vocabulary"),
@@ -205,6 +209,7 @@ fn unique<'a>(
         if let Some(prev) = first.get(name.value.as_str()) {
             diags.push(
                 Diagnostic::error(
+                    Code::Duplicate,
                     &origin.file,
                     name.pos,
                     format!("duplicate {what} `{}`", name.value),

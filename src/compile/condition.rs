@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use super::glob::Glob;
 use super::path::{parse_value_text, AttrPath, PathError, ValueText};
 use crate::ast::{At, ConditionDoc, OpName, Scalar};
-use crate::diag::{suggestion, Diagnostic, Diagnostics, Pos};
+use crate::diag::{suggestion, Code, Diagnostic, Diagnostics, Pos};
 use crate::request::parse_rfc3339;
 
 /// A literal value of a condition.
@@ -127,8 +127,8 @@ pub fn compile_condition(
     diags: &mut Diagnostics,
 ) -> Option<Condition> {
     let mut ok = true;
-    let mut fail = |pos: Pos, message: String, help: Option<String>| {
-        let mut d = Diagnostic::error(file, pos, message);
+    let mut fail = |code: Code, pos: Pos, message: String, help: Option<String>| {
+        let mut d = Diagnostic::error(code, file, pos, message);
         d.help = help;
         diags.push(d);
     };
@@ -136,6 +136,7 @@ pub fn compile_condition(
         Ok(p) => Some(p),
         Err(PathError { message, help }) => {
             fail(
+                Code::InvalidPath,
                 doc.path.pos,
                 format!("invalid path `{}`: {message}", doc.path.value),
                 help,
@@ -155,7 +156,12 @@ pub fn compile_condition(
                 } else {
                     Some("write the offset as `±HH:MM`, e.g. `+05:30`".into())
                 };
-                fail(z.pos, format!("unknown time zone `{}`", z.value), help);
+                fail(
+                    Code::InvalidZone,
+                    z.pos,
+                    format!("unknown time zone `{}`", z.value),
+                    help,
+                );
                 None
             }
         },
@@ -174,6 +180,7 @@ pub fn compile_condition(
         OpName::Exists | OpName::IsTrue => {
             if !values.is_empty() {
                 fail(
+                    Code::ValueCount,
                     values_pos,
                     format!("`{name}` takes no values"),
                     Some("remove `values`".into()),
@@ -184,6 +191,7 @@ pub fn compile_condition(
         OpName::Lt | OpName::Le | OpName::Gt | OpName::Ge | OpName::Before | OpName::After => {
             if values.len() != 1 {
                 fail(
+                    Code::ValueCount,
                     values_pos,
                     format!("`{name}` takes exactly one value, found {}", values.len()),
                     None,
@@ -194,6 +202,7 @@ pub fn compile_condition(
         _ => {
             if values.is_empty() {
                 fail(
+                    Code::ValueCount,
                     values_pos,
                     format!("`{name}` needs at least one value"),
                     None,
@@ -206,21 +215,22 @@ pub fn compile_condition(
         return None;
     }
 
-    let operand =
-        |v: &At<Scalar>, fail: &mut dyn FnMut(Pos, String, Option<String>)| -> Option<Operand> {
-            match &v.value {
-                Scalar::Str(s) => match parse_value_text(s) {
-                    Ok(ValueText::Literal(l)) => Some(Operand::Lit(Lit::Str(l.into()))),
-                    Ok(ValueText::Reference(p)) => Some(Operand::Ref(p)),
-                    Err(e) => {
-                        fail(v.pos, e.message, e.help);
-                        None
-                    }
-                },
-                Scalar::Num(n) => Some(Operand::Lit(Lit::Num(*n))),
-                Scalar::Bool(b) => Some(Operand::Lit(Lit::Bool(*b))),
-            }
-        };
+    let operand = |v: &At<Scalar>,
+                   fail: &mut dyn FnMut(Code, Pos, String, Option<String>)|
+     -> Option<Operand> {
+        match &v.value {
+            Scalar::Str(s) => match parse_value_text(s) {
+                Ok(ValueText::Literal(l)) => Some(Operand::Lit(Lit::Str(l.into()))),
+                Ok(ValueText::Reference(p)) => Some(Operand::Ref(p)),
+                Err(e) => {
+                    fail(Code::InvalidReference, v.pos, e.message, e.help);
+                    None
+                }
+            },
+            Scalar::Num(n) => Some(Operand::Lit(Lit::Num(*n))),
+            Scalar::Bool(b) => Some(Operand::Lit(Lit::Bool(*b))),
+        }
+    };
     let wrong_type = |v: &At<Scalar>, expected: &str| {
         (
             v.pos,
@@ -240,6 +250,7 @@ pub fn compile_condition(
                 if string_only && !matches!(v.value, Scalar::Str(_)) {
                     let (pos, msg) = wrong_type(v, "string values");
                     fail(
+                        Code::ValueType,
                         pos,
                         msg,
                         Some(format!("quote it: \"{}\"", scalar_text(&v.value))),
@@ -265,12 +276,13 @@ pub fn compile_condition(
             for v in values {
                 let Scalar::Str(s) = &v.value else {
                     let (pos, msg) = wrong_type(v, "glob patterns (strings)");
-                    fail(pos, msg, None);
+                    fail(Code::ValueType, pos, msg, None);
                     ok = false;
                     continue;
                 };
                 if s.contains("${") {
                     fail(
+                        Code::InvalidGlob,
                         v.pos,
                         "`glob` patterns cannot hold `${...}` references".into(),
                         None,
@@ -281,7 +293,12 @@ pub fn compile_condition(
                 match Glob::new(s) {
                     Ok(g) => globs.push(g),
                     Err(e) => {
-                        fail(v.pos, format!("invalid glob `{s}`: {e}"), None);
+                        fail(
+                            Code::InvalidGlob,
+                            v.pos,
+                            format!("invalid glob `{s}`: {e}"),
+                            None,
+                        );
                         ok = false;
                     }
                 }
@@ -305,7 +322,7 @@ pub fn compile_condition(
                         matches!(&v.value, Scalar::Str(s) if s.parse::<f64>().is_ok()).then(|| {
                             "remove the quotes: strings are never compared as numbers".to_string()
                         });
-                    fail(pos, msg, help);
+                    fail(Code::ValueType, pos, msg, help);
                     None
                 }
                 None => None,
@@ -322,6 +339,7 @@ pub fn compile_condition(
                     Some(t) => Some(TimeArg::At(t)),
                     None => {
                         fail(
+                            Code::InvalidInstant,
                             v.pos,
                             format!("`{s}` is not an RFC 3339 instant"),
                             Some("write e.g. \"2027-01-01T00:00:00Z\"".into()),
@@ -332,7 +350,7 @@ pub fn compile_condition(
                 Some(Operand::Ref(p)) => Some(TimeArg::Ref(p)),
                 Some(Operand::Lit(_)) => {
                     let (pos, msg) = wrong_type(v, "an RFC 3339 instant (a string)");
-                    fail(pos, msg, None);
+                    fail(Code::ValueType, pos, msg, None);
                     None
                 }
                 None => None,
@@ -350,7 +368,7 @@ pub fn compile_condition(
                     Scalar::Str(s) => match parse_window(s) {
                         Ok(w) => windows.push(w),
                         Err(msg) => {
-                            fail(v.pos, format!("invalid time window `{s}`: {msg}"), Some(
+                            fail(Code::InvalidWindow, v.pos, format!("invalid time window `{s}`: {msg}"), Some(
                                 "write `HH:MM-HH:MM`, e.g. `08:00-18:00`; a window may wrap midnight".into(),
                             ));
                             ok = false;
@@ -358,7 +376,7 @@ pub fn compile_condition(
                     },
                     _ => {
                         let (pos, msg) = wrong_type(v, "time windows such as \"08:00-18:00\"");
-                        fail(pos, msg, None);
+                        fail(Code::ValueType, pos, msg, None);
                         ok = false;
                     }
                 }
@@ -378,7 +396,12 @@ pub fn compile_condition(
                         let text = scalar_text(&v.value);
                         let help = suggestion(&text.to_lowercase(), WEEKDAYS)
                             .or_else(|| Some(format!("expected one of: {}", WEEKDAYS.join(", "))));
-                        fail(v.pos, format!("invalid weekday `{text}`"), help);
+                        fail(
+                            Code::InvalidWeekday,
+                            v.pos,
+                            format!("invalid weekday `{text}`"),
+                            help,
+                        );
                         ok = false;
                     }
                 }
@@ -390,14 +413,19 @@ pub fn compile_condition(
             for v in values {
                 let Scalar::Str(s) = &v.value else {
                     let (pos, msg) = wrong_type(v, "CIDR blocks (strings)");
-                    fail(pos, msg, None);
+                    fail(Code::ValueType, pos, msg, None);
                     ok = false;
                     continue;
                 };
                 match parse_cidr(s) {
                     Ok(n) => nets.push(n),
                     Err((msg, help)) => {
-                        fail(v.pos, format!("invalid CIDR `{s}`: {msg}"), help);
+                        fail(
+                            Code::InvalidCidr,
+                            v.pos,
+                            format!("invalid CIDR `{s}`: {msg}"),
+                            help,
+                        );
                         ok = false;
                     }
                 }

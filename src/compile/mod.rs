@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::ast::{Effect, GuardDoc, Origin, PolicySetDoc, Scalar};
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::load::SourceSet;
 use crate::snapshot::Snapshot;
 use condition::{compile_condition, Condition, Lit};
@@ -160,6 +160,7 @@ fn compile_globs(
         match Glob::new(&item.value) {
             Ok(g) => out.push(g),
             Err(e) => diags.push(Diagnostic::error(
+                Code::InvalidGlob,
                 file,
                 item.pos,
                 format!("invalid {what} glob `{}`: {e}", item.value),
@@ -217,6 +218,7 @@ pub fn compile(set: &PolicySetDoc, diags: &mut Diagnostics) -> Option<Compiled> 
                 if let SelectorKey::Claim(parts) = &key {
                     if parts.iter().any(|p| p.is_empty()) {
                         diags.push(Diagnostic::error(
+                            Code::InvalidSelector,
                             &a.origin.file,
                             entry.key.pos,
                             format!("invalid selector key `{}`", entry.key.value),

@@ -564,6 +564,7 @@ impl Supervisor {
             Some(Outcome::Unchanged) | None => {
                 let mut d = Diagnostics::new();
                 d.push(crate::diag::Diagnostic::error(
+                    crate::diag::Code::Internal,
                     self.reloader.dir(),
                     crate::diag::Pos::WHOLE_FILE,
                     "the server stopped before the first load",

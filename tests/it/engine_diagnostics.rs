@@ -397,3 +397,143 @@ fn group_names_are_any_non_empty_string() {
         "{e}"
     );
 }
+
+/// Data-driven: each kind of mistake and the stable code it carries (tools match on codes, not on wording).
+#[test]
+fn every_error_has_its_stable_code() {
+    use arbiter::diag::Code;
+    let cond = |c: &str| policy(&format!("conditions:\n  - {c}\n"));
+    let cases: Vec<(String, Code, &str)> = vec![
+        ("kind: Polcy\nid: p\n".into(), Code::UnknownKind, "E0004"),
+        (policy("colour: red\n"), Code::UnknownField, "E0005"),
+        (
+            "kind: Policy\nid: p\neffect: allow\nactions: [ReadKey]\n".into(),
+            Code::MissingField,
+            "E0006",
+        ),
+        (policy("description: [x]\n"), Code::WrongType, "E0007"),
+        (
+            policy("")
+                .replace("id: p\n", "id: \"p q\"\n")
+                .replace("policy: p", "policy: \"p q\""),
+            Code::InvalidId,
+            "E0009",
+        ),
+        (
+            policy("").replace("effect: allow", "effect: alow"),
+            Code::InvalidEffect,
+            "E0010",
+        ),
+        (
+            cond("{path: resource.owner, op: equal, values: [x]}"),
+            Code::UnknownOperator,
+            "E0011",
+        ),
+        (
+            format!(
+                "{}---\n{}",
+                policy(""),
+                policy("").replace("id: a\n", "id: b\n")
+            ),
+            Code::Duplicate,
+            "E0012",
+        ),
+        (
+            "kind: PolicyAttachment\nid: a\npolicy: nope\nprincipal_selector: {}\n".to_string(),
+            Code::MissingPolicy,
+            "E0013",
+        ),
+        (
+            policy("")
+                .replace("id: p\n", "id: superuser\n")
+                .replace("policy: p", "policy: superuser"),
+            Code::ReservedId,
+            "E0014",
+        ),
+        (
+            cond("{path: resource., op: exists}"),
+            Code::InvalidPath,
+            "E0015",
+        ),
+        (
+            cond("{path: resource.owner, op: equals, values: [\"${nope.x}\"]}"),
+            Code::InvalidReference,
+            "E0016",
+        ),
+        (
+            cond("{path: resource.owner, op: glob, values: [\"a?\"]}"),
+            Code::InvalidGlob,
+            "E0017",
+        ),
+        (
+            cond("{path: environment.source_ip, op: cidr, values: [\"10.0.0.1/8\"]}"),
+            Code::InvalidCidr,
+            "E0018",
+        ),
+        (
+            cond("{path: environment.time, op: weekday, values: [mon], zone: Europe/Pairs}"),
+            Code::InvalidZone,
+            "E0019",
+        ),
+        (
+            cond("{path: environment.time, op: time_of_day, values: [\"08:00-08:00\"]}"),
+            Code::InvalidWindow,
+            "E0020",
+        ),
+        (
+            cond("{path: environment.time, op: weekday, values: [monday]}"),
+            Code::InvalidWeekday,
+            "E0021",
+        ),
+        (
+            cond("{path: environment.time, op: before, values: [\"2026-01-01 00:00:00Z\"]}"),
+            Code::InvalidInstant,
+            "E0022",
+        ),
+        (
+            cond("{path: resource.n, op: lt, values: [\"3\"]}"),
+            Code::ValueType,
+            "E0023",
+        ),
+        (
+            cond("{path: resource.n, op: lt, values: [1, 2]}"),
+            Code::ValueCount,
+            "E0024",
+        ),
+        ("kind: Policy\nid: [\n".into(), Code::Yaml, "E0003"),
+    ];
+    for (text, code, shown) in cases {
+        let diags = errors_of(&[("p/x.yaml", &text)]);
+        let found: Vec<Code> = diags.errors().map(|d| d.code).collect();
+        assert!(
+            found.contains(&code),
+            "expected {code:?} for:\n{text}\ngot: {diags}"
+        );
+        assert_eq!(code.to_string(), shown);
+        let rendered = diags.errors().find(|d| d.code == code).unwrap().to_string();
+        assert!(
+            rendered
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with(&format!("[{shown}]")),
+            "{rendered}"
+        );
+    }
+    // Warnings have codes of their own.
+    let set = SourceSet::from_files([(
+        PathBuf::from("w.yaml"),
+        "kind: Policy\nid: lonely\neffect: allow\nactions: [FetchPassword]\nresources: [x]\n"
+            .to_string(),
+    )]);
+    let snapshot = arbiter::build(&set).unwrap();
+    let codes: Vec<String> = snapshot
+        .warnings
+        .iter()
+        .map(|w| w.code.to_string())
+        .collect();
+    assert!(
+        codes.contains(&"W0001".to_string()) && codes.contains(&"W0003".to_string()),
+        "{codes:?}"
+    );
+}

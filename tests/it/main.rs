@@ -1,9 +1,10 @@
 //! The integration tests, in one binary (one link of the crate and its server stack instead of one per file):
 //! each module is one area, and `common` holds the helpers they share (a server harness on an ephemeral port,
-//! request builders, bounded waits).
+//! request builders, bounded waits). `tests/metrics.rs` is the one apart: the metrics recorder is process-wide.
 
 mod cli;
 mod common;
+mod engine_api;
 mod engine_diagnostics;
 mod engine_differential;
 mod engine_index;
@@ -16,7 +17,6 @@ mod hardening_reload_faults;
 mod hardening_tls;
 mod server_cli;
 mod server_grpc;
-mod server_metrics;
 mod server_reload;
 mod simulate_lockout;
 mod simulate_property;

@@ -1,7 +1,8 @@
-//! Prometheus `/metrics` of the real server. Its own test binary (process), because the metrics recorder is
-//! process-wide.
+//! Prometheus `/metrics` of the real server. Its own test binary (process), apart from `tests/it`, because the
+//! metrics recorder is process-wide: other tests' servers would add to the counts asserted here.
 
-use crate::common;
+#[path = "it/common/mod.rs"]
+mod common;
 
 use common::{allow, Harness};
 
