@@ -22,14 +22,20 @@ use crate::snapshot::Snapshot;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
+    /// The principal is the superuser: always allowed.
     Superuser,
+    /// An allow held and no deny applied.
     Allowed,
+    /// A deny held or was undetermined.
     Denied,
+    /// No policy applied (or an allow was undetermined by a missing attribute).
     NoApplicablePolicy,
+    /// A fault (a value of the wrong type) decided it: fail closed.
     Error,
 }
 
 impl Reason {
+    /// The contract's name: `superuser`, `allowed`, `denied`, `no_applicable_policy` or `error`.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Superuser => "superuser",
@@ -44,15 +50,19 @@ impl Reason {
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
+    /// ALLOW (`true`) or DENY.
     pub allowed: bool,
+    /// Why.
     pub reason: Reason,
-    /// The determining policy ids, sorted.
+    /// The determining policy ids, sorted: the denies that applied, the allows that held, or `superuser`.
     pub policies: Vec<Arc<str>>,
+    /// Every candidate policy and condition, when asked for ([`crate::Engine::explain`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
 }
 
 impl Decision {
+    /// `allow` or `deny`.
     pub fn decision_str(&self) -> &'static str {
         if self.allowed {
             "allow"
@@ -75,7 +85,9 @@ pub struct EvalOptions<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Truth {
+    /// Holds.
     True,
+    /// Does not hold.
     False,
     /// Missing attribute or reference.
     Unknown,
@@ -104,10 +116,13 @@ impl Truth {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyOutcome {
+    /// Every condition held.
     Holds,
+    /// Some condition was false.
     DoesNotHold,
     /// Some condition unknown, none false; `fault` when a condition faulted.
     Undetermined {
+        /// A condition faulted (rather than missing an attribute).
         fault: bool,
     },
 }
@@ -115,23 +130,35 @@ pub enum PolicyOutcome {
 /// `--explain`: every candidate policy and every condition's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Explanation {
+    /// The principal's groups, the directory's included.
     pub principal_groups: Vec<String>,
+    /// The policies attached to the principal whose actions and resources matched, sorted by id.
     pub candidates: Vec<CandidateExplanation>,
 }
 
+/// One candidate policy in an [`Explanation`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CandidateExplanation {
+    /// The policy id.
     pub policy: Arc<str>,
+    /// `allow` or `deny`.
     pub effect: &'static str,
+    /// Whether its conditions held.
     pub outcome: PolicyOutcome,
+    /// Each condition's outcome, in order.
     pub conditions: Vec<ConditionExplanation>,
 }
 
+/// One condition in an [`Explanation`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionExplanation {
+    /// The attribute path as written.
     pub path: String,
+    /// The operator.
     pub op: &'static str,
+    /// Whether the condition is negated.
     pub negate: bool,
+    /// Its three-valued outcome (a fault is reported apart).
     pub outcome: Truth,
 }
 

@@ -20,48 +20,75 @@
 //! # Ok::<(), arbiter::Error>(())
 //! ```
 //!
-//! Data flows one way: files → [`load`] → [`source`] / [`parse`] → [`validate`] → [`compile`] (IR and index)
-//! → [`snapshot`] → [`eval`] → gRPC server / CLI. The simulator reuses compile and evaluate.
+//! The modules below the façade are hidden from the documentation and are not a stable API: they stay public
+//! only for this crate's own integration tests, benchmarks and fuzz targets.
+//!
+//! Data flows one way: files → `load` → `source` / `parse` → `validate` → `compile` (IR and index) → `snapshot`
+//! → `eval` → gRPC server / CLI, with `engine` as the façade. The simulator reuses compile and evaluate.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+#[doc(hidden)]
 pub mod ast;
 #[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod cli;
+#[doc(hidden)]
 pub mod compile;
 #[cfg(feature = "server")]
+#[doc(hidden)]
 pub mod decision_log;
+#[doc(hidden)]
 pub mod diag;
 mod engine;
 mod error;
+#[doc(hidden)]
 pub mod eval;
+#[doc(hidden)]
 pub mod load;
 #[cfg(feature = "server")]
+#[doc(hidden)]
 pub mod metrics;
+#[doc(hidden)]
 pub mod parallel;
+#[doc(hidden)]
 pub mod parse;
 #[cfg(feature = "server")]
+#[doc(hidden)]
 pub mod reload;
+#[doc(hidden)]
 pub mod request;
 #[cfg(feature = "server")]
+#[doc(hidden)]
 pub mod server;
 #[cfg(feature = "server")]
+#[doc(hidden)]
 pub mod shutdown;
+#[doc(hidden)]
 pub mod simulate;
+#[doc(hidden)]
 pub mod snapshot;
+#[doc(hidden)]
 pub mod source;
+#[doc(hidden)]
 pub mod testsuite;
+#[doc(hidden)]
 pub mod validate;
 
+#[doc(hidden)]
 pub use compile::build;
 #[cfg(feature = "server")]
 pub use engine::ReloadingEngine;
 pub use engine::{simulate, Engine};
 pub use error::Error;
-pub use eval::{evaluate, Decision, EvalOptions, Reason};
+#[doc(hidden)]
+pub use eval::{evaluate, EvalOptions};
+pub use eval::{Decision, Explanation, Reason};
 pub use request::Request;
 pub use request::RequestBuilder;
 pub use simulate::report::SimulationReport as Report;
 pub use simulate::LockoutOptions as SimulateOptions;
+#[doc(hidden)]
 pub use snapshot::{Snapshot, SnapshotStore};
 
 /// The superuser's default principal id.

@@ -19,35 +19,51 @@ pub const MAX_ATTRIBUTE_VALUES: usize = 10_000;
 /// Longest string accepted in a request field or attribute.
 pub const MAX_STRING_BYTES: usize = 64 * 1024;
 
-/// A validated authorization request.
+/// A validated authorization request (build one with [`Request::builder`] or [`Request::from_json`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Request {
+    /// Who asks.
     pub principal: Principal,
+    /// What they ask to do, e.g. `EncryptWithKey`.
     pub action: String,
+    /// On what.
     pub resource: Resource,
+    /// When, from where.
     pub environment: Environment,
 }
 
+/// The principal of a [`Request`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Principal {
+    /// Non-empty; compared exactly.
     pub id: String,
+    /// The groups the request carries (the directory adds its own at decision time).
     pub groups: Vec<String>,
+    /// Claims, read as `principal.<claim>`.
     pub attributes: Map<String, Value>,
 }
 
+/// The resource of a [`Request`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Resource {
+    /// `resource.uri`; `None` is absent (matched as the empty string by resource patterns).
     pub uri: Option<String>,
+    /// `resource.owner`.
     pub owner: Option<String>,
+    /// Read as `resource.<attr>`.
     pub attributes: Map<String, Value>,
 }
 
+/// The environment of a [`Request`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Environment {
     /// `None` means "the instant the call was received".
     pub time: Option<Timestamp>,
+    /// `environment.source_ip`.
     pub source_ip: Option<SourceIp>,
+    /// `environment.port` (1 to 65535).
     pub port: Option<u32>,
+    /// Read as `environment.<attr>`.
     pub attributes: Map<String, Value>,
 }
 
@@ -55,7 +71,9 @@ pub struct Environment {
 /// `starts_with`, `ends_with` and `glob` match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceIp {
+    /// The address.
     pub addr: IpAddr,
+    /// The text as sent.
     pub text: Box<str>,
 }
 

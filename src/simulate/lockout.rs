@@ -37,7 +37,9 @@ const WITNESS_STATES: usize = 20_000;
 /// An undetermined condition of a blocking deny: which attribute, and whether it was missing or faulted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Undetermined {
+    /// The deny policy.
     pub policy: String,
+    /// The condition's attribute path.
     pub attribute: String,
     /// `missing` (the attribute or a `${...}` it compares with is absent) or `fault` (the wrong type).
     pub cause: &'static str,

@@ -43,6 +43,7 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// `lockout`, `inconclusive` or `erosion`.
     pub fn as_str(self) -> &'static str {
         match self {
             FindingKind::Lockout => "lockout",
@@ -55,7 +56,9 @@ impl FindingKind {
 /// One guarded (principal, action, resource) cell that the proposed set denies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cell {
+    /// The guard principal's id.
     pub principal: String,
+    /// The action.
     pub action: String,
     /// `null` for a request with no resource URI.
     pub resource: Option<String>,
@@ -64,11 +67,13 @@ pub struct Cell {
 /// One lockout-analysis finding. Every field is always present in JSON (`null` or `[]` when empty).
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// Lockout, inconclusive or erosion.
     pub kind: FindingKind,
     /// The guard's id; empty for a system group's erosion.
     pub guard: String,
     /// Where the guard is written, `file:line:col`.
     pub location: Option<String>,
+    /// One line for people.
     pub message: String,
     /// For lockouts: the policies that denied; empty means no policy allows it.
     pub blocking: Vec<String>,

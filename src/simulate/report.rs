@@ -13,12 +13,16 @@ use crate::snapshot::Snapshot;
 /// Findings counted by kind.
 #[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// Guarded requests denied (one per set of blocking policies).
     pub lockouts: usize,
+    /// Guards, system groups or guarded memberships weakened or removed.
     pub erosion: usize,
+    /// Guards not proven safe (budget or an inexact partition).
     pub inconclusive: usize,
 }
 
 impl Summary {
+    /// Counts `findings` by kind.
     pub fn of(findings: &[Finding]) -> Summary {
         let count = |k: FindingKind| findings.iter().filter(|f| f.kind == k).count();
         Summary {
@@ -33,17 +37,21 @@ impl Summary {
 /// empty).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct SimulationReport {
+    /// False when the proposed set (or a guard) is invalid; `errors` then says why.
     pub valid: bool,
     /// Findings by kind.
     pub summary: Summary,
     /// Errors in the proposed set (and anything else that made the analysis impossible), with file:line:col.
     pub errors: Vec<String>,
+    /// Warnings of the proposed set.
     pub warnings: Vec<String>,
     /// Lockout, inconclusive and erosion findings.
     pub lockouts: Vec<Finding>,
     /// Decisions that changed, grouped; `null` when no requests were replayed.
     pub changes: Option<DecisionDiff>,
+    /// Content hash of the current set, when there is one.
     pub current_revision: Option<String>,
+    /// Content hash of the proposed set.
     pub proposed_revision: String,
 }
 
