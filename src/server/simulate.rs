@@ -1,6 +1,6 @@
-//! `Simulate`: the lockout simulator over gRPC. The proposed set is built with `compile::build`, analysed with
-//! `crate::simulate::analyze` against the snapshot being served (its guards and the proposed set's), and each
-//! replayed request is decided by `eval::evaluate` under both sets: the simulator's own code, no second evaluator.
+//! `Simulate`: the lockout simulator over gRPC. The proposed set goes through the same flow as `arbiter simulate`
+//! (`crate::simulate::report::check`: build, then every guard of the served and the proposed set, and erosion),
+//! and each replayed request is decided by `eval::evaluate` under both sets: no second evaluator.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use super::proto;
 use crate::eval::{evaluate, EvalOptions};
 use crate::load::SourceSet;
 use crate::request::Request;
-use crate::simulate::{analyze, FindingKind, LockoutOptions};
+use crate::simulate::{Finding, LockoutOptions};
 use crate::snapshot::Snapshot;
 
 /// Runs one simulation (blocking: call it off the executor).
@@ -22,78 +22,29 @@ pub fn run(
     budget: Duration,
 ) -> proto::SimulateResponse {
     let sources = SourceSet::from_files(input.files);
-    let mut response = proto::SimulateResponse {
-        current_revision: current.revision.clone(),
-        proposed_revision: sources.revision(),
-        ..Default::default()
-    };
-    let proposed = match crate::compile::build(&sources) {
-        Ok(s) => s,
-        Err(diags) => {
-            response.errors = diags.errors().map(|d| d.to_string()).collect();
-            return response;
-        }
-    };
-    response.warnings = proposed.warnings.iter().map(|w| w.to_string()).collect();
     let now = Timestamp::now();
     let options = LockoutOptions {
         as_of: now,
         budget,
         superuser: Some(superuser.to_string()),
     };
-    let findings = match analyze(Some(current), &proposed, &options) {
-        Ok(f) => f,
-        Err(errors) => {
-            response.errors = errors
-                .into_iter()
-                .map(|e| format!("{}: error: {}", e.location, e.message))
-                .collect();
-            return response;
-        }
+    // The same flow as `arbiter simulate`: build the proposed set, check every guard.
+    let (report, proposed) = crate::simulate::report::check(Some(current), &sources, &options);
+    let mut response = proto::SimulateResponse {
+        valid: report.valid,
+        errors: report.errors,
+        warnings: report.warnings,
+        current_revision: current.revision.clone(),
+        proposed_revision: report.proposed_revision,
+        lockout_count: report.summary.lockouts as u32,
+        erosion_count: report.summary.erosion as u32,
+        inconclusive_count: report.summary.inconclusive as u32,
+        ..Default::default()
     };
-    response.valid = true;
-    for f in &findings {
-        match f.kind {
-            FindingKind::Lockout => response.lockout_count += 1,
-            FindingKind::Erosion => response.erosion_count += 1,
-            FindingKind::Inconclusive => response.inconclusive_count += 1,
-        }
-    }
-    response.lockouts = findings
-        .into_iter()
-        .map(|f| proto::Lockout {
-            guard: f.guard,
-            policies: f.blocking.clone(),
-            blocking: f.blocking,
-            counterexample: f
-                .counterexample
-                .and_then(|v| Request::from_json(v).ok())
-                .map(|r| convert::request_to_proto(&r)),
-            message: f.message,
-            kind: f.kind.as_str().to_string(),
-            location: f.location.unwrap_or_default(),
-            reason: f.reason.unwrap_or_default().to_string(),
-            cells: f
-                .cells
-                .into_iter()
-                .map(|c| proto::LockoutCell {
-                    principal: c.principal,
-                    action: c.action,
-                    resource: c.resource.unwrap_or_default(),
-                })
-                .collect(),
-            undetermined: f
-                .undetermined
-                .into_iter()
-                .map(|u| proto::UndeterminedCondition {
-                    policy: u.policy,
-                    attribute: u.attribute,
-                    cause: u.cause.to_string(),
-                })
-                .collect(),
-            hint: f.hint.unwrap_or_default(),
-        })
-        .collect();
+    let Some(proposed) = proposed else {
+        return response;
+    };
+    response.lockouts = report.lockouts.into_iter().map(lockout_to_proto).collect();
     let eval_options = EvalOptions {
         superuser: Some(superuser),
         explain: false,
@@ -113,4 +64,41 @@ pub fn run(
         }
     }
     response
+}
+
+/// A finding in the proto shape: the same field names as the CLI's JSON (`policies` kept as an alias of
+/// `blocking`).
+fn lockout_to_proto(f: Finding) -> proto::Lockout {
+    proto::Lockout {
+        guard: f.guard,
+        policies: f.blocking.clone(),
+        blocking: f.blocking,
+        counterexample: f
+            .counterexample
+            .and_then(|v| Request::from_json(v).ok())
+            .map(|r| convert::request_to_proto(&r)),
+        message: f.message,
+        kind: f.kind.as_str().to_string(),
+        location: f.location.unwrap_or_default(),
+        reason: f.reason.unwrap_or_default().to_string(),
+        cells: f
+            .cells
+            .into_iter()
+            .map(|c| proto::LockoutCell {
+                principal: c.principal,
+                action: c.action,
+                resource: c.resource.unwrap_or_default(),
+            })
+            .collect(),
+        undetermined: f
+            .undetermined
+            .into_iter()
+            .map(|u| proto::UndeterminedCondition {
+                policy: u.policy,
+                attribute: u.attribute,
+                cause: u.cause.to_string(),
+            })
+            .collect(),
+        hint: f.hint.unwrap_or_default(),
+    }
 }

@@ -78,50 +78,57 @@ impl SimulationReport {
 }
 
 /// Builds the proposed set, checks every guard, and replays `requests` (if any) against both sets.
-/// `current` is either a built snapshot (the live one, for the RPC) or sources to build.
+/// `current` is the set being replaced (the live one, for the RPC), if any.
 pub fn simulate(
     current: Option<&Snapshot>,
     proposed_sources: &SourceSet,
     requests: Option<&[Logged]>,
     options: &LockoutOptions,
 ) -> SimulationReport {
+    let (mut report, proposed) = check(current, proposed_sources, options);
+    if let (Some(c), Some(p), Some(r)) = (current, proposed.as_ref(), requests) {
+        report.changes = Some(replay(c, p, r, options.superuser.as_deref()));
+    }
+    report
+}
+
+/// The one simulation flow of the CLI and the `Simulate` RPC: builds the proposed set and checks every guard
+/// (validity, lockouts, erosion). Returns the proposed snapshot too when it is valid, for replaying requests.
+pub fn check(
+    current: Option<&Snapshot>,
+    proposed_sources: &SourceSet,
+    options: &LockoutOptions,
+) -> (SimulationReport, Option<Snapshot>) {
     let proposed_revision = proposed_sources.revision();
     let proposed = match crate::compile::build(proposed_sources) {
         Ok(s) => s,
         Err(d) => {
-            return SimulationReport::invalid(
-                d.errors().map(|e| e.to_string()).collect(),
-                proposed_revision,
-            )
+            let errors = d.errors().map(|e| e.to_string()).collect();
+            return (SimulationReport::invalid(errors, proposed_revision), None);
         }
     };
     let warnings = proposed.warnings.iter().map(|w| w.to_string()).collect();
     let lockouts = match analyze(current, &proposed, options) {
         Ok(f) => f,
         Err(errors) => {
-            return SimulationReport::invalid(
-                errors
-                    .into_iter()
-                    .map(|e| format!("{}: error: {}", e.location, e.message))
-                    .collect(),
-                proposed_revision,
-            )
+            let errors = errors
+                .into_iter()
+                .map(|e| format!("{}: error: {}", e.location, e.message))
+                .collect();
+            return (SimulationReport::invalid(errors, proposed_revision), None);
         }
     };
-    let changes = match (current, requests) {
-        (Some(c), Some(r)) => Some(replay(c, &proposed, r, options.superuser.as_deref())),
-        _ => None,
-    };
-    SimulationReport {
+    let report = SimulationReport {
         valid: true,
         summary: Summary::of(&lockouts),
         errors: Vec::new(),
         warnings,
         lockouts,
-        changes,
+        changes: None,
         current_revision: current.map(|c| c.revision.clone()),
         proposed_revision,
-    }
+    };
+    (report, Some(proposed))
 }
 
 /// ANSI styling, on only for terminals.
