@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 use smallvec::SmallVec;
 
 use crate::ast::Effect;
-use crate::compile::condition::{Cmp, Condition, Lit, NumArg, Op, Operand, TimeArg};
-use crate::compile::path::{AttrPath, Field, Part, Segment, Target};
-use crate::compile::{Policy, Selector, SelectorKey};
+use crate::ir::condition::{Cmp, Condition, Lit, NumArg, Op, Operand, TimeArg};
+use crate::ir::path::{AttrPath, Field, Part, Segment, Target};
+use crate::ir::{Policy, Selector, SelectorKey};
 use crate::request::{parse_rfc3339, Request};
 use crate::snapshot::Snapshot;
 
@@ -316,7 +316,7 @@ fn policy_outcome(
 /// The request's groups united with the directory's groups for this principal.
 pub(crate) fn effective_groups<'a>(
     request: &'a Request,
-    membership: &'a crate::compile::FastMap<Box<str>, Box<[Arc<str>]>>,
+    membership: &'a crate::ir::FastMap<Box<str>, Box<[Arc<str>]>>,
 ) -> SmallVec<[&'a str; 8]> {
     let mut groups: SmallVec<[&str; 8]> = request
         .principal

@@ -45,6 +45,8 @@ mod error;
 #[doc(hidden)]
 pub mod eval;
 #[doc(hidden)]
+pub mod ir;
+#[doc(hidden)]
 pub mod load;
 #[cfg(feature = "server")]
 #[doc(hidden)]

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use jiff::Timestamp;
 
-use crate::compile::Compiled;
 use crate::diag::Diagnostics;
+use crate::ir::Compiled;
 
 /// One compiled, validated policy set.
 #[derive(Debug)]

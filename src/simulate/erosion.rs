@@ -2,7 +2,7 @@
 //! weakened guard, a removed or demoted system group, and a guarded group left with no members.
 
 use crate::ast::ConditionDoc;
-use crate::compile::Guard;
+use crate::ir::Guard;
 use crate::snapshot::Snapshot;
 
 use super::witness::{difference_witness, Pattern};

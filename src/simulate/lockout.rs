@@ -24,10 +24,10 @@ use serde::Serialize;
 use super::partition::{groups, Choice, Fixed, Group, Pred, Var};
 use super::witness::{witnesses, Pattern};
 use crate::ast::Effect;
-use crate::compile::condition::{Condition, Lit, Op, Operand};
-use crate::compile::path::{AttrPath, Field, Segment, Target};
-use crate::compile::{Guard, GuardRule, SelectorKey};
 use crate::eval::{evaluate, Ctx, EvalOptions, PolicyOutcome, Truth};
+use crate::ir::condition::{Condition, Lit, Op, Operand};
+use crate::ir::path::{AttrPath, Field, Segment, Target};
+use crate::ir::{Guard, GuardRule, SelectorKey};
 use crate::request::Request;
 use crate::snapshot::Snapshot;
 
@@ -190,7 +190,7 @@ impl<'a> Search<'a> {
         }
         // Reachability through action and resource: a policy whose patterns cannot meet the guard's (their
         // literal prefixes disagree) can never decide a guarded request.
-        let meets = |ours: &[crate::compile::glob::Glob], theirs: &[crate::compile::glob::Glob]| {
+        let meets = |ours: &[crate::ir::glob::Glob], theirs: &[crate::ir::glob::Glob]| {
             ours.iter().any(|a| {
                 theirs.iter().any(|b| {
                     let (x, y) = (a.literal_prefix(), b.literal_prefix());
@@ -305,7 +305,7 @@ impl<'a> Search<'a> {
 
     fn strings_of(
         &mut self,
-        universes: &[crate::compile::glob::Glob],
+        universes: &[crate::ir::glob::Glob],
         patterns: &[Pattern],
         allow_empty: bool,
     ) -> Vec<String> {

@@ -119,7 +119,7 @@ pub struct GuardError {
     pub message: String,
 }
 
-fn location(g: &crate::compile::Guard) -> String {
+fn location(g: &crate::ir::Guard) -> String {
     format!(
         "{}:{}:{}",
         g.origin.file.display(),
@@ -135,7 +135,7 @@ pub fn analyze(
     proposed: &Snapshot,
     options: &LockoutOptions,
 ) -> Result<Vec<Finding>, Vec<GuardError>> {
-    let mut guards: Vec<&crate::compile::Guard> = Vec::new();
+    let mut guards: Vec<&crate::ir::Guard> = Vec::new();
     for g in current
         .iter()
         .flat_map(|c| c.compiled.guards.iter())

@@ -37,9 +37,9 @@ use jiff::Timestamp;
 use serde_json::{json, Map, Value};
 
 use super::witness::{witnesses, Pattern};
-use crate::compile::condition::{Condition, Lit, NumArg, Op, Operand, TimeArg};
-use crate::compile::path::{AttrPath, Field, Part, Segment, Target};
 use crate::eval::{claim_matches, eval_condition, Ctx};
+use crate::ir::condition::{Condition, Lit, NumArg, Op, Operand, TimeArg};
+use crate::ir::path::{AttrPath, Field, Part, Segment, Target};
 use crate::request::{parse_rfc3339, Environment, Principal, Request, Resource, SourceIp};
 
 /// Most product states a string witness search may visit.

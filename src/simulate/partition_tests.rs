@@ -255,7 +255,7 @@ fn covered(snapshot: &Snapshot, samples: &[Vec<(Var, Choice)>]) -> Result<bool, 
     let policy = &snapshot.compiled.policies[0];
     let mut preds: Vec<Pred> = policy.conditions.iter().map(Pred::Condition).collect();
     for t in snapshot.compiled.attachments[0].selector.tests.iter() {
-        if let crate::compile::SelectorKey::Claim(path) = &t.key {
+        if let crate::ir::SelectorKey::Claim(path) = &t.key {
             preds.push(Pred::Claim(path, &t.values));
         }
     }
