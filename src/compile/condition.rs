@@ -22,16 +22,17 @@ pub fn compile_condition(
     doc: &ConditionDoc,
     diags: &mut Diagnostics,
 ) -> Option<Condition> {
-    let mut ok = true;
-    let mut fail = |code: Code, pos: Pos, message: String, help: Option<String>| {
-        let mut d = Diagnostic::error(code, file, pos, message);
-        d.help = help;
-        diags.push(d);
+    let op_name = doc.op.value;
+    let mut c = Compiler {
+        file,
+        diags,
+        name: op_name.as_str(),
+        ok: true,
     };
     let path = match AttrPath::parse(&doc.path.value) {
         Ok(p) => Some(p),
         Err(PathError { message, help }) => {
-            fail(
+            c.fail(
                 Code::InvalidPath,
                 doc.path.pos,
                 format!("invalid path `{}`: {message}", doc.path.value),
@@ -40,298 +41,31 @@ pub fn compile_condition(
             None
         }
     };
-    let zone = match &doc.zone {
-        None => Some(TimeZone::UTC),
-        Some(z) => match parse_zone(&z.value) {
-            Some(tz) => Some(tz),
-            None => {
-                let help = if z.value.contains('/')
-                    || z.value.chars().all(|c| c.is_ascii_alphabetic())
-                {
-                    Some("use an IANA zone name such as `Europe/Paris`, or an offset such as `+02:00`".into())
-                } else {
-                    Some("write the offset as `±HH:MM`, e.g. `+05:30`".into())
-                };
-                fail(
-                    Code::InvalidZone,
-                    z.pos,
-                    format!("unknown time zone `{}`", z.value),
-                    help,
-                );
-                None
-            }
-        },
-    };
-    let op_name = doc.op.value;
+    let zone = c.zone(doc.zone.as_ref());
     let values_pos = doc.values.as_ref().map(|v| v.pos).unwrap_or(doc.pos);
     let values: &[At<Scalar>] = doc
         .values
         .as_ref()
         .map(|v| v.value.as_slice())
         .unwrap_or(&[]);
-    let name = op_name.as_str();
-
-    // Arity first: every operator but `exists` and `is_true` needs values; some need exactly one.
-    match op_name {
-        OpName::Exists | OpName::IsTrue => {
-            if !values.is_empty() {
-                fail(
-                    Code::ValueCount,
-                    values_pos,
-                    format!("`{name}` takes no values"),
-                    Some("remove `values`".into()),
-                );
-                ok = false;
-            }
-        }
-        OpName::Lt | OpName::Le | OpName::Gt | OpName::Ge | OpName::Before | OpName::After => {
-            if values.len() != 1 {
-                fail(
-                    Code::ValueCount,
-                    values_pos,
-                    format!("`{name}` takes exactly one value, found {}", values.len()),
-                    None,
-                );
-                ok = false;
-            }
-        }
-        _ => {
-            if values.is_empty() {
-                fail(
-                    Code::ValueCount,
-                    values_pos,
-                    format!("`{name}` needs at least one value"),
-                    None,
-                );
-                ok = false;
-            }
-        }
-    }
-    if !ok {
+    if !c.arity(op_name, values, values_pos) {
         return None;
     }
-
-    let operand = |v: &At<Scalar>,
-                   fail: &mut dyn FnMut(Code, Pos, String, Option<String>)|
-     -> Option<Operand> {
-        match &v.value {
-            Scalar::Str(s) => match parse_value_text(s) {
-                Ok(ValueText::Literal(l)) => Some(Operand::Lit(Lit::Str(l.into()))),
-                Ok(ValueText::Reference(p)) => Some(Operand::Ref(p)),
-                Err(e) => {
-                    fail(Code::InvalidReference, v.pos, e.message, e.help);
-                    None
-                }
-            },
-            Scalar::Num(n) => Some(Operand::Lit(Lit::Num(*n))),
-            Scalar::Bool(b) => Some(Operand::Lit(Lit::Bool(*b))),
-        }
-    };
-    let wrong_type = |v: &At<Scalar>, expected: &str| {
-        (
-            v.pos,
-            format!(
-                "`{name}` needs {expected}, found {} `{}`",
-                v.value.type_name(),
-                scalar_text(&v.value)
-            ),
-        )
-    };
-
+    let zone_or_utc = || zone.clone().unwrap_or(TimeZone::UTC);
     let op = match op_name {
         OpName::Equals | OpName::ContainsAll | OpName::StartsWith | OpName::EndsWith => {
-            let string_only = matches!(op_name, OpName::StartsWith | OpName::EndsWith);
-            let mut operands = Vec::new();
-            for v in values {
-                if string_only && !matches!(v.value, Scalar::Str(_)) {
-                    let (pos, msg) = wrong_type(v, "string values");
-                    fail(
-                        Code::ValueType,
-                        pos,
-                        msg,
-                        Some(format!("quote it: \"{}\"", scalar_text(&v.value))),
-                    );
-                    ok = false;
-                    continue;
-                }
-                match operand(v, &mut fail) {
-                    Some(o) => operands.push(o),
-                    None => ok = false,
-                }
-            }
-            let operands = operands.into_boxed_slice();
-            match op_name {
-                OpName::Equals => Op::Equals(operands),
-                OpName::ContainsAll => Op::ContainsAll(operands),
-                OpName::StartsWith => Op::StartsWith(operands),
-                _ => Op::EndsWith(operands),
-            }
+            c.value_list(op_name, values)
         }
-        OpName::Glob => {
-            let mut globs = Vec::new();
-            for v in values {
-                let Scalar::Str(s) = &v.value else {
-                    let (pos, msg) = wrong_type(v, "glob patterns (strings)");
-                    fail(Code::ValueType, pos, msg, None);
-                    ok = false;
-                    continue;
-                };
-                if s.contains("${") {
-                    fail(
-                        Code::InvalidGlob,
-                        v.pos,
-                        "`glob` patterns cannot hold `${...}` references".into(),
-                        None,
-                    );
-                    ok = false;
-                    continue;
-                }
-                match Glob::new(s) {
-                    Ok(g) => globs.push(g),
-                    Err(e) => {
-                        fail(
-                            Code::InvalidGlob,
-                            v.pos,
-                            format!("invalid glob `{s}`: {e}"),
-                            None,
-                        );
-                        ok = false;
-                    }
-                }
-            }
-            Op::Glob(globs.into())
-        }
-        OpName::Lt | OpName::Le | OpName::Gt | OpName::Ge => {
-            let cmp = match op_name {
-                OpName::Lt => Cmp::Lt,
-                OpName::Le => Cmp::Le,
-                OpName::Gt => Cmp::Gt,
-                _ => Cmp::Ge,
-            };
-            let v = &values[0];
-            let arg = match operand(v, &mut fail) {
-                Some(Operand::Lit(Lit::Num(n))) => Some(NumArg::Num(n)),
-                Some(Operand::Ref(p)) => Some(NumArg::Ref(p)),
-                Some(Operand::Lit(_)) => {
-                    let (pos, msg) = wrong_type(v, "a number");
-                    let help =
-                        matches!(&v.value, Scalar::Str(s) if s.parse::<f64>().is_ok()).then(|| {
-                            "remove the quotes: strings are never compared as numbers".to_string()
-                        });
-                    fail(Code::ValueType, pos, msg, help);
-                    None
-                }
-                None => None,
-            };
-            match arg {
-                Some(a) => Op::Compare(cmp, a),
-                None => return None,
-            }
-        }
-        OpName::Before | OpName::After => {
-            let v = &values[0];
-            let arg = match operand(v, &mut fail) {
-                Some(Operand::Lit(Lit::Str(s))) => match parse_rfc3339(&s) {
-                    Some(t) => Some(TimeArg::At(t)),
-                    None => {
-                        fail(
-                            Code::InvalidInstant,
-                            v.pos,
-                            format!("`{s}` is not an RFC 3339 instant"),
-                            Some("write e.g. \"2027-01-01T00:00:00Z\"".into()),
-                        );
-                        None
-                    }
-                },
-                Some(Operand::Ref(p)) => Some(TimeArg::Ref(p)),
-                Some(Operand::Lit(_)) => {
-                    let (pos, msg) = wrong_type(v, "an RFC 3339 instant (a string)");
-                    fail(Code::ValueType, pos, msg, None);
-                    None
-                }
-                None => None,
-            };
-            match (arg, op_name) {
-                (Some(a), OpName::Before) => Op::Before(a),
-                (Some(a), _) => Op::After(a),
-                (None, _) => return None,
-            }
-        }
-        OpName::TimeOfDay => {
-            let mut windows = Vec::new();
-            for v in values {
-                match &v.value {
-                    Scalar::Str(s) => match parse_window(s) {
-                        Ok(w) => windows.push(w),
-                        Err(msg) => {
-                            fail(Code::InvalidWindow, v.pos, format!("invalid time window `{s}`: {msg}"), Some(
-                                "write `HH:MM-HH:MM`, e.g. `08:00-18:00`; a window may wrap midnight".into(),
-                            ));
-                            ok = false;
-                        }
-                    },
-                    _ => {
-                        let (pos, msg) = wrong_type(v, "time windows such as \"08:00-18:00\"");
-                        fail(Code::ValueType, pos, msg, None);
-                        ok = false;
-                    }
-                }
-            }
-            Op::TimeOfDay(windows.into(), zone.clone().unwrap_or(TimeZone::UTC))
-        }
-        OpName::Weekday => {
-            let mut mask = 0u8;
-            for v in values {
-                let day = match &v.value {
-                    Scalar::Str(s) => WEEKDAYS.iter().position(|d| d == s),
-                    _ => None,
-                };
-                match day {
-                    Some(d) => mask |= 1 << d,
-                    None => {
-                        let text = scalar_text(&v.value);
-                        let help = suggestion(&text.to_lowercase(), WEEKDAYS)
-                            .or_else(|| Some(format!("expected one of: {}", WEEKDAYS.join(", "))));
-                        fail(
-                            Code::InvalidWeekday,
-                            v.pos,
-                            format!("invalid weekday `{text}`"),
-                            help,
-                        );
-                        ok = false;
-                    }
-                }
-            }
-            Op::Weekday(mask, zone.clone().unwrap_or(TimeZone::UTC))
-        }
-        OpName::Cidr => {
-            let mut nets = Vec::new();
-            for v in values {
-                let Scalar::Str(s) = &v.value else {
-                    let (pos, msg) = wrong_type(v, "CIDR blocks (strings)");
-                    fail(Code::ValueType, pos, msg, None);
-                    ok = false;
-                    continue;
-                };
-                match parse_cidr(s) {
-                    Ok(n) => nets.push(n),
-                    Err((msg, help)) => {
-                        fail(
-                            Code::InvalidCidr,
-                            v.pos,
-                            format!("invalid CIDR `{s}`: {msg}"),
-                            help,
-                        );
-                        ok = false;
-                    }
-                }
-            }
-            Op::Cidr(nets.into())
-        }
+        OpName::Glob => c.globs(values),
+        OpName::Lt | OpName::Le | OpName::Gt | OpName::Ge => c.compare(op_name, &values[0])?,
+        OpName::Before | OpName::After => c.instant(op_name, &values[0])?,
+        OpName::TimeOfDay => c.windows(values, zone_or_utc()),
+        OpName::Weekday => c.weekdays(values, zone_or_utc()),
+        OpName::Cidr => c.cidrs(values),
         OpName::Exists => Op::Exists,
         OpName::IsTrue => Op::IsTrue,
     };
-    if !ok || zone.is_none() {
+    if !c.ok || zone.is_none() {
         return None;
     }
     Some(Condition {
@@ -342,6 +76,283 @@ pub fn compile_condition(
         pos: doc.pos,
         zone_text: doc.zone.as_ref().map(|z| z.value.as_str().into()),
     })
+}
+
+/// One condition being compiled: where errors go, and whether there was one. One method per operator family.
+struct Compiler<'a> {
+    file: &'a Path,
+    diags: &'a mut Diagnostics,
+    /// The operator's name, for messages.
+    name: &'static str,
+    ok: bool,
+}
+
+impl Compiler<'_> {
+    fn fail(&mut self, code: Code, pos: Pos, message: String, help: Option<String>) {
+        let mut d = Diagnostic::error(code, self.file, pos, message);
+        d.help = help;
+        self.diags.push(d);
+        self.ok = false;
+    }
+
+    fn wrong_type(&mut self, v: &At<Scalar>, expected: &str, help: Option<String>) {
+        let message = format!(
+            "`{}` needs {expected}, found {} `{}`",
+            self.name,
+            v.value.type_name(),
+            scalar_text(&v.value)
+        );
+        self.fail(Code::ValueType, v.pos, message, help);
+    }
+
+    /// `zone:`, UTC when absent; `None` (reported) when unknown.
+    fn zone(&mut self, zone: Option<&At<String>>) -> Option<TimeZone> {
+        let Some(z) = zone else {
+            return Some(TimeZone::UTC);
+        };
+        if let Some(tz) = parse_zone(&z.value) {
+            return Some(tz);
+        }
+        let help = if z.value.contains('/') || z.value.chars().all(|c| c.is_ascii_alphabetic()) {
+            "use an IANA zone name such as `Europe/Paris`, or an offset such as `+02:00`"
+        } else {
+            "write the offset as `±HH:MM`, e.g. `+05:30`"
+        };
+        self.fail(
+            Code::InvalidZone,
+            z.pos,
+            format!("unknown time zone `{}`", z.value),
+            Some(help.into()),
+        );
+        None
+    }
+
+    /// Every operator but `exists` and `is_true` needs values; some need exactly one.
+    fn arity(&mut self, op: OpName, values: &[At<Scalar>], pos: Pos) -> bool {
+        let name = self.name;
+        let problem = match op {
+            OpName::Exists | OpName::IsTrue if !values.is_empty() => Some((
+                format!("`{name}` takes no values"),
+                Some("remove `values`".into()),
+            )),
+            OpName::Lt | OpName::Le | OpName::Gt | OpName::Ge | OpName::Before | OpName::After
+                if values.len() != 1 =>
+            {
+                Some((
+                    format!("`{name}` takes exactly one value, found {}", values.len()),
+                    None,
+                ))
+            }
+            OpName::Exists
+            | OpName::IsTrue
+            | OpName::Lt
+            | OpName::Le
+            | OpName::Gt
+            | OpName::Ge
+            | OpName::Before
+            | OpName::After => None,
+            _ if values.is_empty() => Some((format!("`{name}` needs at least one value"), None)),
+            _ => None,
+        };
+        match problem {
+            Some((message, help)) => {
+                self.fail(Code::ValueCount, pos, message, help);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// A literal, or a `${...}` reference.
+    fn operand(&mut self, v: &At<Scalar>) -> Option<Operand> {
+        match &v.value {
+            Scalar::Str(s) => match parse_value_text(s) {
+                Ok(ValueText::Literal(l)) => Some(Operand::Lit(Lit::Str(l.into()))),
+                Ok(ValueText::Reference(p)) => Some(Operand::Ref(p)),
+                Err(e) => {
+                    self.fail(Code::InvalidReference, v.pos, e.message, e.help);
+                    None
+                }
+            },
+            Scalar::Num(n) => Some(Operand::Lit(Lit::Num(*n))),
+            Scalar::Bool(b) => Some(Operand::Lit(Lit::Bool(*b))),
+        }
+    }
+
+    /// `equals`, `contains_all`, `starts_with`, `ends_with`: lists of literals and references.
+    fn value_list(&mut self, op: OpName, values: &[At<Scalar>]) -> Op {
+        let string_only = matches!(op, OpName::StartsWith | OpName::EndsWith);
+        let mut operands = Vec::new();
+        for v in values {
+            if string_only && !matches!(v.value, Scalar::Str(_)) {
+                let help = format!("quote it: \"{}\"", scalar_text(&v.value));
+                self.wrong_type(v, "string values", Some(help));
+                continue;
+            }
+            if let Some(o) = self.operand(v) {
+                operands.push(o);
+            }
+        }
+        let operands = operands.into_boxed_slice();
+        match op {
+            OpName::Equals => Op::Equals(operands),
+            OpName::ContainsAll => Op::ContainsAll(operands),
+            OpName::StartsWith => Op::StartsWith(operands),
+            _ => Op::EndsWith(operands),
+        }
+    }
+
+    /// `glob`: patterns compiled once.
+    fn globs(&mut self, values: &[At<Scalar>]) -> Op {
+        let mut globs = Vec::new();
+        for v in values {
+            let Scalar::Str(s) = &v.value else {
+                self.wrong_type(v, "glob patterns (strings)", None);
+                continue;
+            };
+            if s.contains("${") {
+                self.fail(
+                    Code::InvalidGlob,
+                    v.pos,
+                    "`glob` patterns cannot hold `${...}` references".into(),
+                    None,
+                );
+                continue;
+            }
+            match Glob::new(s) {
+                Ok(g) => globs.push(g),
+                Err(e) => self.fail(
+                    Code::InvalidGlob,
+                    v.pos,
+                    format!("invalid glob `{s}`: {e}"),
+                    None,
+                ),
+            }
+        }
+        Op::Glob(globs.into())
+    }
+
+    /// `lt`, `le`, `gt`, `ge`: one number or reference.
+    fn compare(&mut self, op: OpName, v: &At<Scalar>) -> Option<Op> {
+        let cmp = match op {
+            OpName::Lt => Cmp::Lt,
+            OpName::Le => Cmp::Le,
+            OpName::Gt => Cmp::Gt,
+            _ => Cmp::Ge,
+        };
+        let arg = match self.operand(v)? {
+            Operand::Lit(Lit::Num(n)) => NumArg::Num(n),
+            Operand::Ref(p) => NumArg::Ref(p),
+            Operand::Lit(_) => {
+                let help =
+                    matches!(&v.value, Scalar::Str(s) if s.parse::<f64>().is_ok()).then(|| {
+                        "remove the quotes: strings are never compared as numbers".to_string()
+                    });
+                self.wrong_type(v, "a number", help);
+                return None;
+            }
+        };
+        Some(Op::Compare(cmp, arg))
+    }
+
+    /// `before`, `after`: one RFC 3339 instant or reference.
+    fn instant(&mut self, op: OpName, v: &At<Scalar>) -> Option<Op> {
+        let arg = match self.operand(v)? {
+            Operand::Lit(Lit::Str(s)) => match parse_rfc3339(&s) {
+                Some(t) => TimeArg::At(t),
+                None => {
+                    self.fail(
+                        Code::InvalidInstant,
+                        v.pos,
+                        format!("`{s}` is not an RFC 3339 instant"),
+                        Some("write e.g. \"2027-01-01T00:00:00Z\"".into()),
+                    );
+                    return None;
+                }
+            },
+            Operand::Ref(p) => TimeArg::Ref(p),
+            Operand::Lit(_) => {
+                self.wrong_type(v, "an RFC 3339 instant (a string)", None);
+                return None;
+            }
+        };
+        Some(if op == OpName::Before {
+            Op::Before(arg)
+        } else {
+            Op::After(arg)
+        })
+    }
+
+    /// `time_of_day`: `HH:MM-HH:MM` windows in a zone.
+    fn windows(&mut self, values: &[At<Scalar>], zone: TimeZone) -> Op {
+        let mut windows = Vec::new();
+        for v in values {
+            let Scalar::Str(s) = &v.value else {
+                self.wrong_type(v, "time windows such as \"08:00-18:00\"", None);
+                continue;
+            };
+            match parse_window(s) {
+                Ok(w) => windows.push(w),
+                Err(msg) => self.fail(
+                    Code::InvalidWindow,
+                    v.pos,
+                    format!("invalid time window `{s}`: {msg}"),
+                    Some(
+                        "write `HH:MM-HH:MM`, e.g. `08:00-18:00`; a window may wrap midnight"
+                            .into(),
+                    ),
+                ),
+            }
+        }
+        Op::TimeOfDay(windows.into(), zone)
+    }
+
+    /// `weekday`: `mon` … `sun` in a zone.
+    fn weekdays(&mut self, values: &[At<Scalar>], zone: TimeZone) -> Op {
+        let mut mask = 0u8;
+        for v in values {
+            let day = match &v.value {
+                Scalar::Str(s) => WEEKDAYS.iter().position(|d| d == s),
+                _ => None,
+            };
+            match day {
+                Some(d) => mask |= 1 << d,
+                None => {
+                    let text = scalar_text(&v.value);
+                    let help = suggestion(&text.to_lowercase(), WEEKDAYS)
+                        .or_else(|| Some(format!("expected one of: {}", WEEKDAYS.join(", "))));
+                    self.fail(
+                        Code::InvalidWeekday,
+                        v.pos,
+                        format!("invalid weekday `{text}`"),
+                        help,
+                    );
+                }
+            }
+        }
+        Op::Weekday(mask, zone)
+    }
+
+    /// `cidr`: networks with no host bits set.
+    fn cidrs(&mut self, values: &[At<Scalar>]) -> Op {
+        let mut nets = Vec::new();
+        for v in values {
+            let Scalar::Str(s) = &v.value else {
+                self.wrong_type(v, "CIDR blocks (strings)", None);
+                continue;
+            };
+            match parse_cidr(s) {
+                Ok(n) => nets.push(n),
+                Err((msg, help)) => self.fail(
+                    Code::InvalidCidr,
+                    v.pos,
+                    format!("invalid CIDR `{s}`: {msg}"),
+                    help,
+                ),
+            }
+        }
+        Op::Cidr(nets.into())
+    }
 }
 
 fn scalar_text(s: &Scalar) -> String {
