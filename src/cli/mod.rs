@@ -5,6 +5,7 @@
 
 mod check;
 mod eval;
+pub mod git_base;
 mod serve;
 mod simulate;
 mod test;

@@ -8,12 +8,13 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 
+use super::git_base as git;
 use super::{print_diagnostics, EXIT_INVALID};
 use crate::load::load_dir;
 use crate::request::parse_rfc3339;
 use crate::simulate::replay::read_lines;
 use crate::simulate::report::{render_text, simulate};
-use crate::simulate::{git, LockoutOptions};
+use crate::simulate::LockoutOptions;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {

@@ -5,7 +5,6 @@
 //! by `eval::evaluate` (with the superuser rule off) before it is reported.
 
 pub mod erosion;
-pub mod git;
 pub mod lockout;
 pub mod partition;
 pub mod replay;

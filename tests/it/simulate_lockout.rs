@@ -635,7 +635,7 @@ fn a_base_revision_follows_symlinked_files_like_the_directory_loader() {
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", "pack"]);
     let from_dir = load_dir(&dir).unwrap();
-    let from_git = arbiter::simulate::git::load_revision(&dir, "HEAD").unwrap();
+    let from_git = arbiter::cli::git_base::load_revision(&dir, "HEAD").unwrap();
     assert_eq!(from_git.files.len(), from_dir.files.len());
     assert_eq!(from_git.revision(), from_dir.revision());
     // So removing the linked guard is seen as erosion against `--base HEAD`.

@@ -1,4 +1,4 @@
-//! Reading the current policy set from a git revision (`--base origin/main`), with `git ls-tree` and `git show`,
+//! At the CLI edge: reading the current policy set from a git revision (`--base origin/main`), with `git ls-tree` and `git show`,
 //! so the simulator works in CI and in pre-commit hooks without a second checkout.
 //!
 //! The revision's tree is walked the way `load::load_dir` walks a directory: `*.yaml` / `*.yml` files

@@ -1,0 +1,360 @@
+//! Rebuild and gate: read, hash, parse, validate, compile and lockout-check the whole policy directory off the
+//! executor, and publish it only if it is valid, new and safe; otherwise keep the last good snapshot and report.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use jiff::Timestamp;
+
+use crate::diag::Diagnostics;
+use crate::load::load_dir;
+use crate::metrics::Metrics;
+use crate::simulate::{Finding, LockoutOptions};
+use crate::snapshot::{Snapshot, SnapshotStore};
+
+/// Longest `last_reload_error` kept, in bytes.
+const MAX_ERROR_TEXT: usize = 16 * 1024;
+
+/// A refused reload, as shown by `GetStatus`.
+#[derive(Debug, Clone)]
+pub struct ReloadFailure {
+    /// Every error, one per line, with file:line:col.
+    pub message: String,
+    pub at: Timestamp,
+    /// The content hash of the refused set, when it could be read.
+    pub revision: Option<String>,
+}
+
+/// Reload history shared with `GetStatus`. Lock-free.
+#[derive(Debug, Default)]
+pub struct ReloadStatus {
+    last_error: ArcSwapOption<ReloadFailure>,
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ReloadStatus {
+    pub fn last_error(&self) -> Option<Arc<ReloadFailure>> {
+        self.last_error.load_full()
+    }
+    /// Snapshots published, the first load included.
+    pub fn reloads_ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+    /// Reloads refused.
+    pub fn reloads_failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// What one reload did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A new snapshot is being served.
+    Published(Arc<Snapshot>),
+    /// The files hold what is already served (or what already failed): nothing was rebuilt.
+    Unchanged,
+    /// The set was refused; the last good snapshot (if any) keeps serving.
+    Failed(Diagnostics),
+}
+
+enum Built {
+    /// A new snapshot, with the lockout findings that were allowed through.
+    Snapshot(Box<Snapshot>, Vec<Finding>),
+    Unchanged,
+    AlreadyFailed,
+    Failed {
+        revision: Option<String>,
+        diagnostics: Diagnostics,
+        /// Refused by the lockout check (the set itself is valid).
+        lockout: bool,
+    },
+}
+
+/// The lockout check run on every load.
+#[derive(Debug, Clone)]
+pub struct LockoutCheck {
+    /// Publish a set with findings anyway (`--allow-lockout`), logging them as warnings.
+    pub allow: bool,
+    /// The superuser name (a guard protecting it is an error).
+    pub superuser: String,
+    /// Search budget per load; running out is an "inconclusive" finding.
+    pub budget: Duration,
+}
+
+/// Loads, builds and publishes the policy directory.
+#[derive(Debug)]
+pub struct Reloader {
+    dir: PathBuf,
+    store: Arc<SnapshotStore>,
+    status: Arc<ReloadStatus>,
+    metrics: Metrics,
+    lockout: Option<LockoutCheck>,
+}
+
+impl Reloader {
+    pub fn new(
+        dir: PathBuf,
+        store: Arc<SnapshotStore>,
+        status: Arc<ReloadStatus>,
+        metrics: Metrics,
+        lockout: Option<LockoutCheck>,
+    ) -> Self {
+        Reloader {
+            dir,
+            store,
+            status,
+            metrics,
+            lockout,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads and builds the directory off the executor and publishes it if it is valid and new (or `force`).
+    pub async fn reload(&self, force: bool) -> Outcome {
+        let dir = self.dir.clone();
+        let current = self.store.load();
+        let failed = self.status.last_error().and_then(|f| f.revision.clone());
+        let lockout = self.lockout.clone();
+        let started = Instant::now();
+        let built = tokio::task::spawn_blocking(move || {
+            build(&dir, current, failed, force, lockout.as_ref())
+        })
+        .await;
+        let elapsed = started.elapsed();
+        let built = built.unwrap_or_else(|e| Built::Failed {
+            revision: None,
+            diagnostics: internal_error(&self.dir, &format!("the reload task failed: {e}")),
+            lockout: false,
+        });
+        match built {
+            Built::Snapshot(snapshot, allowed_findings) => {
+                let snapshot: Arc<Snapshot> = Arc::from(snapshot);
+                if let Some(previous) = self.store.publish(snapshot.clone()) {
+                    // Freed on a blocking thread, not on the executor, when the last reader lets go of it here.
+                    tokio::task::spawn_blocking(move || drop(previous));
+                }
+                self.status.last_error.store(None);
+                self.status.ok.fetch_add(1, Ordering::Relaxed);
+                self.metrics.reloads_ok.increment(1);
+                self.metrics.reload_duration.record(elapsed.as_secs_f64());
+                self.metrics
+                    .snapshot_policies
+                    .set(snapshot.policy_count() as f64);
+                tracing::info!(
+                    revision = %snapshot.revision,
+                    policies = snapshot.policy_count(),
+                    attachments = snapshot.attachment_count(),
+                    groups = snapshot.group_count(),
+                    warnings = snapshot.warnings.len(),
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    dir = %self.dir.display(),
+                    "policy set loaded"
+                );
+                for w in snapshot.warnings.iter() {
+                    tracing::warn!("{w}");
+                }
+                for f in &allowed_findings {
+                    tracing::warn!(
+                        guard = %f.guard,
+                        kind = f.kind.as_str(),
+                        "published despite a lockout finding (lockouts allowed): {}",
+                        f.message
+                    );
+                }
+                Outcome::Published(snapshot)
+            }
+            Built::Unchanged => {
+                // The files on disk are what is served: an earlier failure is no longer current.
+                self.status.last_error.store(None);
+                tracing::debug!(dir = %self.dir.display(), "policy files unchanged");
+                Outcome::Unchanged
+            }
+            Built::AlreadyFailed => {
+                tracing::debug!(dir = %self.dir.display(), "policy files still hold the set that failed");
+                Outcome::Unchanged
+            }
+            Built::Failed {
+                revision,
+                diagnostics,
+                lockout,
+            } => {
+                self.status.failed.fetch_add(1, Ordering::Relaxed);
+                if lockout {
+                    self.metrics.reloads_lockout.increment(1);
+                } else {
+                    self.metrics.reloads_error.increment(1);
+                }
+                let message = render_errors(&diagnostics);
+                match self.store.load() {
+                    Some(serving) => tracing::error!(
+                        dir = %self.dir.display(),
+                        errors = diagnostics.errors().count(),
+                        serving = %serving.revision,
+                        "policy set refused; keeping the last good snapshot:\n{message}"
+                    ),
+                    // The first load: the caller reports every error.
+                    None => tracing::error!(
+                        dir = %self.dir.display(),
+                        errors = diagnostics.errors().count(),
+                        "the policy set is invalid"
+                    ),
+                }
+                self.status.last_error.store(Some(Arc::new(ReloadFailure {
+                    message,
+                    at: Timestamp::now(),
+                    revision,
+                })));
+                Outcome::Failed(diagnostics)
+            }
+        }
+    }
+}
+
+fn build(
+    dir: &Path,
+    current: Option<Arc<Snapshot>>,
+    failed: Option<String>,
+    force: bool,
+    lockout: Option<&LockoutCheck>,
+) -> Built {
+    let sources = match load_dir(dir) {
+        Ok(s) => s,
+        Err(diagnostics) => {
+            return Built::Failed {
+                revision: None,
+                diagnostics,
+                lockout: false,
+            }
+        }
+    };
+    let revision = sources.revision();
+    if !force {
+        if current.as_ref().map(|c| c.revision.as_str()) == Some(revision.as_str()) {
+            return Built::Unchanged;
+        }
+        if failed.as_deref() == Some(revision.as_str()) {
+            return Built::AlreadyFailed;
+        }
+    }
+    let snapshot = match crate::compile::build(&sources) {
+        Ok(snapshot) => snapshot,
+        Err(diagnostics) => {
+            return Built::Failed {
+                revision: Some(revision),
+                diagnostics,
+                lockout: false,
+            }
+        }
+    };
+    let Some(check) = lockout else {
+        return Built::Snapshot(Box::new(snapshot), Vec::new());
+    };
+    let options = LockoutOptions {
+        as_of: Timestamp::now(),
+        budget: check.budget,
+        superuser: Some(check.superuser.clone()),
+    };
+    match crate::simulate::analyze(current.as_deref(), &snapshot, &options) {
+        Ok(findings) if findings.is_empty() || check.allow => {
+            Built::Snapshot(Box::new(snapshot), findings)
+        }
+        Ok(findings) => Built::Failed {
+            revision: Some(revision),
+            diagnostics: findings_to_diagnostics(dir, &findings, &snapshot, current.as_deref()),
+            lockout: true,
+        },
+        Err(errors) => {
+            let mut diagnostics = Diagnostics::new();
+            for e in errors {
+                let origin = guard_origin(&e.guard, &snapshot, current.as_deref());
+                let (file, pos) = origin.unwrap_or((Arc::from(dir), crate::diag::Pos::WHOLE_FILE));
+                diagnostics.push(crate::diag::Diagnostic::error(
+                    crate::diag::Code::InvalidGuard,
+                    &file,
+                    pos,
+                    e.message,
+                ));
+            }
+            Built::Failed {
+                revision: Some(revision),
+                diagnostics,
+                lockout: false,
+            }
+        }
+    }
+}
+
+fn guard_origin(
+    id: &str,
+    proposed: &Snapshot,
+    current: Option<&Snapshot>,
+) -> Option<(Arc<Path>, crate::diag::Pos)> {
+    std::iter::once(proposed)
+        .chain(current)
+        .flat_map(|s| s.compiled.guards.iter())
+        .find(|g| &*g.id == id)
+        .map(|g| (g.origin.file.clone(), g.origin.pos))
+}
+
+/// Lockout findings as errors at their guard's position, with the counterexample as help.
+pub fn findings_to_diagnostics(
+    dir: &Path,
+    findings: &[Finding],
+    proposed: &Snapshot,
+    current: Option<&Snapshot>,
+) -> Diagnostics {
+    let mut diagnostics = Diagnostics::new();
+    for f in findings {
+        let (file, pos) = guard_origin(&f.guard, proposed, current)
+            .unwrap_or((Arc::from(dir), crate::diag::Pos::WHOLE_FILE));
+        let mut d = crate::diag::Diagnostic::error(
+            crate::diag::Code::Lockout,
+            &file,
+            pos,
+            format!("{}: {}", f.kind.as_str(), f.message),
+        );
+        if let Some(example) = &f.counterexample {
+            d = d.with_help(format!(
+                "counterexample (try it with `arbiter eval`): {example}"
+            ));
+        }
+        diagnostics.push(d);
+    }
+    diagnostics
+}
+
+fn internal_error(dir: &Path, message: &str) -> Diagnostics {
+    let mut d = Diagnostics::new();
+    d.push(crate::diag::Diagnostic::error(
+        crate::diag::Code::Internal,
+        dir,
+        crate::diag::Pos::WHOLE_FILE,
+        message,
+    ));
+    d
+}
+
+/// The errors (not the warnings) one per line, cut to a sane length.
+pub fn render_errors(diagnostics: &Diagnostics) -> String {
+    let mut out = String::new();
+    let total = diagnostics.errors().count();
+    for (i, d) in diagnostics.errors().enumerate() {
+        let line = d.to_string();
+        if out.len() + line.len() > MAX_ERROR_TEXT {
+            out.push_str(&format!("... and {} more errors\n", total - i));
+            break;
+        }
+        out.push_str(&line);
+        if !line.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out.trim_end().to_string()
+}
