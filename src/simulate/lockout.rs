@@ -260,20 +260,9 @@ impl<'a> Search<'a> {
                 }
             }
         }
-        // Attributes compared with the action or the URI carry their own text constraints over to it.
-        for (field, patterns) in [
-            (Field::Action, &mut action_patterns),
-            (Field::ResourceUri, &mut uri_patterns),
-        ] {
-            let (linked, inexact) = linked_patterns(&conditions, field);
-            if inexact {
-                self.inconclusive(format!(
-                    "an attribute compared with `{}` by prefix or suffix also has text conditions of its own",
-                    if field == Field::Action { "action" } else { "resource.uri" }
-                ));
-            }
-            patterns.extend(linked);
-        }
+        // Attributes compared with the action carry their own text constraints over to it (the principal's fields
+        // are known here, the URI not yet).
+        self.linked(&conditions, Field::Action, &principal, &mut action_patterns);
         let actions = self.strings_of(&rule.actions, &action_patterns, false);
         let pinned = |f: Field| -> Option<Vec<String>> {
             match f {
@@ -284,6 +273,7 @@ impl<'a> Search<'a> {
         for c in &conditions {
             uri_patterns.extend(condition_patterns(c, Field::ResourceUri, &pinned));
         }
+        self.linked(&conditions, Field::ResourceUri, &pinned, &mut uri_patterns);
         // The empty string stands for a request with no URI, which `*` patterns reach.
         let uris = self.strings_of(&rule.resources, &uri_patterns, true);
         for action in &actions {
@@ -301,6 +291,30 @@ impl<'a> Search<'a> {
                 self.cell(&fixed, &reachable);
             }
         }
+    }
+
+    /// Adds the patterns of attributes linked to `field` (see [`linked_patterns`]); inexact links are
+    /// inconclusive.
+    fn linked(
+        &mut self,
+        conditions: &[&Condition],
+        field: Field,
+        pinned: &dyn Fn(Field) -> Option<Vec<String>>,
+        patterns: &mut Vec<Pattern>,
+    ) {
+        let (linked, inexact) = linked_patterns(conditions, field, pinned);
+        if inexact {
+            self.inconclusive(format!(
+                "an attribute compared with `{}` is compared by prefix or suffix, or with a field whose values \
+                 are not enumerated here",
+                if field == Field::Action {
+                    "action"
+                } else {
+                    "resource.uri"
+                }
+            ));
+        }
+        patterns.extend(linked);
     }
 
     fn strings_of(
@@ -628,9 +642,15 @@ fn whole_second_from(t: Timestamp) -> Timestamp {
 
 /// The text patterns of every attribute compared with `target` (the action or the URI) through `${...}`,
 /// directly or through other attributes: the target takes the attribute's value, so the attribute's cells are the
-/// target's. True as well when some link is a prefix or suffix comparison and the linked attributes have text
-/// conditions: those cells are then not exact.
-fn linked_patterns(conditions: &[&Condition], target: Field) -> (Vec<Pattern>, bool) {
+/// target's. Values of pinned fields the linked attributes are compared with count too (`action equals
+/// ${resource.owner}` with `resource.owner equals ${principal.id}`). The flag is true when the cells are not
+/// exact: some link is a prefix or suffix comparison and the linked attributes have text conditions, or a link
+/// reaches a field whose values are not known here (`environment.source_ip`, or the URI while actions are chosen).
+fn linked_patterns(
+    conditions: &[&Condition],
+    target: Field,
+    pinned: &dyn Fn(Field) -> Option<Vec<String>>,
+) -> (Vec<Pattern>, bool) {
     let is_target = |p: &AttrPath| matches!(&p.target, Target::Field(f) if *f == target);
     let key = |p: &AttrPath| -> Option<String> {
         matches!(
@@ -666,8 +686,26 @@ fn linked_patterns(conditions: &[&Condition], target: Field) -> (Vec<Pattern>, b
         }
     }
     let mut out = Vec::new();
+    let mut unknown_field = false;
     for c in conditions {
-        if !key(&c.path).is_some_and(|k| linked.contains(&k)) {
+        let ends: Vec<&AttrPath> = std::iter::once(&c.path).chain(c.references()).collect();
+        let on_linked = |p: &AttrPath| key(p).is_some_and(|k| linked.contains(&k));
+        if !ends.iter().any(|p| on_linked(p)) {
+            continue;
+        }
+        // Other fixed fields the linked attributes are compared with: their values are the target's too.
+        for p in &ends {
+            if let Target::Field(f) = &p.target {
+                if *f == target || key(p).is_some() {
+                    continue;
+                }
+                match pinned(*f) {
+                    Some(values) => out.extend(values.iter().map(|v| Pattern::literal(v))),
+                    None => unknown_field = true,
+                }
+            }
+        }
+        if !on_linked(&c.path) {
             continue;
         }
         let lits = |ops: &[Operand], shape: fn(&str) -> Pattern, out: &mut Vec<Pattern>| {
@@ -685,7 +723,7 @@ fn linked_patterns(conditions: &[&Condition], target: Field) -> (Vec<Pattern>, b
             _ => {}
         }
     }
-    let inexact = prefix_link && !out.is_empty();
+    let inexact = (prefix_link && !out.is_empty()) || unknown_field;
     (out, inexact)
 }
 
@@ -734,12 +772,22 @@ fn condition_patterns(
         }
         return out;
     }
-    // `principal.id equals ${resource.uri}` and the like: the target equal to the pinned field's value.
+    // `principal.id equals ${resource.uri}` and the like: the target equal to the pinned field's value; with
+    // `starts_with` (`ends_with`), the target is one of the value's prefixes (suffixes), a finite set.
     let refers_to_target = ops
         .iter()
         .any(|o| matches!(o, Operand::Ref(p) if field(p) == Some(target)));
-    match field(&c.path).filter(|_| refers_to_target).and_then(pinned) {
-        Some(values) => values.iter().map(|v| Pattern::literal(v)).collect(),
-        None => Vec::new(),
+    let Some(values) = field(&c.path).filter(|_| refers_to_target).and_then(pinned) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for v in &values {
+        let cuts = v.char_indices().map(|(i, _)| i).chain([v.len()]);
+        match &c.op {
+            Op::StartsWith(_) => out.extend(cuts.map(|i| Pattern::literal(&v[..i]))),
+            Op::EndsWith(_) => out.extend(cuts.map(|i| Pattern::literal(&v[i..]))),
+            _ => out.push(Pattern::literal(v)),
+        }
     }
+    out
 }

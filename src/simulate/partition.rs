@@ -960,7 +960,16 @@ fn interpreted_texts(atoms: &Atoms, copies: usize, note: &mut dyn FnMut(String))
         for ip in ip_points(atoms, copies) {
             if spell {
                 match ip {
-                    IpAddr::V4(v4) => other.push(v4.to_ipv6_mapped().to_string()),
+                    IpAddr::V4(v4) => {
+                        // IPv4-mapped, dotted and in hex (`::ffff:a00:1`): both compare as the IPv4 address.
+                        other.push(v4.to_ipv6_mapped().to_string());
+                        let [a, b, c, d] = v4.octets();
+                        other.push(format!(
+                            "::ffff:{:x}:{:x}",
+                            u16::from_be_bytes([a, b]),
+                            u16::from_be_bytes([c, d])
+                        ));
+                    }
                     IpAddr::V6(v6) => other.push(v6.to_string().to_uppercase()),
                 }
             }
@@ -1027,13 +1036,11 @@ fn check_mixed(
         for (i, p) in preds.iter().enumerate() {
             let text = match p {
                 Pred::Claim(..) => true,
+                // `equals` reads `environment.source_ip` as an IP, by value.
+                Pred::Condition(c) if matches!(c.op, Op::Equals(_)) => *var != Var::SourceIp,
                 Pred::Condition(c) => matches!(
                     c.op,
-                    Op::Equals(_)
-                        | Op::ContainsAll(_)
-                        | Op::StartsWith(_)
-                        | Op::EndsWith(_)
-                        | Op::Glob(_)
+                    Op::ContainsAll(_) | Op::StartsWith(_) | Op::EndsWith(_) | Op::Glob(_)
                 ),
             };
             if text {
@@ -1147,12 +1154,10 @@ fn could_spell(p: &Pattern, kind: Kind) -> bool {
                 .is_none_or(|c| c.is_ascii_digit() || c == 'Z' || c == 'z');
             head_ok && tail_ok
         }
-        // An IP's text ends with a hex digit, or with `::`.
+        // An IP's text ends with a hex digit, or with `::` (so a tail ending in `:` may be one).
         Kind::Ip => {
             let tail = p.tail();
-            tail.is_empty()
-                || tail.ends_with("::")
-                || tail.ends_with(|c: char| c.is_ascii_hexdigit())
+            tail.is_empty() || tail.ends_with(|c: char| c.is_ascii_hexdigit() || c == ':')
         }
         Kind::Other => true,
     }
@@ -1577,6 +1582,8 @@ fn time_points_uncached(
         let mut points = walk_zones(atoms, &boundaries, a, b);
         points.sort();
         points.dedup();
+        // Whole seconds first, so they stand for their state when they can (counterexamples read better).
+        points.sort_by_key(|t| t.subsec_nanosecond() != 0);
         // Keep `copies` points per joint state (which cut interval; every zone's window interval and weekday).
         let mut per_state: HashMap<Vec<i64>, usize> = HashMap::new();
         for p in points {
@@ -1636,18 +1643,22 @@ fn time_state(t: Timestamp, zones: &[TimeZone], boundaries: &[i64]) -> Vec<i64> 
 fn walk_zones(atoms: &Atoms, boundaries: &[i64], a: Timestamp, b: Timestamp) -> Vec<Timestamp> {
     let week = 7 * 86_400;
     let mut out = Vec::new();
+    // The piece right after `a` (one nanosecond on) has a state of its own when a boundary falls within the
+    // next second; a whole second after `a` is added too, to stand for the piece when it reads better.
     let first = a
-        .checked_add(jiff::SignedDuration::from_secs(1))
+        .checked_add(jiff::SignedDuration::from_nanos(1))
         .ok()
-        .filter(|x| *x < b)
-        .or_else(|| {
-            a.checked_add(jiff::SignedDuration::from_nanos(1))
-                .ok()
-                .filter(|x| *x < b)
-        });
+        .filter(|x| *x < b);
     let Some(mut start) = first else {
         return out;
     };
+    if let Some(whole) = a
+        .checked_add(jiff::SignedDuration::from_secs(1))
+        .ok()
+        .filter(|x| *x < b)
+    {
+        out.push(whole);
+    }
     // Offset combinations walked for a whole week, and shorter segments by (offsets, weekly phase, length):
     // a segment with the same key covers exactly the same states.
     let mut walked: HashSet<Vec<i32>> = HashSet::new();

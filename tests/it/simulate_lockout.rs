@@ -1041,3 +1041,73 @@ fn the_last_ipv6_address_is_a_cell() {
         "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
     );
 }
+
+// Cases from a second review.
+
+fn star_actions_guard() -> &'static str {
+    "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [admin]}\nmust_allow:\n  - actions: [\"*\"]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n"
+}
+
+#[test]
+fn the_action_linked_through_the_owner_to_the_principal_id() {
+    let policy = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"kylo:kylo:admin:policies:*\"]\nconditions:\n  - {path: resource.owner, op: exists}\n  - {path: action, op: equals, values: [\"${resource.owner}\"]}\n  - {path: resource.owner, op: equals, values: [\"${principal.id}\"]}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    let f = analyze_set(&[
+        ("change.yaml", policy),
+        ("guards.yaml", star_actions_guard()),
+    ]);
+    let cx = assert_lockout_by(&f, "change");
+    assert_eq!(cx["action"], "guard-probe", "{cx}");
+    // Linked to a field whose values are not enumerated (the source IP): never called safe.
+    let ip = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"kylo:kylo:admin:policies:*\"]\nconditions:\n  - {path: resource.owner, op: exists}\n  - {path: environment.source_ip, op: exists}\n  - {path: action, op: equals, values: [\"${resource.owner}\"]}\n  - {path: resource.owner, op: equals, values: [\"${environment.source_ip}\"]}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    assert_not_safe(&analyze_set(&[
+        ("change.yaml", ip),
+        ("guards.yaml", star_actions_guard()),
+    ]));
+}
+
+#[test]
+fn an_ip_equal_by_value_and_matched_by_its_text() {
+    let policy = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - {path: environment.source_ip, op: exists}\n  - {path: environment.source_ip, op: equals, values: [\"10.0.0.1\"]}\n  - {path: environment.source_ip, op: ends_with, values: [\":1\"]}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    let f = analyze_set(&[("change.yaml", policy)]);
+    let cx = assert_lockout_by(&f, "change");
+    let ip = cx["environment"]["source_ip"].as_str().unwrap();
+    assert!(ip.ends_with(":1"), "{cx}");
+}
+
+#[test]
+fn the_second_after_an_instant_literal_is_a_piece_of_its_own() {
+    // 2030-06-30 is a Sunday: only the last second of it lies after the literal.
+    let policy = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - {path: environment.time, op: after, values: [\"2030-06-30T23:59:59Z\"]}\n  - {path: environment.time, op: before, values: [\"2030-07-06T00:00:00Z\"]}\n  - {path: environment.time, op: weekday, values: [sun]}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    let f = analyze_set(&[("change.yaml", policy)]);
+    let cx = assert_lockout_by(&f, "change");
+    let t = cx_time(&cx);
+    assert!(
+        t > "2030-06-30T23:59:59Z".parse().unwrap() && t < "2030-07-01T00:00:00Z".parse().unwrap(),
+        "{cx}"
+    );
+}
+
+#[test]
+fn the_action_as_a_prefix_of_the_principal_id() {
+    let policy = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - {path: principal.id, op: starts_with, values: [\"${action}\"]}\n  - {path: action, op: equals, values: [\"${principal.id}\"], negate: true}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    let f = analyze_set(&[
+        ("change.yaml", policy),
+        ("guards.yaml", star_actions_guard()),
+    ]);
+    let cx = assert_lockout_by(&f, "change");
+    let action = cx["action"].as_str().unwrap();
+    assert!(
+        "guard-probe".starts_with(action) && action != "guard-probe",
+        "{cx}"
+    );
+}
+
+#[test]
+fn an_ip_text_ending_with_a_colon() {
+    let policy = "kind: Policy\nid: change\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\nconditions:\n  - {path: environment.source_ip, op: ends_with, values: [\":\"]}\n---\nkind: PolicyAttachment\nid: change\npolicy: change\nprincipal_selector: {}\n";
+    let guard = "kind: LockoutGuard\nid: admins-keep-policy-control\nprincipal: {id: guard-probe, groups: [admin]}\nassuming:\n  - {path: environment.source_ip, op: cidr, values: [\"fd00::/8\"]}\nmust_allow:\n  - actions: [CreatePolicy]\n    resources: [\"kylo:kylo:admin:policies:*\"]\n";
+    assert_not_safe(&analyze_set(&[
+        ("change.yaml", policy),
+        ("guards.yaml", guard),
+    ]));
+}
