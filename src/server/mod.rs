@@ -10,22 +10,27 @@
 //! log is flushed and the Unix socket removed.
 
 pub mod codec;
+mod config;
 pub mod convert;
 pub mod edge;
 pub mod service;
 pub mod simulate;
+mod supervisor;
 pub mod tls;
+mod uds;
+
+pub use config::*;
+use supervisor::Supervisor;
+use uds::bind_uds;
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{watch, Notify};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic::transport::Server;
@@ -33,12 +38,10 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tower::layer::util::{Identity, Stack};
 
-use crate::decision_log::{self, DecisionLogger};
+use crate::decision_log::{self};
 use crate::diag::Diagnostics;
 use crate::metrics::{self, Metrics};
-use crate::reload::{
-    self, Debounce, LockoutCheck, Outcome, ReloadRequest, ReloadStatus, Reloader, Watch,
-};
+use crate::reload::{Debounce, LockoutCheck, ReloadRequest, ReloadStatus, Reloader, Watch};
 use crate::shutdown::Trigger;
 use crate::snapshot::SnapshotStore;
 use edge::{EdgeLayer, InFlight};
@@ -52,104 +55,6 @@ pub mod proto {
     /// The encoded FileDescriptorSet (with its imports), served by reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/arbiter_descriptor.bin"));
-}
-
-/// The full gRPC name of the service.
-pub const SERVICE_NAME: &str = "arbiter.v1.Authorizer";
-/// Default TCP address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
-/// Largest request message accepted; larger ones get RESOURCE_EXHAUSTED.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
-/// Default quiet time before a reload.
-pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
-/// Default time allowed for in-flight calls to finish on shutdown.
-pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
-/// Default search budget of the lockout check.
-pub const DEFAULT_LOCKOUT_BUDGET: Duration = Duration::from_secs(10);
-/// The mode of the Unix socket.
-pub const UDS_MODE: u32 = 0o600;
-/// Default decision-log queue length.
-pub const DEFAULT_DECISION_LOG_CAPACITY: usize = 16 * 1024;
-
-/// How to run a server.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// The policy directory.
-    pub policies: PathBuf,
-    /// TCP address; port 0 picks a free port (see [`RunningServer::tcp_addr`]).
-    pub listen: Option<SocketAddr>,
-    /// Unix socket path, created with mode 0600.
-    pub uds: Option<PathBuf>,
-    /// Prometheus `/metrics` address.
-    pub metrics_listen: Option<SocketAddr>,
-    /// TLS (and, with a client CA, mutual TLS) on the TCP listener.
-    pub tls: Option<tls::TlsFiles>,
-    pub decision_log: Option<decision_log::Target>,
-    pub decision_log_capacity: usize,
-    /// The principal id that is always allowed.
-    pub superuser: String,
-    pub debounce: Duration,
-    pub grace_period: Duration,
-    pub max_message_bytes: usize,
-    /// Watch the directory for changes (otherwise only forced reloads).
-    pub watch: bool,
-    /// Check every load with the lockout simulator (`false` skips the check entirely).
-    pub lockout_check: bool,
-    /// Publish a set with lockout findings anyway (`--allow-lockout`), logging them.
-    pub allow_lockout: bool,
-    /// Search budget of the lockout check (per load) and of `Simulate`.
-    pub lockout_budget: Duration,
-    /// Reload on SIGHUP. The handler is process-wide: leave it off when embedding several servers.
-    pub sighup: bool,
-    /// Test hook: the first load waits until this is notified, so NOT_SERVING can be observed.
-    #[doc(hidden)]
-    pub first_load_gate: Option<Arc<Notify>>,
-}
-
-impl ServerConfig {
-    /// Defaults for everything but the policy directory; TCP on [`DEFAULT_LISTEN`].
-    pub fn new(policies: impl Into<PathBuf>) -> Self {
-        ServerConfig {
-            policies: policies.into(),
-            listen: DEFAULT_LISTEN.parse().ok(),
-            uds: None,
-            metrics_listen: None,
-            tls: None,
-            decision_log: None,
-            decision_log_capacity: DEFAULT_DECISION_LOG_CAPACITY,
-            superuser: crate::DEFAULT_SUPERUSER.to_string(),
-            debounce: DEFAULT_DEBOUNCE,
-            grace_period: DEFAULT_GRACE_PERIOD,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            watch: true,
-            lockout_check: true,
-            allow_lockout: false,
-            lockout_budget: DEFAULT_LOCKOUT_BUDGET,
-            sighup: false,
-            first_load_gate: None,
-        }
-    }
-}
-
-/// Why a server could not start or stopped badly.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The first load failed: nothing was ever served.
-    #[error("the policy set is invalid ({})", .0.summary())]
-    InvalidPolicies(Diagnostics),
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
-}
-
-fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> ServeError {
-    let what = what.into();
-    move |source| ServeError::Io { what, source }
 }
 
 /// A started server.
@@ -452,206 +357,4 @@ fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// Binds a Unix socket that is never reachable with a wider mode than 0600: it is bound inside a fresh 0700
-/// directory, narrowed to 0600, then renamed into place. A stale socket (nobody listening) is replaced; any
-/// other existing file is an error. Returns the listener and the socket's inode.
-fn bind_uds(path: &Path) -> Result<(UnixListener, u64), ServeError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => {
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(ServeError::Config(format!(
-                    "{} is in use by another server",
-                    path.display()
-                )));
-            }
-            std::fs::remove_file(path).map_err(io_error(format!(
-                "cannot remove stale socket {}",
-                path.display()
-            )))?;
-        }
-        Ok(_) => {
-            return Err(ServeError::Config(format!(
-                "{} exists and is not a socket",
-                path.display()
-            )))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error(format!("cannot use {}", path.display()))(e)),
-    }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let nonce = jiff::Timestamp::now().as_nanosecond() as u64;
-    let private = parent.join(format!(".arbiter-uds-{}-{nonce:x}", std::process::id()));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&private)
-        .map_err(io_error(format!(
-            "cannot create a directory next to {}",
-            path.display()
-        )))?;
-    let result = (|| {
-        let tmp = private.join("socket");
-        let listener = std::os::unix::net::UnixListener::bind(&tmp)
-            .map_err(io_error(format!("cannot bind {}", path.display())))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(UDS_MODE)).map_err(
-            io_error(format!("cannot set the mode of {}", path.display())),
-        )?;
-        std::fs::rename(&tmp, path)
-            .map_err(io_error(format!("cannot create {}", path.display())))?;
-        let inode = std::fs::symlink_metadata(path)
-            .map(|m| m.ino())
-            .map_err(io_error(format!("cannot stat {}", path.display())))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(io_error("cannot configure the socket"))?;
-        let listener =
-            UnixListener::from_std(listener).map_err(io_error("cannot register the socket"))?;
-        Ok((listener, inode))
-    })();
-    let _ = std::fs::remove_dir_all(&private);
-    result
-}
-
-struct Supervisor {
-    reloader: Arc<Reloader>,
-    watch: Option<Watch>,
-    debounce: Debounce,
-    forced: Option<tokio::sync::mpsc::Receiver<()>>,
-    sighup: bool,
-    gate: Option<Arc<Notify>>,
-    health: HealthReporter,
-    stop: Trigger,
-    stop_serving: Trigger,
-    serving: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
-    grace: Duration,
-    log: Option<DecisionLogger>,
-    uds: Option<(PathBuf, u64)>,
-    metrics_stop: Trigger,
-    ready: watch::Sender<Option<Result<String, Diagnostics>>>,
-    inflight: InFlight,
-}
-
-impl Supervisor {
-    async fn run(mut self) -> Result<(), ServeError> {
-        if let Some(gate) = self.gate.take() {
-            tokio::select! {
-                _ = gate.notified() => {}
-                _ = self.stop.pulled() => {}
-            }
-        }
-        let first = if self.stop.is_pulled() {
-            None
-        } else {
-            Some(self.reloader.reload(false).await)
-        };
-        let failure = match first {
-            Some(Outcome::Published(snapshot)) => {
-                self.health
-                    .set_service_status("", ServingStatus::Serving)
-                    .await;
-                self.health
-                    .set_service_status(SERVICE_NAME, ServingStatus::Serving)
-                    .await;
-                self.ready.send_replace(Some(Ok(snapshot.revision.clone())));
-                tracing::info!(revision = %snapshot.revision, "serving");
-                None
-            }
-            Some(Outcome::Failed(diags)) => Some(diags),
-            Some(Outcome::Unchanged) | None => {
-                let mut d = Diagnostics::new();
-                d.push(crate::diag::Diagnostic::error(
-                    crate::diag::Code::Internal,
-                    self.reloader.dir(),
-                    crate::diag::Pos::WHOLE_FILE,
-                    "the server stopped before the first load",
-                ));
-                Some(d)
-            }
-        };
-        if let Some(diags) = failure {
-            self.ready.send_replace(Some(Err(diags.clone())));
-            self.grace = Duration::ZERO;
-            self.stop_all(None).await;
-            return Err(ServeError::InvalidPolicies(diags));
-        }
-
-        let reload_stop = Trigger::new();
-        let (Some(watch), Some(forced)) = (self.watch.take(), self.forced.take()) else {
-            self.stop_all(None).await;
-            return Ok(());
-        };
-        let reload_task = tokio::spawn(reload::run(
-            self.reloader.clone(),
-            watch,
-            self.debounce,
-            forced,
-            self.sighup,
-            reload_stop.clone(),
-        ));
-        self.stop.pulled().await;
-        self.stop_all(Some((reload_stop, reload_task))).await;
-        Ok(())
-    }
-
-    async fn stop_all(&mut self, reload: Option<(Trigger, JoinHandle<()>)>) {
-        tracing::info!(
-            in_flight = self.inflight.get(),
-            grace_ms = self.grace.as_millis() as u64,
-            "shutting down: closing the listeners and draining in-flight calls"
-        );
-        self.health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        self.health
-            .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-            .await;
-        self.stop_serving.pull();
-        // Ends open `Health/Watch` streams (after they have seen NOT_SERVING), so they do not hold the drain.
-        self.health.clear_service_status("").await;
-        self.health.clear_service_status(SERVICE_NAME).await;
-        let mut serving = std::mem::take(&mut self.serving);
-        let drained = tokio::time::timeout(self.grace, async {
-            for task in serving.iter_mut() {
-                match task.await {
-                    Ok(Err(e)) => tracing::error!(error = %e, "gRPC server error"),
-                    Err(e) => tracing::error!(error = %e, "gRPC server task failed"),
-                    Ok(Ok(())) => {}
-                }
-            }
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                in_flight = self.inflight.get(),
-                "grace period over; abandoning the calls still in flight"
-            );
-            for task in &serving {
-                task.abort();
-            }
-        }
-        if let Some((stop, task)) = reload {
-            stop.pull();
-            let _ = task.await;
-        }
-        self.metrics_stop.pull();
-        if let Some(log) = &self.log {
-            if tokio::time::timeout(Duration::from_secs(10), log.close())
-                .await
-                .is_err()
-            {
-                tracing::warn!("the decision log did not flush within 10 s");
-            }
-        }
-        if let Some((path, inode)) = &self.uds {
-            // Only our own socket: another server may have replaced it meanwhile.
-            if std::fs::symlink_metadata(path).is_ok_and(|m| m.ino() == *inode) {
-                let _ = std::fs::remove_file(path);
-            }
-        }
-        tracing::info!("stopped");
-    }
 }
