@@ -199,7 +199,24 @@ pub fn compile(set: &PolicySetDoc, diags: &mut Diagnostics) -> Option<Compiled> 
             must_allow,
             assuming: assuming.into(),
             origin: g.origin.clone(),
-            doc: g.clone(),
+            principal_pos: g.principal.id.pos,
+            assumption_keys: g
+                .assuming
+                .iter()
+                .map(|c| crate::ir::AssumptionKey {
+                    path: c.path.value.as_str().into(),
+                    op: c.op.value,
+                    negate: c.negate,
+                    zone: c.zone.as_ref().map(|z| z.value.as_str().into()),
+                    values: c.values.as_ref().map(|v| {
+                        let mut all: Vec<String> =
+                            v.value.iter().map(|s| format!("{:?}", s.value)).collect();
+                        all.sort();
+                        all.dedup();
+                        all.into()
+                    }),
+                })
+                .collect(),
         });
     }
 

@@ -9,7 +9,8 @@ pub mod path;
 
 use std::sync::Arc;
 
-use crate::ast::{Effect, GuardDoc, Origin};
+use crate::ast::{Effect, OpName, Origin};
+use crate::diag::Pos;
 use condition::{Condition, Lit};
 use glob::Glob;
 use index::Index;
@@ -97,7 +98,10 @@ pub struct Guard {
     pub must_allow: Box<[GuardRule]>,
     pub assuming: Box<[Condition]>,
     pub origin: Origin,
-    pub doc: GuardDoc,
+    /// Where the guard's principal id is written (errors about it point there).
+    pub principal_pos: Pos,
+    /// The assumptions as written, in a form compared as sets (for erosion): order and positions aside.
+    pub assumption_keys: Box<[AssumptionKey]>,
 }
 
 /// The IR of one policy set, before it is wrapped in a snapshot.
@@ -111,4 +115,15 @@ pub struct Compiled {
     /// Principal id → groups the directory gives it.
     pub membership: FastMap<Box<str>, Box<[Arc<str>]>>,
     pub index: Index,
+}
+
+/// An assumption of a guard as written, for comparing guards: values sorted, positions dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumptionKey {
+    pub path: Box<str>,
+    pub op: OpName,
+    pub negate: bool,
+    pub zone: Option<Box<str>>,
+    /// The values as written, sorted and without repeats (`None` when `values` was not written).
+    pub values: Option<Box<[String]>>,
 }

@@ -1,7 +1,6 @@
 //! Erosion findings: changes that weaken the safety net itself even when no request is denied yet: a removed or
 //! weakened guard, a removed or demoted system group, and a guarded group left with no members.
 
-use crate::ast::ConditionDoc;
 use crate::ir::Guard;
 use crate::snapshot::Snapshot;
 
@@ -17,23 +16,6 @@ fn finding(guard: &str, message: String) -> Finding {
 /// The same guard: same principal (groups as a set), same rules and same assumptions (both as sets).
 pub fn same_guard(a: &Guard, b: &Guard) -> bool {
     weakened(a, b).is_empty() && weakened(b, a).is_empty()
-}
-
-/// Conditions compared as sets of values, positions and order aside.
-fn same_condition(a: &ConditionDoc, b: &ConditionDoc) -> bool {
-    let values = |c: &ConditionDoc| {
-        c.values.as_ref().map(|v| {
-            let mut all: Vec<String> = v.value.iter().map(|s| format!("{:?}", s.value)).collect();
-            all.sort();
-            all.dedup();
-            all
-        })
-    };
-    a.path.value == b.path.value
-        && a.op.value == b.op.value
-        && a.negate == b.negate
-        && a.zone.as_ref().map(|z| &z.value) == b.zone.as_ref().map(|z| &z.value)
-        && values(a) == values(b)
 }
 
 /// True when every string `inner` matches, `outer` matches too.
@@ -68,13 +50,10 @@ fn weakened(current: &Guard, proposed: &Guard) -> Vec<String> {
             }
         }
     }
-    for c in &proposed.doc.assuming {
-        if !current.doc.assuming.iter().any(|x| same_condition(x, c)) {
-            out.push(format!(
-                "it newly assumes `{} {}`",
-                c.path.value,
-                c.op.value.as_str()
-            ));
+    // Assumptions compare as sets (`AssumptionKey`: values sorted, positions aside).
+    for c in proposed.assumption_keys.iter() {
+        if !current.assumption_keys.contains(c) {
+            out.push(format!("it newly assumes `{} {}`", c.path, c.op.as_str()));
         }
     }
     out

@@ -152,7 +152,12 @@ pub fn analyze(
         .filter(|g| options.superuser.as_deref() == Some(&*g.principal_id))
         .map(|g| GuardError {
             guard: g.id.to_string(),
-            location: format!("{}:{}:{}", g.origin.file.display(), g.doc.principal.id.pos.line, g.doc.principal.id.pos.col),
+            location: format!(
+                "{}:{}:{}",
+                g.origin.file.display(),
+                g.principal_pos.line,
+                g.principal_pos.col
+            ),
             message: format!(
                 "guard `{}` protects the superuser `{}`, who is always allowed; name a real principal",
                 g.id, g.principal_id
