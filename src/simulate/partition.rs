@@ -1288,15 +1288,9 @@ fn element_bits(var: &Var, e: &Value, preds: &[Pred], fixed: &Fixed) -> Vec<bool
                     let starts = matches!(c.op, Op::StartsWith(_));
                     let s = e.as_str();
                     bits.push(s.is_some_and(|s| {
-                        values.iter().any(|v| {
-                            v.as_str().is_some_and(|p| {
-                                if starts {
-                                    s.starts_with(p)
-                                } else {
-                                    s.ends_with(p)
-                                }
-                            })
-                        })
+                        values
+                            .iter()
+                            .any(|v| v.as_str().is_some_and(|p| has_affix(starts, s, p)))
                     }));
                     bits.push(s.is_none());
                 }
@@ -1311,15 +1305,7 @@ fn element_bits(var: &Var, e: &Value, preds: &[Pred], fixed: &Fixed) -> Vec<bool
                 Op::StartsWith(_) | Op::EndsWith(_) => {
                     let starts = matches!(c.op, Op::StartsWith(_));
                     let s = e.as_str();
-                    bits.push(s.is_some_and(|p| {
-                        values.iter().any(|v| {
-                            if starts {
-                                v.starts_with(p)
-                            } else {
-                                v.ends_with(p)
-                            }
-                        })
-                    }));
+                    bits.push(s.is_some_and(|p| values.iter().any(|v| has_affix(starts, v, p))));
                     bits.push(s.is_none());
                 }
                 _ => {}
@@ -1327,6 +1313,15 @@ fn element_bits(var: &Var, e: &Value, preds: &[Pred], fixed: &Fixed) -> Vec<bool
         }
     }
     bits
+}
+
+/// `s` starts (or ends) with `affix`.
+fn has_affix(starts: bool, s: &str, affix: &str) -> bool {
+    if starts {
+        s.starts_with(affix)
+    } else {
+        s.ends_with(affix)
+    }
 }
 
 /// The next double up (towards +infinity), for points inside intervals too narrow for anything else.
