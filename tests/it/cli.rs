@@ -486,3 +486,76 @@ fn a_huge_budget_is_a_usage_error_not_a_panic() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+#[test]
+fn the_proto_names_its_go_and_java_packages() {
+    use prost::Message;
+    let set = prost_types::FileDescriptorSet::decode(arbiter::server::proto::FILE_DESCRIPTOR_SET)
+        .unwrap();
+    let file = set
+        .file
+        .iter()
+        .find(|f| f.name() == "arbiter/v1/authorizer.proto")
+        .expect("the service's file");
+    let options = file.options.as_ref().expect("file options");
+    assert_eq!(options.go_package(), "arbiter/v1;arbiterv1");
+    assert_eq!(options.java_package(), "arbiter.v1");
+    assert!(options.java_multiple_files());
+}
+
+#[test]
+fn the_pre_commit_hook_leaves_no_temporary_directory() {
+    let repo = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(repo.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    };
+    git(&["init", "-q"]);
+    let pack = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+    for entry in std::fs::read_dir(pack).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            write(
+                repo.path(),
+                &format!("policies/{}", path.file_name().unwrap().to_str().unwrap()),
+                &std::fs::read_to_string(&path).unwrap(),
+            );
+        }
+    }
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "pack"]);
+    // A staged change that locks the admins out: the hook refuses it, and cleans up after itself.
+    write(repo.path(), "policies/freeze.yaml", "kind: Policy\nid: freeze\neffect: deny\nactions: [\"*\"]\nresources: [\"*\"]\n---\nkind: PolicyAttachment\nid: freeze\npolicy: freeze\nprincipal_selector: {groups: [admin]}\n");
+    git(&["add", "."]);
+    let hook = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/git-hooks/pre-commit");
+    let out = Command::new("bash")
+        .arg(hook)
+        .current_dir(repo.path())
+        .env("ARBITER", env!("CARGO_BIN_EXE_arbiter"))
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("LOCKOUT"),
+        "{}",
+        text(&out.stdout)
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
+}
