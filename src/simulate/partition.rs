@@ -674,6 +674,24 @@ impl Candidates {
         })
     }
 
+    /// The string witnesses and their match vectors; an incomplete search is noted.
+    fn string_cells(
+        &mut self,
+        atoms: &Atoms,
+        copies: usize,
+        group: &[Var],
+        note: &mut dyn FnMut(String),
+    ) -> (Vec<String>, Vec<Vec<bool>>) {
+        let (strings, vectors, complete) = self.strings(atoms, copies).clone();
+        if !complete {
+            note(format!(
+                "the string patterns on {} have more than {STRING_STATES} combinations",
+                names(group)
+            ));
+        }
+        (strings, vectors)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn of(
         &mut self,
@@ -702,13 +720,7 @@ impl Candidates {
             }
             Var::SourceIp => {
                 // Text operators read the address as sent: every spelling that changes a text outcome.
-                let (_, vectors, complete) = self.strings(atoms, copies).clone();
-                if !complete {
-                    note(format!(
-                        "the string patterns on {} have more than {STRING_STATES} combinations",
-                        names(group)
-                    ));
-                }
+                let (_, vectors) = self.string_cells(atoms, copies, group, note);
                 let texts: Vec<String> = interpreted_texts(atoms, copies, &mut *note)
                     .into_iter()
                     .filter(|t| t.parse::<IpAddr>().is_ok())
@@ -734,13 +746,7 @@ impl Candidates {
             }
             Var::Owner | Var::Attr(..) => {}
         }
-        let (strings, vectors, complete) = self.strings(atoms, copies).clone();
-        if !complete {
-            note(format!(
-                "the string patterns on {} have more than {STRING_STATES} combinations",
-                names(group)
-            ));
-        }
+        let (strings, vectors) = self.string_cells(atoms, copies, group, note);
         let mut texts: Vec<String> = strings.clone();
         // Instants and IPs written as strings, for the operators that read a string as one.
         let interpreted = interpreted_texts(atoms, copies, &mut *note);

@@ -526,7 +526,7 @@ fn every_typed_field_linked_to_an_attribute_has_a_witness() {
                         .unwrap();
                     let ip = std::net::Ipv4Addr::from(ip).to_string();
                     // Each attribute equal to its field's value, or anything.
-                    let attr = |bit: u8, same: Value| {
+                    let value = |bit: u8, same: Value| {
                         Choice::Json(if pick & bit != 0 { same } else { other.clone() })
                     };
                     vec![
@@ -534,10 +534,10 @@ fn every_typed_field_linked_to_an_attribute_has_a_witness() {
                         (Var::Port, Choice::Json(json!(port))),
                         (Var::SourceIp, Choice::Json(json!(ip.clone()))),
                         (Var::Owner, Choice::Json(json!(owner.clone()))),
-                        (attr_var("resource.t"), attr(1, json!(time.to_string()))),
-                        (attr_var("resource.p"), attr(2, json!(port))),
-                        (attr_var("resource.ip"), attr(4, json!(ip))),
-                        (attr_var("resource.o"), attr(8, json!(owner))),
+                        (attr("resource.t"), value(1, json!(time.to_string()))),
+                        (attr("resource.p"), value(2, json!(port))),
+                        (attr("resource.ip"), value(4, json!(ip))),
+                        (attr("resource.o"), value(8, json!(owner))),
                     ]
                     .into_iter()
                     .map(|(v, c)| match c {
@@ -550,8 +550,4 @@ fn every_typed_field_linked_to_an_attribute_has_a_witness() {
             (conditions, "{}".to_string(), samples)
         });
     run(200, 60, strategy);
-}
-
-fn attr_var(path: &str) -> Var {
-    attr(path)
 }
