@@ -11,8 +11,8 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use arbiter::server::convert::{request_to_proto, AuthorizeInput};
+use arbiter::server::decide::ServiceState;
 use arbiter::server::proto;
-use arbiter::server::service::ServiceState;
 use arbiter::simulate::replay::{read_lines, replay};
 use arbiter::simulate::{analyze, LockoutOptions};
 use arbiter::SnapshotStore;

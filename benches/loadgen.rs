@@ -426,7 +426,7 @@ fn main() {
                 let mut n = 0u64;
                 let next = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
-                    let text = if n % 2 == 0 { &variant } else { &original };
+                    let text = if n.is_multiple_of(2) { &variant } else { &original };
                     // Editor-style write-and-rename.
                     let tmp = path.with_extension("yaml.tmp~");
                     std::fs::write(&tmp, text).unwrap();

@@ -42,6 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             id: "carol".into(),
             groups: vec!["hr".into()],
             attributes: None,
+            token: String::new(),
         }),
         action: "EncryptWithKey".into(),
         resource: Some(Resource {

@@ -205,6 +205,40 @@ pub struct GuardDoc {
     pub assuming: Vec<ConditionDoc>,
 }
 
+/// One route of an `HttpMapping`: method and path template to action and resource URI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteDoc {
+    pub pos: Pos,
+    /// Upper-case methods; empty = any method (`method: "*"` or not written).
+    pub methods: Vec<At<String>>,
+    /// `/v1/keys/{name}`: literal segments and `{var}` captures of one segment.
+    pub path: At<String>,
+    /// Text with `{var}` references to the path's captures.
+    pub action: At<String>,
+    pub resource: Option<At<String>>,
+}
+
+/// Where the principal of an HTTP request comes from when it carries no bearer token.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MappingPrincipalDoc {
+    pub pos: Pos,
+    /// The mTLS peer principal (ext_authz `source.principal`).
+    pub mtls: bool,
+    /// A trusted header holding the principal id (set by a proxy that authenticated the caller).
+    pub header: Option<At<String>>,
+    /// A trusted header holding the groups, comma-separated.
+    pub groups_header: Option<At<String>>,
+}
+
+/// `kind: HttpMapping`: how the HTTP doors (ext_authz, forward-auth) turn an HTTP request into a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpMappingDoc {
+    pub origin: Origin,
+    pub id: At<String>,
+    pub principal: Option<MappingPrincipalDoc>,
+    pub routes: Vec<RouteDoc>,
+}
+
 /// Every document of a policy set, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicySetDoc {
@@ -212,6 +246,7 @@ pub struct PolicySetDoc {
     pub attachments: Vec<AttachmentDoc>,
     pub groups: Vec<GroupDoc>,
     pub guards: Vec<GuardDoc>,
+    pub mappings: Vec<HttpMappingDoc>,
     /// What documents left out for errors still tell validation.
     pub incomplete: Incomplete,
 }
@@ -242,6 +277,7 @@ impl PolicySetDoc {
         self.attachments.append(&mut other.attachments);
         self.groups.append(&mut other.groups);
         self.guards.append(&mut other.guards);
+        self.mappings.append(&mut other.mappings);
         self.incomplete
             .policy_ids
             .append(&mut other.incomplete.policy_ids);

@@ -76,6 +76,8 @@ pub struct Entry {
     pub policies: Vec<Arc<str>>,
     pub revision: String,
     pub duration_us: u64,
+    /// Why a token was not accepted (reason `unauthenticated`); never the token itself.
+    pub cause: Option<Arc<str>>,
 }
 
 impl Entry {
@@ -108,6 +110,9 @@ impl Entry {
         line["policies"] = json!(self.policies);
         line["revision"] = json!(self.revision);
         line["duration_us"] = json!(self.duration_us);
+        if let Some(cause) = &self.cause {
+            line["cause"] = json!(&**cause);
+        }
         line
     }
 }
@@ -332,6 +337,7 @@ mod tests {
             policies: vec![],
             revision: "r".into(),
             duration_us: 3,
+            cause: None,
         }
     }
 

@@ -99,6 +99,8 @@ pub enum Code {
     UndefinedGroup,
     /// Warning: an action outside the vocabulary.
     UnknownAction,
+    /// An `HttpMapping` route is invalid (path template, method, `{var}` reference).
+    InvalidRoute,
 }
 
 impl Code {
@@ -113,11 +115,15 @@ impl Code {
 
 impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Errors are numbered from E0001 in declaration order, warnings from W0001.
+        // Errors are numbered from E0001 in declaration order, warnings from W0001; errors declared after the
+        // warnings continue the error numbers.
         let index = *self as usize;
         let first_warning = Code::UnusedPolicy as usize;
+        let last_warning = Code::UnknownAction as usize;
         if self.is_warning() {
             write!(f, "W{:04}", index - first_warning + 1)
+        } else if index > last_warning {
+            write!(f, "E{:04}", index - (last_warning - first_warning + 1) + 1)
         } else {
             write!(f, "E{:04}", index + 1)
         }

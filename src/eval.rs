@@ -32,10 +32,13 @@ pub enum Reason {
     NoApplicablePolicy,
     /// A fault (a value of the wrong type) decided it: fail closed.
     Error,
+    /// The request's token failed verification; no policy was evaluated. Set by the doors, never by evaluation.
+    Unauthenticated,
 }
 
 impl Reason {
-    /// The contract's name: `superuser`, `allowed`, `denied`, `no_applicable_policy` or `error`.
+    /// The contract's name: `superuser`, `allowed`, `denied`, `no_applicable_policy`, `error` or
+    /// `unauthenticated`.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Superuser => "superuser",
@@ -43,6 +46,7 @@ impl Reason {
             Reason::Denied => "denied",
             Reason::NoApplicablePolicy => "no_applicable_policy",
             Reason::Error => "error",
+            Reason::Unauthenticated => "unauthenticated",
         }
     }
 }

@@ -32,6 +32,8 @@ pub const SNAPSHOT_POLICIES: &str = "arbiter_snapshot_policies";
 pub const DECISION_LOG_DROPPED_TOTAL: &str = "arbiter_decision_log_dropped_total";
 /// `arbiter_superuser_decisions_total`: decisions made by the superuser rule.
 pub const SUPERUSER_DECISIONS_TOTAL: &str = "arbiter_superuser_decisions_total";
+/// `arbiter_unauthenticated_total`: requests whose token failed verification (answered DENY `unauthenticated`).
+pub const UNAUTHENTICATED_TOTAL: &str = "arbiter_unauthenticated_total";
 /// `arbiter_reload_duration_seconds`: time to load, build and swap a policy set (histogram).
 pub const RELOAD_DURATION_SECONDS: &str = "arbiter_reload_duration_seconds";
 /// `arbiter_inflight_calls`: gRPC calls being processed.
@@ -118,6 +120,10 @@ fn describe() {
         SUPERUSER_DECISIONS_TOTAL,
         "Decisions made by the superuser rule."
     );
+    describe_counter!(
+        UNAUTHENTICATED_TOTAL,
+        "Requests whose token failed verification, answered DENY unauthenticated."
+    );
     describe_histogram!(
         RELOAD_DURATION_SECONDS,
         Unit::Seconds,
@@ -137,6 +143,7 @@ pub struct Metrics {
     pub deny: Counter,
     pub decision_duration: Histogram,
     pub superuser: Counter,
+    pub unauthenticated: Counter,
     pub reloads_ok: Counter,
     pub reloads_error: Counter,
     pub reloads_lockout: Counter,
@@ -161,6 +168,7 @@ impl Metrics {
             deny: counter!(DECISIONS_TOTAL, "decision" => "deny"),
             decision_duration: histogram!(DECISION_DURATION_SECONDS),
             superuser: counter!(SUPERUSER_DECISIONS_TOTAL),
+            unauthenticated: counter!(UNAUTHENTICATED_TOTAL),
             reloads_ok: counter!(RELOADS_TOTAL, "result" => "ok"),
             reloads_error: counter!(RELOADS_TOTAL, "result" => "error"),
             reloads_lockout: counter!(RELOADS_TOTAL, "result" => "lockout"),
@@ -179,6 +187,7 @@ impl Metrics {
             deny: Counter::noop(),
             decision_duration: Histogram::noop(),
             superuser: Counter::noop(),
+            unauthenticated: Counter::noop(),
             reloads_ok: Counter::noop(),
             reloads_error: Counter::noop(),
             reloads_lockout: Counter::noop(),

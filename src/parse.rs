@@ -12,11 +12,12 @@ use crate::diag::{suggestion, Code, Diagnostic, Diagnostics, Pos};
 use crate::source::{Key, Node, NodeValue};
 
 /// The document kinds a policy directory may hold.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     "Policy",
     "PolicyAttachment",
     "Group",
     "LockoutGuard",
+    "HttpMapping",
     "TestSuite",
 ];
 
@@ -39,6 +40,9 @@ const GUARD_FIELDS: &[&str] = &[
     "must_allow",
     "assuming",
 ];
+const MAPPING_FIELDS: &[&str] = &["kind", "id", "description", "principal", "routes"];
+const ROUTE_FIELDS: &[&str] = &["method", "path", "action", "resource"];
+const MAPPING_PRINCIPAL_FIELDS: &[&str] = &["mtls", "header", "groups_header"];
 const CONDITION_FIELDS: &[&str] = &["path", "op", "values", "negate", "zone"];
 const MUST_ALLOW_FIELDS: &[&str] = &["actions", "resources"];
 const GUARD_PRINCIPAL_FIELDS: &[&str] = &["id", "groups"];
@@ -278,6 +282,11 @@ impl Parser<'_> {
                     set.guards.push(g);
                 }
             }
+            "HttpMapping" => {
+                if let Some(m) = self.mapping(doc) {
+                    set.mappings.push(m);
+                }
+            }
             "TestSuite" => {}
             other => {
                 let mut d = self.error(
@@ -515,6 +524,87 @@ impl Parser<'_> {
             });
         }
         Some(out)
+    }
+
+    fn mapping(&mut self, doc: &Node) -> Option<HttpMappingDoc> {
+        let f = self.fields(doc, "HttpMapping", MAPPING_FIELDS)?;
+        let id = self
+            .required(&f, "id", "HttpMapping")
+            .and_then(|n| self.id(n, "id"));
+        let _ = self.description(&f);
+        let principal = match f.get("principal") {
+            Some(n) if n.value != NodeValue::Null => self.mapping_principal(n),
+            _ => None,
+        };
+        let mut routes = Vec::new();
+        if let Some(node) = self.required(&f, "routes", "HttpMapping") {
+            match &node.value {
+                NodeValue::Seq(items) if !items.is_empty() => {
+                    for item in items {
+                        if let Some(r) = self.route(item) {
+                            routes.push(r);
+                        }
+                    }
+                }
+                NodeValue::Seq(_) => {
+                    self.report(Code::EmptyValue, node.pos, "`routes` must not be empty")
+                }
+                other => self.report(
+                    Code::WrongType,
+                    node.pos,
+                    format!(
+                        "`routes` must be a list of routes, found {}",
+                        other.type_name()
+                    ),
+                ),
+            }
+        }
+        Some(HttpMappingDoc {
+            origin: self.origin(doc.pos),
+            id: id?,
+            principal,
+            routes,
+        })
+    }
+
+    fn mapping_principal(&mut self, node: &Node) -> Option<MappingPrincipalDoc> {
+        let f = self.fields(node, "an HttpMapping `principal`", MAPPING_PRINCIPAL_FIELDS)?;
+        let header = f.get("header").and_then(|n| self.string(n, "header"));
+        let groups_header = f
+            .get("groups_header")
+            .and_then(|n| self.string(n, "groups_header"));
+        Some(MappingPrincipalDoc {
+            pos: node.pos,
+            mtls: self.bool(f.get("mtls"), "mtls"),
+            header,
+            groups_header,
+        })
+    }
+
+    fn route(&mut self, node: &Node) -> Option<RouteDoc> {
+        let f = self.fields(node, "a route", ROUTE_FIELDS)?;
+        let methods = match f.get("method") {
+            None => Vec::new(),
+            Some(n) => match &n.value {
+                NodeValue::Seq(_) => self.strings(n, "method", true),
+                _ => self.string(n, "method").into_iter().collect(),
+            },
+        };
+        let methods = methods.into_iter().filter(|m| m.value != "*").collect();
+        let path = self
+            .required(&f, "path", "a route")
+            .and_then(|n| self.string(n, "path"));
+        let action = self
+            .required(&f, "action", "a route")
+            .and_then(|n| self.string(n, "action"));
+        let resource = f.get("resource").and_then(|n| self.string(n, "resource"));
+        Some(RouteDoc {
+            pos: node.pos,
+            methods,
+            path: path?,
+            action: action?,
+            resource,
+        })
     }
 
     fn group(&mut self, doc: &Node) -> Option<GroupDoc> {

@@ -160,6 +160,10 @@ pub struct RawPrincipal {
     pub groups: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Map<String, Value>>,
+    /// A compact JWS: only the server's doors verify it (they replace it with its principal before
+    /// [`RawRequest::normalize`], which refuses a token still present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -195,12 +199,18 @@ impl RawRequest {
                 map.remove(key);
             }
         }
-        serde_json::from_value(value).map_err(|e| RequestError::new("request", e.to_string()))
+        from_json_value(value)
     }
 
     /// Validates and normalises. Every rule of SPEC section 1 on request input lives here.
     pub fn normalize(self) -> Result<Request, RequestError> {
         let principal = self.principal.unwrap_or_default();
+        if principal.token.as_deref().is_some_and(|t| !t.is_empty()) {
+            return Err(RequestError::new(
+                "principal.token",
+                "tokens are verified by the server (`arbiter serve --jwks`), not here",
+            ));
+        }
         let id = principal.id.unwrap_or_default();
         if id.is_empty() {
             return Err(RequestError::new("principal.id", "must not be empty"));
@@ -319,7 +329,7 @@ impl RawRequest {
 /// The top-level keys a decision-log line adds around the request (see `crate::decision_log`). A request read
 /// as JSON may carry them, so that a logged line can be fed back to `arbiter eval` as it is; they describe the
 /// logged decision, not the request, and are set aside.
-pub const DECISION_LOG_FIELDS: [&str; 9] = [
+pub const DECISION_LOG_FIELDS: [&str; 10] = [
     "timestamp",
     "call_id",
     "check",
@@ -329,7 +339,52 @@ pub const DECISION_LOG_FIELDS: [&str; 9] = [
     "revision",
     "duration_us",
     "explanation",
+    "cause",
 ];
+
+/// Reads a JSON request shape, an error naming the field it is about (`principal.groups[0]`, or `request` for the
+/// whole). Maps must be JSON objects: serde would also read a struct from an array of its fields.
+pub fn from_json_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, RequestError> {
+    if let Some(field) = array_for_object(&value, "") {
+        return Err(RequestError::new(
+            field,
+            "must be a JSON object, found an array",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "request".to_string()
+        } else {
+            path
+        };
+        RequestError::new(field, e.into_inner().to_string())
+    })
+}
+
+/// The first of the request's maps (`principal`, `resource`, `environment`, `checks[i]`, `checks[i].resource`)
+/// given as an array.
+fn array_for_object(value: &Value, prefix: &str) -> Option<String> {
+    let Value::Object(map) = value else {
+        return None;
+    };
+    for key in ["principal", "resource", "environment"] {
+        if let Some(Value::Array(_)) = map.get(key) {
+            return Some(format!("{prefix}{key}"));
+        }
+    }
+    if let Some(Value::Array(checks)) = map.get("checks") {
+        for (i, check) in checks.iter().enumerate() {
+            if check.is_array() {
+                return Some(format!("checks[{i}]"));
+            }
+            if let Some(field) = array_for_object(check, &format!("checks[{i}].")) {
+                return Some(field);
+            }
+        }
+    }
+    None
+}
 
 /// Builds a [`Request`] without JSON; [`RequestBuilder::build`] applies the same validation as every door.
 ///
@@ -466,6 +521,7 @@ impl Request {
                 id: Some(self.principal.id.clone()),
                 groups: Some(self.principal.groups.clone()),
                 attributes: map(&self.principal.attributes),
+                token: None,
             }),
             action: Some(self.action.clone()),
             resource: Some(RawResource {

@@ -500,6 +500,7 @@ impl RequestM {
                 id: Some(self.principal.clone()),
                 groups: Some(self.groups.clone()),
                 attributes: None,
+                token: None,
             }),
             action: Some(self.action.clone()),
             resource: Some(RawResource {

@@ -49,7 +49,7 @@ pub enum Command {
     /// Check a proposed policy change for administrator lockout and show whose access it changes.
     Simulate(simulate::SimulateArgs),
     /// Serve gRPC `Authorize` on a hot-reloaded policy directory.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -69,7 +69,7 @@ pub fn main() -> i32 {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Test(args) => test::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Simulate(args) => simulate::run(args),
     }
 }

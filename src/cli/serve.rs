@@ -45,6 +45,57 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR", env = "ARBITER_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the HTTP/JSON API and /v1/forward-auth at http://ADDR (off by default).
+    #[arg(long, value_name = "ADDR", env = "ARBITER_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Verify `Principal.token` and `Authorization: Bearer` tokens with the keys of this JWKS file
+    /// (repeatable; re-read when it changes).
+    #[arg(long, value_name = "FILE", env = "ARBITER_JWKS", value_delimiter = ',')]
+    pub jwks: Vec<PathBuf>,
+    /// A PEM public key (RSA, EC P-256/P-384, Ed25519) for tokens; its file name without the extension is
+    /// its `kid` (repeatable; re-read when it changes).
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "ARBITER_JWT_KEY",
+        value_delimiter = ','
+    )]
+    pub jwt_key: Vec<PathBuf>,
+    /// Accept only tokens with this `iss` (repeatable).
+    #[arg(
+        long,
+        value_name = "ISS",
+        env = "ARBITER_JWT_ISSUER",
+        value_delimiter = ','
+    )]
+    pub jwt_issuer: Vec<String>,
+    /// Accept only tokens with this `aud` (repeatable).
+    #[arg(
+        long,
+        value_name = "AUD",
+        env = "ARBITER_JWT_AUDIENCE",
+        value_delimiter = ','
+    )]
+    pub jwt_audience: Vec<String>,
+    /// Clock skew allowed on a token's `exp` and `nbf`, e.g. `30s`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::parse_duration, env = "ARBITER_JWT_LEEWAY")]
+    pub jwt_leeway: Duration,
+    /// The claim that becomes principal.id (a dotted path).
+    #[arg(
+        long,
+        value_name = "CLAIM",
+        default_value = "sub",
+        env = "ARBITER_JWT_ID_CLAIM"
+    )]
+    pub jwt_id_claim: String,
+    /// The claim that becomes principal.groups (a dotted path, such as CipherTrust's `cust.groups`).
+    #[arg(
+        long,
+        value_name = "CLAIM",
+        default_value = "groups",
+        env = "ARBITER_JWT_GROUPS_CLAIM"
+    )]
+    pub jwt_groups_claim: String,
     /// Serve TLS on the TCP listener with this certificate chain (PEM); needs --tls-key.
     #[arg(
         long,
@@ -133,6 +184,17 @@ impl ServeArgs {
             listen,
             uds: self.uds.clone(),
             metrics_listen: self.metrics_listen,
+            http_listen: self.http_listen,
+            tokens: Some(server::token::TokenSettings {
+                jwks: self.jwks.clone(),
+                pem_keys: self.jwt_key.clone(),
+                issuers: self.jwt_issuer.clone(),
+                audiences: self.jwt_audience.clone(),
+                leeway: self.jwt_leeway,
+                id_claim: self.jwt_id_claim.clone(),
+                groups_claim: self.jwt_groups_claim.clone(),
+                ..Default::default()
+            }),
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(server::tls::TlsFiles {
                     cert: cert.clone(),

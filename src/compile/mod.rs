@@ -2,6 +2,7 @@
 //! [`build`] that takes source files all the way to a [`Snapshot`]: parse → validate → compile.
 
 pub mod condition;
+pub mod http;
 
 // The IR lives in `crate::ir`; these names stay reachable from here for the compiler's own code.
 pub use crate::ir::{
@@ -240,6 +241,7 @@ pub fn compile(set: &PolicySetDoc, diags: &mut Diagnostics) -> Option<Compiled> 
         }
     }
     let index = index.finish();
+    let http = http::compile_mappings(&set.mappings, diags);
 
     Some(Compiled {
         policies,
@@ -251,6 +253,7 @@ pub fn compile(set: &PolicySetDoc, diags: &mut Diagnostics) -> Option<Compiled> 
             .map(|(k, v)| (Box::from(k), v.into_boxed_slice()))
             .collect(),
         index,
+        http,
     })
 }
 

@@ -4,6 +4,7 @@
 
 pub mod condition;
 pub mod glob;
+pub mod http;
 pub mod index;
 pub mod path;
 
@@ -115,6 +116,8 @@ pub struct Compiled {
     /// Principal id → groups the directory gives it.
     pub membership: FastMap<Box<str>, Box<[Arc<str>]>>,
     pub index: Index,
+    /// The `HttpMapping` routes, for the HTTP doors.
+    pub http: http::HttpRoutes,
 }
 
 /// An assumption of a guard as written, for comparing guards: values sorted, positions dropped.

@@ -41,6 +41,10 @@ pub struct ServerConfig {
     pub uds: Option<PathBuf>,
     /// Prometheus `/metrics` address.
     pub metrics_listen: Option<SocketAddr>,
+    /// HTTP/JSON address (the HTTP door and `/v1/forward-auth`).
+    pub http_listen: Option<SocketAddr>,
+    /// Token verification (`--jwks`, `--jwt-key`, `--jwt-*`); `None` verifies no token.
+    pub tokens: Option<super::token::TokenSettings>,
     /// TLS (and, with a client CA, mutual TLS) on the TCP listener.
     pub tls: Option<tls::TlsFiles>,
     pub decision_log: Option<decision_log::Target>,
@@ -73,6 +77,8 @@ impl ServerConfig {
             listen: DEFAULT_LISTEN.parse().ok(),
             uds: None,
             metrics_listen: None,
+            http_listen: None,
+            tokens: None,
             tls: None,
             decision_log: None,
             decision_log_capacity: DEFAULT_DECISION_LOG_CAPACITY,

@@ -10,8 +10,9 @@ use jiff::Timestamp;
 use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
 
+use super::decide::Verdict;
 use super::proto;
-use crate::eval::Decision;
+use super::token::TokenError;
 use crate::request::{
     Environment, FieldPath, Principal, RawEnvironment, RawPrincipal, RawRequest, RawResource,
     Request, RequestError, Resource, MAX_ATTRIBUTE_DEPTH,
@@ -36,23 +37,7 @@ impl TryFrom<proto::SimulateRequest> for SimulateInput {
     type Error = RequestError;
 
     fn try_from(msg: proto::SimulateRequest) -> Result<Self, RequestError> {
-        let mut files = Vec::with_capacity(msg.files.len());
-        for (path, text) in msg.files {
-            let field = format!("files[{path:?}]");
-            let p = std::path::Path::new(&path);
-            let policy_name = crate::load::is_policy_file(&path);
-            let plain = p.components().all(|c| match c {
-                std::path::Component::Normal(n) => !n.to_string_lossy().starts_with('.'),
-                _ => false,
-            });
-            if path.is_empty() || !policy_name || !plain {
-                return Err(RequestError::new(
-                    field,
-                    "must be a relative path ending in .yaml or .yml, without `.`-prefixed or `..` components",
-                ));
-            }
-            files.push((p.to_path_buf(), text));
-        }
+        let files = simulate_files(msg.files)?;
         let mut requests = Vec::with_capacity(msg.requests.len());
         for (i, r) in msg.requests.into_iter().enumerate() {
             let input = AuthorizeInput::try_from(r)
@@ -63,6 +48,31 @@ impl TryFrom<proto::SimulateRequest> for SimulateInput {
     }
 }
 
+/// The files of a proposed set: each a relative path ending in `.yaml` or `.yml`, without `.`-prefixed or `..`
+/// components.
+pub fn simulate_files(
+    files: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(std::path::PathBuf, String)>, RequestError> {
+    let mut out = Vec::new();
+    for (path, text) in files {
+        let field = format!("files[{path:?}]");
+        let p = std::path::Path::new(&path);
+        let policy_name = crate::load::is_policy_file(&path);
+        let plain = p.components().all(|c| match c {
+            std::path::Component::Normal(n) => !n.to_string_lossy().starts_with('.'),
+            _ => false,
+        });
+        if path.is_empty() || !policy_name || !plain {
+            return Err(RequestError::new(
+                field,
+                "must be a relative path ending in .yaml or .yml, without `.`-prefixed or `..` components",
+            ));
+        }
+        out.push((p.to_path_buf(), text));
+    }
+    Ok(out)
+}
+
 /// The proto form of a validated request (for counterexamples and replayed requests).
 pub fn request_to_proto(r: &Request) -> proto::AuthorizeRequest {
     let attributes = |m: &Map<String, Value>| (!m.is_empty()).then(|| json_to_struct(m));
@@ -71,6 +81,7 @@ pub fn request_to_proto(r: &Request) -> proto::AuthorizeRequest {
             id: r.principal.id.clone(),
             groups: r.principal.groups.clone(),
             attributes: attributes(&r.principal.attributes),
+            token: String::new(),
         }),
         action: r.action.clone(),
         resource: Some(proto::Resource {
@@ -122,6 +133,8 @@ fn json_to_value(v: &Value) -> prost_types::Value {
 pub struct AuthorizeInput {
     pub request: Request,
     pub explain: bool,
+    /// The request's token failed verification: the answer is DENY `unauthenticated`, with this cause.
+    pub unauthenticated: Option<TokenError>,
 }
 
 /// A validated `AuthorizeBatchRequest`: the shared principal and environment, and each check.
@@ -131,6 +144,8 @@ pub struct BatchInput {
     pub environment: Environment,
     pub checks: Vec<CheckInput>,
     pub explain: bool,
+    /// As in [`AuthorizeInput`]: every check is DENY `unauthenticated`.
+    pub unauthenticated: Option<TokenError>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -139,10 +154,41 @@ pub struct CheckInput {
     pub resource: Resource,
 }
 
-impl TryFrom<proto::AuthorizeRequest> for AuthorizeInput {
-    type Error = RequestError;
+/// Turns a principal carrying a token into the token's principal (or reports why it was not accepted); see
+/// `ServiceState::identify`. [`no_tokens`] leaves the principal as it is.
+pub type Identify<'a> = &'a dyn Fn(&mut RawPrincipal) -> Result<Option<TokenError>, RequestError>;
 
-    fn try_from(msg: proto::AuthorizeRequest) -> Result<Self, RequestError> {
+/// An [`Identify`] for edges that verify no token: a token is then refused by [`RawRequest::normalize`].
+pub fn no_tokens(_: &mut RawPrincipal) -> Result<Option<TokenError>, RequestError> {
+    Ok(None)
+}
+
+impl AuthorizeInput {
+    /// Validates a request read from JSON or protobuf: identity first, then every rule of `normalize`. An
+    /// unset `time` is "now"; a set one overrides the text form.
+    pub fn from_raw(
+        mut raw: RawRequest,
+        time: Option<Timestamp>,
+        identify: Identify<'_>,
+    ) -> Result<AuthorizeInput, RequestError> {
+        let unauthenticated = identify(raw.principal.get_or_insert_with(Default::default))?;
+        let explain = raw.explain.take().unwrap_or(false);
+        let mut request = raw.normalize()?;
+        if time.is_some() {
+            request.environment.time = time;
+        }
+        Ok(AuthorizeInput {
+            request,
+            explain,
+            unauthenticated,
+        })
+    }
+
+    /// [`AuthorizeInput::from_raw`] on a protobuf message.
+    pub fn from_proto(
+        msg: proto::AuthorizeRequest,
+        identify: Identify<'_>,
+    ) -> Result<AuthorizeInput, RequestError> {
         let principal = msg.principal.map(principal).transpose()?;
         let resource = msg
             .resource
@@ -155,70 +201,91 @@ impl TryFrom<proto::AuthorizeRequest> for AuthorizeInput {
             }
             None => (None, None),
         };
-        let mut request = RawRequest {
+        let raw = RawRequest {
             principal,
             action: Some(msg.action),
             resource,
             environment,
-            explain: None,
-        }
-        .normalize()?;
-        request.environment.time = time;
-        Ok(AuthorizeInput {
-            request,
-            explain: msg.explain,
-        })
+            explain: Some(msg.explain),
+        };
+        AuthorizeInput::from_raw(raw, time, identify)
     }
 }
 
-impl TryFrom<proto::AuthorizeBatchRequest> for BatchInput {
+impl TryFrom<proto::AuthorizeRequest> for AuthorizeInput {
     type Error = RequestError;
 
-    fn try_from(msg: proto::AuthorizeBatchRequest) -> Result<Self, RequestError> {
-        if msg.checks.len() > MAX_BATCH_CHECKS {
+    fn try_from(msg: proto::AuthorizeRequest) -> Result<Self, RequestError> {
+        AuthorizeInput::from_proto(msg, &no_tokens)
+    }
+}
+
+/// An `AuthorizeBatchRequest` before validation, from protobuf or JSON.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    #[serde(default)]
+    pub principal: Option<RawPrincipal>,
+    #[serde(default)]
+    pub environment: Option<RawEnvironment>,
+    #[serde(default)]
+    pub checks: Vec<RawCheck>,
+    #[serde(default)]
+    pub explain: Option<bool>,
+}
+
+/// One check of a [`RawBatch`].
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub resource: Option<RawResource>,
+}
+
+impl BatchInput {
+    /// Validates a batch: at most [`MAX_BATCH_CHECKS`], the shared principal (identity first) and environment
+    /// once, then each check by the rules of `normalize`, errors naming `checks[i]`.
+    pub fn from_raw(
+        batch: RawBatch,
+        time: Option<Timestamp>,
+        identify: Identify<'_>,
+    ) -> Result<BatchInput, RequestError> {
+        if batch.checks.len() > MAX_BATCH_CHECKS {
             return Err(RequestError::new(
                 "checks",
                 format!(
                     "{} checks, more than the limit of {MAX_BATCH_CHECKS}",
-                    msg.checks.len()
+                    batch.checks.len()
                 ),
             ));
         }
+        let mut principal = batch.principal.unwrap_or_default();
+        let unauthenticated = identify(&mut principal)?;
         // The shared parts are validated once, with a stand-in action that is then discarded.
-        let principal = msg.principal.map(principal).transpose()?;
-        let (environment, time) = match msg.environment {
-            Some(e) => {
-                let (raw, time) = environment(e)?;
-                (Some(raw), time)
-            }
-            None => (None, None),
-        };
         let base = RawRequest {
-            principal,
+            principal: Some(principal),
             action: Some("-".into()),
             resource: None,
-            environment,
+            environment: batch.environment,
             explain: None,
         }
         .normalize()?;
-        let mut checks = Vec::with_capacity(msg.checks.len());
+        let mut checks = Vec::with_capacity(batch.checks.len());
         let checks_root = FieldPath::Root("checks");
-        for (i, check) in msg.checks.into_iter().enumerate() {
+        for (i, check) in batch.checks.into_iter().enumerate() {
             let prefix = checks_root.index(i);
             let at =
                 |e: RequestError| RequestError::new(format!("{prefix}.{}", e.field), e.message);
-            let resource = check
-                .resource
-                .map(|r| resource(&prefix.key("resource"), r))
-                .transpose()?;
             // Each check is validated by the same rules, with a stand-in principal that is then discarded.
             let one = RawRequest {
                 principal: Some(RawPrincipal {
                     id: Some("-".into()),
                     ..RawPrincipal::default()
                 }),
-                action: Some(check.action),
-                resource,
+                action: check.action,
+                resource: check.resource,
                 environment: None,
                 explain: None,
             }
@@ -230,13 +297,70 @@ impl TryFrom<proto::AuthorizeBatchRequest> for BatchInput {
             });
         }
         let mut environment = base.environment;
-        environment.time = time;
+        if time.is_some() {
+            environment.time = time;
+        }
         Ok(BatchInput {
             principal: base.principal,
             environment,
             checks,
-            explain: msg.explain,
+            explain: batch.explain.unwrap_or(false),
+            unauthenticated,
         })
+    }
+
+    /// [`BatchInput::from_raw`] on a protobuf message.
+    pub fn from_proto(
+        msg: proto::AuthorizeBatchRequest,
+        identify: Identify<'_>,
+    ) -> Result<BatchInput, RequestError> {
+        if msg.checks.len() > MAX_BATCH_CHECKS {
+            return Err(RequestError::new(
+                "checks",
+                format!(
+                    "{} checks, more than the limit of {MAX_BATCH_CHECKS}",
+                    msg.checks.len()
+                ),
+            ));
+        }
+        let principal = msg.principal.map(principal).transpose()?;
+        let (environment, time) = match msg.environment {
+            Some(e) => {
+                let (raw, time) = environment(e)?;
+                (Some(raw), time)
+            }
+            None => (None, None),
+        };
+        let checks_root = FieldPath::Root("checks");
+        let checks = msg
+            .checks
+            .into_iter()
+            .enumerate()
+            .map(|(i, check)| {
+                Ok(RawCheck {
+                    action: Some(check.action),
+                    resource: check
+                        .resource
+                        .map(|r| resource(&checks_root.index(i).key("resource"), r))
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<_, RequestError>>()?;
+        let batch = RawBatch {
+            principal,
+            environment,
+            checks,
+            explain: Some(msg.explain),
+        };
+        BatchInput::from_raw(batch, time, identify)
+    }
+}
+
+impl TryFrom<proto::AuthorizeBatchRequest> for BatchInput {
+    type Error = RequestError;
+
+    fn try_from(msg: proto::AuthorizeBatchRequest) -> Result<Self, RequestError> {
+        BatchInput::from_proto(msg, &no_tokens)
     }
 }
 
@@ -248,6 +372,7 @@ fn principal(p: proto::Principal) -> Result<RawPrincipal, RequestError> {
             .attributes
             .map(|s| struct_to_json(&FieldPath::Root("principal.attributes"), s))
             .transpose()?,
+        token: (!p.token.is_empty()).then_some(p.token),
     })
 }
 
@@ -367,30 +492,34 @@ fn number(field: &FieldPath<'_>, n: f64) -> Result<Value, RequestError> {
         .ok_or_else(|| RequestError::new(field.to_string(), format!("{n} is not a finite number")))
 }
 
-/// Builds the proto response for one decision. The decision enum is derived from `allowed` alone.
-pub fn response(
-    decision: &Decision,
-    revision: &str,
-    call_id: &str,
-    time: Timestamp,
-) -> proto::AuthorizeResponse {
-    let explanation = decision
-        .explanation
-        .as_ref()
-        .and_then(|e| serde_json::to_string(e).ok())
-        .unwrap_or_default();
+/// Builds the proto response for one verdict. The decision enum is derived from `allowed` alone; the
+/// explanation is given both as JSON text and as a Struct.
+pub fn response(verdict: &Verdict, revision: &str) -> proto::AuthorizeResponse {
+    let explanation = verdict.explanation_json();
     proto::AuthorizeResponse {
-        decision: if decision.allowed {
+        decision: if verdict.decision.allowed {
             proto::Decision::Allow as i32
         } else {
             proto::Decision::Deny as i32
         },
-        policies: decision.policies.iter().map(|p| p.to_string()).collect(),
-        reason: decision.reason.as_str().to_string(),
+        policies: verdict
+            .decision
+            .policies
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+        reason: verdict.decision.reason.as_str().to_string(),
         revision: revision.to_string(),
-        explanation,
-        call_id: call_id.to_string(),
-        time: Some(timestamp_to_proto(time)),
+        explanation: explanation
+            .as_ref()
+            .and_then(|e| serde_json::to_string(e).ok())
+            .unwrap_or_default(),
+        call_id: verdict.call_id.to_string(),
+        time: Some(timestamp_to_proto(verdict.time)),
+        explanation_struct: match &explanation {
+            Some(Value::Object(map)) => Some(json_to_struct(map)),
+            _ => None,
+        },
     }
 }
 
@@ -422,6 +551,7 @@ mod tests {
                 attributes: Some(Struct {
                     fields: BTreeMap::from([("x".to_string(), v)]),
                 }),
+                token: String::new(),
             }),
             action: "ReadKey".into(),
             ..Default::default()

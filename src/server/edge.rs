@@ -34,14 +34,15 @@ impl InFlight {
         self.count.load(Ordering::Acquire)
     }
 
-    fn enter(&self) -> InFlightGuard {
+    pub(crate) fn enter(&self) -> InFlightGuard {
         self.count.fetch_add(1, Ordering::AcqRel);
         self.gauge.increment(1.0);
         InFlightGuard(self.clone())
     }
 }
 
-struct InFlightGuard(InFlight);
+/// Counts one call in flight until dropped.
+pub(crate) struct InFlightGuard(InFlight);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {

@@ -9,18 +9,28 @@
 //! listeners close, in-flight calls are drained for up to the grace period, the reload loop stops, the decision
 //! log is flushed and the Unix socket removed.
 
+mod authority;
 pub mod codec;
 mod config;
 pub mod convert;
+pub mod decide;
 pub mod edge;
+pub mod ext_authz;
+pub mod forward_auth;
+pub mod http;
+pub mod http_call;
+mod key_watch;
 pub mod service;
 pub mod simulate;
 mod supervisor;
 pub mod tls;
+pub mod token;
 mod uds;
 
+use authority::AuthorityFix;
 pub use config::*;
 use supervisor::Supervisor;
+use tokio_stream::StreamExt;
 use uds::bind_uds;
 
 use std::future::Future;
@@ -44,8 +54,9 @@ use crate::metrics::{self, Metrics};
 use crate::reload::{Debounce, LockoutCheck, ReloadRequest, ReloadStatus, Reloader, Watch};
 use crate::shutdown::Trigger;
 use crate::snapshot::SnapshotStore;
+use decide::ServiceState;
 use edge::{EdgeLayer, InFlight};
-use service::{AuthorizerService, ServiceState};
+use service::AuthorizerService;
 
 /// The generated protobuf types, client and server of `proto/arbiter/v1/authorizer.proto`.
 #[allow(clippy::all, missing_docs, rustdoc::all)]
@@ -63,6 +74,8 @@ pub struct RunningServer {
     tcp_addr: Option<SocketAddr>,
     uds_path: Option<PathBuf>,
     metrics_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+    tokens: Option<Arc<token::Verifier>>,
     ready: watch::Receiver<Option<Result<String, Diagnostics>>>,
     stop: Trigger,
     reload: ReloadRequest,
@@ -82,6 +95,10 @@ impl RunningServer {
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
     }
+    /// The bound HTTP/JSON address.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
 
     /// Waits for the first load: the revision being served, or every error of an invalid set.
     pub async fn ready(&self) -> Result<String, ServeError> {
@@ -96,9 +113,12 @@ impl RunningServer {
         }
     }
 
-    /// Forces a reload, as SIGHUP does.
+    /// Forces a reload of the policies and the token keys, as SIGHUP does.
     pub fn reload(&self) {
         self.reload.request();
+        if let Some(tokens) = &self.tokens {
+            key_watch::reload_keys(tokens);
+        }
     }
 
     /// Starts a graceful shutdown.
@@ -140,6 +160,13 @@ where
         ));
     }
     let max_message_bytes = config.max_message_bytes.max(1024);
+    let tokens = match &config.tokens {
+        Some(settings) if settings.enabled() => Some(Arc::new(
+            token::Verifier::new(settings.clone())
+                .map_err(|e| ServeError::Config(format!("cannot read the token keys: {e}")))?,
+        )),
+        _ => None,
+    };
 
     // TLS material is read before anything is bound, so a bad file fails the start cleanly.
     let tls_config = match &config.tls {
@@ -170,6 +197,15 @@ where
         None => None,
     };
     let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+    let http_listener = match config.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(io_error(format!("cannot listen for HTTP on {addr}")))?,
+        ),
+        None => None,
+    };
+    let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
     let uds = match &config.uds {
         Some(path) => Some(bind_uds(path)?),
         None => None,
@@ -190,14 +226,17 @@ where
 
     let store = Arc::new(SnapshotStore::new());
     let status = Arc::new(ReloadStatus::default());
-    let state = Arc::new(ServiceState::new(
-        store.clone(),
-        status.clone(),
-        config.superuser.clone(),
-        log.clone(),
-        metrics.clone(),
-        config.lockout_budget,
-    ));
+    let state = Arc::new(
+        ServiceState::new(
+            store.clone(),
+            status.clone(),
+            config.superuser.clone(),
+            log.clone(),
+            metrics.clone(),
+            config.lockout_budget,
+        )
+        .with_tokens(tokens.clone()),
+    );
     let health = HealthReporter::new();
     health
         .set_service_status("", ServingStatus::NotServing)
@@ -207,26 +246,42 @@ where
         .await;
     let inflight = InFlight::new(metrics.inflight.clone());
     let stop_serving = Trigger::new();
-    let service = AuthorizerService::new(state);
+    let service = AuthorizerService::new(state.clone());
+    let ext_authz = ext_authz::ExtAuthzService::new(state.clone());
     let edge = EdgeLayer::new(inflight.clone(), max_message_bytes);
+    let services = Services {
+        authorizer: &service,
+        ext_authz: &ext_authz,
+        health: &health,
+    };
 
     let mut serving = Vec::new();
     if let Some(listener) = tcp {
-        let router = router(&service, &health, &edge, max_message_bytes, tls_config)?;
+        let tls = tls_config.is_some();
+        let router = router(&services, &edge, max_message_bytes, tls_config)?;
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let stop = stop_serving.clone();
         serving.push(tokio::spawn(async move {
-            router
-                .serve_with_incoming_shutdown(incoming, stop.pulled())
-                .await
+            if tls {
+                router
+                    .serve_with_incoming_shutdown(incoming, stop.pulled())
+                    .await
+            } else {
+                // Any `:authority` is accepted (see `authority`); TLS clients send a verified host name.
+                let incoming = incoming.map(|conn| conn.map(AuthorityFix::new));
+                router
+                    .serve_with_incoming_shutdown(incoming, stop.pulled())
+                    .await
+            }
         }));
         tracing::info!(addr = %tcp_addr.map(|a| a.to_string()).unwrap_or_default(), "gRPC listening on TCP");
     }
     let mut uds_inode = None;
     if let Some((listener, inode)) = uds {
         uds_inode = Some(inode);
-        let router = router(&service, &health, &edge, max_message_bytes, None)?;
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        let router = router(&services, &edge, max_message_bytes, None)?;
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
+            .map(|conn| conn.map(AuthorityFix::new));
         let stop = stop_serving.clone();
         serving.push(tokio::spawn(async move {
             router
@@ -236,6 +291,21 @@ where
         if let Some(path) = &config.uds {
             tracing::info!(path = %path.display(), "gRPC listening on a Unix socket (mode 0600)");
         }
+    }
+
+    if let Some(listener) = http_listener {
+        let door = http::HttpDoor {
+            state: state.clone(),
+            max_body_bytes: max_message_bytes,
+            stopping: stop_serving.clone(),
+            inflight: inflight.clone(),
+        };
+        serving.push(tokio::spawn(http::serve(
+            listener,
+            door,
+            stop_serving.clone(),
+        )));
+        tracing::info!(addr = %http_addr.map(|a| a.to_string()).unwrap_or_default(), "HTTP/JSON listening");
     }
 
     let metrics_stop = Trigger::new();
@@ -257,6 +327,9 @@ where
         });
     }
 
+    if let Some(tokens) = &tokens {
+        key_watch::spawn(tokens.clone(), stop.clone(), config.sighup);
+    }
     // The watch starts before the first load so that no change made meanwhile is missed.
     let watch = Watch::start(&config.policies, config.watch);
     let lockout = config.lockout_check.then(|| LockoutCheck {
@@ -298,6 +371,8 @@ where
         tcp_addr,
         uds_path: config.uds,
         metrics_addr,
+        http_addr,
+        tokens,
         ready,
         stop,
         reload: reload_request,
@@ -308,9 +383,15 @@ where
 
 type ArbiterRouter = Router<Stack<EdgeLayer, Identity>>;
 
+/// The gRPC services every listener serves.
+struct Services<'a> {
+    authorizer: &'a AuthorizerService,
+    ext_authz: &'a ext_authz::ExtAuthzService,
+    health: &'a HealthReporter,
+}
+
 fn router(
-    service: &AuthorizerService,
-    health: &HealthReporter,
+    services: &Services<'_>,
     edge: &EdgeLayer,
     max_message_bytes: usize,
     tls: Option<tonic::transport::ServerTlsConfig>,
@@ -329,10 +410,13 @@ fn router(
         .build_v1alpha()
         .map_err(reflection_error)?;
     let health_service = tonic_health::pb::health_server::HealthServer::new(
-        tonic_health::server::HealthService::from_health_reporter(health.clone()),
+        tonic_health::server::HealthService::from_health_reporter(services.health.clone()),
     );
-    let authorizer = proto::authorizer_server::AuthorizerServer::new(service.clone())
+    let authorizer = proto::authorizer_server::AuthorizerServer::new(services.authorizer.clone())
         .max_decoding_message_size(max_message_bytes);
+    let ext_authz =
+        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(services.ext_authz.clone())
+            .max_decoding_message_size(max_message_bytes);
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         builder = builder
@@ -342,6 +426,7 @@ fn router(
     Ok(builder
         .layer(edge.clone())
         .add_service(authorizer)
+        .add_service(ext_authz)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha))

@@ -7,6 +7,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::convert::{self, SimulateInput};
+use super::decide::Verdict;
 use super::proto;
 use crate::eval::{evaluate, EvalOptions};
 use crate::load::SourceSet;
@@ -58,8 +59,14 @@ pub fn run(
         if before.allowed != after.allowed {
             response.changes.push(proto::DecisionChange {
                 request: Some(convert::request_to_proto(&request)),
-                current: Some(convert::response(&before, &current.revision, "", time)),
-                proposed: Some(convert::response(&after, &proposed.revision, "", time)),
+                current: Some(convert::response(
+                    &Verdict::replayed(before, time),
+                    &current.revision,
+                )),
+                proposed: Some(convert::response(
+                    &Verdict::replayed(after, time),
+                    &proposed.revision,
+                )),
             });
         }
     }

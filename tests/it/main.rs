@@ -4,6 +4,11 @@
 
 mod cli;
 mod common;
+mod doors_ext_authz;
+mod doors_http;
+mod doors_nginx;
+mod doors_tokens;
+mod doors_uds;
 mod engine_api;
 mod engine_diagnostics;
 mod engine_differential;

@@ -58,6 +58,7 @@ fn key_request(principal: &str, groups: &[&str], action: &str, owner: &str) -> A
             id: principal.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             attributes: None,
+            token: String::new(),
         }),
         action: action.into(),
         resource: Some(proto::Resource {

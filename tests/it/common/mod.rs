@@ -11,6 +11,8 @@ use arbiter::server::proto::{self, AuthorizeRequest, AuthorizeResponse, Decision
 use arbiter::server::{RunningServer, ServerConfig};
 use tonic::transport::Channel;
 
+pub mod tokens;
+
 /// Generous bound for "eventually" checks on a loaded 2-core machine.
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -46,6 +48,7 @@ pub fn request(principal: &str, action: &str) -> AuthorizeRequest {
             id: principal.into(),
             groups: vec![],
             attributes: None,
+            token: String::new(),
         }),
         action: action.into(),
         resource: Some(proto::Resource {
@@ -201,3 +204,48 @@ pub fn default_pack() -> Vec<(String, String)> {
 pub const LOCKOUT: &str = "kind: Policy\nid: no-policy-deletes\neffect: deny\nactions: [DeletePolicy]\n\
 resources: [\"kylo:kylo:admin:policies:*\"]\n---\nkind: PolicyAttachment\nid: no-policy-deletes-admins\n\
 policy: no-policy-deletes\nprincipal_selector: {groups: [admin]}\n";
+
+/// Whether an outside program a test drives (Python with grpcio, curl, nginx, schemathesis) is here. With
+/// `ARBITER_REQUIRE_EXTERNAL` set (as `.ci/run` does, after installing them), a missing one fails the test;
+/// otherwise the test says so on standard error and passes without running.
+pub fn external(what: &str, probe: &[&str]) -> bool {
+    let found = std::process::Command::new(probe[0])
+        .args(&probe[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var_os("ARBITER_REQUIRE_EXTERNAL").is_some() {
+            panic!("{what} is needed by this test (probe: {probe:?}); `.ci/run` installs it");
+        }
+        eprintln!("SKIPPED: {what} is not installed (probe: {probe:?}); `.ci/run` installs it");
+    }
+    found
+}
+
+/// Python with grpcio and grpcio-tools.
+pub fn python_grpc() -> bool {
+    external(
+        "Python grpcio and grpcio-tools",
+        &["python3", "-c", "import grpc, grpc_tools"],
+    )
+}
+
+/// Runs a command with a bounded wait; returns its status, standard output and standard error.
+pub async fn run_bounded(
+    cmd: &mut tokio::process::Command,
+) -> (std::process::ExitStatus, String, String) {
+    cmd.kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("the command finishes within 120 s")
+        .expect("the command runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
