@@ -6,7 +6,7 @@
 //! p99 in each and failed calls. It also reports the server's resident memory.
 //!
 //! `cargo bench --bench loadgen -- [--policies N] [--concurrency C] [--connections K] [--duration SECS]
-//!  [--rounds R] [--storm-rate PER_SEC] [--skip-storm] [--write-dir DIR --write-frame FILE]`
+//!  [--rounds R] [--storm-rate PER_SEC] [--skip-storm] [--write-dir DIR --write-frame FILE --write-json FILE]`
 //!
 //! `--write-dir/--write-frame` only write the policy directory and a gRPC-framed `AuthorizeRequest` (for
 //! `h2load -d`) and exit.
@@ -41,6 +41,7 @@ struct Args {
     skip_storm: bool,
     write_dir: Option<PathBuf>,
     write_frame: Option<PathBuf>,
+    write_json: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -54,6 +55,7 @@ fn args() -> Args {
         skip_storm: false,
         write_dir: None,
         write_frame: None,
+        write_json: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +70,7 @@ fn args() -> Args {
             "--skip-storm" => a.skip_storm = true,
             "--write-dir" => a.write_dir = Some(val().into()),
             "--write-frame" => a.write_frame = Some(val().into()),
+            "--write-json" => a.write_json = Some(val().into()),
             "--bench" => {} // passed by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
@@ -324,11 +327,17 @@ fn main() {
     let a = args();
     let w = workload(a.policies);
     let files = w.yaml_files();
-    let reqs: Vec<proto::AuthorizeRequest> = requests(&w, 1024, 42)
+    let neutral = requests(&w, 1024, 42);
+    let reqs: Vec<proto::AuthorizeRequest> = neutral
         .iter()
         .map(|r| request_to_proto(&r.to_raw().normalize().unwrap()))
         .collect();
-    if a.write_dir.is_some() || a.write_frame.is_some() {
+    if a.write_dir.is_some() || a.write_frame.is_some() || a.write_json.is_some() {
+        if let Some(path) = &a.write_json {
+            // The same request as the frame, in the HTTP door's JSON (for h2load --h1 against /v1/authorize).
+            let json = neutral[0].to_raw().normalize().unwrap().to_json();
+            std::fs::write(path, json.to_string()).unwrap();
+        }
         if let Some(dir) = &a.write_dir {
             write_dir(dir, &files);
         }
