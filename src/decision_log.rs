@@ -176,16 +176,40 @@ pub fn open(
     dropped: Counter,
     write_errors: Counter,
 ) -> io::Result<DecisionLogger> {
-    let out: Box<dyn Write + Send> = match target {
+    let out: Box<dyn Output> = match target {
         Target::Stdout => Box::new(io::stdout()),
         Target::File(path) => Box::new(OpenOptions::new().create(true).append(true).open(path)?),
     };
     spawn(out, capacity, dropped, write_errors)
 }
 
+/// Where lines go. A file can be cut back to where a failed batch began, so that a write failing part-way (a
+/// full disk) never leaves a partial line: the next line starts clean.
+pub trait Output: Write + Send {
+    /// The length before a batch, when the output can be cut back to it.
+    fn mark(&mut self) -> Option<u64> {
+        None
+    }
+    /// Cuts the output back to `len`.
+    fn rewind(&mut self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Output for io::Stdout {}
+
+impl Output for std::fs::File {
+    fn mark(&mut self) -> Option<u64> {
+        self.metadata().ok().map(|m| m.len())
+    }
+    fn rewind(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)
+    }
+}
+
 /// Starts the writer thread on any output (tests inject failing ones).
 pub fn spawn(
-    out: Box<dyn Write + Send>,
+    out: Box<dyn Output>,
     capacity: usize,
     dropped: Counter,
     write_errors: Counter,
@@ -234,7 +258,7 @@ impl LostLines {
 /// flush counts all the lines it held (some may have reached the output) and discards them, so a failing output
 /// (a full disk) never holds memory or stalls the writer.
 struct LineBuffer {
-    out: Box<dyn Write + Send>,
+    out: Box<dyn Output>,
     buf: Vec<u8>,
     lines: u64,
     lost: LostLines,
@@ -243,7 +267,7 @@ struct LineBuffer {
 impl LineBuffer {
     const CAPACITY: usize = 64 * 1024;
 
-    fn new(out: Box<dyn Write + Send>, lost: LostLines) -> Self {
+    fn new(out: Box<dyn Output>, lost: LostLines) -> Self {
         LineBuffer {
             out,
             buf: Vec::with_capacity(Self::CAPACITY),
@@ -269,11 +293,18 @@ impl LineBuffer {
         if self.buf.is_empty() {
             return;
         }
+        let mark = self.out.mark();
         let result = self
             .out
             .write_all(&self.buf)
             .and_then(|()| self.out.flush());
         if let Err(e) = result {
+            // Whatever part of the batch reached the file is cut off: every line is whole or absent.
+            if let Some(len) = mark {
+                if let Err(cut) = self.out.rewind(len) {
+                    tracing::error!(error = %cut, "cannot cut a partial decision-log line");
+                }
+            }
             self.lost.add(self.lines, &e);
         }
         self.buf.clear();
@@ -410,6 +441,7 @@ mod tests {
 
     /// An output that fails every write, like `/dev/full`.
     struct Full;
+    impl Output for Full {}
     impl Write for Full {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
             Err(io::Error::from_raw_os_error(28))
@@ -417,6 +449,74 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// A real file on a disk that fills up after `room` more bytes: the write that crosses it stops part-way.
+    struct FillingDisk {
+        file: std::fs::File,
+        room: usize,
+    }
+    impl Write for FillingDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.file.write(&buf[..n])
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.file.flush()
+        }
+    }
+    impl Output for FillingDisk {
+        fn mark(&mut self) -> Option<u64> {
+            self.file.mark()
+        }
+        fn rewind(&mut self, len: u64) -> io::Result<()> {
+            self.file.rewind(len)
+        }
+    }
+
+    #[test]
+    fn a_disk_filling_up_mid_line_leaves_only_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.jsonl");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let one_line = serde_json::to_vec(&entry(0).to_json()).unwrap().len() + 1;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // Room for two and a half lines: the first batch fits, the second stops inside a line.
+        let disk = FillingDisk {
+            file,
+            room: one_line * 5 / 2,
+        };
+        let logger = spawn(Box::new(disk), 1024, Counter::noop(), Counter::noop()).unwrap();
+        logger.log(entry(1));
+        logger.log(entry(2));
+        // Let the writer take the first batch on its own.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        for n in 3..6 {
+            logger.log(entry(n));
+        }
+        rt.block_on(logger.close());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "a partial line was left: {text:?}"
+        );
+        let written = text.lines().count() as u64;
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("every line is whole JSON");
+        }
+        // Every line is written or counted as lost, and something was lost.
+        assert_eq!(written + logger.write_errors(), 5);
+        assert!(logger.write_errors() > 0);
     }
 
     #[test]

@@ -32,6 +32,21 @@ pub const SNAPSHOT_POLICIES: &str = "arbiter_snapshot_policies";
 pub const DECISION_LOG_DROPPED_TOTAL: &str = "arbiter_decision_log_dropped_total";
 /// `arbiter_superuser_decisions_total`: decisions made by the superuser rule.
 pub const SUPERUSER_DECISIONS_TOTAL: &str = "arbiter_superuser_decisions_total";
+/// `arbiter_open_connections`: connections open on every listener.
+pub const OPEN_CONNECTIONS: &str = "arbiter_open_connections";
+/// `arbiter_connections_rejected_total{limit}`: connections closed by a limit (`max_connections`,
+/// `handshake_timeout`, `idle_timeout`).
+pub const CONNECTIONS_REJECTED_TOTAL: &str = "arbiter_connections_rejected_total";
+/// `arbiter_accept_errors_total`: failed `accept` calls (each followed by a short back-off).
+pub const ACCEPT_ERRORS_TOTAL: &str = "arbiter_accept_errors_total";
+/// `arbiter_shed_total`: decision calls answered RESOURCE_EXHAUSTED at once because `--max-inflight` was reached.
+pub const SHED_TOTAL: &str = "arbiter_shed_total";
+/// `arbiter_timed_out_total`: calls past their deadline (DEADLINE_EXCEEDED).
+pub const TIMED_OUT_TOTAL: &str = "arbiter_timed_out_total";
+/// `arbiter_request_bytes_rejected_total`: calls refused because the budget of buffered request bytes was spent.
+pub const REQUEST_BYTES_REJECTED_TOTAL: &str = "arbiter_request_bytes_rejected_total";
+/// `arbiter_simulate_rejected_total`: `Simulate` calls refused by its concurrency limit or its size caps.
+pub const SIMULATE_REJECTED_TOTAL: &str = "arbiter_simulate_rejected_total";
 /// `arbiter_unauthenticated_total`: requests whose token failed verification (answered DENY `unauthenticated`).
 pub const UNAUTHENTICATED_TOTAL: &str = "arbiter_unauthenticated_total";
 /// `arbiter_reload_duration_seconds`: time to load, build and swap a policy set (histogram).
@@ -120,6 +135,31 @@ fn describe() {
         SUPERUSER_DECISIONS_TOTAL,
         "Decisions made by the superuser rule."
     );
+    describe_gauge!(OPEN_CONNECTIONS, "Connections open on every listener.");
+    describe_counter!(
+        CONNECTIONS_REJECTED_TOTAL,
+        "Connections closed by a limit: max_connections, handshake_timeout or idle_timeout."
+    );
+    describe_counter!(
+        ACCEPT_ERRORS_TOTAL,
+        "Failed accept calls (out of file descriptors, ...), each followed by a short back-off."
+    );
+    describe_counter!(
+        SHED_TOTAL,
+        "Decision calls answered RESOURCE_EXHAUSTED at once because --max-inflight was reached."
+    );
+    describe_counter!(
+        TIMED_OUT_TOTAL,
+        "Calls past their deadline (DEADLINE_EXCEEDED)."
+    );
+    describe_counter!(
+        REQUEST_BYTES_REJECTED_TOTAL,
+        "Calls refused because the budget of buffered request bytes was spent."
+    );
+    describe_counter!(
+        SIMULATE_REJECTED_TOTAL,
+        "Simulate calls refused by the concurrency limit or the size caps."
+    );
     describe_counter!(
         UNAUTHENTICATED_TOTAL,
         "Requests whose token failed verification, answered DENY unauthenticated."
@@ -144,6 +184,10 @@ pub struct Metrics {
     pub decision_duration: Histogram,
     pub superuser: Counter,
     pub unauthenticated: Counter,
+    pub shed: Counter,
+    pub timed_out: Counter,
+    pub request_bytes_rejected: Counter,
+    pub simulate_rejected: Counter,
     pub reloads_ok: Counter,
     pub reloads_error: Counter,
     pub reloads_lockout: Counter,
@@ -169,6 +213,10 @@ impl Metrics {
             decision_duration: histogram!(DECISION_DURATION_SECONDS),
             superuser: counter!(SUPERUSER_DECISIONS_TOTAL),
             unauthenticated: counter!(UNAUTHENTICATED_TOTAL),
+            shed: counter!(SHED_TOTAL),
+            timed_out: counter!(TIMED_OUT_TOTAL),
+            request_bytes_rejected: counter!(REQUEST_BYTES_REJECTED_TOTAL),
+            simulate_rejected: counter!(SIMULATE_REJECTED_TOTAL),
             reloads_ok: counter!(RELOADS_TOTAL, "result" => "ok"),
             reloads_error: counter!(RELOADS_TOTAL, "result" => "error"),
             reloads_lockout: counter!(RELOADS_TOTAL, "result" => "lockout"),
@@ -188,6 +236,10 @@ impl Metrics {
             decision_duration: Histogram::noop(),
             superuser: Counter::noop(),
             unauthenticated: Counter::noop(),
+            shed: Counter::noop(),
+            timed_out: Counter::noop(),
+            request_bytes_rejected: Counter::noop(),
+            simulate_rejected: Counter::noop(),
             reloads_ok: Counter::noop(),
             reloads_error: Counter::noop(),
             reloads_lockout: Counter::noop(),

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::{print_diagnostics, EXIT_INVALID, EXIT_OK};
 use crate::decision_log;
-use crate::server::{self, ServeError, ServerConfig};
+use crate::server::{self, Limits, ServeError, ServerConfig};
 
 /// Exit code when the server cannot start or fails while serving (an address in use, an unwritable log).
 pub const EXIT_FAILURE: i32 = 1;
@@ -162,6 +162,65 @@ pub struct ServeArgs {
     /// Largest request message accepted, in bytes; larger ones get RESOURCE_EXHAUSTED.
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES, env = "ARBITER_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: usize,
+    /// Serve the admin calls (Simulate, GetStatus and their HTTP forms) on this gRPC address only; the other
+    /// listeners then refuse them.
+    #[arg(long, value_name = "ADDR", env = "ARBITER_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Serve the admin calls on this Unix socket only (mode 0600).
+    #[arg(long, value_name = "PATH", env = "ARBITER_ADMIN_UDS")]
+    pub admin_uds: Option<PathBuf>,
+    /// Open connections across every listener; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections, env = "ARBITER_MAX_CONNECTIONS")]
+    pub max_connections: usize,
+    /// A new connection must send its first bytes (HTTP/2 preface, TLS hello) within this.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::parse_duration, env = "ARBITER_HANDSHAKE_TIMEOUT")]
+    pub handshake_timeout: Duration,
+    /// A connection that sends nothing (not even a keepalive answer) for this long is closed.
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = super::parse_duration, env = "ARBITER_IDLE_TIMEOUT")]
+    pub idle_timeout: Duration,
+    /// Decision calls in flight past which new ones are answered RESOURCE_EXHAUSTED at once (load shedding).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_inflight, env = "ARBITER_MAX_INFLIGHT")]
+    pub max_inflight: usize,
+    /// The longest a call may take; a shorter `grpc-timeout` from the client is honoured (DEADLINE_EXCEEDED).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::parse_duration, env = "ARBITER_REQUEST_TIMEOUT")]
+    pub request_timeout: Duration,
+    /// Request bytes buffered at once across every stream and connection; past it a call gets
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().request_bytes_budget, env = "ARBITER_REQUEST_BYTES_BUDGET")]
+    pub request_bytes_budget: usize,
+    /// HTTP/2 concurrent streams per connection.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_concurrent_streams, env = "ARBITER_MAX_CONCURRENT_STREAMS")]
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 initial stream flow-control window, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().stream_window, env = "ARBITER_STREAM_WINDOW")]
+    pub stream_window: u32,
+    /// HTTP/2 initial connection flow-control window, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().connection_window, env = "ARBITER_CONNECTION_WINDOW")]
+    pub connection_window: u32,
+    /// HTTP/2 largest header list, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_header_list_bytes, env = "ARBITER_MAX_HEADER_LIST_BYTES")]
+    pub max_header_list_bytes: u32,
+    /// HTTP/2 keepalive: a PING after this much quiet on a connection.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = super::parse_duration, env = "ARBITER_KEEPALIVE_INTERVAL")]
+    pub keepalive_interval: Duration,
+    /// HTTP/2 keepalive: the connection is closed when a PING is not answered within this.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = super::parse_duration, env = "ARBITER_KEEPALIVE_TIMEOUT")]
+    pub keepalive_timeout: Duration,
+    /// Connections older than this are sent GOAWAY (none by default).
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration, env = "ARBITER_MAX_CONNECTION_AGE")]
+    pub max_connection_age: Option<Duration>,
+    /// Time given to a connection's calls after its GOAWAY.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::parse_duration, env = "ARBITER_MAX_CONNECTION_AGE_GRACE")]
+    pub max_connection_age_grace: Duration,
+    /// Simulate calls running at once; more are answered RESOURCE_EXHAUSTED.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().simulate_concurrency, env = "ARBITER_SIMULATE_CONCURRENCY")]
+    pub simulate_concurrency: usize,
+    /// Files one Simulate may propose.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().simulate_max_files, env = "ARBITER_SIMULATE_MAX_FILES")]
+    pub simulate_max_files: usize,
+    /// Bytes of files one Simulate may propose.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().simulate_max_bytes, env = "ARBITER_SIMULATE_MAX_BYTES")]
+    pub simulate_max_bytes: usize,
     /// Log filter for standard error (tracing `EnvFilter` syntax, e.g. `info` or `arbiter=debug`).
     #[arg(
         long,
@@ -185,6 +244,27 @@ impl ServeArgs {
             uds: self.uds.clone(),
             metrics_listen: self.metrics_listen,
             http_listen: self.http_listen,
+            admin_listen: self.admin_listen,
+            admin_uds: self.admin_uds.clone(),
+            limits: Limits {
+                max_connections: self.max_connections,
+                handshake_timeout: self.handshake_timeout,
+                idle_timeout: self.idle_timeout,
+                max_inflight: self.max_inflight,
+                request_timeout: self.request_timeout,
+                request_bytes_budget: self.request_bytes_budget,
+                max_concurrent_streams: self.max_concurrent_streams,
+                stream_window: self.stream_window,
+                connection_window: self.connection_window,
+                max_header_list_bytes: self.max_header_list_bytes,
+                keepalive_interval: self.keepalive_interval,
+                keepalive_timeout: self.keepalive_timeout,
+                max_connection_age: self.max_connection_age,
+                max_connection_age_grace: self.max_connection_age_grace,
+                simulate_concurrency: self.simulate_concurrency,
+                simulate_max_files: self.simulate_max_files,
+                simulate_max_bytes: self.simulate_max_bytes,
+            },
             tokens: Some(server::token::TokenSettings {
                 jwks: self.jwks.clone(),
                 pem_keys: self.jwt_key.clone(),

@@ -157,8 +157,16 @@ impl Reloader {
                     dir = %self.dir.display(),
                     "policy set loaded"
                 );
-                for w in snapshot.warnings.iter() {
+                // The first few warnings in full, then a count: `arbiter check` prints them all.
+                for w in snapshot.warnings.iter().take(LOGGED_WARNINGS) {
                     tracing::warn!("{w}");
+                }
+                let more = snapshot.warnings.len().saturating_sub(LOGGED_WARNINGS);
+                if more > 0 {
+                    tracing::warn!(
+                        more,
+                        "and {more} more warnings; `arbiter check` lists them all"
+                    );
                 }
                 for f in &allowed_findings {
                     tracing::warn!(
@@ -340,6 +348,9 @@ fn internal_error(dir: &Path, message: &str) -> Diagnostics {
     ));
     d
 }
+
+/// Warnings logged in full per reload; the rest are counted.
+pub const LOGGED_WARNINGS: usize = 5;
 
 /// The errors (not the warnings) one per line, cut to a sane length.
 pub fn render_errors(diagnostics: &Diagnostics) -> String {

@@ -7,10 +7,13 @@
 //! - the 24-byte preface passes; a connection that does not start with it passes untouched from then on;
 //! - frames other than HEADERS/CONTINUATION pass as they arrive (payloads are copied straight through);
 //! - each header block (HEADERS plus its CONTINUATIONs) is decoded with an HPACK decoder that mirrors the
-//!   client's dynamic table. While every `:authority` seen is valid, the original bytes pass. From the first
-//!   invalid one on, every block of the connection is re-encoded as literals without indexing (so the server's
-//!   table is never referenced again), with an invalid `:authority` replaced by `localhost`, split into frames
-//!   no larger than the default maximum frame size.
+//!   client's dynamic table, until the connection's first `:authority` decides its mode (clients send one
+//!   authority per connection):
+//!   - valid (`localhost:50051`, a host name): the block passes as it came, and so does every later byte of the
+//!     connection, untouched and undecoded, so ordinary clients pay nothing per call;
+//!   - invalid (a socket path): that block and every later one are re-encoded as literals without indexing (so
+//!     the server's table is never referenced again), with an invalid `:authority` replaced by `localhost`, and
+//!     split into frames no larger than the default maximum frame size.
 //!
 //! Responses (server to client) are not touched. A block that does not decode closes the connection, as h2
 //! would. Over TLS the layer is not used: TLS clients send a host name they verified.
@@ -31,6 +34,8 @@ const MAX_FRAME: usize = 16_384;
 const MAX_BLOCK: usize = 256 * 1024;
 /// SETTINGS_HEADER_TABLE_SIZE the server allows the client's encoder (h2's default; never changed here).
 const CLIENT_TABLE_SIZE: usize = 4_096;
+/// Header blocks without any `:authority` after which a connection passes untouched.
+const MAX_UNDECIDED_BLOCKS: u32 = 8;
 /// What replaces an `:authority` that is not a valid URI authority.
 const REPLACEMENT: &[u8] = b"localhost";
 
@@ -73,6 +78,8 @@ pub struct AuthorityFix<IO> {
     decoder: loona_hpack::Decoder<'static>,
     /// Set at the first invalid `:authority`: every later block is re-encoded.
     rewriting: bool,
+    /// Blocks passed without an `:authority` to decide the mode.
+    undecided_blocks: u32,
     eof: bool,
 }
 
@@ -89,6 +96,7 @@ impl<IO> AuthorityFix<IO> {
             block: None,
             decoder,
             rewriting: false,
+            undecided_blocks: 0,
             eof: false,
         }
     }
@@ -211,6 +219,14 @@ impl<IO> AuthorityFix<IO> {
         }
         if !self.rewriting {
             self.out.extend_from_slice(&block.original);
+            let seen_authority = headers
+                .iter()
+                .any(|(name, _)| name.as_slice() == b":authority");
+            self.undecided_blocks += 1;
+            if seen_authority || self.undecided_blocks >= MAX_UNDECIDED_BLOCKS {
+                // A valid authority: the rest of the connection passes untouched.
+                self.phase = Phase::Transparent;
+            }
             return Ok(());
         }
         let mut encoded = Vec::with_capacity(block.fragment.len() + 64);
@@ -469,6 +485,24 @@ mod tests {
         let (out, blocks) = through(input.clone()).await;
         assert_eq!(out, input);
         assert_eq!(blocks.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_valid_first_authority_lets_the_connection_pass_undecoded() {
+        let mut encoder = loona_hpack::Encoder::new();
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(
+            HEADERS,
+            END_HEADERS,
+            1,
+            &request_block(&mut encoder, b"localhost"),
+        ));
+        // Not even HPACK: once the mode is decided nothing more is decoded.
+        input.extend(frame(HEADERS, END_HEADERS, 3, &[0xff, 0xff, 0xff]));
+        let mut fix = AuthorityFix::new(std::io::Cursor::new(input.clone()));
+        let mut out = Vec::new();
+        fix.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, input);
     }
 
     #[tokio::test]

@@ -30,6 +30,66 @@ pub const UDS_MODE: u32 = 0o600;
 /// Default decision-log queue length.
 pub const DEFAULT_DECISION_LOG_CAPACITY: usize = 16 * 1024;
 
+/// The transport controls (SPEC section 2, and the README's limits table). Every one has a flag.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections across every listener; more are closed at once.
+    pub max_connections: usize,
+    /// A new connection must send its first bytes (HTTP/2 preface, TLS hello, request line) within this.
+    pub handshake_timeout: Duration,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// Decision calls in flight past which new ones are answered RESOURCE_EXHAUSTED at once.
+    pub max_inflight: usize,
+    /// The longest a call may take; a shorter `grpc-timeout` is honoured.
+    pub request_timeout: Duration,
+    /// Request bytes buffered across every stream and connection.
+    pub request_bytes_budget: usize,
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection.
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 initial stream and connection flow-control windows.
+    pub stream_window: u32,
+    pub connection_window: u32,
+    /// HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE.
+    pub max_header_list_bytes: u32,
+    /// HTTP/2 keepalive: a PING after this much quiet, and the connection closed if it is not answered within
+    /// `keepalive_timeout`.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    /// Connections older than this are asked to go away (GOAWAY), then closed after the grace period.
+    pub max_connection_age: Option<Duration>,
+    pub max_connection_age_grace: Duration,
+    /// `Simulate` calls running at once; more are answered RESOURCE_EXHAUSTED.
+    pub simulate_concurrency: usize,
+    /// Files and bytes a `Simulate` may propose.
+    pub simulate_max_files: usize,
+    pub simulate_max_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            max_inflight: 4096,
+            request_timeout: Duration::from_secs(30),
+            request_bytes_budget: 64 * 1024 * 1024,
+            max_concurrent_streams: 256,
+            stream_window: 1024 * 1024,
+            connection_window: 2 * 1024 * 1024,
+            max_header_list_bytes: 16 * 1024,
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
+            max_connection_age: None,
+            max_connection_age_grace: Duration::from_secs(30),
+            simulate_concurrency: 2,
+            simulate_max_files: 10_000,
+            simulate_max_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
 /// How to run a server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -43,6 +103,12 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// HTTP/JSON address (the HTTP door and `/v1/forward-auth`).
     pub http_listen: Option<SocketAddr>,
+    /// A separate gRPC listener for the admin calls (`Simulate`, `GetStatus`); with one (or `admin_uds`), the
+    /// other listeners refuse them.
+    pub admin_listen: Option<SocketAddr>,
+    pub admin_uds: Option<PathBuf>,
+    /// Transport controls.
+    pub limits: Limits,
     /// Token verification (`--jwks`, `--jwt-key`, `--jwt-*`); `None` verifies no token.
     pub tokens: Option<super::token::TokenSettings>,
     /// TLS (and, with a client CA, mutual TLS) on the TCP listener.
@@ -78,6 +144,9 @@ impl ServerConfig {
             uds: None,
             metrics_listen: None,
             http_listen: None,
+            admin_listen: None,
+            admin_uds: None,
+            limits: Limits::default(),
             tokens: None,
             tls: None,
             decision_log: None,

@@ -33,6 +33,9 @@ pub enum DoorError {
     /// No snapshot yet.
     #[error("{0}")]
     Unavailable(String),
+    /// A limit was reached (simulations running, proposed files); retry later or send less.
+    #[error("{0}")]
+    Exhausted(String),
     /// An engine bug; never an ALLOW.
     #[error("{0}")]
     Internal(String),
@@ -97,6 +100,10 @@ pub struct ServiceState {
     pub lockout_budget: Duration,
     /// Token verification, when keys are configured.
     pub tokens: Option<Arc<Verifier>>,
+    /// Slots for `Simulate` calls running at once, and the caps on what one may propose.
+    simulations: Arc<tokio::sync::Semaphore>,
+    simulate_max_files: usize,
+    simulate_max_bytes: usize,
     call_prefix: String,
     calls: AtomicU64,
 }
@@ -122,6 +129,9 @@ impl ServiceState {
             metrics,
             lockout_budget,
             tokens: None,
+            simulations: Arc::new(tokio::sync::Semaphore::new(2)),
+            simulate_max_files: usize::MAX,
+            simulate_max_bytes: usize::MAX,
             call_prefix: format!("{prefix:08x}"),
             calls: AtomicU64::new(0),
         }
@@ -131,6 +141,61 @@ impl ServiceState {
     pub fn with_tokens(mut self, tokens: Option<Arc<Verifier>>) -> Self {
         self.tokens = tokens;
         self
+    }
+
+    /// With `Simulate`'s limits: calls at once, files and bytes proposed.
+    pub fn with_simulate_limits(
+        mut self,
+        concurrency: usize,
+        max_files: usize,
+        max_bytes: usize,
+    ) -> Self {
+        self.simulations = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        self.simulate_max_files = max_files;
+        self.simulate_max_bytes = max_bytes;
+        self
+    }
+
+    /// A slot for one `Simulate`, held until dropped; none free is RESOURCE_EXHAUSTED at once.
+    pub fn simulation_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, DoorError> {
+        self.simulations.clone().try_acquire_owned().map_err(|_| {
+            self.metrics.simulate_rejected.increment(1);
+            DoorError::Exhausted(
+                "every Simulate slot is busy (--simulate-concurrency); retry later".into(),
+            )
+        })
+    }
+
+    /// The caps on a proposed set: `files` files holding `bytes` bytes.
+    pub fn check_simulate_size(&self, files: usize, bytes: usize) -> Result<(), DoorError> {
+        let over = if files > self.simulate_max_files {
+            Some((
+                "files",
+                format!(
+                    "{files} files, more than the limit of {}",
+                    self.simulate_max_files
+                ),
+            ))
+        } else if bytes > self.simulate_max_bytes {
+            Some((
+                "files",
+                format!(
+                    "{bytes} bytes of files, more than the limit of {}",
+                    self.simulate_max_bytes
+                ),
+            ))
+        } else {
+            None
+        };
+        match over {
+            Some((field, message)) => {
+                self.metrics.simulate_rejected.increment(1);
+                Err(DoorError::Exhausted(format!(
+                    "{field}: {message} (--simulate-max-files, --simulate-max-bytes)"
+                )))
+            }
+            None => Ok(()),
+        }
     }
 
     /// `<prefix>-<counter in hex>`, written into a stack buffer: the `Arc` is the call's only allocation for it.

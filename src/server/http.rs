@@ -50,6 +50,10 @@ pub type Body = Full<Bytes>;
 pub struct HttpDoor {
     pub state: Arc<ServiceState>,
     pub max_body_bytes: usize,
+    /// Whether `/v1/simulate` and `/v1/status` are served here (not when an admin listener serves them).
+    pub admin: bool,
+    /// The connection limits shared with the gRPC listeners.
+    pub gate: super::limits::ConnectionGate,
     pub stopping: Trigger,
     pub inflight: InFlight,
 }
@@ -67,13 +71,15 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    tracing::debug!(error = %e, "http: accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    door.gate.accept_failed(&e).await;
                     continue;
                 }
             },
         };
         let _ = stream.set_nodelay(true);
+        let Some(stream) = door.gate.admit(stream) else {
+            continue;
+        };
         let door = door.clone();
         let stop = stop.clone();
         connections.spawn(async move {
@@ -121,6 +127,8 @@ impl HttpDoor {
         match (method.clone(), path.as_str()) {
             (Method::POST, "/v1/authorize") => self.json_call(req, Self::authorize).await,
             (Method::POST, "/v1/authorize/batch") => self.json_call(req, Self::batch).await,
+            (Method::POST, "/v1/simulate") if !self.admin => admin_elsewhere(),
+            (Method::GET | Method::HEAD, "/v1/status") if !self.admin => admin_elsewhere(),
             (Method::POST, "/v1/simulate") => self.simulate(req).await,
             (Method::GET | Method::HEAD, "/v1/status") => ok(self.status()),
             (Method::GET | Method::HEAD, "/healthz") => ok(json!({"status": "ok"})),
@@ -249,6 +257,25 @@ impl HttpDoor {
             Ok(b) => b,
             Err(e) => return e.response(),
         };
+        let size = body
+            .get("files")
+            .and_then(Value::as_object)
+            .map_or((0, 0), |files| {
+                (
+                    files.len(),
+                    files
+                        .iter()
+                        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+                        .sum(),
+                )
+            });
+        if let Err(e) = self.state.check_simulate_size(size.0, size.1) {
+            return HttpError::from(e).response();
+        }
+        let slot = match self.state.simulation_slot() {
+            Ok(slot) => slot,
+            Err(e) => return HttpError::from(e).response(),
+        };
         let parsed = guarded("reading the request", || simulate_input(body));
         let (files, requests) = match parsed {
             Ok(p) => p,
@@ -261,6 +288,8 @@ impl HttpDoor {
         let superuser = self.state.superuser.clone();
         let budget = self.state.lockout_budget;
         let report = tokio::task::spawn_blocking(move || {
+            // The slot is held until the work ends, even when the caller has gone (a deadline).
+            let _slot = slot;
             let now = Timestamp::now();
             let sources = crate::load::SourceSet::from_files(files);
             let logged: Vec<Logged> = requests
@@ -466,6 +495,12 @@ impl From<DoorError> for HttpError {
         match e {
             DoorError::Invalid(e) => HttpError::invalid(&e.field, &e.message),
             DoorError::Unavailable(m) => HttpError::unavailable(&m),
+            DoorError::Exhausted(m) => HttpError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "resource_exhausted",
+                field: String::new(),
+                message: m,
+            },
             DoorError::Internal(m) => HttpError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "internal",
@@ -480,6 +515,16 @@ impl From<RequestError> for HttpError {
     fn from(e: RequestError) -> HttpError {
         HttpError::invalid(&e.field, &e.message)
     }
+}
+
+/// `403`: the admin routes are served on the admin listener.
+fn admin_elsewhere() -> http::Response<Body> {
+    error(
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        "",
+        "served on the admin listener (--admin-listen / --admin-uds) only",
+    )
 }
 
 /// `405` with the `Allow` header.

@@ -20,6 +20,7 @@ pub mod forward_auth;
 pub mod http;
 pub mod http_call;
 mod key_watch;
+pub mod limits;
 pub mod service;
 pub mod simulate;
 mod supervisor;
@@ -42,7 +43,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::server::{Router, TcpIncoming};
+use tonic::transport::server::Router;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
@@ -75,6 +76,7 @@ pub struct RunningServer {
     uds_path: Option<PathBuf>,
     metrics_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     tokens: Option<Arc<token::Verifier>>,
     ready: watch::Receiver<Option<Result<String, Diagnostics>>>,
     stop: Trigger,
@@ -98,6 +100,10 @@ impl RunningServer {
     /// The bound HTTP/JSON address.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+    /// The bound admin gRPC address.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Waits for the first load: the revision being served, or every error of an invalid set.
@@ -160,6 +166,12 @@ where
         ));
     }
     let max_message_bytes = config.max_message_bytes.max(1024);
+    if config.limits.idle_timeout <= config.limits.keepalive_interval {
+        return Err(ServeError::Config(format!(
+            "--idle-timeout ({:?}) must be longer than --keepalive-interval ({:?}), or idle but live clients are cut off",
+            config.limits.idle_timeout, config.limits.keepalive_interval
+        )));
+    }
     let tokens = match &config.tokens {
         Some(settings) if settings.enabled() => Some(Arc::new(
             token::Verifier::new(settings.clone())
@@ -210,6 +222,18 @@ where
         Some(path) => Some(bind_uds(path)?),
         None => None,
     };
+    let admin_tcp = match config.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(io_error(format!("cannot listen for admin calls on {addr}")))?,
+        ),
+        None => None,
+    };
+    let admin_uds = match &config.admin_uds {
+        Some(path) => Some(bind_uds(path)?),
+        None => None,
+    };
 
     let log = match &config.decision_log {
         Some(target) => Some(
@@ -235,7 +259,12 @@ where
             metrics.clone(),
             config.lockout_budget,
         )
-        .with_tokens(tokens.clone()),
+        .with_tokens(tokens.clone())
+        .with_simulate_limits(
+            config.limits.simulate_concurrency,
+            config.limits.simulate_max_files,
+            config.limits.simulate_max_bytes,
+        ),
     );
     let health = HealthReporter::new();
     health
@@ -246,20 +275,41 @@ where
         .await;
     let inflight = InFlight::new(metrics.inflight.clone());
     let stop_serving = Trigger::new();
-    let service = AuthorizerService::new(state.clone());
+    let admin_separate = config.admin_listen.is_some() || config.admin_uds.is_some();
+    let service = AuthorizerService::new(state.clone()).serving_admin(!admin_separate);
+    let admin_service = AuthorizerService::new(state.clone()).serving_admin(true);
     let ext_authz = ext_authz::ExtAuthzService::new(state.clone());
-    let edge = EdgeLayer::new(inflight.clone(), max_message_bytes);
+    let limits = config.limits.clone();
+    let edge = EdgeLayer::new(
+        inflight.clone(),
+        max_message_bytes,
+        limits.max_inflight,
+        edge::ByteBudget::new(
+            limits.request_bytes_budget,
+            metrics.request_bytes_rejected.clone(),
+        ),
+        metrics.shed.clone(),
+        metrics.timed_out.clone(),
+        limits.request_timeout,
+    );
+    let gate = limits::ConnectionGate::new(
+        limits.max_connections,
+        limits.handshake_timeout,
+        limits.idle_timeout,
+        limits::ConnectionMetrics::register(),
+    );
     let services = Services {
         authorizer: &service,
         ext_authz: &ext_authz,
         health: &health,
+        limits: &limits,
     };
 
     let mut serving = Vec::new();
     if let Some(listener) = tcp {
         let tls = tls_config.is_some();
         let router = router(&services, &edge, max_message_bytes, tls_config)?;
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = limits::incoming(listener, gate.clone());
         let stop = stop_serving.clone();
         serving.push(tokio::spawn(async move {
             if tls {
@@ -280,8 +330,8 @@ where
     if let Some((listener, inode)) = uds {
         uds_inode = Some(inode);
         let router = router(&services, &edge, max_message_bytes, None)?;
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
-            .map(|conn| conn.map(AuthorityFix::new));
+        let incoming =
+            limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
         let stop = stop_serving.clone();
         serving.push(tokio::spawn(async move {
             router
@@ -292,11 +342,45 @@ where
             tracing::info!(path = %path.display(), "gRPC listening on a Unix socket (mode 0600)");
         }
     }
+    // The admin plane: the same services, with `Simulate` and `GetStatus` served (the others refuse them).
+    let admin_services = Services {
+        authorizer: &admin_service,
+        ..services
+    };
+    let mut admin_addr = None;
+    if let Some(listener) = admin_tcp {
+        admin_addr = listener.local_addr().ok();
+        let router = router(&admin_services, &edge, max_message_bytes, None)?;
+        let incoming =
+            limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
+        let stop = stop_serving.clone();
+        serving.push(tokio::spawn(async move {
+            router
+                .serve_with_incoming_shutdown(incoming, stop.pulled())
+                .await
+        }));
+        tracing::info!(addr = %admin_addr.map(|a| a.to_string()).unwrap_or_default(), "admin gRPC (Simulate, GetStatus) listening on TCP");
+    }
+    let mut admin_uds_inode = None;
+    if let Some((listener, inode)) = admin_uds {
+        admin_uds_inode = Some(inode);
+        let router = router(&admin_services, &edge, max_message_bytes, None)?;
+        let incoming =
+            limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
+        let stop = stop_serving.clone();
+        serving.push(tokio::spawn(async move {
+            router
+                .serve_with_incoming_shutdown(incoming, stop.pulled())
+                .await
+        }));
+    }
 
     if let Some(listener) = http_listener {
         let door = http::HttpDoor {
             state: state.clone(),
             max_body_bytes: max_message_bytes,
+            admin: !admin_separate,
+            gate: gate.clone(),
             stopping: stop_serving.clone(),
             inflight: inflight.clone(),
         };
@@ -361,7 +445,13 @@ where
         serving,
         grace: config.grace_period,
         log,
-        uds: config.uds.clone().zip(uds_inode),
+        sockets: config
+            .uds
+            .clone()
+            .zip(uds_inode)
+            .into_iter()
+            .chain(config.admin_uds.clone().zip(admin_uds_inode))
+            .collect(),
         metrics_stop,
         ready: ready_tx,
         inflight: inflight.clone(),
@@ -372,6 +462,7 @@ where
         uds_path: config.uds,
         metrics_addr,
         http_addr,
+        admin_addr,
         tokens,
         ready,
         stop,
@@ -383,11 +474,13 @@ where
 
 type ArbiterRouter = Router<Stack<EdgeLayer, Identity>>;
 
-/// The gRPC services every listener serves.
+/// The gRPC services every listener serves, and the transport limits.
+#[derive(Clone, Copy)]
 struct Services<'a> {
     authorizer: &'a AuthorizerService,
     ext_authz: &'a ext_authz::ExtAuthzService,
     health: &'a HealthReporter,
+    limits: &'a Limits,
 }
 
 fn router(
@@ -417,7 +510,20 @@ fn router(
     let ext_authz =
         envoy_types::ext_authz::v3::pb::AuthorizationServer::new(services.ext_authz.clone())
             .max_decoding_message_size(max_message_bytes);
-    let mut builder = Server::builder();
+    let l = services.limits;
+    // The request timeout is the edge's (tonic's own answers CANCELLED).
+    let mut builder = Server::builder()
+        .max_concurrent_streams(l.max_concurrent_streams)
+        .initial_stream_window_size(l.stream_window)
+        .initial_connection_window_size(l.connection_window)
+        .http2_max_header_list_size(l.max_header_list_bytes)
+        .http2_keepalive_interval(Some(l.keepalive_interval))
+        .http2_keepalive_timeout(Some(l.keepalive_timeout));
+    if let Some(age) = l.max_connection_age {
+        builder = builder
+            .max_connection_age(age)
+            .max_connection_age_grace(l.max_connection_age_grace);
+    }
     if let Some(tls) = tls {
         builder = builder
             .tls_config(tls)

@@ -14,11 +14,29 @@ use super::proto;
 #[derive(Debug, Clone)]
 pub struct AuthorizerService {
     state: Arc<ServiceState>,
+    /// Whether `Simulate` and `GetStatus` are served here (not when an admin listener serves them).
+    admin: bool,
 }
 
 impl AuthorizerService {
     pub fn new(state: Arc<ServiceState>) -> Self {
-        AuthorizerService { state }
+        AuthorizerService { state, admin: true }
+    }
+
+    /// Serves the admin calls (`Simulate`, `GetStatus`) on this listener, or refuses them.
+    pub fn serving_admin(mut self, admin: bool) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    fn admin(&self, call: &str) -> Result<(), Status> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "{call} is served on the admin listener (--admin-listen / --admin-uds) only"
+            )))
+        }
     }
 }
 
@@ -43,6 +61,7 @@ impl From<DoorError> for Status {
                 Status::invalid_argument(format!("{}: {}", e.field, e.message))
             }
             DoorError::Unavailable(m) => Status::unavailable(m),
+            DoorError::Exhausted(m) => Status::resource_exhausted(m),
             DoorError::Internal(m) => Status::internal(m),
         }
     }
@@ -82,6 +101,7 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         &self,
         _request: Request<proto::GetStatusRequest>,
     ) -> Result<Response<proto::Status>, Status> {
+        self.admin("GetStatus")?;
         let state = &*self.state;
         let failure = state.reload.last_error();
         let mut status = proto::Status {
@@ -112,16 +132,23 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         &self,
         request: Request<proto::SimulateRequest>,
     ) -> Result<Response<proto::SimulateResponse>, Status> {
+        self.admin("Simulate")?;
         let state = &*self.state;
-        let input = catch_unwind(AssertUnwindSafe(|| {
-            convert::SimulateInput::try_from(request.into_inner())
-        }))
-        .map_err(|_| Status::from(internal_panic("reading the request")))?
-        .map_err(|e| Status::from(DoorError::Invalid(e)))?;
+        let msg = request.into_inner();
+        state.check_simulate_size(
+            msg.files.len(),
+            msg.files.iter().map(|(k, v)| k.len() + v.len()).sum(),
+        )?;
+        let slot = state.simulation_slot()?;
+        let input = catch_unwind(AssertUnwindSafe(|| convert::SimulateInput::try_from(msg)))
+            .map_err(|_| Status::from(internal_panic("reading the request")))?
+            .map_err(|e| Status::from(DoorError::Invalid(e)))?;
         let current = state.snapshot()?;
         let superuser = state.superuser.clone();
         let budget = state.lockout_budget;
         let report = tokio::task::spawn_blocking(move || {
+            // The slot is held until the work ends, even when the caller has gone (a deadline).
+            let _slot = slot;
             catch_unwind(AssertUnwindSafe(|| {
                 super::simulate::run(&current, input, &superuser, budget)
             }))

@@ -32,7 +32,8 @@ pub(super) struct Supervisor {
     pub(super) serving: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
     pub(super) grace: Duration,
     pub(super) log: Option<DecisionLogger>,
-    pub(super) uds: Option<(PathBuf, u64)>,
+    /// The Unix sockets to remove on shutdown, with their inodes.
+    pub(super) sockets: Vec<(PathBuf, u64)>,
     pub(super) metrics_stop: Trigger,
     pub(super) ready: watch::Sender<Option<Result<String, Diagnostics>>>,
     pub(super) inflight: InFlight,
@@ -149,7 +150,7 @@ impl Supervisor {
                 tracing::warn!("the decision log did not flush within 10 s");
             }
         }
-        if let Some((path, inode)) = &self.uds {
+        for (path, inode) in &self.sockets {
             // Only our own socket: another server may have replaced it meanwhile.
             if std::fs::symlink_metadata(path).is_ok_and(|m| m.ino() == *inode) {
                 let _ = std::fs::remove_file(path);

@@ -438,7 +438,6 @@ async fn schemathesis_finds_nothing_outside_the_openapi_document() {
             .args(["run", &format!("{}/v1/openapi.json", t.base)])
             .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"])
             .args(["--max-examples", "40", "--generation-deterministic", "--request-timeout", "20"])
-            .args(["--generation-database", ":memory:"])
             .env("SCHEMATHESIS_HOOKS", "")
             .env("NO_COLOR", "1"),
     )

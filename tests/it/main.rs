@@ -20,6 +20,7 @@ mod hardening_fail_closed;
 mod hardening_limits;
 mod hardening_reload_faults;
 mod hardening_tls;
+mod hardening_transport;
 mod server_cli;
 mod server_grpc;
 mod server_reload;

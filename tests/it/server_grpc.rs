@@ -107,6 +107,7 @@ async fn decisions_reasons_and_policies() {
     assert!(!r.call_id.is_empty());
     assert_eq!(r.time.as_ref().map(|t| t.seconds), Some(1_795_435_200));
     assert!(r.explanation.is_empty());
+    assert!(r.explanation_struct.is_none());
 
     // No applicable policy.
     let r = authorize(&h, key_request("carol", &["hr"], "DeleteKey", "bob"))
@@ -131,6 +132,18 @@ async fn decisions_reasons_and_policies() {
     assert!(is_allow(&r));
     let explanation: serde_json::Value = serde_json::from_str(&r.explanation).unwrap();
     assert!(explanation["candidates"].is_array(), "{explanation}");
+    // The same explanation as a Struct.
+    let structured = r.explanation_struct.expect("explanation_struct");
+    let keys: Vec<&String> = structured.fields.keys().collect();
+    let expected: Vec<&String> = explanation.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys.iter().collect::<std::collections::BTreeSet<_>>(),
+        expected.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(matches!(
+        structured.fields["candidates"].kind,
+        Some(prost_types::value::Kind::ListValue(_))
+    ));
 
     // Unset time: the response carries the instant used.
     let mut req = key_request("bob", &[], "DeleteKey", "bob");

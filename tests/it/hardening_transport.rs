@@ -1,0 +1,509 @@
+//! Transport controls against the real server, each reproducing an attack or fault that went unchecked before:
+//! slowloris and idle connections closed by their timeouts, the connection cap, accept errors under a small
+//! descriptor limit (`prlimit`) without spinning, load shedding, the deadline, the shared budget of buffered
+//! request bytes, `Simulate`'s caps and concurrency limit, the admin listener, and non-gRPC content types.
+//! Every load here is small, bounded in time, and on loopback.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use arbiter::server::proto::{self, SimulateRequest};
+use tonic::Code;
+
+use crate::common::*;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// An empty SETTINGS frame.
+const SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+/// Reads until the server closes the connection (EOF or reset); panics if it stays open past [`WAIT`].
+fn closed_by_server(mut stream: TcpStream) {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return,
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the server kept the connection open"
+        );
+    }
+}
+
+fn policies() -> [(&'static str, String); 1] {
+    [("p.yaml", allow("p1", "ReadKey"))]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_and_idle_connections_are_closed() {
+    let files = policies();
+    let h = Harness::start_with(&[(files[0].0, files[0].1.as_str())], |c| {
+        c.limits.handshake_timeout = Duration::from_millis(500);
+        c.limits.idle_timeout = Duration::from_secs(2);
+        // Live clients answer the keepalive PINGs well within the idle timeout.
+        c.limits.keepalive_interval = Duration::from_millis(300);
+        c.limits.keepalive_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = h.server.tcp_addr().unwrap();
+    let slow = tokio::task::spawn_blocking(move || {
+        // The preface at one byte every 100 ms: 2.4 s, far past the handshake timeout.
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let started = std::time::Instant::now();
+        for b in PREFACE {
+            if stream.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(started.elapsed() < WAIT);
+        }
+        closed_by_server(stream);
+    });
+    let idle = tokio::task::spawn_blocking(move || {
+        // A complete handshake, then silence.
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.write_all(PREFACE).unwrap();
+        stream.write_all(SETTINGS).unwrap();
+        closed_by_server(stream);
+    });
+    let silent =
+        tokio::task::spawn_blocking(move || closed_by_server(TcpStream::connect(addr).unwrap()));
+    for t in [slow, idle, silent] {
+        tokio::time::timeout(WAIT * 2, t).await.unwrap().unwrap();
+    }
+    // A real client is still served.
+    assert!(h.allowed("ReadKey").await);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_are_closed_and_the_others_served() {
+    let files = policies();
+    let h = Harness::start_with(&[(files[0].0, files[0].1.as_str())], |c| {
+        c.limits.max_connections = 3;
+    })
+    .await;
+    // The harness's client holds one connection; two more fill the cap.
+    assert!(h.allowed("ReadKey").await);
+    let addr = h.server.tcp_addr().unwrap();
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(PREFACE).unwrap();
+            s
+        })
+        .collect();
+    // Give the accept loop the two connections before the third.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let over = TcpStream::connect(addr).unwrap();
+    tokio::task::spawn_blocking(move || closed_by_server(over))
+        .await
+        .unwrap();
+    assert!(
+        h.allowed("ReadKey").await,
+        "the connections under the cap are served"
+    );
+    drop(held);
+    h.eventually("a freed slot admits a new client", || async {
+        let Ok(Ok(mut client)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            arbiter::server::proto::authorizer_client::AuthorizerClient::connect(format!(
+                "http://{addr}"
+            )),
+        )
+        .await
+        else {
+            return false;
+        };
+        client.authorize(request("alice", "ReadKey")).await.is_ok()
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_descriptors_backs_off_instead_of_spinning() {
+    if !external("prlimit (util-linux)", &["prlimit", "--version"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "p.yaml", &allow("p1", "ReadKey"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = tokio::process::Command::new("prlimit")
+        .arg("--nofile=64")
+        .arg(env!("CARGO_BIN_EXE_arbiter"))
+        .args(["serve", "--policies"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--log", "error"])
+        .kill_on_drop(true)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = server.id().unwrap();
+    eventually("the server listens", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    // More sockets than the server has descriptors for.
+    let clients: Vec<TcpStream> = (0..120)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = cpu(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used_ticks = cpu(pid) - before;
+    // A spinning accept loop burns the whole 2 s (200 ticks); backing off uses a small fraction.
+    assert!(
+        used_ticks < 100,
+        "the accept loop used {used_ticks} ticks of CPU in 2 s"
+    );
+    let (_, metrics, _) = run_bounded(
+        tokio::process::Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{metrics_port}/metrics")]),
+    )
+    .await;
+    let accept_errors: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("arbiter_accept_errors_total"))
+        .and_then(|l| l.split(' ').next_back())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        accept_errors > 0.0,
+        "accept errors were counted:\n{metrics}"
+    );
+    // Descriptors freed: the server recovers.
+    drop(clients);
+    eventually(
+        "a new client is served after the descriptors are freed",
+        || async {
+            let Ok(Ok(mut client)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                arbiter::server::proto::authorizer_client::AuthorizerClient::connect(format!(
+                    "http://127.0.0.1:{port}"
+                )),
+            )
+            .await
+            else {
+                return false;
+            };
+            client.authorize(request("alice", "ReadKey")).await.is_ok()
+        },
+    )
+    .await;
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_max_inflight_are_shed_at_once() {
+    let files = policies();
+    let h = Harness::start_with(&[(files[0].0, files[0].1.as_str())], |c| {
+        c.limits.max_inflight = 1;
+    })
+    .await;
+    assert!(h.allowed("ReadKey").await);
+    // A health watch is a call in flight for as long as it is open.
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", h.server.tcp_addr().unwrap()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let _ = watch.message().await.unwrap();
+    let e = h
+        .client
+        .clone()
+        .authorize(request("alice", "ReadKey"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("max-inflight"), "{}", e.message());
+    // Health itself is never shed.
+    health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    drop(watch);
+    drop(health);
+    h.eventually("decisions are served again", || async {
+        h.client
+            .clone()
+            .authorize(request("alice", "ReadKey"))
+            .await
+            .is_ok()
+    })
+    .await;
+    h.stop().await;
+}
+
+fn big_attribute_request(bytes: usize) -> proto::AuthorizeRequest {
+    let mut r = request("alice", "ReadKey");
+    r.resource.as_mut().unwrap().attributes = Some(prost_types::Struct {
+        fields: [(
+            "pad".to_string(),
+            prost_types::Value {
+                kind: Some(prost_types::value::Kind::StringValue("x".repeat(bytes))),
+            },
+        )]
+        .into(),
+    });
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_request_bytes_share_one_budget_that_is_given_back() {
+    let files = policies();
+    let h = Harness::start_with(&[(files[0].0, files[0].1.as_str())], |c| {
+        c.limits.request_bytes_budget = 100_000;
+    })
+    .await;
+    // One call larger than the whole budget: refused, not buffered.
+    let e = h
+        .client
+        .clone()
+        .authorize(big_attribute_request(300_000))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("budget"), "{}", e.message());
+    // Its bytes were given back: calls within the budget pass, many times over the budget in total.
+    for _ in 0..20 {
+        let r = h
+            .client
+            .clone()
+            .authorize(big_attribute_request(40_000))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(is_allow(&r));
+    }
+    h.stop().await;
+}
+
+/// A set large enough that one `Simulate` of it takes a while.
+fn large_set(n: usize) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            "kind: Policy\nid: p{i}\neffect: allow\nactions: [ReadKey]\nresources: [\"kylo:kylo:vault:keys:t{i}-*\"]\n\
+             conditions:\n  - path: resource.classification\n    op: equals\n    values: [c{i}]\n---\n\
+             kind: PolicyAttachment\nid: a{i}\npolicy: p{i}\nprincipal_selector: {{groups: [g{}]}}\n---\n",
+            i % 50
+        ));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_has_caps_a_concurrency_limit_and_a_deadline() {
+    let files = policies();
+    let h = Harness::start_with(&[(files[0].0, files[0].1.as_str())], |c| {
+        c.limits.simulate_concurrency = 1;
+        c.limits.simulate_max_files = 2;
+    })
+    .await;
+    let sim = |files: Vec<(&str, String)>| SimulateRequest {
+        files: files.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        requests: vec![],
+    };
+    let three = sim(vec![
+        ("a.yaml", String::new()),
+        ("b.yaml", String::new()),
+        ("c.yaml", String::new()),
+    ]);
+    let e = h.client.clone().simulate(three).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(e.message().starts_with("files:"), "{}", e.message());
+
+    // Concurrent simulations past the limit are refused at once; the others complete.
+    let big = large_set(3000);
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let mut client = h.client.clone();
+            let request = sim(vec![("p.yaml", big.clone())]);
+            tokio::spawn(async move { client.simulate(request).await })
+        })
+        .collect();
+    let mut refused = 0;
+    let mut completed = 0;
+    for c in calls {
+        match c.await.unwrap() {
+            Ok(r) => {
+                assert!(r.into_inner().valid);
+                completed += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        completed >= 1 && refused >= 1,
+        "completed {completed}, refused {refused}"
+    );
+
+    // A client deadline shorter than the call: DEADLINE_EXCEEDED, from the server. (curl sends the header and
+    // waits for the server's answer; a gRPC client would give up on its own first.)
+    if external("curl", &["curl", "--version"]) {
+        let dir = tempfile::tempdir().unwrap();
+        let body = prost::Message::encode_to_vec(&sim(vec![("p.yaml", big)]));
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        let file = dir.path().join("frame");
+        std::fs::write(&file, frame).unwrap();
+        let (ok, stdout, stderr) = run_bounded(tokio::process::Command::new("curl").args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            "-H",
+            "grpc-timeout: 5m",
+            "--data-binary",
+            &format!("@{}", file.display()),
+            &format!(
+                "http://{}/arbiter.v1.Authorizer/Simulate",
+                h.server.tcp_addr().unwrap()
+            ),
+        ]))
+        .await;
+        assert!(ok.success(), "{stderr}");
+        assert!(
+            stdout.to_ascii_lowercase().contains("grpc-status: 4"),
+            "{stdout}"
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_calls_move_to_the_admin_listener() {
+    let files = policies();
+    let h = Harness::start_with(&[(files[0].0, files[0].1.as_str())], |c| {
+        c.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.http_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let e = h
+        .client
+        .clone()
+        .get_status(proto::GetStatusRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = h
+        .client
+        .clone()
+        .simulate(SimulateRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    assert!(
+        h.allowed("ReadKey").await,
+        "decisions stay on the main listener"
+    );
+    let mut admin = arbiter::server::proto::authorizer_client::AuthorizerClient::connect(format!(
+        "http://{}",
+        h.server.admin_addr().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert!(!admin
+        .get_status(proto::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .revision
+        .is_empty());
+    if external("curl", &["curl", "--version"]) {
+        let (status, body, _) = crate::doors_http::curl(
+            "GET",
+            &format!("http://{}/v1/status", h.server.http_addr().unwrap()),
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("permission_denied"))
+        );
+    }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_grpc_content_types_are_served() {
+    if !external("curl", &["curl", "--version"]) {
+        return;
+    }
+    let files = policies();
+    let h = Harness::start_with(&[(files[0].0, files[0].1.as_str())], |_| {}).await;
+    let url = format!(
+        "http://{}/arbiter.v1.Authorizer/GetStatus",
+        h.server.tcp_addr().unwrap()
+    );
+    let (code, stdout, _) = run_bounded(tokio::process::Command::new("curl").args([
+        "-s",
+        "--http2-prior-knowledge",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "content-type: text/plain",
+        "--data-binary",
+        "x",
+        &url,
+    ]))
+    .await;
+    assert!(code.success());
+    assert_eq!(stdout, "415");
+    h.stop().await;
+}
