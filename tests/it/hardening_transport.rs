@@ -507,3 +507,119 @@ async fn only_grpc_content_types_are_served() {
     assert_eq!(stdout, "415");
     h.stop().await;
 }
+
+/// `VmRSS` or `VmHWM` of a process, in KiB.
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_messages_on_many_streams_stay_within_the_byte_budget() {
+    const STREAMS: usize = 40;
+    const MESSAGE: usize = 4 * 1024 * 1024;
+    const BUDGET: usize = 16 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "p.yaml", &allow("p1", "ReadKey"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .args(["serve", "--policies"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--request-bytes-budget", &BUDGET.to_string()])
+        // Stalled streams end at this deadline, so every stream answers and the test has an end.
+        .args(["--request-timeout", "3s", "--log", "error"])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = server.id().unwrap();
+    eventually("the server listens", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    let before = memory_kib(pid, "VmRSS:");
+
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut responses = Vec::new();
+    for _ in 0..STREAMS {
+        let mut client = client.clone().ready().await.unwrap();
+        let request = http::Request::post(format!(
+            "http://127.0.0.1:{port}/arbiter.v1.Authorizer/Authorize"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+        let (response, mut body) = client.send_request(request, false).unwrap();
+        // A frame announcing a 4 MiB message, then all of it but the last KiB; never the end.
+        let mut data = vec![0u8];
+        data.extend_from_slice(&(MESSAGE as u32).to_be_bytes());
+        data.extend(std::iter::repeat_n(0u8, MESSAGE - 1024));
+        body.send_data(bytes::Bytes::from(data), false).unwrap();
+        responses.push(tokio::spawn(async move {
+            let _body = body;
+            let response = response.await.ok()?;
+            response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        }));
+    }
+    let mut statuses = Vec::new();
+    for r in responses {
+        statuses.push(
+            tokio::time::timeout(WAIT, r)
+                .await
+                .expect("every stream is answered")
+                .unwrap(),
+        );
+    }
+    let peak = memory_kib(pid, "VmHWM:");
+    let exhausted = statuses
+        .iter()
+        .filter(|s| s.as_deref() == Some("8"))
+        .count();
+    assert!(
+        exhausted > 0,
+        "streams past the budget are RESOURCE_EXHAUSTED: {statuses:?}"
+    );
+    // 160 MiB offered; the server's peak stays near the 16 MiB budget (plus buffers in flight and slack).
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 64,
+        "the server grew by {grown_mib} MiB for a {} MiB budget",
+        BUDGET >> 20
+    );
+    // The bytes were given back: a normal call passes.
+    let mut c = arbiter::server::proto::authorizer_client::AuthorizerClient::connect(format!(
+        "http://127.0.0.1:{port}"
+    ))
+    .await
+    .unwrap();
+    assert!(is_allow(
+        &c.authorize(request("alice", "ReadKey"))
+            .await
+            .unwrap()
+            .into_inner()
+    ));
+    let _ = server.start_kill();
+    let _ = server.wait().await;
+}
