@@ -16,7 +16,7 @@
 //!     split into frames no larger than the default maximum frame size.
 //!
 //! Responses (server to client) are not touched. A block that does not decode closes the connection, as h2
-//! would. Over TLS the layer is not used: TLS clients send a host name they verified.
+//! would. Over TLS the layer sits inside the TLS stream.
 
 use std::io;
 use std::pin::Pin;

@@ -100,6 +100,8 @@ pub struct ServiceState {
     pub lockout_budget: Duration,
     /// Token verification, when keys are configured.
     pub tokens: Option<Arc<Verifier>>,
+    /// The TCP listener's TLS, for the status.
+    pub tls: Option<Arc<super::tls::TlsReloader>>,
     /// Slots for `Simulate` calls running at once, and the caps on what one may propose.
     simulations: Arc<tokio::sync::Semaphore>,
     simulate_max_files: usize,
@@ -129,6 +131,7 @@ impl ServiceState {
             metrics,
             lockout_budget,
             tokens: None,
+            tls: None,
             simulations: Arc::new(tokio::sync::Semaphore::new(2)),
             simulate_max_files: usize::MAX,
             simulate_max_bytes: usize::MAX,
@@ -140,6 +143,12 @@ impl ServiceState {
     /// With token verification.
     pub fn with_tokens(mut self, tokens: Option<Arc<Verifier>>) -> Self {
         self.tokens = tokens;
+        self
+    }
+
+    /// With the TLS reloader, whose certificate expiry the status reports.
+    pub fn with_tls(mut self, tls: Option<Arc<super::tls::TlsReloader>>) -> Self {
+        self.tls = tls;
         self
     }
 

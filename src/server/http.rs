@@ -338,6 +338,12 @@ impl HttpDoor {
             status["guards"] = json!(snapshot.compiled.guards.len());
             status["warnings"] = json!(snapshot.warnings.len());
         }
+        if let Some(tls) = &state.tls {
+            status["tls"] = json!({
+                "not_after": tls.not_after().map(|t| t.to_string()),
+                "last_reload_error": tls.last_error().unwrap_or_default(),
+            });
+        }
         if let Some(tokens) = &state.tokens {
             status["token_keys"] = json!({
                 "revision": tokens.keys_revision(),

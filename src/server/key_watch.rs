@@ -1,7 +1,8 @@
-//! Hot reload of the token keys (`--jwks`, `--jwt-key`): `notify` on the directories holding the key files
-//! (so editors' write-and-rename and Kubernetes' symlink swaps are seen), a short debounce, then
-//! `Verifier::reload`. A file that does not read keeps the last good keys; SIGHUP and forced reloads re-read
-//! them too (see `Supervisor`).
+//! Hot reload of key and certificate files (the token keys of `--jwks` / `--jwt-key`, the TLS certificate, key
+//! and client CA): `notify` on the directories holding the files (so editors' write-and-rename and Kubernetes'
+//! symlink swaps are seen), a short debounce, then the owner's reload (`Verifier::reload`,
+//! `TlsReloader::reload`), which keeps the last good material when a file does not read. SIGHUP and forced
+//! reloads re-read them too.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -26,11 +27,26 @@ pub fn reload_keys(verifier: &Verifier) {
     }
 }
 
-/// Watches the key files until `stop` is pulled. Without a working `notify`, keys change only on SIGHUP.
+/// Watches the token keys until `stop` is pulled.
 pub fn spawn(verifier: Arc<Verifier>, stop: Trigger, sighup: bool) {
-    let dirs: HashSet<PathBuf> = verifier
-        .settings()
-        .files()
+    let files: Vec<PathBuf> = verifier.settings().files().map(PathBuf::from).collect();
+    watch_files("the token keys", &files, stop, sighup, move || {
+        reload_keys(&verifier)
+    });
+}
+
+/// Watches `files` until `stop` is pulled, calling `reload` (off the executor) after each settled change and on
+/// SIGHUP. Without a working `notify`, they change on SIGHUP only.
+pub fn watch_files(
+    what: &'static str,
+    files: &[PathBuf],
+    stop: Trigger,
+    sighup: bool,
+    reload: impl Fn() + Send + Sync + 'static,
+) {
+    let reload = Arc::new(reload);
+    let dirs: HashSet<PathBuf> = files
+        .iter()
         .map(|f| match f.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -45,7 +61,7 @@ pub fn spawn(verifier: Arc<Verifier>, stop: Trigger, sighup: bool) {
     let mut watcher = match watcher {
         Ok(w) => w,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the token keys; they reload on SIGHUP only");
+            tracing::warn!(error = %e, "cannot watch {what}; they reload on SIGHUP only");
             return;
         }
     };
@@ -80,8 +96,8 @@ pub fn spawn(verifier: Arc<Verifier>, stop: Trigger, sighup: bool) {
                     got = rx.recv() => if got.is_none() { return },
                 }
             }
-            let verifier = verifier.clone();
-            let _ = tokio::task::spawn_blocking(move || reload_keys(&verifier)).await;
+            let reload = reload.clone();
+            let _ = tokio::task::spawn_blocking(move || reload()).await;
         }
     });
 }

@@ -152,6 +152,102 @@ where
     })
 }
 
+/// [`incoming`] with a TLS handshake on each connection, run off the accept loop under the handshake timeout,
+/// with the configuration current at that moment (it is reloaded when its files change). A failed handshake
+/// closes the connection; it is logged at debug level.
+pub fn incoming_tls<L>(
+    mut listener: L,
+    gate: ConnectionGate,
+    tls: Arc<super::tls::TlsReloader>,
+) -> impl tokio_stream::Stream<Item = io::Result<TlsConn<Guarded<L::Io>>>>
+where
+    L: Listener,
+    L::Io: AsyncRead + AsyncWrite + Unpin,
+{
+    async_stream_like(move |tx| async move {
+        loop {
+            match listener.accept().await {
+                Ok(io) => {
+                    let Some(conn) = gate.admit(io) else {
+                        continue;
+                    };
+                    let acceptor = tls.acceptor();
+                    let tx = tx.clone();
+                    let timeout = gate.handshake_timeout;
+                    let timeouts = gate.metrics.handshake_timeouts.clone();
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(timeout, acceptor.accept(conn)).await {
+                            Ok(Ok(stream)) => {
+                                let _ = tx.send(Ok(TlsConn(stream))).await;
+                            }
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => {
+                                timeouts.increment(1);
+                                tracing::debug!("TLS handshake timed out");
+                            }
+                        }
+                    });
+                }
+                Err(e) => gate.accept_failed(&e).await,
+            }
+            if tx.is_closed() {
+                return;
+            }
+        }
+    })
+}
+
+/// A server-side TLS connection.
+pub struct TlsConn<IO>(tokio_rustls::server::TlsStream<IO>);
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsConn<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsConn<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl<IO: Connected> Connected for TlsConn<IO> {
+    type ConnectInfo = IO::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.0.get_ref().0.connect_info()
+    }
+}
+
 /// A listener the gate can accept from.
 pub trait Listener: Send + 'static {
     type Io: Send + 'static;

@@ -182,7 +182,7 @@ where
 
     // TLS material is read before anything is bound, so a bad file fails the start cleanly.
     let tls_config = match &config.tls {
-        Some(files) if config.listen.is_some() => Some(files.load()?),
+        Some(files) if config.listen.is_some() => Some(Arc::new(tls::TlsReloader::load(files)?)),
         Some(_) => {
             return Err(ServeError::Config(
                 "TLS is for the TCP listener, and none is configured".into(),
@@ -260,6 +260,7 @@ where
             config.lockout_budget,
         )
         .with_tokens(tokens.clone())
+        .with_tls(tls_config.clone())
         .with_simulate_limits(
             config.limits.simulate_concurrency,
             config.limits.simulate_max_files,
@@ -307,29 +308,44 @@ where
 
     let mut serving = Vec::new();
     if let Some(listener) = tcp {
-        let tls = tls_config.is_some();
-        let router = router(&services, &edge, max_message_bytes, tls_config)?;
-        let incoming = limits::incoming(listener, gate.clone());
+        let router = router(&services, &edge, max_message_bytes)?;
         let stop = stop_serving.clone();
-        serving.push(tokio::spawn(async move {
-            if tls {
-                router
-                    .serve_with_incoming_shutdown(incoming, stop.pulled())
-                    .await
-            } else {
-                // Any `:authority` is accepted (see `authority`); TLS clients send a verified host name.
-                let incoming = incoming.map(|conn| conn.map(AuthorityFix::new));
-                router
-                    .serve_with_incoming_shutdown(incoming, stop.pulled())
-                    .await
+        match &tls_config {
+            Some(tls) => {
+                let incoming = limits::incoming_tls(listener, gate.clone(), tls.clone())
+                    .map(|conn| conn.map(AuthorityFix::new));
+                serving.push(tokio::spawn(async move {
+                    router
+                        .serve_with_incoming_shutdown(incoming, stop.pulled())
+                        .await
+                }));
+                let files = tls.files().files().map(PathBuf::from).collect::<Vec<_>>();
+                let tls = tls.clone();
+                key_watch::watch_files(
+                    "the TLS files",
+                    &files,
+                    stop_serving.clone(),
+                    config.sighup,
+                    move || tls.reload(),
+                );
             }
-        }));
-        tracing::info!(addr = %tcp_addr.map(|a| a.to_string()).unwrap_or_default(), "gRPC listening on TCP");
+            None => {
+                // Any `:authority` is accepted (see `authority`).
+                let incoming = limits::incoming(listener, gate.clone())
+                    .map(|conn| conn.map(AuthorityFix::new));
+                serving.push(tokio::spawn(async move {
+                    router
+                        .serve_with_incoming_shutdown(incoming, stop.pulled())
+                        .await
+                }));
+            }
+        }
+        tracing::info!(addr = %tcp_addr.map(|a| a.to_string()).unwrap_or_default(), tls = tls_config.is_some(), "gRPC listening on TCP");
     }
     let mut uds_inode = None;
     if let Some((listener, inode)) = uds {
         uds_inode = Some(inode);
-        let router = router(&services, &edge, max_message_bytes, None)?;
+        let router = router(&services, &edge, max_message_bytes)?;
         let incoming =
             limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
         let stop = stop_serving.clone();
@@ -350,7 +366,7 @@ where
     let mut admin_addr = None;
     if let Some(listener) = admin_tcp {
         admin_addr = listener.local_addr().ok();
-        let router = router(&admin_services, &edge, max_message_bytes, None)?;
+        let router = router(&admin_services, &edge, max_message_bytes)?;
         let incoming =
             limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
         let stop = stop_serving.clone();
@@ -364,7 +380,7 @@ where
     let mut admin_uds_inode = None;
     if let Some((listener, inode)) = admin_uds {
         admin_uds_inode = Some(inode);
-        let router = router(&admin_services, &edge, max_message_bytes, None)?;
+        let router = router(&admin_services, &edge, max_message_bytes)?;
         let incoming =
             limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
         let stop = stop_serving.clone();
@@ -487,7 +503,6 @@ fn router(
     services: &Services<'_>,
     edge: &EdgeLayer,
     max_message_bytes: usize,
-    tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> Result<ArbiterRouter, ServeError> {
     let reflection_error = |e: tonic_reflection::server::Error| {
         ServeError::Config(format!("cannot build the reflection service: {e}"))
@@ -524,11 +539,6 @@ fn router(
             .max_connection_age(age)
             .max_connection_age_grace(l.max_connection_age_grace);
     }
-    if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| ServeError::Config(format!("invalid TLS configuration: {}", chain(&e))))?;
-    }
     Ok(builder
         .layer(edge.clone())
         .add_service(authorizer)
@@ -536,16 +546,4 @@ fn router(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha))
-}
-
-/// An error with its sources, `outer: inner: ...` (tonic's own text is only "transport error").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

@@ -123,6 +123,10 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
             status.guards = snapshot.compiled.guards.len() as u32;
             status.warnings = snapshot.warnings.len() as u32;
         }
+        if let Some(tls) = &state.tls {
+            status.tls_not_after = tls.not_after().map(convert::timestamp_to_proto);
+            status.tls_reload_error = tls.last_error().unwrap_or_default();
+        }
         Ok(Response::new(status))
     }
 

@@ -275,3 +275,77 @@ fn serve_flags_and_a_bad_certificate_exit_2() {
     let out = run(&["--tls-cert", "cert.pem"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_without_a_restart_and_a_bad_one_is_refused() {
+    let old_ca = Pki::new("old CA");
+    let new_ca = Pki::new("new CA");
+    let dir = tempfile::tempdir().unwrap();
+    let files = server_files(dir.path(), &old_ca, None);
+    let cert_path = files.cert.clone();
+    let key_path = files.key.clone();
+    let setup = start(dir, files).await.unwrap();
+    let server = &setup.server;
+    assert_eq!(call_tls(server, &old_ca.ca_pem(), None).await, Ok(true));
+    assert!(call_tls(server, &new_ca.ca_pem(), None).await.is_err());
+    let status = |server: &RunningServer| {
+        let addr = server.tcp_addr().unwrap();
+        let ca = new_ca.ca_pem();
+        let old = old_ca.ca_pem();
+        async move {
+            for ca in [ca, old] {
+                let tls = ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(ca))
+                    .domain_name("localhost");
+                let Ok(channel) = Channel::from_shared(format!("https://{addr}"))
+                    .unwrap()
+                    .tls_config(tls)
+                    .unwrap()
+                    .connect()
+                    .await
+                else {
+                    continue;
+                };
+                if let Ok(s) = AuthorizerClient::new(channel)
+                    .get_status(arbiter::server::proto::GetStatusRequest {})
+                    .await
+                {
+                    return s.into_inner();
+                }
+            }
+            panic!("no status over TLS");
+        }
+    };
+    let before = status(server).await;
+    assert!(before.tls_not_after.is_some());
+    assert!(before.tls_reload_error.is_empty());
+
+    // Renewal: the new key and certificate are written (each by write-and-rename, as deploy tools do).
+    let renewed = new_ca.issue(
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    for (path, text) in [(&key_path, &renewed.key), (&cert_path, &renewed.cert)] {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+    common::eventually("the renewed certificate is served", || async {
+        call_tls(server, &new_ca.ca_pem(), None).await == Ok(true)
+    })
+    .await;
+    assert!(call_tls(server, &old_ca.ca_pem(), None).await.is_err());
+
+    // A broken certificate keeps the renewed one serving, and says why.
+    std::fs::write(
+        &cert_path,
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    common::eventually("the broken file is reported", || async {
+        !status(server).await.tls_reload_error.is_empty()
+    })
+    .await;
+    assert_eq!(call_tls(server, &new_ca.ca_pem(), None).await, Ok(true));
+    server.shutdown();
+}
