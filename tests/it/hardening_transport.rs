@@ -623,3 +623,87 @@ async fn partial_messages_on_many_streams_stay_within_the_byte_budget() {
     let _ = server.start_kill();
     let _ = server.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_leaves_only_whole_lines_in_the_decision_log() {
+    let disk = tempfile::tempdir().unwrap();
+    // A 64 KiB tmpfs: the decision log fills it within a few hundred calls.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(disk.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        if std::env::var_os("ARBITER_REQUIRE_EXTERNAL").is_some() && nix_root() {
+            panic!("cannot mount a tmpfs as root");
+        }
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(disk.path().to_path_buf());
+    let log = disk.path().join("decisions.jsonl");
+    let log2 = log.clone();
+    let files = policies();
+    let h = Harness::start_with(&[(files[0].0, files[0].1.as_str())], move |c| {
+        c.decision_log = Some(arbiter::decision_log::Target::File(log2));
+    })
+    .await;
+    let whole_lines = |text: &str| {
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "a partial line is left: {:?}",
+            &text[text.len().saturating_sub(80)..]
+        );
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("every line is whole JSON");
+        }
+        text.lines().count()
+    };
+    // Well past the disk's size, in small batches so that writes fail part-way through lines.
+    for _ in 0..40 {
+        let calls: Vec<_> = (0..25)
+            .map(|_| {
+                let mut c = h.client.clone();
+                tokio::spawn(async move { c.authorize(request("alice", "ReadKey")).await.unwrap() })
+            })
+            .collect();
+        for c in calls {
+            c.await.unwrap();
+        }
+    }
+    h.eventually("the lost lines are counted", || async {
+        std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 32 * 1024
+    })
+    .await;
+    let written = whole_lines(&std::fs::read_to_string(&log).unwrap());
+    assert!(
+        written > 0 && written < 1000,
+        "{written} lines written of 1000"
+    );
+    // Space again: the next lines start clean.
+    std::fs::write(&log, "").unwrap();
+    for _ in 0..10 {
+        h.authorize("alice", "ReadKey").await;
+    }
+    h.eventually("new lines are written after the disk has room", || async {
+        std::fs::read_to_string(&log)
+            .map(|t| t.lines().count() >= 10)
+            .unwrap_or(false)
+    })
+    .await;
+    whole_lines(&std::fs::read_to_string(&log).unwrap());
+    h.stop().await;
+}
+
+fn nix_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
