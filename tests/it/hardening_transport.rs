@@ -707,3 +707,57 @@ fn nix_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_warnings_are_summarised_in_the_log() {
+    // 20 policies no attachment uses: 20 warnings, which `arbiter check` lists in full.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = allow("used", "ReadKey");
+    for i in 0..20 {
+        text.push_str(&format!(
+            "---\nkind: Policy\nid: unused-{i}\neffect: allow\nactions: [ReadKey]\nresources: [\"*\"]\n"
+        ));
+    }
+    write(dir.path(), "p.yaml", &text);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = tokio::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .args(["serve", "--policies"])
+        .arg(dir.path())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--log", "warn"])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("the server listens", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    let _ = std::process::Command::new("kill")
+        .arg(server.id().unwrap().to_string())
+        .status();
+    let out = tokio::time::timeout(WAIT, server.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let listed = stderr
+        .lines()
+        .filter(|l| l.contains("is not used by any attachment") || l.contains("W0001"))
+        .count();
+    assert!(listed <= 5, "{listed} warnings logged in full:\n{stderr}");
+    assert!(stderr.contains("and 15 more warnings"), "{stderr}");
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let all = String::from_utf8_lossy(&check.stdout).to_string()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert_eq!(all.matches("W0001").count(), 20, "{all}");
+}
