@@ -329,16 +329,7 @@ where
                     move || tls.reload(),
                 );
             }
-            None => {
-                // Any `:authority` is accepted (see `authority`).
-                let incoming = limits::incoming(listener, gate.clone())
-                    .map(|conn| conn.map(AuthorityFix::new));
-                serving.push(tokio::spawn(async move {
-                    router
-                        .serve_with_incoming_shutdown(incoming, stop.pulled())
-                        .await
-                }));
-            }
+            None => serving.push(serve_plain(router, listener, &gate, &stop_serving)),
         }
         tracing::info!(addr = %tcp_addr.map(|a| a.to_string()).unwrap_or_default(), tls = tls_config.is_some(), "gRPC listening on TCP");
     }
@@ -346,14 +337,7 @@ where
     if let Some((listener, inode)) = uds {
         uds_inode = Some(inode);
         let router = router(&services, &edge, max_message_bytes)?;
-        let incoming =
-            limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
-        let stop = stop_serving.clone();
-        serving.push(tokio::spawn(async move {
-            router
-                .serve_with_incoming_shutdown(incoming, stop.pulled())
-                .await
-        }));
+        serving.push(serve_plain(router, listener, &gate, &stop_serving));
         if let Some(path) = &config.uds {
             tracing::info!(path = %path.display(), "gRPC listening on a Unix socket (mode 0600)");
         }
@@ -367,28 +351,14 @@ where
     if let Some(listener) = admin_tcp {
         admin_addr = listener.local_addr().ok();
         let router = router(&admin_services, &edge, max_message_bytes)?;
-        let incoming =
-            limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
-        let stop = stop_serving.clone();
-        serving.push(tokio::spawn(async move {
-            router
-                .serve_with_incoming_shutdown(incoming, stop.pulled())
-                .await
-        }));
+        serving.push(serve_plain(router, listener, &gate, &stop_serving));
         tracing::info!(addr = %admin_addr.map(|a| a.to_string()).unwrap_or_default(), "admin gRPC (Simulate, GetStatus) listening on TCP");
     }
     let mut admin_uds_inode = None;
     if let Some((listener, inode)) = admin_uds {
         admin_uds_inode = Some(inode);
         let router = router(&admin_services, &edge, max_message_bytes)?;
-        let incoming =
-            limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
-        let stop = stop_serving.clone();
-        serving.push(tokio::spawn(async move {
-            router
-                .serve_with_incoming_shutdown(incoming, stop.pulled())
-                .await
-        }));
+        serving.push(serve_plain(router, listener, &gate, &stop_serving));
     }
 
     if let Some(listener) = http_listener {
@@ -489,6 +459,32 @@ where
 }
 
 type ArbiterRouter = Router<Stack<EdgeLayer, Identity>>;
+
+/// Serves `router` on a plaintext listener, through the connection gate and the `:authority` repair (any
+/// authority is accepted, see `authority`), until `stop` is pulled.
+fn serve_plain<L>(
+    router: ArbiterRouter,
+    listener: L,
+    gate: &limits::ConnectionGate,
+    stop: &Trigger,
+) -> JoinHandle<Result<(), tonic::transport::Error>>
+where
+    L: limits::Listener,
+    L::Io: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+{
+    let incoming = limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(incoming, stop.pulled())
+            .await
+    })
+}
 
 /// The gRPC services every listener serves, and the transport limits.
 #[derive(Clone, Copy)]

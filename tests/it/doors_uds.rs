@@ -93,16 +93,7 @@ async fn tonic_over_the_socket() {
     let sock2 = sock.clone();
     let h = Harness::start_with(&[("p.yaml", POLICIES)], move |c| c.uds = Some(sock2)).await;
     let path = sock.clone();
-    let channel = tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await
-        .unwrap();
+    let channel = connect_uds(&path).await;
     let mut client = arbiter::server::proto::authorizer_client::AuthorizerClient::new(channel);
     for _ in 0..3 {
         let r = client

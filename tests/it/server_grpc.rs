@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use arbiter::server::proto::authorizer_client::AuthorizerClient;
 use arbiter::server::proto::{self, AuthorizeRequest, AuthorizeResponse, Decision};
-use common::{allow, deny, is_allow, request, Harness, WAIT};
+use common::{allow, connect_uds, deny, is_allow, request, Harness, WAIT};
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
 use tonic::Code;
@@ -668,16 +668,7 @@ async fn unix_socket_has_mode_0600_and_serves() {
     assert_eq!(std::fs::read_dir(sockdir.path()).unwrap().count(), 1);
 
     let path = sock.clone();
-    let channel = tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
-        .await
-        .unwrap();
+    let channel = connect_uds(&path).await;
     let r = AuthorizerClient::new(channel)
         .authorize(request("alice", "ReadKey"))
         .await

@@ -249,3 +249,44 @@ pub async fn run_bounded(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A tonic channel over a Unix socket.
+pub async fn connect_uds(path: &Path) -> Channel {
+    let path = path.to_path_buf();
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .unwrap()
+}
+
+/// The `arbiter serve` binary on `127.0.0.1:<free port>` with `args` after `--policies DIR --listen ADDR`, waited
+/// for until it accepts connections; killed when dropped. Returns the child and its port.
+pub async fn spawn_serve(policies: &Path, args: &[&str]) -> (tokio::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .args(["serve", "--policies"])
+        .arg(policies)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("the server listens", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    (child, port)
+}
