@@ -203,7 +203,11 @@ impl Output for std::fs::File {
         self.metadata().ok().map(|m| m.len())
     }
     fn rewind(&mut self, len: u64) -> io::Result<()> {
-        self.set_len(len)
+        // Only ever cut what this batch added: a file rotated away meanwhile (copytruncate) is left alone.
+        if self.metadata()?.len() >= len {
+            self.set_len(len)?;
+        }
+        Ok(())
     }
 }
 
@@ -303,6 +307,8 @@ impl LineBuffer {
             if let Some(len) = mark {
                 if let Err(cut) = self.out.rewind(len) {
                     tracing::error!(error = %cut, "cannot cut a partial decision-log line");
+                    // At least end it, so that the next line starts clean.
+                    let _ = self.out.write_all(b"\n");
                 }
             }
             self.lost.add(self.lines, &e);

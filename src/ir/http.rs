@@ -86,6 +86,14 @@ impl HttpRoutes {
     pub fn resolve(&self, method: &str, path: &str) -> Option<Mapped> {
         let path = path.split(['?', '#']).next().unwrap_or("");
         let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        // A path a server could normalise into another (`.`, `..`, empty segments) maps to nothing.
+        if segments
+            .iter()
+            .enumerate()
+            .any(|(i, s)| *s == "." || *s == ".." || (s.is_empty() && i + 1 < segments.len()))
+        {
+            return None;
+        }
         let mut captures = Vec::new();
         'routes: for route in &self.routes {
             if !route.methods.is_empty()
@@ -105,7 +113,7 @@ impl HttpRoutes {
                         }
                     }
                     Segment::Capture => match percent_decode(segment) {
-                        Some(v) if !v.is_empty() => captures.push(v),
+                        Some(v) if is_plain_capture(&v) => captures.push(v),
                         _ => continue 'routes,
                     },
                 }
@@ -118,6 +126,17 @@ impl HttpRoutes {
         }
         None
     }
+}
+
+/// A capture that cannot change the shape of the resource URI it is put into: not empty, not `.` or `..`, and
+/// without separators (`/`, `\`, `:`) or control characters, once decoded.
+fn is_plain_capture(value: &str) -> bool {
+    !value.is_empty()
+        && value != "."
+        && value != ".."
+        && !value
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | ':') || c.is_control())
 }
 
 /// `%XX` decoding; `None` for a malformed escape or a result that is not UTF-8.

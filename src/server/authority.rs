@@ -30,8 +30,13 @@ use tonic::transport::server::Connected;
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// SETTINGS_MAX_FRAME_SIZE as the server leaves it (16 KiB): re-encoded blocks are split to fit.
 const MAX_FRAME: usize = 16_384;
-/// The largest header block buffered (h2 refuses far smaller ones: 16 KiB of decoded headers).
-const MAX_BLOCK: usize = 256 * 1024;
+/// The largest header block fragment buffered (h2 refuses far smaller header lists: 16 KiB decoded).
+const MAX_BLOCK: usize = 64 * 1024;
+/// The most frames (HEADERS and CONTINUATIONs) one header block may take.
+const MAX_BLOCK_FRAMES: usize = 16;
+/// The most bytes one header block may decode to: a block of references into the dynamic table cannot expand
+/// past it (an "HPACK bomb" is refused, not decoded).
+const MAX_DECODED: usize = 256 * 1024;
 /// SETTINGS_HEADER_TABLE_SIZE the server allows the client's encoder (h2's default; never changed here).
 const CLIENT_TABLE_SIZE: usize = 4_096;
 /// Header blocks without any `:authority` after which a connection passes untouched.
@@ -62,6 +67,8 @@ struct Block {
     fragment: Vec<u8>,
     /// The frames as received, passed on while no rewrite is needed.
     original: Vec<u8>,
+    /// HEADERS and CONTINUATION frames so far.
+    frames: usize,
 }
 
 /// An accepted connection whose request header blocks are read (and repaired) before h2 reads them.
@@ -158,8 +165,8 @@ impl<IO> AuthorityFix<IO> {
             self.passing = len;
             return Ok(true);
         }
-        if len > MAX_BLOCK {
-            return Err(protocol("header frame too large"));
+        if len > MAX_FRAME {
+            return Err(protocol("header frame larger than the maximum frame size"));
         }
         if self.raw.len() < 9 + len {
             return Ok(false);
@@ -176,6 +183,7 @@ impl<IO> AuthorityFix<IO> {
                 end_stream: flags & END_STREAM != 0,
                 fragment: fragment.to_vec(),
                 original: frame.to_vec(),
+                frames: 1,
             });
         } else {
             let Some(block) = self.block.as_mut() else {
@@ -186,7 +194,8 @@ impl<IO> AuthorityFix<IO> {
             }
             block.fragment.extend_from_slice(payload);
             block.original.extend_from_slice(&frame);
-            if block.fragment.len() > MAX_BLOCK {
+            block.frames += 1;
+            if block.fragment.len() > MAX_BLOCK || block.frames > MAX_BLOCK_FRAMES {
                 return Err(protocol("header block too large"));
             }
         }
@@ -200,10 +209,19 @@ impl<IO> AuthorityFix<IO> {
 
     /// Decodes a complete block; passes it or re-encodes it.
     fn finish(&mut self, block: Block) -> io::Result<()> {
-        let mut headers = self
-            .decoder
-            .decode(&block.fragment)
+        let mut headers: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut decoded = 0usize;
+        self.decoder
+            .decode_with_cb(&block.fragment, |name, value| {
+                decoded += name.len() + value.len() + 32;
+                if decoded <= MAX_DECODED {
+                    headers.push((name.into_owned(), value.into_owned()));
+                }
+            })
             .map_err(|e| protocol(&format!("header block does not decode: {e:?}")))?;
+        if decoded > MAX_DECODED {
+            return Err(protocol("header block decodes to more than 256 KiB"));
+        }
         let mut invalid = false;
         for (name, value) in headers.iter_mut() {
             if name.as_slice() == b":authority"
@@ -528,7 +546,16 @@ mod tests {
         let mut input = PREFACE.to_vec();
         let big = vec![b'x'; 40_000];
         let block = encoder.encode([(&b":authority"[..], &b"/tmp/s"[..]), (b"x-big", &big)]);
-        input.extend(frame(HEADERS, END_HEADERS, 1, &block));
+        let chunks: Vec<&[u8]> = block.chunks(MAX_FRAME).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let flags = if i + 1 == chunks.len() {
+                END_HEADERS
+            } else {
+                0
+            };
+            let kind = if i == 0 { HEADERS } else { CONTINUATION };
+            input.extend(frame(kind, flags, 1, chunk));
+        }
         let (out, blocks) = through(input).await;
         assert_eq!(blocks.len(), 1);
         assert_eq!(authority(&blocks[0]), b"localhost");
@@ -551,6 +578,50 @@ mod tests {
         let input = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n".to_vec();
         let (out, _) = through(input.clone()).await;
         assert_eq!(out, input);
+    }
+
+    #[tokio::test]
+    async fn hpack_bombs_and_continuation_floods_close_the_connection() {
+        // One 4,000-byte header in the dynamic table, then a block of 1-byte references to it: 16 KiB of frame
+        // that would decode to 64 MiB.
+        let mut bomb = vec![0x40, 0x01, b'x'];
+        bomb.push(0x7f);
+        encode_length_tail(4000 - 127, &mut bomb);
+        bomb.extend(std::iter::repeat_n(b'y', 4000));
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, END_HEADERS, 1, &bomb));
+        let mut refs = Vec::new();
+        refs.extend(std::iter::repeat_n(0xbe_u8, MAX_FRAME));
+        input.extend(frame(HEADERS, END_HEADERS, 3, &refs));
+        let mut fix = AuthorityFix::new(std::io::Cursor::new(input));
+        let mut out = Vec::new();
+        let err = fix.read_to_end(&mut out).await.unwrap_err();
+        assert!(err.to_string().contains("256 KiB"), "{err}");
+
+        // A header block that never ends: empty CONTINUATIONs.
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, 0, 1, &[0x82]));
+        for _ in 0..100 {
+            input.extend(frame(CONTINUATION, 0, 1, &[]));
+        }
+        let mut fix = AuthorityFix::new(std::io::Cursor::new(input));
+        let err = fix.read_to_end(&mut Vec::new()).await.unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
+
+        // A header frame over the maximum frame size.
+        let mut input = PREFACE.to_vec();
+        input.extend(frame(HEADERS, END_HEADERS, 1, &vec![0x82; MAX_FRAME + 1]));
+        let mut fix = AuthorityFix::new(std::io::Cursor::new(input));
+        assert!(fix.read_to_end(&mut Vec::new()).await.is_err());
+    }
+
+    /// The continuation bytes of an HPACK integer whose prefix is already full.
+    fn encode_length_tail(mut n: usize, out: &mut Vec<u8>) {
+        while n >= 128 {
+            out.push((n % 128) as u8 | 0x80);
+            n /= 128;
+        }
+        out.push(n as u8);
     }
 
     #[test]

@@ -237,8 +237,8 @@ impl ServiceState {
         }
     }
 
-    /// Replaces a principal's token with the principal it carries. A token together with an explicit id or
-    /// groups, or with an attribute that repeats one of its claims, is invalid input. A token that fails
+    /// Replaces a principal's token with the principal it carries. A token together with an explicit id, groups
+    /// or attributes is invalid input (nothing unverified may stand beside the claims). A token that fails
     /// verification leaves a stand-in principal and returns the cause: the door answers `unauthenticated`.
     pub fn identify(
         &self,
@@ -259,22 +259,20 @@ impl ServiceState {
                 "must be empty when principal.token is given (the token names the groups)",
             ));
         }
+        // Every principal attribute comes from the verified claims: none may be added beside them.
+        if principal.attributes.as_ref().is_some_and(|a| !a.is_empty()) {
+            return Err(RequestError::new(
+                "principal.attributes",
+                "must be empty when principal.token is given (the token's claims are the attributes)",
+            ));
+        }
         let verified = match &self.tokens {
             None => Err(TokenError::NoKeys),
             Some(verifier) => verifier.verify(&token, Timestamp::now().as_second()),
         };
         match verified {
             Ok(claims) => {
-                let mut attributes = principal.attributes.take().unwrap_or_default();
-                for (key, value) in &claims.attributes {
-                    if attributes.contains_key(key) {
-                        return Err(RequestError::new(
-                            format!("principal.attributes.{key}"),
-                            "is also a claim of the token; a token's claims cannot be overridden",
-                        ));
-                    }
-                    attributes.insert(key.clone(), value.clone());
-                }
+                let attributes = claims.attributes.clone();
                 principal.id = Some(claims.id.clone());
                 principal.groups = Some(claims.groups.clone());
                 principal.attributes = Some(attributes);

@@ -75,6 +75,18 @@ pub struct EdgeLayer {
     timed_out: Counter,
     /// The longest a call may take (a shorter `grpc-timeout` wins).
     request_timeout: Duration,
+    /// Decision calls in flight (until their response body ends), what `max_inflight` bounds: long-lived
+    /// streams (health `Watch`, reflection) never crowd decisions out.
+    decisions: Arc<AtomicUsize>,
+}
+
+/// One decision call in flight, until dropped.
+struct DecisionGuard(Arc<AtomicUsize>);
+
+impl Drop for DecisionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Request bytes buffered across every stream and connection, against one limit.
@@ -133,6 +145,7 @@ impl EdgeLayer {
             shed,
             timed_out,
             request_timeout,
+            decisions: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -199,18 +212,26 @@ where
                 http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ))));
         }
-        let decision = is_decision_call(req.uri().path());
-        if decision && self.layer.inflight.get() >= self.layer.max_inflight {
-            self.layer.shed.increment(1);
-            let status = Status::resource_exhausted(format!(
-                "overloaded: {} calls in flight (--max-inflight); retry with backoff",
-                self.layer.max_inflight
-            ));
-            return Box::pin(std::future::ready(Ok(status_response(
-                status,
-                http::StatusCode::OK,
-            ))));
-        }
+        // A decision call counts from here until its response body ends; past the limit it is shed at once.
+        let decision = if is_decision_call(req.uri().path()) {
+            let before = self.layer.decisions.fetch_add(1, Ordering::AcqRel);
+            let guard = DecisionGuard(self.layer.decisions.clone());
+            if before >= self.layer.max_inflight {
+                drop(guard);
+                self.layer.shed.increment(1);
+                let status = Status::resource_exhausted(format!(
+                    "overloaded: {} decision calls in flight (--max-inflight); retry with backoff",
+                    self.layer.max_inflight
+                ));
+                return Box::pin(std::future::ready(Ok(status_response(
+                    status,
+                    http::StatusCode::OK,
+                ))));
+            }
+            Some(guard)
+        } else {
+            None
+        };
         let guard = self.layer.inflight.enter();
         let limit = self.layer.max_message_bytes;
         let exceeded = Arc::new(AtomicBool::new(false));
@@ -239,6 +260,7 @@ where
                 tonic::body::Body::new(InFlightBody {
                     inner: body,
                     _guard: guard,
+                    _decision: decision,
                 })
             });
             if exceeded.load(Ordering::Acquire) {
@@ -293,6 +315,7 @@ fn parse_grpc_timeout(text: &str) -> Option<Duration> {
 struct InFlightBody {
     inner: tonic::body::Body,
     _guard: InFlightGuard,
+    _decision: Option<DecisionGuard>,
 }
 
 impl HttpBody for InFlightBody {

@@ -8,7 +8,8 @@
 //! - denied: PERMISSION_DENIED with a 403 `DeniedHttpResponse`, or UNAUTHENTICATED with a 401 (and
 //!   `WWW-Authenticate: Bearer`), the body a JSON object with the reason and policies;
 //! - bad input (an unparsable address, a mapped resource over a limit): INVALID_ARGUMENT with a 400 and a JSON
-//!   error naming the field. Never an ALLOW.
+//!   error naming the field; no policy set yet or an internal error: a denial with 503 / 500, never a transport
+//!   error that Envoy's `failure_mode_allow` could turn into an ALLOW.
 
 use std::sync::Arc;
 
@@ -64,6 +65,17 @@ impl ExtAuthzService {
                 .collect();
             (!values.is_empty()).then(|| values.join(","))
         };
+        let header_count = |name: &str| -> usize {
+            let Some(h) = http else { return 0 };
+            match &h.header_map {
+                Some(map) => map
+                    .headers
+                    .iter()
+                    .filter(|hv| hv.key.eq_ignore_ascii_case(name))
+                    .count(),
+                None => usize::from(h.headers.contains_key(name)),
+            }
+        };
         let source = attributes.source.as_ref();
         let (source_ip, port) = match source
             .and_then(|p| p.address.as_ref())
@@ -83,6 +95,7 @@ impl ExtAuthzService {
             method,
             path,
             header: &header,
+            header_count: &header_count,
             source_ip,
             port,
             peer_principal: source.map(|p| p.principal.as_str()),
@@ -97,7 +110,25 @@ impl ExtAuthzService {
                 400,
                 json!({"error": {"code": "invalid_argument", "field": e.field, "message": e.message}}),
             ),
-            Err(e) => return Err(Status::from(e)),
+            // Envoy decides on a transport error by its own `failure_mode_allow`: answer a denial instead.
+            Err(DoorError::Unavailable(m)) => denied(
+                Code::Unavailable,
+                &m,
+                503,
+                json!({"error": {"code": "unavailable", "field": "", "message": m}}),
+            ),
+            Err(DoorError::Exhausted(m)) => denied(
+                Code::ResourceExhausted,
+                &m,
+                429,
+                json!({"error": {"code": "resource_exhausted", "field": "", "message": m}}),
+            ),
+            Err(DoorError::Internal(m)) => denied(
+                Code::Internal,
+                &m,
+                500,
+                json!({"error": {"code": "internal", "field": "", "message": m}}),
+            ),
         })
     }
 }

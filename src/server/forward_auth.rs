@@ -7,7 +7,8 @@
 //! - method: `X-Original-Method` (nginx), `X-Forwarded-Method` (Traefik), else this request's method;
 //! - path: `X-Original-URI` (nginx), `X-Forwarded-Uri` (Traefik), else what follows `/v1/forward-auth` (Envoy's
 //!   HTTP ext_authz appends the original path to the configured prefix);
-//! - client: `X-Real-IP`, the first `X-Forwarded-For` entry, else the connection's peer; port:
+//! - client: `X-Real-IP`, the last `X-Forwarded-For` entry (the one the proxy added), else the connection's
+//!   peer; port:
 //!   `X-Forwarded-Port`;
 //! - credentials: `Authorization`, then the mapping's trusted headers (see `http_call`).
 
@@ -39,10 +40,12 @@ pub fn handle(
     match read(&req, peer) {
         Ok(forwarded) => {
             let header = |name: &str| forwarded.header(name);
+            let header_count = |name: &str| forwarded.headers.get_all(name).iter().count();
             let call = HttpCall {
                 method: &forwarded.method,
                 path: &forwarded.path,
                 header: &header,
+                header_count: &header_count,
                 source_ip: forwarded.source_ip.clone(),
                 port: forwarded.port,
                 peer_principal: None,
@@ -127,9 +130,10 @@ fn read(
         forwarded.header("x-forwarded-for"),
     ) {
         (Some(real), _) => Some(ip("x-real-ip", &real)?),
+        // The last entry is the one the nearest proxy added; earlier ones are whatever the client sent.
         (None, Some(chain)) => Some(ip(
             "x-forwarded-for",
-            chain.split(',').next().unwrap_or(""),
+            chain.rsplit(',').next().unwrap_or(""),
         )?),
         (None, None) => peer.map(|p| p.ip().to_string()),
     };

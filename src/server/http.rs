@@ -52,8 +52,10 @@ pub struct HttpDoor {
     pub max_body_bytes: usize,
     /// Whether `/v1/simulate` and `/v1/status` are served here (not when an admin listener serves them).
     pub admin: bool,
-    /// The connection limits shared with the gRPC listeners.
+    /// The connection limits (this listener's own gate).
     pub gate: super::limits::ConnectionGate,
+    /// The longest a request body may take to arrive (`--request-timeout`).
+    pub body_timeout: Duration,
     pub stopping: Trigger,
     pub inflight: InFlight,
 }
@@ -202,7 +204,23 @@ impl HttpDoor {
             }
         }
         let limit = self.max_body_bytes;
-        let bytes = match Limited::new(req.into_body(), limit).collect().await {
+        let collected = tokio::time::timeout(
+            self.body_timeout,
+            Limited::new(req.into_body(), limit).collect(),
+        )
+        .await;
+        let Ok(collected) = collected else {
+            return Err(HttpError {
+                status: StatusCode::REQUEST_TIMEOUT,
+                code: "deadline_exceeded",
+                field: "body".into(),
+                message: format!(
+                    "the body did not arrive within {:?} (--request-timeout)",
+                    self.body_timeout
+                ),
+            });
+        };
+        let bytes = match collected {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return Err(HttpError {

@@ -22,8 +22,10 @@ pub struct HttpCall<'a> {
     pub method: &'a str,
     /// The path, possibly with a query string.
     pub path: &'a str,
-    /// A request header by lower-case name.
+    /// A request header by lower-case name (several values joined with commas).
     pub header: &'a dyn Fn(&str) -> Option<String>,
+    /// How many times a header was sent.
+    pub header_count: &'a dyn Fn(&str) -> usize,
     pub source_ip: Option<String>,
     pub port: Option<u32>,
     /// The mTLS peer principal (ext_authz `source.principal`).
@@ -118,6 +120,18 @@ fn principal(snapshot: &Snapshot, call: &HttpCall<'_>) -> Result<RawPrincipal, R
         }
     }
     if let Some(header) = &source.header {
+        // A trusted header sent twice means a client's own value may have been appended, not replaced.
+        for name in [Some(header), source.groups_header.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if (call.header_count)(name) > 1 {
+                return Err(RequestError::new(
+                    name.to_string(),
+                    "a trusted header must be sent once (the proxy must replace the client's own)",
+                ));
+            }
+        }
         if let Some(id) = (call.header)(header).filter(|v| !v.trim().is_empty()) {
             principal.id = Some(id.trim().to_string());
             if let Some(groups_header) = &source.groups_header {

@@ -293,12 +293,17 @@ where
         metrics.timed_out.clone(),
         limits.request_timeout,
     );
-    let gate = limits::ConnectionGate::new(
-        limits.max_connections,
-        limits.handshake_timeout,
-        limits.idle_timeout,
-        limits::ConnectionMetrics::register(),
-    );
+    // One gate per listener: connections piling up on one (the public TCP port) never lock out another (the
+    // local socket, the admin plane).
+    let connection_metrics = limits::ConnectionMetrics::register();
+    let new_gate = || {
+        limits::ConnectionGate::new(
+            limits.max_connections,
+            limits.handshake_timeout,
+            limits.idle_timeout,
+            connection_metrics.clone(),
+        )
+    };
     let services = Services {
         authorizer: &service,
         ext_authz: &ext_authz,
@@ -312,7 +317,7 @@ where
         let stop = stop_serving.clone();
         match &tls_config {
             Some(tls) => {
-                let incoming = limits::incoming_tls(listener, gate.clone(), tls.clone())
+                let incoming = limits::incoming_tls(listener, new_gate(), tls.clone())
                     .map(|conn| conn.map(AuthorityFix::new));
                 serving.push(tokio::spawn(async move {
                     router
@@ -329,7 +334,7 @@ where
                     move || tls.reload(),
                 );
             }
-            None => serving.push(serve_plain(router, listener, &gate, &stop_serving)),
+            None => serving.push(serve_plain(router, listener, new_gate(), &stop_serving)),
         }
         tracing::info!(addr = %tcp_addr.map(|a| a.to_string()).unwrap_or_default(), tls = tls_config.is_some(), "gRPC listening on TCP");
     }
@@ -337,7 +342,7 @@ where
     if let Some((listener, inode)) = uds {
         uds_inode = Some(inode);
         let router = router(&services, &edge, max_message_bytes)?;
-        serving.push(serve_plain(router, listener, &gate, &stop_serving));
+        serving.push(serve_plain(router, listener, new_gate(), &stop_serving));
         if let Some(path) = &config.uds {
             tracing::info!(path = %path.display(), "gRPC listening on a Unix socket (mode 0600)");
         }
@@ -351,14 +356,14 @@ where
     if let Some(listener) = admin_tcp {
         admin_addr = listener.local_addr().ok();
         let router = router(&admin_services, &edge, max_message_bytes)?;
-        serving.push(serve_plain(router, listener, &gate, &stop_serving));
+        serving.push(serve_plain(router, listener, new_gate(), &stop_serving));
         tracing::info!(addr = %admin_addr.map(|a| a.to_string()).unwrap_or_default(), "admin gRPC (Simulate, GetStatus) listening on TCP");
     }
     let mut admin_uds_inode = None;
     if let Some((listener, inode)) = admin_uds {
         admin_uds_inode = Some(inode);
         let router = router(&admin_services, &edge, max_message_bytes)?;
-        serving.push(serve_plain(router, listener, &gate, &stop_serving));
+        serving.push(serve_plain(router, listener, new_gate(), &stop_serving));
     }
 
     if let Some(listener) = http_listener {
@@ -366,7 +371,8 @@ where
             state: state.clone(),
             max_body_bytes: max_message_bytes,
             admin: !admin_separate,
-            gate: gate.clone(),
+            gate: new_gate(),
+            body_timeout: limits.request_timeout,
             stopping: stop_serving.clone(),
             inflight: inflight.clone(),
         };
@@ -465,7 +471,7 @@ type ArbiterRouter = Router<Stack<EdgeLayer, Identity>>;
 fn serve_plain<L>(
     router: ArbiterRouter,
     listener: L,
-    gate: &limits::ConnectionGate,
+    gate: limits::ConnectionGate,
     stop: &Trigger,
 ) -> JoinHandle<Result<(), tonic::transport::Error>>
 where
@@ -477,7 +483,7 @@ where
         + Send
         + 'static,
 {
-    let incoming = limits::incoming(listener, gate.clone()).map(|conn| conn.map(AuthorityFix::new));
+    let incoming = limits::incoming(listener, gate).map(|conn| conn.map(AuthorityFix::new));
     let stop = stop.clone();
     tokio::spawn(async move {
         router

@@ -169,19 +169,26 @@ impl KeySet {
     /// Reads every file; the first problem is an error naming the file (and the key's position in a JWKS).
     pub fn load(settings: &TokenSettings) -> Result<KeySet, String> {
         let mut keys = Vec::new();
+        let mut skipped = Vec::new();
         let mut hash = Sha256::new();
         for path in &settings.jwks {
             let bytes = read(path)?;
             hash.update(&bytes);
-            keys.extend(jwks_keys(path, &bytes)?);
+            keys.extend(jwks_keys(path, &bytes, &mut skipped)?);
         }
         for path in &settings.pem_keys {
             let bytes = read(path)?;
             hash.update(&bytes);
             keys.push(pem_key(path, &bytes)?);
         }
-        if keys.is_empty() && settings.enabled() {
-            return Err("the key files hold no key".into());
+        // A key Arbiter cannot use (another algorithm, an HMAC secret) is left out with a warning, so one odd key
+        // in an identity provider's JWKS does not refuse the others. Files holding keys but none usable are an
+        // error; an explicitly empty JWKS (`{"keys": []}`) is accepted: it revokes every key.
+        if keys.is_empty() && !skipped.is_empty() {
+            return Err(format!("no usable key: {}", skipped.join("; ")));
+        }
+        for why in &skipped {
+            tracing::warn!("token key left out: {why}");
         }
         let revision = hash
             .finalize()
@@ -207,15 +214,27 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn jwks_keys(path: &Path, bytes: &[u8]) -> Result<Vec<Key>, String> {
+fn jwks_keys(path: &Path, bytes: &[u8], skipped: &mut Vec<String>) -> Result<Vec<Key>, String> {
     let at = |what: String| format!("{}: {what}", path.display());
     let set: JwkSet =
         serde_json::from_slice(bytes).map_err(|e| at(format!("not a JWKS document ({e})")))?;
     let mut keys = Vec::with_capacity(set.keys.len());
     for (i, jwk) in set.keys.iter().enumerate() {
-        let at = |what: &str| at(format!("keys[{i}]: {what}"));
+        match jwk_key(jwk) {
+            Ok(Some(key)) => keys.push(key),
+            Ok(None) => {}
+            Err(why) => skipped.push(at(format!("keys[{i}]: {why}"))),
+        }
+    }
+    Ok(keys)
+}
+
+/// One JWK as a verification key: `None` for an encryption key, an error saying why it cannot be used.
+fn jwk_key(jwk: &jsonwebtoken::jwk::Jwk) -> Result<Option<Key>, String> {
+    let at = |what: &str| what.to_string();
+    {
         if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
-            continue; // An encryption key published beside the signing keys.
+            return Ok(None); // An encryption key published beside the signing keys.
         }
         let family: Vec<Algorithm> = match &jwk.algorithm {
             AlgorithmParameters::RSA(_) => vec![Algorithm::RS256, Algorithm::PS256],
@@ -248,13 +267,12 @@ fn jwks_keys(path: &Path, bytes: &[u8]) -> Result<Vec<Key>, String> {
         };
         let key = DecodingKey::from_jwk(jwk).map_err(|e| at(&format!("unreadable key ({e})")))?;
         check_key(&key).map_err(|e| at(&e))?;
-        keys.push(Key {
+        Ok(Some(Key {
             kid: jwk.common.key_id.clone(),
             algorithms,
             key,
-        });
+        }))
     }
-    Ok(keys)
 }
 
 /// EC points and Ed25519 keys of the wrong length are refused when read (an Ed25519 key shorter than 32 bytes
@@ -330,6 +348,8 @@ pub struct Verifier {
     settings: TokenSettings,
     keys: ArcSwap<KeySet>,
     cache: quick_cache::sync::Cache<Box<str>, Arc<VerifiedToken>, TokenWeight>,
+    /// Bumped on every key change: a verification that started with older keys is not cached.
+    generation: std::sync::atomic::AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -356,6 +376,7 @@ impl Verifier {
             settings,
             keys: ArcSwap::from_pointee(keys),
             cache,
+            generation: std::sync::atomic::AtomicU64::new(0),
             last_error: Mutex::new(None),
         })
     }
@@ -384,6 +405,8 @@ impl Verifier {
                 let changed = keys.revision != self.keys.load().revision;
                 if changed {
                     self.keys.store(Arc::new(keys));
+                    self.generation
+                        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                     self.cache.clear();
                 }
                 Ok(changed)
@@ -407,9 +430,14 @@ impl Verifier {
         if let Some(hit) = self.cache.get(token) {
             return fresh(hit, now, leeway);
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let verified = Arc::new(self.verify_uncached(token)?);
         let verified = fresh(verified, now, leeway)?;
         self.cache.insert(token.into(), verified.clone());
+        // Keys changed meanwhile: this result may rest on a removed key, so it is not kept.
+        if self.generation.load(std::sync::atomic::Ordering::Acquire) != generation {
+            self.cache.remove(token);
+        }
         Ok(verified)
     }
 

@@ -182,6 +182,42 @@ async fn nginx_auth_request_lets_allowed_requests_through() {
     .await;
     assert_eq!(status, 200);
 
+    // Arbiter's forward-auth directly, as a proxy calls it: the client address is the last X-Forwarded-For
+    // entry, the one the nearest proxy added; a trusted header sent twice is refused.
+    let direct = format!("http://{}/v1/forward-auth", h.server.http_addr().unwrap());
+    let ops_header = bearer(&ops);
+    for (chain, expected) in [
+        ("x-forwarded-for: 127.0.0.1, 192.168.7.7", 403),
+        ("x-forwarded-for: 192.168.7.7, 127.0.0.1", 200),
+    ] {
+        let headers = [
+            ops_header.as_str(),
+            "x-original-method: GET",
+            "x-original-uri: /v1/keys/web-1",
+            chain,
+        ];
+        let (status, body, _) = curl("GET", &direct, &headers, None).await;
+        assert_eq!(status, expected, "{chain}: {body}");
+    }
+    let (status, body, _) = curl(
+        "GET",
+        &direct,
+        &[
+            "x-original-method: GET",
+            "x-original-uri: /v1/keys/web-1",
+            "x-forwarded-user: bob",
+            "x-forwarded-user: admin",
+            "x-forwarded-groups: ops",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("x-forwarded-user")),
+        "{body}"
+    );
+
     let _ = nginx.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(10), nginx.wait()).await;
     h.stop().await;

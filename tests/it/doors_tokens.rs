@@ -288,7 +288,7 @@ async fn a_token_with_an_explicit_principal_is_invalid_argument() {
         e.message()
     );
 
-    // An attribute may add to the claims, never override one.
+    // Nothing unverified stands beside the claims: no explicit attribute either, new or repeating a claim.
     let attributes = |key: &str| prost_types::Struct {
         fields: [(
             key.to_string(),
@@ -298,22 +298,17 @@ async fn a_token_with_an_explicit_principal_is_invalid_argument() {
         )]
         .into(),
     };
-    let mut r = token_request(&signer.sign(&{
-        let mut c = good_claims("alice");
-        c["department"] = json!("finance");
-        c
-    }));
-    r.principal.as_mut().unwrap().attributes = Some(attributes("department"));
-    let e = decide(&h, r).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    assert!(
-        e.message().starts_with("principal.attributes.department:"),
-        "{}",
-        e.message()
-    );
-    let mut r = token_request(&token);
-    r.principal.as_mut().unwrap().attributes = Some(attributes("team"));
-    assert!(is_allow(&decide(&h, r).await.unwrap()));
+    for key in ["department", "clearance"] {
+        let mut r = token_request(&token);
+        r.principal.as_mut().unwrap().attributes = Some(attributes(key));
+        let e = decide(&h, r).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(
+            e.message().starts_with("principal.attributes:"),
+            "{}",
+            e.message()
+        );
+    }
 
     // A bad rest of the request is still bad input, with a bad token too.
     let mut r = token_request("junk");
@@ -439,7 +434,18 @@ async fn keys_reload_when_the_file_changes_and_a_bad_file_keeps_the_last_good() 
     assert_eq!(r.reason, "unauthenticated");
     assert!(cause_of(&r).contains("unknown kid `2025`"), "{r:?}");
 
-    // A broken file keeps the last good keys, on a watch event and on a forced reload alike.
+    // One odd key (an HMAC secret) beside a good one is left out; the good one is used.
+    let odd = format!(
+        "{{\"keys\": [{{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}}, {}]}}",
+        serde_json::to_string(&new.jwk()).unwrap()
+    );
+    std::fs::write(&keys.jwks, odd).unwrap();
+    h.server.reload();
+    assert!(is_allow(
+        &decide(&h, token_request(&new_token)).await.unwrap()
+    ));
+
+    // A file with no usable key keeps the last good keys, on a watch event and on a forced reload alike.
     std::fs::write(
         &keys.jwks,
         "{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}",
@@ -450,6 +456,12 @@ async fn keys_reload_when_the_file_changes_and_a_bad_file_keeps_the_last_good() 
     assert!(is_allow(
         &decide(&h, token_request(&new_token)).await.unwrap()
     ));
+
+    // An explicitly empty JWKS revokes every key.
+    std::fs::write(&keys.jwks, "{\"keys\": []}").unwrap();
+    h.server.reload();
+    let r = decide(&h, token_request(&new_token)).await.unwrap();
+    assert_eq!(r.reason, "unauthenticated", "{r:?}");
     h.stop().await;
 }
 

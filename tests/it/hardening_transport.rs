@@ -232,13 +232,13 @@ async fn calls_past_max_inflight_are_shed_at_once() {
     })
     .await;
     assert!(h.allowed("ReadKey").await);
-    // A health watch is a call in flight for as long as it is open.
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", h.server.tcp_addr().unwrap()))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+    let addr = h.server.tcp_addr().unwrap();
+    // A health watch is a stream that stays open: it never counts against the decision limit.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let mut watch = health
         .watch(tonic_health::pb::HealthCheckRequest {
@@ -248,14 +248,46 @@ async fn calls_past_max_inflight_are_shed_at_once() {
         .unwrap()
         .into_inner();
     let _ = watch.message().await.unwrap();
-    let e = h
-        .client
-        .clone()
-        .authorize(request("alice", "ReadKey"))
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
-    assert!(e.message().contains("max-inflight"), "{}", e.message());
+    assert!(
+        h.allowed("ReadKey").await,
+        "a watch does not crowd decisions out"
+    );
+    // A decision call whose request never completes is in flight until the deadline.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.unwrap();
+    let stalled_call =
+        http::Request::post(format!("http://{addr}/arbiter.v1.Authorizer/Authorize"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+    let (_response, mut stalled) = client.send_request(stalled_call, false).unwrap();
+    stalled
+        .send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 100, 10]), false)
+        .unwrap();
+    h.eventually(
+        "the stalled call is in flight and the next decision is shed",
+        || async {
+            match h
+                .client
+                .clone()
+                .authorize(request("alice", "ReadKey"))
+                .await
+            {
+                Err(e) => {
+                    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+                    assert!(e.message().contains("max-inflight"), "{}", e.message());
+                    true
+                }
+                Ok(_) => false,
+            }
+        },
+    )
+    .await;
     // Health itself is never shed.
     health
         .check(tonic_health::pb::HealthCheckRequest {
@@ -263,8 +295,10 @@ async fn calls_past_max_inflight_are_shed_at_once() {
         })
         .await
         .unwrap();
-    drop(watch);
-    drop(health);
+    // The stalled call cancelled, decisions are served again.
+    stalled.send_reset(h2::Reason::CANCEL);
+    drop(stalled);
+    drop(client);
     h.eventually("decisions are served again", || async {
         h.client
             .clone()
