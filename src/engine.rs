@@ -125,6 +125,34 @@ impl Engine {
             .collect()
     }
 
+    /// The query plan: which resources this principal may act on, as a filter a database can run (see
+    /// [`crate::Plan`]). Exact: a resource passes exactly when [`Engine::decide`] would allow every action.
+    ///
+    /// ```
+    /// use arbiter::{Engine, PlanKind, PlanRequest, Request};
+    ///
+    /// let engine = Engine::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))?;
+    /// let carol = Request::builder("carol").group("hr").action("EncryptWithKey").build()?;
+    /// let plan = engine.plan(&PlanRequest::new(carol, ["EncryptWithKey"]));
+    /// assert_eq!(plan.kind, PlanKind::Conditional);
+    /// let sql = plan.to_sql(&arbiter::SqlMapping::default())?;
+    /// assert!(sql.where_clause.contains("GLOB"));
+    /// let key = Request::builder("carol").action("EncryptWithKey").resource("kylo:kylo:vault:keys:k1")
+    ///     .owner("bob")
+    ///     .resource_attribute("permissions", serde_json::json!({"EncryptWithKey": ["hr"]}))
+    ///     .build()?;
+    /// assert!(plan.allows(&key.resource));
+    /// # Ok::<(), arbiter::Error>(())
+    /// ```
+    pub fn plan(&self, request: &crate::plan::PlanRequest) -> crate::plan::Plan {
+        crate::plan::plan(
+            &self.snapshot,
+            request,
+            Timestamp::now(),
+            self.superuser.as_deref(),
+        )
+    }
+
     fn options(&self, explain: bool) -> EvalOptions<'_> {
         EvalOptions {
             superuser: self.superuser.as_deref(),

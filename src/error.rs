@@ -13,6 +13,9 @@ pub enum Error {
     /// A request is invalid; the error names the field.
     #[error("invalid request: {0}")]
     Request(RequestError),
+    /// A SQL table mapping for [`crate::Plan::to_sql`] is invalid; the error names the field.
+    #[error("{0}")]
+    SqlMapping(#[from] crate::plan::sql::SqlMappingError),
 }
 
 impl Error {
@@ -20,7 +23,7 @@ impl Error {
     pub fn diagnostics(&self) -> Option<&Diagnostics> {
         match self {
             Error::Invalid(d) => Some(d),
-            Error::Request(_) => None,
+            Error::Request(_) | Error::SqlMapping(_) => None,
         }
     }
 }

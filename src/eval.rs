@@ -480,6 +480,32 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// The value of a `${...}` reference as the query plan substitutes it: a plain JSON value (strings, numbers,
+/// booleans and lists of them, the groups included), or a typed field that compares by value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Bound {
+    Json(Value),
+    Time(Timestamp),
+    /// `environment.source_ip`: the address and its text.
+    Ip(IpAddr, String),
+}
+
+/// Resolves `path` for the query plan; `None` when absent.
+pub(crate) fn bind(path: &AttrPath, ctx: &Ctx) -> Option<Bound> {
+    Some(match ctx.resolve(path)? {
+        Val::Json(v) => Bound::Json(v.clone()),
+        Val::Str(s) => Bound::Json(Value::String(s.to_string())),
+        Val::Num(n) => {
+            Bound::Json(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+        }
+        Val::Time(t) => Bound::Time(t),
+        Val::Ip(ip, text) => Bound::Ip(ip, text.to_string()),
+        Val::Groups(g) => Bound::Json(Value::Array(
+            g.iter().map(|s| Value::String(s.to_string())).collect(),
+        )),
+    })
+}
+
 fn walk<'a>(map: &'a Map<String, Value>, segments: &[Segment], action: &str) -> Option<&'a Value> {
     walk_keys(
         map,

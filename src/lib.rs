@@ -55,6 +55,7 @@ pub mod metrics;
 pub mod parallel;
 #[doc(hidden)]
 pub mod parse;
+pub mod plan;
 #[cfg(feature = "server")]
 #[doc(hidden)]
 pub mod reload;
@@ -86,6 +87,8 @@ pub use error::Error;
 #[doc(hidden)]
 pub use eval::{evaluate, EvalOptions};
 pub use eval::{Decision, Explanation, Reason};
+pub use plan::sql::{SqlFilter, SqlMapping};
+pub use plan::{Plan, PlanKind, PlanRequest};
 pub use request::Request;
 pub use request::RequestBuilder;
 pub use simulate::report::SimulationReport as Report;

@@ -140,6 +140,11 @@ impl PrefixTrie {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Every entry, whatever its prefix.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
 }
 
 /// Which principals an attachment can apply to, as far as the index is concerned.
@@ -211,6 +216,22 @@ impl Index {
                 if let Some(t) = self.by_group.get(*g) {
                     t.for_each_prefix_of(uri, &mut f);
                 }
+            }
+        }
+    }
+}
+
+impl Index {
+    /// Calls `f` with every entry that may apply to a principal with this id and these (effective) groups, for
+    /// any resource: what the query plan starts from, when the URI is not known.
+    pub fn candidates_any_resource(&self, id: &str, groups: &[&str], mut f: impl FnMut(&Entry)) {
+        self.everyone.entries().iter().for_each(&mut f);
+        if let Some(t) = self.by_id.get(id) {
+            t.entries().iter().for_each(&mut f);
+        }
+        for g in groups {
+            if let Some(t) = self.by_group.get(*g) {
+                t.entries().iter().for_each(&mut f);
             }
         }
     }

@@ -8,12 +8,12 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use crate::common::reference::{self, elements, glob_regex, T3};
 use arbiter::eval::{evaluate, EvalOptions};
 use arbiter::load::SourceSet;
 use arbiter::Request;
 use jiff::Timestamp;
 use proptest::prelude::*;
-use regex::Regex;
 use serde_json::{json, Map, Value};
 
 // ---------------------------------------------------------------------------------------------------------
@@ -379,30 +379,7 @@ fn render(set: &Set) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The reference evaluator.
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum T3 {
-    T,
-    F,
-    Unknown,
-    Fault,
-}
-
-fn glob_regex(pattern: &str) -> Regex {
-    thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> = Default::default();
-    }
-    CACHE.with(|c| {
-        c.borrow_mut()
-            .entry(pattern.to_string())
-            .or_insert_with(|| {
-                let parts: Vec<String> = pattern.split('*').map(regex::escape).collect();
-                Regex::new(&format!("^{}$", parts.join(".*"))).unwrap()
-            })
-            .clone()
-    })
-}
+// The reference evaluator (conditions in `common::reference`).
 
 /// The request as one JSON tree, with typed fields placed under their reserved names.
 fn flatten(req: &Value, directory: &[(&str, Vec<&str>)]) -> Value {
@@ -439,189 +416,6 @@ fn flatten(req: &Value, directory: &[(&str, Vec<&str>)]) -> Value {
         env.insert("source_ip".into(), json!(s));
     }
     json!({"principal": principal, "resource": resource, "environment": env, "action": req["action"]})
-}
-
-fn lookup<'a>(flat: &'a Value, path: &str) -> Option<&'a Value> {
-    let action = flat["action"].as_str().unwrap();
-    let path = path.replace("${action}", "\u{0}");
-    let mut cur = flat;
-    for seg in path.split('.') {
-        let key = if seg == "\u{0}" { action } else { seg };
-        cur = cur.as_object()?.get(key)?;
-    }
-    (!cur.is_null()).then_some(cur)
-}
-
-fn elements(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        other => vec![other],
-    }
-}
-
-fn num_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        _ => a == b,
-    }
-}
-
-fn ref_condition(c: &Cond, flat: &Value) -> T3 {
-    let attr = lookup(flat, c.path);
-    if c.op == "exists" {
-        let t = if attr.is_some() { T3::T } else { T3::F };
-        return negate(t, c.negate);
-    }
-    let Some(attr) = attr else { return T3::Unknown };
-    // Resolve values; a missing reference is unknown.
-    let mut values = Vec::new();
-    let mut ref_to_map = false;
-    for v in c.values.iter().flatten() {
-        match v
-            .as_str()
-            .and_then(|s| s.strip_prefix("${"))
-            .and_then(|s| s.strip_suffix('}'))
-        {
-            Some(path) => match lookup(flat, path) {
-                None => return T3::Unknown,
-                Some(r) if r.is_object() => ref_to_map = true,
-                Some(r) => values.extend(elements(r).into_iter().cloned()),
-            },
-            None => values.push(v.clone()),
-        }
-    }
-    // Missing is decided before type: only with every reference present does a map make it a fault.
-    if ref_to_map {
-        return negate(T3::Fault, c.negate);
-    }
-    let b = |x: bool| if x { T3::T } else { T3::F };
-    let t = match c.op {
-        "equals" if c.path == "environment.source_ip" => {
-            // Read as an IP: IPv4-mapped addresses compare as IPv4.
-            let ip = |v: &Value| {
-                v.as_str()
-                    .and_then(|s| s.parse::<std::net::IpAddr>().ok())
-                    .map(|ip| ip.to_canonical())
-            };
-            b(values.iter().any(|v| ip(v).is_some() && ip(v) == ip(attr)))
-        }
-        "before" | "after" => match (
-            reference_instant(attr),
-            values.first().and_then(reference_instant),
-        ) {
-            (Some(a), Some(v)) => b(if c.op == "before" { a < v } else { a > v }),
-            _ => T3::Fault,
-        },
-        "equals" => {
-            if attr.is_object() {
-                T3::Fault
-            } else {
-                b(elements(attr)
-                    .iter()
-                    .any(|a| values.iter().any(|v| num_eq(a, v))))
-            }
-        }
-        "contains_all" => match attr {
-            Value::Array(items) => b(values.iter().all(|v| items.iter().any(|a| num_eq(a, v)))),
-            _ => T3::Fault,
-        },
-        "starts_with" | "ends_with" | "glob" => {
-            let els = elements(attr);
-            let hit = els.iter().any(|a| {
-                a.as_str().is_some_and(|s| {
-                    values.iter().any(|v| {
-                        let v = v.as_str().unwrap();
-                        match c.op {
-                            "starts_with" => s.starts_with(v),
-                            "ends_with" => s.ends_with(v),
-                            _ => glob_regex(v).is_match(s),
-                        }
-                    })
-                })
-            });
-            if hit {
-                T3::T
-            } else if els.iter().any(|a| !a.is_string()) {
-                T3::Fault
-            } else {
-                T3::F
-            }
-        }
-        "lt" | "ge" => match (attr.as_f64(), values.first().and_then(Value::as_f64)) {
-            (Some(a), Some(v)) => b(if c.op == "lt" { a < v } else { a >= v }),
-            _ => T3::Fault,
-        },
-        "is_true" => match attr {
-            Value::Bool(x) => b(*x),
-            _ => T3::Fault,
-        },
-        "cidr" => match attr
-            .as_str()
-            .and_then(|s| s.parse::<std::net::IpAddr>().ok())
-        {
-            Some(ip) => {
-                let ip = ip.to_canonical();
-                b(values.iter().any(|v| {
-                    let net: ipnet::IpNet = v.as_str().unwrap().parse().unwrap();
-                    net.contains(&ip)
-                }))
-            }
-            None => T3::Fault,
-        },
-        other => panic!("reference does not know {other}"),
-    };
-    negate(t, c.negate)
-}
-
-/// Strict RFC 3339, read the plain way: the grammar by regular expression, `:60` as `:59`, fraction digits past
-/// nanoseconds dropped, years 1 to 9999 in UTC (as far as the time library goes).
-fn reference_instant(v: &Value) -> Option<Timestamp> {
-    let re = Regex::new(
-        r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$",
-    )
-    .unwrap();
-    let caps = re.captures(v.as_str()?)?;
-    let n = |i: usize| caps.get(i).map(|m| m.as_str().parse::<u32>().unwrap());
-    let (hour, minute, second) = (n(4)?, n(5)?, n(6)?);
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    if let (Some(h), Some(m)) = (n(10), n(11)) {
-        if h > 23 || m > 59 {
-            return None;
-        }
-    }
-    let mut fraction: String = caps
-        .get(7)
-        .map_or("", |m| &m.as_str()[1..])
-        .chars()
-        .take(9)
-        .collect();
-    while fraction.len() < 9 {
-        fraction.push('0');
-    }
-    let offset = match caps.get(8).unwrap().as_str() {
-        "Z" | "z" => "+00:00".to_string(),
-        o => o.to_string(),
-    };
-    let text = format!(
-        "{}-{}-{}T{hour:02}:{minute:02}:{:02}.{fraction}{offset}",
-        &caps[1],
-        &caps[2],
-        &caps[3],
-        second.min(59)
-    );
-    let t: Timestamp = text.parse().ok()?;
-    let year = t.to_zoned(jiff::tz::TimeZone::UTC).year();
-    (1..=9999).contains(&year).then_some(t)
-}
-
-fn negate(t: T3, n: bool) -> T3 {
-    match (t, n) {
-        (T3::T, true) => T3::F,
-        (T3::F, true) => T3::T,
-        (t, _) => t,
-    }
 }
 
 fn selector_matches(sel: &Sel, flat: &Value) -> bool {
@@ -668,7 +462,15 @@ fn reference(set: &Set, req: &Value) -> (bool, &'static str, Vec<String>) {
         let outcomes: Vec<T3> = pol
             .conditions
             .iter()
-            .map(|c| ref_condition(c, &flat))
+            .map(|c| {
+                let written = reference::Cond {
+                    path: c.path.into(),
+                    op: c.op.into(),
+                    values: c.values.clone().unwrap_or_default(),
+                    negate: c.negate,
+                };
+                reference::condition(&written, None, &flat)
+            })
             .collect();
         let holds = outcomes.iter().all(|t| *t == T3::T);
         let not_holds = outcomes.contains(&T3::F);

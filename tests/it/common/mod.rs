@@ -11,6 +11,7 @@ use arbiter::server::proto::{self, AuthorizeRequest, AuthorizeResponse, Decision
 use arbiter::server::{RunningServer, ServerConfig};
 use tonic::transport::Channel;
 
+pub mod reference;
 pub mod tokens;
 
 /// Generous bound for "eventually" checks on a loaded 2-core machine.

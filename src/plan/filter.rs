@@ -1,0 +1,586 @@
+//! The filter tree of a query plan: `and`, `or`, `not`, `true`, `false` and condition leaves over `resource.*`,
+//! each node with the ids of the policies it came from. Simplification (constant folding, absorption, merged URI
+//! globs), the JSON form, and in-memory matching, where every leaf is decided by the evaluator's own condition
+//! code.
+//!
+//! A leaf *holds* when its condition, evaluated as a policy condition (SPEC section 1), is **true**: a missing
+//! attribute or a value of the wrong type makes it not hold, with or without `negate`. So "the condition is
+//! false" is the same leaf with `negate` flipped, and the tree can say exactly what the three-valued rules mean.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::eval::{eval_condition, Ctx, Truth};
+use crate::ir::condition::{Condition, Lit, NumArg, Op, Operand, TimeArg, WEEKDAYS};
+use crate::ir::glob::Glob;
+use crate::ir::path::{Field, Segment, Target};
+
+/// Most children compared pairwise for absorption; larger nodes are left as they are (still exact).
+const ABSORB_LIMIT: usize = 256;
+
+/// A node of the filter tree with the ids of the policies it came from (sorted, no repeats).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// What the node tests.
+    pub node: Node,
+    /// The policies this branch came from.
+    pub policies: Vec<Arc<str>>,
+}
+
+/// The kinds of node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// Every resource.
+    True,
+    /// No resource.
+    False,
+    /// Every child holds.
+    And(Vec<Filter>),
+    /// Some child holds.
+    Or(Vec<Filter>),
+    /// The child does not hold.
+    Not(Box<Filter>),
+    /// A condition on the resource.
+    Leaf(Box<Leaf>),
+}
+
+/// A condition on the resource: a compiled policy condition whose `${...}` references to the principal, the
+/// action and the environment are already replaced by their values, or, when a value cannot be written as a
+/// literal of the same meaning, kept with the request it reads (`opaque`).
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    pub(crate) condition: Condition,
+    /// `Some(i)`: the condition still reads the request of action `i` (its references stay; see `bindings`).
+    pub(crate) opaque: Option<usize>,
+    /// For an opaque leaf, the values it reads outside the resource, by path, for the JSON form.
+    pub(crate) bindings: Map<String, Value>,
+}
+
+impl PartialEq for Leaf {
+    fn eq(&self, other: &Leaf) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Leaf {
+    /// True when SQL cannot express the leaf: instants, time windows, weekdays, CIDRs, and opaque leaves.
+    pub fn is_residual(&self) -> bool {
+        self.opaque.is_some()
+            || matches!(
+                self.condition.op,
+                Op::Before(_) | Op::After(_) | Op::TimeOfDay(..) | Op::Weekday(..) | Op::Cidr(_)
+            )
+    }
+
+    /// The same condition with `negate` flipped: it holds exactly where this one is false.
+    pub(crate) fn flipped(&self) -> Leaf {
+        let mut out = self.clone();
+        out.condition.negate = !out.condition.negate;
+        out
+    }
+
+    /// Whether the leaf holds for a request (the resource being the row's); `ctxs` holds one context per action.
+    fn holds(&self, ctxs: &[Ctx]) -> bool {
+        eval_condition(&self.condition, &ctxs[self.opaque.unwrap_or(0)]) == Truth::True
+    }
+
+    /// The resource attribute the leaf tests, as segments below `resource.`; `None` when its path is not under
+    /// `resource` (an opaque leaf) or still holds `${action}`.
+    pub(crate) fn resource_segments(&self) -> Option<ResourcePath<'_>> {
+        match &self.condition.path.target {
+            Target::Field(Field::ResourceUri) => Some(ResourcePath::Uri),
+            Target::Field(Field::ResourceOwner) => Some(ResourcePath::Owner),
+            Target::Attribute {
+                part: crate::ir::path::Part::Resource,
+                segments,
+            } => segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Name(n) => Some(&**n),
+                    Segment::Action => None,
+                })
+                .collect::<Option<Vec<&str>>>()
+                .map(ResourcePath::Attribute),
+            _ => None,
+        }
+    }
+
+    /// The JSON form: `{path, op, values, zone, negate, residual, bindings}`.
+    fn to_json(&self) -> Map<String, Value> {
+        let c = &self.condition;
+        let mut out = Map::new();
+        out.insert("path".into(), Value::String(c.path.text.to_string()));
+        if let Some(ResourcePath::Attribute(segments)) = self.resource_segments() {
+            if segments.iter().any(|s| s.contains('.')) {
+                out.insert("segments".into(), json!(segments));
+            }
+        }
+        out.insert("op".into(), Value::String(c.op_name.as_str().into()));
+        if let Some(values) = values_json(&c.op) {
+            out.insert("values".into(), Value::Array(values));
+        }
+        if let Some(zone) = &c.zone_text {
+            out.insert("zone".into(), Value::String(zone.to_string()));
+        }
+        if c.negate {
+            out.insert("negate".into(), Value::Bool(true));
+        }
+        if self.is_residual() {
+            out.insert("residual".into(), Value::Bool(true));
+        }
+        if !self.bindings.is_empty() {
+            out.insert("bindings".into(), Value::Object(self.bindings.clone()));
+        }
+        out
+    }
+
+    /// A canonical text for comparing leaves.
+    fn key(&self) -> String {
+        Value::Object(self.to_json()).to_string()
+    }
+}
+
+/// Where a leaf's attribute lives on the resource.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ResourcePath<'a> {
+    Uri,
+    Owner,
+    Attribute(Vec<&'a str>),
+}
+
+/// A condition's values as JSON, literals as written (`None` for `exists` and `is_true`).
+fn values_json(op: &Op) -> Option<Vec<Value>> {
+    let lit = |l: &Lit| match l {
+        Lit::Str(s) => Value::String(s.to_string()),
+        Lit::Num(n) => num(*n),
+        Lit::Bool(b) => Value::Bool(*b),
+    };
+    let operand = |o: &Operand| match o {
+        Operand::Lit(l) => lit(l),
+        Operand::Ref(p) => Value::String(format!("${{{}}}", p.text)),
+    };
+    Some(match op {
+        Op::Equals(v) | Op::ContainsAll(v) | Op::StartsWith(v) | Op::EndsWith(v) => {
+            v.iter().map(operand).collect()
+        }
+        Op::Glob(globs) => globs
+            .iter()
+            .map(|g| Value::String(g.as_str().into()))
+            .collect(),
+        Op::Compare(_, NumArg::Num(n)) => vec![num(*n)],
+        Op::Compare(_, NumArg::Ref(p))
+        | Op::Before(TimeArg::Ref(p))
+        | Op::After(TimeArg::Ref(p)) => vec![Value::String(format!("${{{}}}", p.text))],
+        Op::Before(TimeArg::At(t)) | Op::After(TimeArg::At(t)) => {
+            vec![Value::String(t.to_string())]
+        }
+        Op::TimeOfDay(windows, _) => windows
+            .iter()
+            .map(|w| {
+                let hm = |s: u32| format!("{:02}:{:02}", s / 3600, s / 60 % 60);
+                Value::String(format!("{}-{}", hm(w.start), hm(w.end)))
+            })
+            .collect(),
+        Op::Weekday(mask, _) => WEEKDAYS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, d)| Value::String((*d).into()))
+            .collect(),
+        Op::Cidr(nets) => nets.iter().map(|n| Value::String(n.to_string())).collect(),
+        Op::Exists | Op::IsTrue => return None,
+    })
+}
+
+/// A number as JSON (integers without a fraction).
+fn num(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9e15 {
+        Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}
+
+impl Filter {
+    pub(crate) fn new(node: Node) -> Filter {
+        Filter {
+            node,
+            policies: Vec::new(),
+        }
+    }
+
+    pub(crate) fn leaf(leaf: Leaf) -> Filter {
+        Filter::new(Node::Leaf(Box::new(leaf)))
+    }
+
+    pub(crate) fn constant(b: bool) -> Filter {
+        Filter::new(if b { Node::True } else { Node::False })
+    }
+
+    pub(crate) fn with_policies(mut self, policies: Vec<Arc<str>>) -> Filter {
+        self.add_policies(&policies);
+        self
+    }
+
+    fn add_policies(&mut self, more: &[Arc<str>]) {
+        if more.is_empty() {
+            return;
+        }
+        let set: BTreeSet<Arc<str>> = self
+            .policies
+            .drain(..)
+            .chain(more.iter().cloned())
+            .collect();
+        self.policies = set.into_iter().collect();
+    }
+
+    /// Whether the tree holds; `ctxs` are the plan's requests (one per action) with the row as resource.
+    pub(crate) fn holds(&self, ctxs: &[Ctx]) -> bool {
+        match &self.node {
+            Node::True => true,
+            Node::False => false,
+            Node::And(children) => children.iter().all(|c| c.holds(ctxs)),
+            Node::Or(children) => children.iter().any(|c| c.holds(ctxs)),
+            Node::Not(child) => !child.holds(ctxs),
+            Node::Leaf(leaf) => leaf.holds(ctxs),
+        }
+    }
+
+    /// True when some leaf is residual (SQL cannot express it).
+    pub fn has_residual(&self) -> bool {
+        match &self.node {
+            Node::True | Node::False => false,
+            Node::And(c) | Node::Or(c) => c.iter().any(Filter::has_residual),
+            Node::Not(c) => c.has_residual(),
+            Node::Leaf(l) => l.is_residual(),
+        }
+    }
+
+    /// Every policy id named anywhere in the tree, sorted.
+    pub fn all_policies(&self) -> Vec<Arc<str>> {
+        let mut out = BTreeSet::new();
+        self.collect_policies(&mut out);
+        out.into_iter().collect()
+    }
+
+    fn collect_policies(&self, out: &mut BTreeSet<Arc<str>>) {
+        out.extend(self.policies.iter().cloned());
+        match &self.node {
+            Node::And(c) | Node::Or(c) => c.iter().for_each(|c| c.collect_policies(out)),
+            Node::Not(c) => c.collect_policies(out),
+            _ => {}
+        }
+    }
+
+    /// The JSON form: `true`, `false`, `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}` or a condition
+    /// object; nodes with policies carry `"policies": [...]`.
+    pub fn to_json(&self) -> Value {
+        let mut out = match &self.node {
+            Node::True => return Value::Bool(true),
+            Node::False => return Value::Bool(false),
+            Node::And(c) => single("and", Value::Array(c.iter().map(Filter::to_json).collect())),
+            Node::Or(c) => single("or", Value::Array(c.iter().map(Filter::to_json).collect())),
+            Node::Not(c) => single("not", c.to_json()),
+            Node::Leaf(l) => l.to_json(),
+        };
+        if !self.policies.is_empty() {
+            out.insert("policies".into(), json!(self.policies));
+        }
+        Value::Object(out)
+    }
+
+    /// A canonical text of what the node tests (its policies left out).
+    fn key(&self) -> String {
+        let mut out = String::new();
+        self.write_key(&mut out);
+        out
+    }
+
+    fn write_key(&self, out: &mut String) {
+        match &self.node {
+            Node::True => out.push('T'),
+            Node::False => out.push('F'),
+            Node::And(c) | Node::Or(c) => {
+                out.push_str(if matches!(self.node, Node::And(_)) {
+                    "&("
+                } else {
+                    "|("
+                });
+                for child in c {
+                    child.write_key(out);
+                    out.push(',');
+                }
+                out.push(')');
+            }
+            Node::Not(c) => {
+                out.push('!');
+                c.write_key(out);
+            }
+            Node::Leaf(l) => {
+                let _ = write!(out, "{}", l.key());
+            }
+        }
+    }
+
+    /// Folds constants, flattens, removes repeats, absorbs redundant terms and merges URI globs. Exact: the
+    /// result holds for exactly the same resources.
+    pub(crate) fn simplify(self) -> Filter {
+        let policies = self.policies;
+        let out = match self.node {
+            Node::Not(child) => match child.simplify() {
+                Filter {
+                    node: Node::True, ..
+                } => Filter::constant(false),
+                Filter {
+                    node: Node::False, ..
+                } => Filter::constant(true),
+                Filter {
+                    node: Node::Not(inner),
+                    policies: p,
+                } => inner.with_policies(p),
+                other => Filter::new(Node::Not(Box::new(other))),
+            },
+            Node::And(children) => simplify_junction(children, true),
+            Node::Or(children) => simplify_junction(children, false),
+            leaf_or_constant => Filter::new(leaf_or_constant),
+        };
+        match out.node {
+            // A constant says nothing about where it came from.
+            Node::True | Node::False => out,
+            _ => out.with_policies(policies),
+        }
+    }
+}
+
+fn single(key: &str, value: Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(key.into(), value);
+    m
+}
+
+/// `and` (`is_and`) or `or`: the absorbing constant wins, the neutral one goes, nested nodes of the same kind
+/// without policies of their own are flattened, repeats merge their policies, and redundant terms go.
+fn simplify_junction(children: Vec<Filter>, is_and: bool) -> Filter {
+    let mut flat: Vec<Filter> = Vec::with_capacity(children.len());
+    for child in children {
+        let child = child.simplify();
+        match (&child.node, is_and) {
+            (Node::True, true) | (Node::False, false) => continue,
+            (Node::False, true) => return Filter::constant(false),
+            (Node::True, false) => return Filter::constant(true),
+            (Node::And(_), true) | (Node::Or(_), false) if child.policies.is_empty() => {
+                let (Node::And(inner) | Node::Or(inner)) = child.node else {
+                    unreachable!()
+                };
+                flat.extend(inner);
+            }
+            _ => flat.push(child),
+        }
+    }
+    // Repeats: keep the first, with every copy's policies.
+    let mut keys: Vec<String> = Vec::with_capacity(flat.len());
+    let mut unique: Vec<Filter> = Vec::with_capacity(flat.len());
+    for child in flat {
+        let key = child.key();
+        match keys.iter().position(|k| *k == key) {
+            Some(i) => unique[i].add_policies(&child.policies),
+            None => {
+                keys.push(key);
+                unique.push(child);
+            }
+        }
+    }
+    if !is_and {
+        unique = merge_uri_globs(unique);
+    }
+    let mut unique = absorb(unique, is_and);
+    match unique.len() {
+        0 => Filter::constant(is_and),
+        1 => unique.pop().expect("one child"),
+        _ => Filter::new(if is_and {
+            Node::And(unique)
+        } else {
+            Node::Or(unique)
+        }),
+    }
+}
+
+/// The terms of a child as a set of keys: the conjuncts of an `and` inside an `or`, the disjuncts of an `or`
+/// inside an `and`, or the child itself.
+fn term_keys(child: &Filter, inner_is_and: bool) -> BTreeSet<String> {
+    match (&child.node, inner_is_and) {
+        (Node::And(c), true) | (Node::Or(c), false) => c.iter().map(Filter::key).collect(),
+        _ => std::iter::once(child.key()).collect(),
+    }
+}
+
+/// Absorption: in an `or`, a term whose conjuncts include all of another term's is implied by it and goes; in an
+/// `and`, dually. The removed term's policies move to the one that absorbed it.
+fn absorb(children: Vec<Filter>, is_and: bool) -> Vec<Filter> {
+    if children.len() < 2 || children.len() > ABSORB_LIMIT {
+        return children;
+    }
+    let sets: Vec<BTreeSet<String>> = children.iter().map(|c| term_keys(c, !is_and)).collect();
+    let mut absorbed_by: Vec<Option<usize>> = vec![None; children.len()];
+    for b in 0..children.len() {
+        for a in 0..children.len() {
+            if a != b
+                && absorbed_by[a].is_none()
+                && sets[a].len() < sets[b].len()
+                && sets[a].is_subset(&sets[b])
+            {
+                absorbed_by[b] = Some(a);
+                break;
+            }
+        }
+    }
+    let mut moved: Vec<(usize, Vec<Arc<str>>)> = Vec::new();
+    let mut kept: Vec<Option<Filter>> = Vec::with_capacity(children.len());
+    for (i, child) in children.into_iter().enumerate() {
+        match absorbed_by[i] {
+            Some(a) => {
+                moved.push((a, child.policies));
+                kept.push(None);
+            }
+            None => kept.push(Some(child)),
+        }
+    }
+    for (a, policies) in moved {
+        if let Some(target) = kept[a].as_mut() {
+            target.add_policies(&policies);
+        }
+    }
+    kept.into_iter().flatten().collect()
+}
+
+/// Inside an `or`: `resource.uri glob` leaves merge into one, and `and` terms that differ only in their URI glob
+/// merge into one term whose glob lists both sides' patterns. Patterns covered by another (`p*` covers every
+/// pattern that starts with `p`) are dropped.
+fn merge_uri_globs(children: Vec<Filter>) -> Vec<Filter> {
+    // For each child: (key of the rest of the term, the uri globs) when it is a glob leaf or an `and` with one.
+    fn split(child: &Filter) -> Option<(String, usize)> {
+        match &child.node {
+            Node::Leaf(l) if uri_globs(l).is_some() => Some((String::new(), usize::MAX)),
+            Node::And(c) => {
+                let positions: Vec<usize> = c
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| matches!(&f.node, Node::Leaf(l) if uri_globs(l).is_some()))
+                    .map(|(i, _)| i)
+                    .collect();
+                let [at] = positions[..] else { return None };
+                let mut rest = String::new();
+                for (i, f) in c.iter().enumerate() {
+                    if i != at {
+                        f.write_key(&mut rest);
+                        rest.push(',');
+                    }
+                }
+                Some((rest, at))
+            }
+            _ => None,
+        }
+    }
+    let mut out: Vec<Filter> = Vec::with_capacity(children.len());
+    // Rest key → position in `out` of the term that collects its globs.
+    let mut by_rest: Vec<(String, usize)> = Vec::new();
+    for child in children {
+        let Some((rest, at)) = split(&child) else {
+            out.push(child);
+            continue;
+        };
+        match by_rest.iter().find(|(k, _)| *k == rest) {
+            None => {
+                by_rest.push((rest, out.len()));
+                out.push(child);
+            }
+            Some(&(_, target)) => {
+                let globs = match &child.node {
+                    Node::Leaf(l) => uri_globs(l),
+                    Node::And(c) => match &c[at].node {
+                        Node::Leaf(l) => uri_globs(l),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+                .expect("split found a glob leaf")
+                .to_vec();
+                let t = &mut out[target];
+                t.add_policies(&child.policies);
+                let leaf = match &mut t.node {
+                    Node::Leaf(l) => l,
+                    Node::And(c) => c
+                        .iter_mut()
+                        .find_map(|f| match &mut f.node {
+                            Node::Leaf(l) if uri_globs(l).is_some() => Some(l),
+                            _ => None,
+                        })
+                        .expect("the target term has a glob leaf"),
+                    _ => unreachable!("targets are glob leaves or and-terms"),
+                };
+                if let Op::Glob(mine) = &mut leaf.condition.op {
+                    let merged: Vec<Glob> = mine.iter().cloned().chain(globs).collect();
+                    *mine = merged.into_boxed_slice();
+                }
+            }
+        }
+    }
+    for &(_, i) in &by_rest {
+        prune_covered_globs(&mut out[i]);
+    }
+    out
+}
+
+/// The patterns of a plain (not negated, not opaque) `resource.uri glob` leaf.
+fn uri_globs(l: &Leaf) -> Option<&[Glob]> {
+    match (&l.condition.op, &l.condition.path.target) {
+        (Op::Glob(globs), Target::Field(Field::ResourceUri))
+            if !l.condition.negate && l.opaque.is_none() =>
+        {
+            Some(globs)
+        }
+        _ => None,
+    }
+}
+
+/// Drops the URI patterns of a term that another of its patterns covers.
+fn prune_covered_globs(term: &mut Filter) {
+    let leaf = match &mut term.node {
+        Node::Leaf(l) => l,
+        Node::And(c) => match c.iter_mut().find_map(|f| match &mut f.node {
+            Node::Leaf(l) if uri_globs(l).is_some() => Some(l),
+            _ => None,
+        }) {
+            Some(l) => l,
+            None => return,
+        },
+        _ => return,
+    };
+    if let Op::Glob(globs) = &mut leaf.condition.op {
+        let mut kept: Vec<Glob> = Vec::with_capacity(globs.len());
+        for (i, g) in globs.iter().enumerate() {
+            let covered = globs.iter().enumerate().any(|(j, other)| {
+                let same = other.as_str() == g.as_str();
+                // A repeat keeps its first copy; a strictly wider pattern covers.
+                (same && j < i) || (!same && covers(other, g))
+            });
+            if !covered {
+                kept.push(g.clone());
+            }
+        }
+        *globs = kept.into_boxed_slice();
+    }
+}
+
+/// True when every string `inner` matches, `outer` matches too, for the shapes that are cheap to decide:
+/// `outer` is `p*` and every match of `inner` starts with `p`.
+fn covers(outer: &Glob, inner: &Glob) -> bool {
+    let o = outer.as_str();
+    match o.strip_suffix('*') {
+        Some(p) if !p.contains('*') => inner.literal_prefix().starts_with(p),
+        _ => false,
+    }
+}

@@ -1,0 +1,679 @@
+//! The query plan (SPEC section 7): for a principal, one or more actions and an environment, which resources
+//! `Authorize` would allow, as a filter tree a database can run ([`Plan::to_sql`]) or a caller can apply in
+//! memory ([`Plan::allows`]).
+//!
+//! The plan is exact: a resource passes exactly when `Authorize` would answer ALLOW for every action asked,
+//! three-valued rules included. It is built from the evaluator's own pieces, never a second evaluator: the
+//! attachments come from the index and the selector test, conditions that do not read the resource are decided
+//! by `eval_condition` on the request, and the leaves that do are conditions that `eval_condition` decides per
+//! resource. For each action the tree is
+//!
+//! ```text
+//! or(allow_p: uri_p and cond_1 is true and ...) and not or(deny_q: uri_q and cond_1 is not false and ...)
+//! ```
+//!
+//! and "is not false" is `not` of the leaf with `negate` flipped, so an undetermined deny removes the resource and
+//! an undetermined allow grants nothing.
+
+pub mod filter;
+pub mod sql;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ast::Effect;
+use crate::eval::{bind, effective_groups, eval_condition, selector_matches, Bound, Ctx, Truth};
+use crate::ir::condition::{Condition, Lit, NumArg, Op, Operand, TimeArg};
+use crate::ir::glob::Glob;
+use crate::ir::path::{AttrPath, Field, Part, Segment, Target};
+use crate::request::{
+    from_json_value, RawEnvironment, RawPrincipal, RawRequest, Request, RequestError, Resource,
+};
+use crate::simulate::witness::{witnesses, Pattern};
+use crate::snapshot::Snapshot;
+use filter::{Filter, Leaf, Node};
+
+/// Most actions one plan may ask for.
+pub const MAX_PLAN_ACTIONS: usize = 64;
+
+/// What a plan asks: the principal and environment of a request, its actions, and what is known of the
+/// resources (build one with [`PlanRequest::from_json`] or [`PlanRequest::new`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRequest {
+    /// The principal and environment (its action and resource are not used).
+    pub request: Request,
+    /// The actions: a resource passes when every one of them is allowed.
+    pub actions: Vec<String>,
+    /// What every resource considered is known to satisfy.
+    pub known: KnownResource,
+}
+
+/// Resource fields the caller already knows, which narrow the plan: only resources that satisfy them are
+/// considered, and [`Plan::to_sql`] and [`Plan::allows`] check them too.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KnownResource {
+    /// The URI, or a glob every URI matches (`kylo:kylo:vault:keys:*`).
+    pub uri: Option<Glob>,
+    /// The owner.
+    pub owner: Option<String>,
+}
+
+impl KnownResource {
+    fn exact_uri(&self) -> Option<&str> {
+        self.uri.as_ref().filter(|g| g.is_exact()).map(Glob::as_str)
+    }
+}
+
+/// The JSON shape of a plan request: the request JSON of SPEC section 3 with `action` or `actions`, and a
+/// `resource` that holds only known fields.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlanRequest {
+    #[serde(default)]
+    /// The principal, as in a request (or a token, at the server's doors).
+    pub principal: Option<RawPrincipal>,
+    #[serde(default)]
+    /// One action.
+    pub action: Option<String>,
+    #[serde(default)]
+    /// Several actions: a resource passes when all are allowed.
+    pub actions: Option<Vec<String>>,
+    #[serde(default)]
+    /// The environment, as in a request.
+    pub environment: Option<RawEnvironment>,
+    #[serde(default)]
+    /// Known resource fields.
+    pub resource: Option<RawKnownResource>,
+    /// HTTP only: render the filter as SQL for this table mapping.
+    #[serde(default)]
+    pub sql: Option<sql::SqlMapping>,
+}
+
+/// Known resource fields in a plan request.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKnownResource {
+    /// A URI, or a glob (`*` is the wildcard).
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// The owner.
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+impl RawPlanRequest {
+    /// Validates with the same rules as `Authorize` (errors name the field).
+    pub fn normalize(self) -> Result<PlanRequest, RequestError> {
+        let mut actions = self.actions.unwrap_or_default();
+        if let Some(a) = self.action {
+            if !actions.is_empty() {
+                return Err(RequestError::new(
+                    "actions",
+                    "give `action` or `actions`, not both",
+                ));
+            }
+            actions.push(a);
+        }
+        if actions.is_empty() {
+            return Err(RequestError::new(
+                "actions",
+                "must name at least one action",
+            ));
+        }
+        if actions.len() > MAX_PLAN_ACTIONS {
+            return Err(RequestError::new(
+                "actions",
+                format!("at most {MAX_PLAN_ACTIONS} actions"),
+            ));
+        }
+        // Each action goes through the request's own validation.
+        let mut request = None;
+        for (i, action) in actions.iter().enumerate() {
+            let raw = RawRequest {
+                principal: self.principal.clone(),
+                action: Some(action.clone()),
+                resource: None,
+                environment: self.environment.clone(),
+                ..RawRequest::default()
+            };
+            match raw.normalize() {
+                Ok(r) => request = request.or(Some(r)),
+                Err(e) if e.field == "action" => {
+                    return Err(RequestError::new(format!("actions[{i}]"), e.message))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        actions.retain(|a| seen.insert(a.clone()));
+        let resource = self.resource.unwrap_or_default();
+        let uri = match resource.uri.filter(|u| !u.is_empty()) {
+            None => None,
+            Some(u) => {
+                Some(Glob::new(&u).map_err(|e| RequestError::new("resource.uri", e.to_string()))?)
+            }
+        };
+        Ok(PlanRequest {
+            request: request.expect("at least one action"),
+            actions,
+            known: KnownResource {
+                uri,
+                owner: resource.owner.filter(|o| !o.is_empty()),
+            },
+        })
+    }
+}
+
+impl PlanRequest {
+    /// A plan request for the principal and environment of `request` (its action and resource are ignored).
+    pub fn new(
+        request: Request,
+        actions: impl IntoIterator<Item = impl Into<String>>,
+    ) -> PlanRequest {
+        PlanRequest {
+            request,
+            actions: actions.into_iter().map(Into::into).collect(),
+            known: KnownResource::default(),
+        }
+    }
+
+    /// Reads the JSON plan request (see [`RawPlanRequest`]).
+    pub fn from_json(value: Value) -> Result<PlanRequest, RequestError> {
+        from_json_value::<RawPlanRequest>(value)?.normalize()
+    }
+}
+
+/// The answer's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// Every resource (that satisfies the known fields) is allowed.
+    AlwaysAllowed,
+    /// None is.
+    AlwaysDenied,
+    /// Those that pass the filter are.
+    Conditional,
+}
+
+impl PlanKind {
+    /// `always_allowed`, `always_denied` or `conditional`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanKind::AlwaysAllowed => "always_allowed",
+            PlanKind::AlwaysDenied => "always_denied",
+            PlanKind::Conditional => "conditional",
+        }
+    }
+}
+
+/// A query plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Always allowed, always denied, or conditional on [`Plan::filter`].
+    pub kind: PlanKind,
+    /// The filter over `resource.*` (`true` or `false` unless conditional).
+    pub filter: Filter,
+    /// The revision of the policy set the plan was made from.
+    pub revision: String,
+    /// The actions asked, without repeats.
+    pub actions: Vec<String>,
+    /// The known resource fields the plan assumed.
+    pub known: KnownResource,
+    /// The request of each action, with an empty resource and the time fixed: what opaque leaves read.
+    bases: Vec<Request>,
+}
+
+impl Plan {
+    /// True when part of the filter cannot be written in SQL (instants, time windows, weekdays, CIDRs, or a
+    /// condition whose values are not plain literals): [`Plan::to_sql`] then returns a wider `WHERE` and the rows
+    /// it returns must be checked with [`Plan::allows`].
+    pub fn residual(&self) -> bool {
+        self.filter.has_residual()
+    }
+
+    /// Every policy the filter names.
+    pub fn policies(&self) -> Vec<Arc<str>> {
+        self.filter.all_policies()
+    }
+
+    /// Whether `Authorize` would allow every action of the plan on this resource (and the resource satisfies the
+    /// known fields). The same condition code as `Authorize` decides each leaf.
+    pub fn allows(&self, resource: &Resource) -> bool {
+        if let Some(g) = &self.known.uri {
+            if !g.matches(resource.uri.as_deref().unwrap_or("")) {
+                return false;
+            }
+        }
+        if self.known.owner.is_some() && resource.owner != self.known.owner {
+            return false;
+        }
+        let requests: Vec<Request> = self
+            .bases
+            .iter()
+            .map(|b| Request {
+                resource: resource.clone(),
+                ..b.clone()
+            })
+            .collect();
+        // The directory's groups were merged into each base request when the plan was made.
+        let groups: Vec<Vec<&str>> = requests
+            .iter()
+            .map(|r| r.principal.groups.iter().map(String::as_str).collect())
+            .collect();
+        let ctxs: Vec<Ctx> = requests
+            .iter()
+            .zip(&groups)
+            .map(|(r, g)| Ctx {
+                request: r,
+                groups: g,
+                time: r.environment.time.unwrap_or_else(Timestamp::now),
+            })
+            .collect();
+        self.filter.holds(&ctxs)
+    }
+
+    /// The JSON answer: `{kind, filter, revision, actions, residual, policies}`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "kind": self.kind.as_str(),
+            "filter": self.filter.to_json(),
+            "revision": &*self.revision,
+            "actions": self.actions,
+            "residual": self.residual(),
+            "policies": self.policies(),
+        })
+    }
+}
+
+/// Plans `plan` against `snapshot`. `now` is the time of requests without one; `superuser` is always allowed.
+pub fn plan(
+    snapshot: &Snapshot,
+    plan: &PlanRequest,
+    now: Timestamp,
+    superuser: Option<&str>,
+) -> Plan {
+    let compiled = &snapshot.compiled;
+    let mut base = plan.request.clone();
+    base.environment.time = Some(base.environment.time.unwrap_or(now));
+    base.resource = Resource {
+        uri: plan.known.exact_uri().map(str::to_string),
+        owner: plan.known.owner.clone(),
+        attributes: Map::new(),
+    };
+    // The directory's groups join the request's, as they do before every decision.
+    let groups: Vec<String> = effective_groups(&base, &compiled.membership)
+        .iter()
+        .map(|g| g.to_string())
+        .collect();
+    base.principal.groups = groups;
+
+    let mut bases = Vec::with_capacity(plan.actions.len());
+    let filter = if superuser == Some(base.principal.id.as_str()) {
+        bases.extend(plan.actions.iter().map(|a| Request {
+            action: a.clone(),
+            ..base.clone()
+        }));
+        Filter::constant(true).with_policies(vec![Arc::from(crate::validate::RESERVED_POLICY_ID)])
+    } else {
+        let mut per_action = Vec::with_capacity(plan.actions.len());
+        for (i, action) in plan.actions.iter().enumerate() {
+            let request = Request {
+                action: action.clone(),
+                ..base.clone()
+            };
+            per_action.push(action_filter(snapshot, &request, i, &plan.known));
+            bases.push(request);
+        }
+        Filter::new(Node::And(per_action)).simplify()
+    };
+    let kind = match filter.node {
+        Node::True => PlanKind::AlwaysAllowed,
+        Node::False => PlanKind::AlwaysDenied,
+        _ => PlanKind::Conditional,
+    };
+    Plan {
+        kind,
+        filter,
+        revision: snapshot.revision.clone(),
+        actions: plan.actions.clone(),
+        known: plan.known.clone(),
+        bases,
+    }
+}
+
+/// The resources one action is allowed on: some allow holds and no deny applies.
+fn action_filter(
+    snapshot: &Snapshot,
+    request: &Request,
+    index: usize,
+    known: &KnownResource,
+) -> Filter {
+    let compiled = &snapshot.compiled;
+    let groups: Vec<&str> = request
+        .principal
+        .groups
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let ctx = Ctx {
+        request,
+        groups: &groups,
+        time: request.environment.time.expect("the plan fixes the time"),
+    };
+    let mut candidates: Vec<u32> = Vec::new();
+    compiled
+        .index
+        .candidates_any_resource(&request.principal.id, &groups, |entry| {
+            let policy = &compiled.policies[entry.policy as usize];
+            if policy.matches_action(&request.action)
+                && selector_matches(
+                    &compiled.attachments[entry.attachment as usize].selector,
+                    &ctx,
+                )
+            {
+                candidates.push(entry.policy);
+            }
+        });
+    candidates.sort_unstable();
+    candidates.dedup();
+
+    let planner = Planner {
+        ctx: &ctx,
+        index,
+        known,
+    };
+    let (mut allows, mut denies) = (Vec::new(), Vec::new());
+    for &p in &candidates {
+        let policy = &compiled.policies[p as usize];
+        let deny = policy.effect == Effect::Deny;
+        let mut terms = vec![planner.uri_filter(&policy.resources)];
+        for condition in policy.conditions.iter() {
+            terms.push(match planner.condition(condition) {
+                Planned::Decided(truth) if deny => Filter::constant(truth != Truth::False),
+                Planned::Decided(truth) => Filter::constant(truth == Truth::True),
+                // "Not false": the flipped leaf holds exactly where the condition is false.
+                Planned::Leaf(leaf) if deny => {
+                    Filter::new(Node::Not(Box::new(Filter::leaf(leaf.flipped()))))
+                }
+                Planned::Leaf(leaf) => Filter::leaf(leaf),
+            });
+        }
+        let branch = Filter::new(Node::And(terms)).with_policies(vec![policy.id.clone()]);
+        if deny {
+            denies.push(branch);
+        } else {
+            allows.push(branch);
+        }
+    }
+    Filter::new(Node::And(vec![
+        Filter::new(Node::Or(allows)),
+        Filter::new(Node::Not(Box::new(Filter::new(Node::Or(denies))))),
+    ]))
+}
+
+/// A condition, decided from the request alone or left as a leaf on the resource.
+enum Planned {
+    Decided(Truth),
+    Leaf(Leaf),
+}
+
+struct Planner<'a> {
+    ctx: &'a Ctx<'a>,
+    /// The action's position in the plan.
+    index: usize,
+    known: &'a KnownResource,
+}
+
+impl Planner<'_> {
+    /// True when `path` reads a part of the resource that is not known.
+    fn reads_resource(&self, path: &AttrPath) -> bool {
+        match &path.target {
+            Target::Field(Field::ResourceUri) => self.known.exact_uri().is_none(),
+            Target::Field(Field::ResourceOwner) => self.known.owner.is_none(),
+            Target::Attribute {
+                part: Part::Resource,
+                ..
+            } => true,
+            _ => false,
+        }
+    }
+
+    /// A policy's resource patterns as a filter on `resource.uri` (an absent URI is matched as the empty string,
+    /// which only all-`*` patterns match, and those are always true).
+    fn uri_filter(&self, patterns: &[Glob]) -> Filter {
+        if let Some(uri) = self.known.exact_uri() {
+            return Filter::constant(patterns.iter().any(|g| g.matches(uri)));
+        }
+        let mut open: Vec<Glob> = Vec::new();
+        for g in patterns {
+            if g.as_str().bytes().all(|b| b == b'*') {
+                return Filter::constant(true);
+            }
+            match self.known.uri.as_ref().map(|k| relate(k, g)) {
+                Some(Relation::Inside) => return Filter::constant(true),
+                Some(Relation::Disjoint) => {}
+                Some(Relation::Overlaps) | None => open.push(g.clone()),
+            }
+        }
+        if open.is_empty() {
+            return Filter::constant(false);
+        }
+        let path = AttrPath::parse("resource.uri").expect("a valid path");
+        Filter::leaf(Leaf {
+            condition: Condition {
+                path,
+                op_name: crate::ast::OpName::Glob,
+                op: Op::Glob(open.into_boxed_slice()),
+                negate: false,
+                pos: Default::default(),
+                zone_text: None,
+            },
+            opaque: None,
+            bindings: Map::new(),
+        })
+    }
+
+    /// Decides a condition from the request, or makes it a leaf on the resource.
+    fn condition(&self, condition: &Condition) -> Planned {
+        let refs = condition.references();
+        let path_reads = self.reads_resource(&condition.path);
+        let refs_read = refs.iter().any(|p| self.reads_resource(p));
+        if !path_reads && !refs_read {
+            return Planned::Decided(eval_condition(condition, self.ctx));
+        }
+        if path_reads && !refs_read {
+            match self.substitute(condition) {
+                Substituted::Leaf(c) => {
+                    return Planned::Leaf(Leaf {
+                        condition: c,
+                        opaque: None,
+                        bindings: Map::new(),
+                    })
+                }
+                // Never true and never false, whatever the resource: a missing or unusable reference.
+                Substituted::Undetermined => return Planned::Decided(Truth::Unknown),
+                Substituted::Opaque => {}
+            }
+        }
+        Planned::Leaf(self.opaque(condition))
+    }
+
+    /// A leaf that keeps its references and reads them from the plan's request of this action.
+    fn opaque(&self, condition: &Condition) -> Leaf {
+        let mut bindings = Map::new();
+        let mut record = |p: &AttrPath| {
+            if !self.reads_resource(p) {
+                if let Some(b) = bind(p, self.ctx) {
+                    bindings.insert(p.text.to_string(), bound_json(b));
+                }
+            }
+        };
+        record(&condition.path);
+        condition.references().into_iter().for_each(&mut record);
+        if condition.path.uses_action() {
+            bindings.insert(
+                "action".into(),
+                Value::String(self.ctx.request.action.clone()),
+            );
+        }
+        Leaf {
+            condition: condition.clone(),
+            opaque: Some(self.index),
+            bindings,
+        }
+    }
+
+    /// The condition with `${action}` in its path and its references replaced by literals of the same meaning.
+    fn substitute(&self, condition: &Condition) -> Substituted {
+        let mut c = condition.clone();
+        if c.path.uses_action() {
+            if let Target::Attribute { segments, .. } = &mut c.path.target {
+                let action = &self.ctx.request.action;
+                for s in segments.iter_mut() {
+                    if *s == Segment::Action {
+                        *s = Segment::Name(action.as_str().into());
+                    }
+                }
+                c.path.text = c.path.text.replace("${action}", action).into();
+            }
+        }
+        let string_op = matches!(c.op, Op::StartsWith(_) | Op::EndsWith(_));
+        c.op = match &c.op {
+            Op::Equals(v) | Op::ContainsAll(v) | Op::StartsWith(v) | Op::EndsWith(v) => {
+                let mut out = Vec::with_capacity(v.len());
+                let mut undetermined = false;
+                for operand in v.iter() {
+                    match operand {
+                        Operand::Lit(l) => out.push(Operand::Lit(l.clone())),
+                        Operand::Ref(p) => match bind(p, self.ctx) {
+                            // Missing is decided before type: the condition is unknown at best.
+                            None => return Substituted::Undetermined,
+                            Some(Bound::Json(Value::Object(_))) => undetermined = true,
+                            Some(Bound::Json(Value::Array(items))) => {
+                                for item in items {
+                                    match plain_literal(&item) {
+                                        Some(l) => out.push(Operand::Lit(l)),
+                                        None => return Substituted::Opaque,
+                                    }
+                                }
+                            }
+                            Some(Bound::Json(scalar)) => match plain_literal(&scalar) {
+                                Some(l) => out.push(Operand::Lit(l)),
+                                None => return Substituted::Opaque,
+                            },
+                            // The text is what string operators read; `equals` reads the address.
+                            Some(Bound::Ip(_, text)) if string_op => {
+                                out.push(Operand::Lit(Lit::Str(text.into())))
+                            }
+                            Some(Bound::Ip(..) | Bound::Time(_)) => return Substituted::Opaque,
+                        },
+                    }
+                }
+                // A reference to a map: a fault when the attribute is there, unknown when not.
+                if undetermined {
+                    return Substituted::Undetermined;
+                }
+                let out = out.into_boxed_slice();
+                match &c.op {
+                    Op::Equals(_) => Op::Equals(out),
+                    Op::ContainsAll(_) => Op::ContainsAll(out),
+                    Op::StartsWith(_) => Op::StartsWith(out),
+                    _ => Op::EndsWith(out),
+                }
+            }
+            Op::Compare(cmp, NumArg::Ref(p)) => match bind(p, self.ctx) {
+                Some(Bound::Json(Value::Number(n))) => match n.as_f64() {
+                    Some(n) => Op::Compare(*cmp, NumArg::Num(n)),
+                    None => return Substituted::Undetermined,
+                },
+                // Missing: unknown; any other type: a fault once the attribute is there.
+                _ => return Substituted::Undetermined,
+            },
+            Op::Before(TimeArg::Ref(p)) | Op::After(TimeArg::Ref(p)) => {
+                let at = match bind(p, self.ctx) {
+                    Some(Bound::Time(t)) => t,
+                    Some(Bound::Json(Value::String(s))) => {
+                        match crate::request::parse_rfc3339(&s) {
+                            Some(t) => t,
+                            None => return Substituted::Undetermined,
+                        }
+                    }
+                    _ => return Substituted::Undetermined,
+                };
+                if matches!(c.op, Op::Before(_)) {
+                    Op::Before(TimeArg::At(at))
+                } else {
+                    Op::After(TimeArg::At(at))
+                }
+            }
+            other => other.clone(),
+        };
+        Substituted::Leaf(c)
+    }
+}
+
+enum Substituted {
+    Leaf(Condition),
+    /// Unknown or a fault for every resource: never true, never false.
+    Undetermined,
+    /// A value with no literal of the same meaning (an instant or address compared by value, a nested list).
+    Opaque,
+}
+
+/// A JSON scalar as a condition literal (`None` for lists, maps and numbers out of range).
+fn plain_literal(v: &Value) -> Option<Lit> {
+    match v {
+        Value::String(s) => Some(Lit::Str(s.as_str().into())),
+        Value::Number(n) => n.as_f64().map(Lit::Num),
+        Value::Bool(b) => Some(Lit::Bool(*b)),
+        _ => None,
+    }
+}
+
+fn bound_json(b: Bound) -> Value {
+    match b {
+        Bound::Json(v) => v,
+        Bound::Time(t) => Value::String(t.to_string()),
+        Bound::Ip(_, text) => Value::String(text),
+    }
+}
+
+/// How the language of a policy pattern relates to the known URI glob.
+enum Relation {
+    /// Every known URI matches the pattern.
+    Inside,
+    /// No known URI does.
+    Disjoint,
+    /// Some do; or the search gave up (the leaf stays, which is always exact).
+    Overlaps,
+}
+
+/// Compares the known URI glob with a policy pattern through real glob intersection.
+fn relate(known: &Glob, pattern: &Glob) -> Relation {
+    let found = witnesses(
+        &Pattern::glob(known.as_str()),
+        &[Pattern::glob(pattern.as_str())],
+        true,
+        4_096,
+        1,
+    );
+    if !found.complete {
+        return Relation::Overlaps;
+    }
+    let (mut inside, mut outside) = (false, false);
+    for (vector, _) in found.firsts() {
+        if vector[0] {
+            inside = true;
+        } else {
+            outside = true;
+        }
+    }
+    match (inside, outside) {
+        (true, false) => Relation::Inside,
+        (false, _) => Relation::Disjoint,
+        (true, true) => Relation::Overlaps,
+    }
+}
