@@ -1,6 +1,5 @@
 //! `arbiter eval --request FILE|-`: one decision as JSON, optionally with `--explain`.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -34,28 +33,8 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> i32 {
     let mut explain = args.explain;
-    let text = if args.request == "-" {
-        let mut s = String::new();
-        if let Err(e) = std::io::stdin().read_to_string(&mut s) {
-            eprintln!("error: cannot read the request from standard input: {e}");
-            return EXIT_INVALID;
-        }
-        s
-    } else {
-        match std::fs::read_to_string(&args.request) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: cannot read {}: {e}", args.request);
-                return EXIT_INVALID;
-            }
-        }
-    };
-    let value: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {}: invalid JSON: {e}", args.request);
-            return EXIT_INVALID;
-        }
+    let Ok(value) = super::read_json_arg("request", &args.request) else {
+        return EXIT_INVALID;
     };
     let request = match RawRequest::from_json(value) {
         Ok(raw) => {

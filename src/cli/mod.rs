@@ -6,6 +6,7 @@
 mod check;
 mod eval;
 pub mod git_base;
+mod plan;
 mod serve;
 mod simulate;
 mod test;
@@ -44,6 +45,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Decide one request (JSON) and print the decision as JSON.
     Eval(eval::EvalArgs),
+    /// The query plan: which resources a principal may act on, as a filter tree or a SQL `WHERE`.
+    Plan(plan::PlanArgs),
     /// Run `kind: TestSuite` files against a policy directory.
     Test(test::TestArgs),
     /// Check a proposed policy change for administrator lockout and show whose access it changes.
@@ -68,6 +71,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Test(args) => test::run(args),
         Command::Serve(args) => serve::run(*args),
         Command::Simulate(args) => simulate::run(args),
@@ -80,7 +84,19 @@ pub(crate) fn load_snapshot(dir: &Path) -> Result<Snapshot, Diagnostics> {
     crate::compile::build(&sources)
 }
 
-/// Prints diagnostics to stderr followed by a summary line.
+/// Reads a JSON document from a file, or from standard input for `-`; prints the problem and returns `Err`.
+pub(crate) fn read_json_arg(what: &str, path: &str) -> Result<serde_json::Value, ()> {
+    use std::io::Read;
+    let text = if path == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map(|_| s)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    let text = text.map_err(|e| eprintln!("error: cannot read the {what} from {path}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| eprintln!("error: {path}: invalid JSON: {e}"))
+}
+
 /// Writes a report to standard output. A closed pipe (`| head`) is not worth a panic, and the exit code still
 /// tells the outcome, so write errors are ignored.
 pub(crate) fn print_out(text: &str) {
@@ -88,6 +104,7 @@ pub(crate) fn print_out(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+/// Prints diagnostics to stderr followed by a summary line.
 pub(crate) fn print_diagnostics(diags: &Diagnostics) {
     for d in diags.iter() {
         eprintln!("{d}");

@@ -397,6 +397,12 @@ fn simplify_junction(children: Vec<Filter>, is_and: bool) -> Filter {
         unique = merge_uri_globs(unique);
     }
     let mut unique = absorb(unique, is_and);
+    if !is_and {
+        match factor_common(unique) {
+            Ok(factored) => return factored,
+            Err(children) => unique = children,
+        }
+    }
     match unique.len() {
         0 => Filter::constant(is_and),
         1 => unique.pop().expect("one child"),
@@ -454,6 +460,60 @@ fn absorb(children: Vec<Filter>, is_and: bool) -> Vec<Filter> {
         }
     }
     kept.into_iter().flatten().collect()
+}
+
+/// `(a and b) or (a and c)` is `a and (b or c)`: terms every child of an `or` shares move out of it. A child
+/// left with nothing makes the `or` true; its policies, and the others', then stay on the result.
+fn factor_common(children: Vec<Filter>) -> Result<Filter, Vec<Filter>> {
+    if children.len() < 2 || children.len() > ABSORB_LIMIT {
+        return Err(children);
+    }
+    let sets: Vec<Vec<String>> = children
+        .iter()
+        .map(|c| term_keys(c, true).into_iter().collect())
+        .collect();
+    let common: Vec<String> = sets[0]
+        .iter()
+        .filter(|k| sets[1..].iter().all(|s| s.contains(k)))
+        .cloned()
+        .collect();
+    if common.is_empty() {
+        return Err(children);
+    }
+    let mut shared = Vec::new();
+    let mut rest = Vec::new();
+    let mut emptied = false;
+    let mut all_policies = Vec::new();
+    for (i, child) in children.into_iter().enumerate() {
+        all_policies.extend(child.policies.iter().cloned());
+        let (terms, policies) = match child.node {
+            Node::And(terms) => (terms, child.policies),
+            other => (vec![Filter::new(other)], child.policies),
+        };
+        let mut remaining = Vec::new();
+        for t in terms {
+            if common.contains(&t.key()) {
+                if i == 0 {
+                    shared.push(t);
+                }
+            } else {
+                remaining.push(t);
+            }
+        }
+        if remaining.is_empty() {
+            emptied = true;
+        } else {
+            rest.push(Filter::new(Node::And(remaining)).with_policies(policies));
+        }
+    }
+    if emptied {
+        // One child was exactly the shared terms: it absorbs the others.
+        return Ok(Filter::new(Node::And(shared))
+            .simplify()
+            .with_policies(all_policies));
+    }
+    shared.push(Filter::new(Node::Or(rest)));
+    Ok(Filter::new(Node::And(shared)).simplify())
 }
 
 /// Inside an `or`: `resource.uri glob` leaves merge into one, and `and` terms that differ only in their URI glob

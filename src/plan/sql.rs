@@ -204,12 +204,25 @@ enum Source {
     Absent,
 }
 
-/// The SQL of one source: its type name (never NULL: `'absent'` when absent) and its value.
+/// The SQL of one source.
 struct Access {
+    /// True when the attribute is present (never NULL).
+    present: String,
+    /// Its type name: `typeof` for a column, `json_type` for JSON (`'absent'` when missing).
     ty: String,
     value: String,
-    /// `json_each(...)` over the attribute's elements (JSON only).
+    /// `json_each(...)` over the attribute's elements (JSON only; a column holds one scalar).
     each: Option<String>,
+}
+
+impl Access {
+    /// Present and not a map: what every operator but `exists` needs before it can be true or false.
+    fn defined(&self) -> String {
+        match self.each {
+            Some(_) => format!("{} AND {} <> 'object'", self.present, self.ty),
+            None => self.present.clone(),
+        }
+    }
 }
 
 impl Renderer<'_> {
@@ -287,24 +300,27 @@ impl Renderer<'_> {
             Source::Column {
                 column,
                 empty_absent,
-            } => {
-                let empty = if *empty_absent {
-                    format!(" OR {column} = ''")
+            } => Access {
+                present: if *empty_absent {
+                    format!("{column} IS NOT NULL AND {column} <> ''")
                 } else {
-                    String::new()
-                };
+                    format!("{column} IS NOT NULL")
+                },
+                ty: format!("typeof({column})"),
+                value: column.clone(),
+                each: None,
+            },
+            Source::Json { column, path } => {
+                let ty = format!("COALESCE(json_type({column}, {path}), 'absent')");
                 Access {
-                    ty: format!("(CASE WHEN {column} IS NULL{empty} THEN 'absent' ELSE typeof({column}) END)"),
-                    value: column.clone(),
-                    each: None,
+                    present: format!("{ty} NOT IN ('absent', 'null')"),
+                    ty,
+                    value: format!("json_extract({column}, {path})"),
+                    each: Some(format!("json_each({column}, {path})")),
                 }
             }
-            Source::Json { column, path } => Access {
-                ty: format!("COALESCE(json_type({column}, {path}), 'absent')"),
-                value: format!("json_extract({column}, {path})"),
-                each: Some(format!("json_each({column}, {path})")),
-            },
             Source::Absent => Access {
+                present: "0".into(),
                 ty: "'absent'".into(),
                 value: "NULL".into(),
                 each: None,
@@ -312,18 +328,15 @@ impl Renderer<'_> {
         }
     }
 
-    /// `EXISTS` an element (the scalar itself for a column) for which `pred(type, value)` holds.
+    /// Some element (the scalar itself for a column, which callers have checked is present) for which
+    /// `pred(type, value)` holds.
     fn any_element(a: &Access, pred: impl Fn(&str, &str) -> String) -> String {
         match &a.each {
             Some(each) => format!(
                 "EXISTS (SELECT 1 FROM {each} AS e WHERE {})",
                 pred("e.type", "e.atom")
             ),
-            None => format!(
-                "({} NOT IN ('absent', 'null') AND {})",
-                a.ty,
-                pred(&a.ty, &a.value)
-            ),
+            None => format!("({})", pred(&a.ty, &a.value)),
         }
     }
 
@@ -334,16 +347,16 @@ impl Renderer<'_> {
         }
         let source = self.source(leaf)?;
         let a = Self::access(&source);
-        let present = format!("{} NOT IN ('absent', 'null')", a.ty);
+        let present = a.present.clone();
         let negate = leaf.condition.negate;
         // (true when the condition is true, true when it is false)
         let (when_true, when_false) = match &leaf.condition.op {
-            Op::Exists => (present.clone(), format!("{} IN ('absent', 'null')", a.ty)),
+            Op::Exists => (present.clone(), format!("NOT ({present})")),
             Op::IsTrue => (format!("{} = 'true'", a.ty), format!("{} = 'false'", a.ty)),
             Op::Equals(values) => {
                 let lits = literals(values)?;
                 let m = self.any_match(&a, &lits);
-                let defined = format!("{present} AND {} <> 'object'", a.ty);
+                let defined = a.defined();
                 (
                     format!("{defined} AND {m}"),
                     format!("{defined} AND NOT {m}"),
@@ -378,12 +391,12 @@ impl Renderer<'_> {
                     })
                     .collect();
                 let bad = lits.iter().any(|l| !matches!(l, Lit::Str(_)));
-                self.string_match(&a, &present, &patterns, bad)
+                self.string_match(&a, &patterns, bad)
             }
             Op::Glob(globs) => {
                 let patterns: Vec<String> =
                     globs.iter().map(|g| glob_pattern(g.as_str())).collect();
-                self.string_match(&a, &present, &patterns, false)
+                self.string_match(&a, &patterns, false)
             }
             Op::Compare(cmp, NumArg::Num(n)) => {
                 let p = self.param(number(*n));
@@ -393,7 +406,7 @@ impl Renderer<'_> {
                     Cmp::Gt => ">",
                     Cmp::Ge => ">=",
                 };
-                let numeric = format!("{} IN ('integer', 'real')", a.ty);
+                let numeric = format!("{} AND {} IN ('integer', 'real')", a.present, a.ty);
                 let test = format!("{} {op} {p}", a.value);
                 (
                     format!("{numeric} AND {test}"),
@@ -442,7 +455,6 @@ impl Renderer<'_> {
     fn string_match(
         &mut self,
         a: &Access,
-        present: &str,
         patterns: &[String],
         bad_value: bool,
     ) -> (String, String) {
@@ -460,7 +472,7 @@ impl Renderer<'_> {
             })
         };
         let non_string = Self::any_element(a, |ty, _| format!("{ty} <> 'text'"));
-        let defined = format!("{present} AND {} <> 'object'", a.ty);
+        let defined = a.defined();
         let mut when_false = format!("{defined} AND NOT {hit} AND NOT {non_string}");
         if bad_value {
             let any = Self::any_element(a, |_, _| "1".into());
