@@ -104,6 +104,76 @@ pub fn request_to_proto(r: &Request) -> proto::AuthorizeRequest {
     }
 }
 
+/// A `PlanResourcesRequest` as the JSON plan request, and the time it sets.
+pub fn plan_from_proto(
+    msg: proto::PlanResourcesRequest,
+) -> Result<(crate::plan::RawPlanRequest, Option<Timestamp>), RequestError> {
+    let (environment, time) = match msg.environment {
+        Some(e) => {
+            let (raw, time) = environment(e)?;
+            (Some(raw), time)
+        }
+        None => (None, None),
+    };
+    let non_empty = |s: String| (!s.is_empty()).then_some(s);
+    let raw = crate::plan::RawPlanRequest {
+        principal: msg.principal.map(principal).transpose()?,
+        action: non_empty(msg.action),
+        actions: (!msg.actions.is_empty()).then_some(msg.actions),
+        environment,
+        resource: msg.resource.map(|r| crate::plan::RawKnownResource {
+            uri: non_empty(r.uri),
+            owner: non_empty(r.owner),
+        }),
+        sql: msg.sql.map(|m| {
+            let defaults = crate::plan::sql::SqlMapping::default();
+            crate::plan::sql::SqlMapping {
+                uri: non_empty(m.uri).unwrap_or(defaults.uri),
+                owner: non_empty(m.owner).unwrap_or(defaults.owner),
+                columns: m.columns.into_iter().collect(),
+                json: non_empty(m.json).or(defaults.json),
+            }
+        }),
+    };
+    Ok((raw, time))
+}
+
+/// A plan answer as a `PlanResourcesResponse`.
+pub fn plan_response(answer: &super::decide::PlanAnswer) -> proto::PlanResourcesResponse {
+    use crate::plan::PlanKind;
+    let mut out = proto::PlanResourcesResponse {
+        revision: answer.revision.clone(),
+        sql: answer.sql.as_ref().map(|sql| proto::SqlFilter {
+            r#where: sql.where_clause.clone(),
+            params: Some(prost_types::ListValue {
+                values: sql.params.iter().map(json_to_value).collect(),
+            }),
+            exact: sql.exact,
+        }),
+        ..Default::default()
+    };
+    match (&answer.plan, &answer.unauthenticated) {
+        (Some(plan), _) => {
+            out.kind = match plan.kind {
+                PlanKind::AlwaysAllowed => proto::PlanKind::AlwaysAllowed,
+                PlanKind::AlwaysDenied => proto::PlanKind::AlwaysDenied,
+                PlanKind::Conditional => proto::PlanKind::Conditional,
+            } as i32;
+            out.filter = Some(json_to_value(&plan.filter.to_json()));
+            out.actions = plan.actions.clone();
+            out.residual = plan.residual();
+            out.policies = plan.policies().iter().map(|p| p.to_string()).collect();
+        }
+        (None, cause) => {
+            out.kind = proto::PlanKind::AlwaysDenied as i32;
+            out.filter = Some(json_to_value(&Value::Bool(false)));
+            out.reason = crate::eval::Reason::Unauthenticated.as_str().into();
+            out.explanation = cause.as_ref().map(|c| c.to_string()).unwrap_or_default();
+        }
+    }
+    out
+}
+
 /// JSON map to Struct. Only used on validated requests, whose depth is bounded.
 fn json_to_struct(m: &Map<String, Value>) -> prost_types::Struct {
     prost_types::Struct {

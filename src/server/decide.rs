@@ -513,6 +513,80 @@ impl ServiceState {
     }
 }
 
+/// A query plan as every door answers it.
+#[derive(Debug, Clone)]
+pub struct PlanAnswer {
+    /// `None` when the token failed verification (the answer is then "always denied").
+    pub plan: Option<crate::plan::Plan>,
+    pub sql: Option<crate::plan::sql::SqlFilter>,
+    pub unauthenticated: Option<TokenError>,
+    pub revision: String,
+}
+
+impl PlanAnswer {
+    /// The JSON answer of `POST /v1/plan` and `arbiter plan`.
+    pub fn to_json(&self) -> Value {
+        let mut out = match (&self.plan, &self.unauthenticated) {
+            (Some(plan), _) => plan.to_json(),
+            (None, cause) => json!({
+                "kind": crate::plan::PlanKind::AlwaysDenied.as_str(),
+                "filter": false,
+                "revision": self.revision,
+                "reason": Reason::Unauthenticated.as_str(),
+                "explanation": cause.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+            }),
+        };
+        if let Some(sql) = &self.sql {
+            out["sql"] = serde_json::to_value(sql).unwrap_or_default();
+        }
+        out
+    }
+}
+
+impl ServiceState {
+    /// A query plan (SPEC section 7): identity first (a token that fails plans nothing: always denied, reason
+    /// `unauthenticated`), then one snapshot, then the plan, under `catch_unwind` like every decision.
+    pub fn plan(
+        &self,
+        mut raw: crate::plan::RawPlanRequest,
+        time: Option<Timestamp>,
+    ) -> Result<PlanAnswer, DoorError> {
+        let mapping = raw.sql.take();
+        let unauthenticated = self.identify(raw.principal.get_or_insert_with(Default::default))?;
+        let mut request = raw.normalize()?;
+        if time.is_some() {
+            request.request.environment.time = time;
+        }
+        let snapshot = self.snapshot()?;
+        let plan = match unauthenticated {
+            Some(_) => None,
+            None => Some(
+                catch_unwind(AssertUnwindSafe(|| {
+                    crate::plan::plan(
+                        &snapshot,
+                        &request,
+                        Timestamp::now(),
+                        Some(self.superuser.as_str()),
+                    )
+                }))
+                .map_err(|_| internal_panic("planning"))?,
+            ),
+        };
+        let sql = match (mapping, &plan) {
+            (Some(mapping), Some(plan)) => Some(plan.to_sql(&mapping).map_err(|e| {
+                DoorError::Invalid(RequestError::new(format!("sql.{}", e.field), e.message))
+            })?),
+            _ => None,
+        };
+        Ok(PlanAnswer {
+            plan,
+            sql,
+            unauthenticated,
+            revision: snapshot.revision.clone(),
+        })
+    }
+}
+
 /// The logged principal of an unauthenticated call: no id (the token is never logged).
 fn unauthenticated_principal(
     principal: crate::request::Principal,

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `POST /v1/authorize` | one decision; the body is the request JSON of `arbiter eval` |
 //! | `POST /v1/authorize/batch` | `{principal, environment, checks: [{action, resource}], explain}` |
+//! | `POST /v1/plan` | the query plan: `{principal, action \| actions, environment, resource: {uri, owner}, sql}` |
 //! | `POST /v1/simulate` | `{files: {path: yaml}, requests: [...]}`: the report of `arbiter simulate --format json` |
 //! | `GET /v1/status` | the loaded set and the reload history |
 //! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 until the first set is loaded, and while stopping) |
@@ -129,6 +130,7 @@ impl HttpDoor {
         match (method.clone(), path.as_str()) {
             (Method::POST, "/v1/authorize") => self.json_call(req, Self::authorize).await,
             (Method::POST, "/v1/authorize/batch") => self.json_call(req, Self::batch).await,
+            (Method::POST, "/v1/plan") => self.json_call(req, Self::plan).await,
             (Method::POST, "/v1/simulate") if !self.admin => admin_elsewhere(),
             (Method::GET | Method::HEAD, "/v1/status") if !self.admin => admin_elsewhere(),
             (Method::POST, "/v1/simulate") => self.simulate(req).await,
@@ -144,7 +146,9 @@ impl HttpDoor {
                 );
                 response
             }
-            (_, "/v1/authorize" | "/v1/authorize/batch" | "/v1/simulate") => not_allowed("POST"),
+            (_, "/v1/authorize" | "/v1/authorize/batch" | "/v1/plan" | "/v1/simulate") => {
+                not_allowed("POST")
+            }
             (_, "/v1/status" | "/healthz" | "/readyz" | "/v1/openapi.json") => {
                 not_allowed("GET, HEAD")
             }
@@ -268,6 +272,15 @@ impl HttpDoor {
             "results": verdicts.iter().map(|v| verdict_json(v, &snapshot.revision)).collect::<Vec<_>>(),
             "revision": snapshot.revision,
         }))
+    }
+
+    fn plan(&self, body: Value, headers: &HeaderMap) -> Result<Value, HttpError> {
+        let raw = guarded("reading the request", || {
+            let mut raw: crate::plan::RawPlanRequest = crate::request::from_json_value(body)?;
+            bearer_into(headers, raw.principal.get_or_insert_with(Default::default))?;
+            Ok(raw)
+        })?;
+        Ok(self.state.plan(raw, None)?.to_json())
     }
 
     async fn simulate(&self, req: http::Request<Incoming>) -> http::Response<Body> {

@@ -130,6 +130,17 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         Ok(Response::new(status))
     }
 
+    async fn plan_resources(
+        &self,
+        request: Request<proto::PlanResourcesRequest>,
+    ) -> Result<Response<proto::PlanResourcesResponse>, Status> {
+        let (raw, time) = guarded("reading the request", || {
+            convert::plan_from_proto(request.into_inner())
+        })?;
+        let answer = self.state.plan(raw, time)?;
+        Ok(Response::new(convert::plan_response(&answer)))
+    }
+
     /// The lockout simulator on a proposed set (`files`) against the snapshot being served, with `requests`
     /// replayed against both. Runs off the executor.
     async fn simulate(

@@ -47,6 +47,15 @@ def main() -> int:
         checks=[pb.Check(action="ReadKey"), pb.Check(action="DeleteKey")],
     ), timeout=30)
     result["batch"] = [r.reason for r in batch.results]
+    # The query plan: ReadKey is allowed everywhere, DeleteKey nowhere; the SQL of an "always" plan is constant.
+    plans = {}
+    for action in ["ReadKey", "DeleteKey"]:
+        p = stub.PlanResources(pb.PlanResourcesRequest(
+            principal=pb.Principal(id="alice"), action=action, sql=pb.SqlMapping(),
+        ), timeout=30)
+        plans[action] = {"kind": pb.PlanKind.Name(p.kind), "filter": p.filter.bool_value,
+                         "where": getattr(p.sql, "where"), "exact": p.sql.exact, "revision": p.revision}
+    result["plans"] = plans
     result["revision"] = stub.GetStatus(pb.GetStatusRequest(), timeout=30).revision
     try:
         stub.Authorize(pb.AuthorizeRequest(principal=pb.Principal(id=""), action="ReadKey"), timeout=30)

@@ -448,3 +448,77 @@ async fn schemathesis_finds_nothing_outside_the_openapi_document() {
     );
     t.h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plans_over_curl_with_tokens_sql_and_errors() {
+    if !external("curl", &["curl", "--version"]) {
+        return;
+    }
+    let t = start_http(&[("p.yaml", POLICIES)], |_| {}).await;
+    let url = format!("{}/v1/plan", t.base);
+    let revision = t.h.status().await.revision;
+    let mut ask = ops_request("alice");
+    ask.as_object_mut().unwrap().remove("resource");
+    ask["actions"] = json!(["ReadKey", "ExportKey"]);
+    ask.as_object_mut().unwrap().remove("action");
+
+    // Reading is allowed, exporting denied everywhere: both together, nowhere.
+    let (status, body, _) = curl("POST", &url, &[JSON], Some(&ask.to_string())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["kind"], "always_denied", "{body}");
+    assert_eq!(body["filter"], false);
+    assert_eq!(body["revision"], revision);
+    ask["actions"] = json!(["ReadKey"]);
+    ask["sql"] = json!({"columns": {"alg": "alg"}});
+    let (status, body, _) = curl("POST", &url, &[JSON], Some(&ask.to_string())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["kind"], "conditional", "{body}");
+    assert_eq!(body["policies"], json!(["read"]), "{body}");
+    assert_eq!(body["sql"]["exact"], true, "{body}");
+    assert!(
+        body["sql"]["where"].as_str().unwrap().contains("GLOB ?1"),
+        "{body}"
+    );
+
+    // The bearer token names the principal; a bad one plans nothing.
+    let token = t.signer.sign(&claims(
+        "carol",
+        json!({"groups": ["ops"], "department": "security"}),
+    ));
+    let bare = json!({"action": "ReadKey"});
+    let bearer = format!("authorization: Bearer {token}");
+    let (status, body, _) = curl("POST", &url, &[JSON, &bearer], Some(&bare.to_string())).await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (200, Some("conditional")),
+        "{body}"
+    );
+    let (status, body, _) = curl(
+        "POST",
+        &url,
+        &[JSON, "authorization: Bearer x.y.z"],
+        Some(&bare.to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["kind"], "always_denied", "{body}");
+    assert_eq!(body["reason"], "unauthenticated", "{body}");
+    assert!(!body["explanation"].as_str().unwrap().is_empty(), "{body}");
+
+    // Errors name the field.
+    let both = json!({"principal": {"id": "alice"}, "action": "ReadKey", "actions": ["ReadKey"]});
+    let (status, body, _) = curl("POST", &url, &[JSON], Some(&both.to_string())).await;
+    assert_error(status, &body, 400, "invalid_argument", "actions");
+    let bad_column = json!({"principal": {"id": "alice"}, "action": "ReadKey",
+        "sql": {"columns": {"alg": "alg; DROP TABLE keys"}}});
+    let (status, body, _) = curl("POST", &url, &[JSON], Some(&bad_column.to_string())).await;
+    assert_error(status, &body, 400, "invalid_argument", "sql.columns.alg");
+    let bad_glob =
+        json!({"principal": {"id": "alice"}, "action": "ReadKey", "resource": {"uri": "k?"}});
+    let (status, body, _) = curl("POST", &url, &[JSON], Some(&bad_glob.to_string())).await;
+    assert_error(status, &body, 400, "invalid_argument", "resource.uri");
+    let (status, _, headers) = curl("GET", &url, &[], None).await;
+    assert_eq!(status, 405);
+    assert!(headers.contains("allow: post"), "{headers}");
+    t.h.stop().await;
+}

@@ -56,6 +56,20 @@ fn check_python_answers(got: &Value, revision: &str) {
         serde_json::json!(["allowed", "no_applicable_policy"])
     );
     assert_eq!(got["revision"], revision);
+    let plans = &got["plans"];
+    assert_eq!(
+        plans["ReadKey"]["kind"], "PLAN_KIND_ALWAYS_ALLOWED",
+        "{got}"
+    );
+    assert_eq!(plans["ReadKey"]["filter"], true, "{got}");
+    assert_eq!(plans["ReadKey"]["where"], "1", "{got}");
+    assert_eq!(
+        plans["DeleteKey"]["kind"], "PLAN_KIND_ALWAYS_DENIED",
+        "{got}"
+    );
+    assert_eq!(plans["DeleteKey"]["where"], "0", "{got}");
+    assert_eq!(plans["DeleteKey"]["exact"], true, "{got}");
+    assert_eq!(plans["DeleteKey"]["revision"], revision);
     assert_eq!(got["invalid"], "INVALID_ARGUMENT", "{got}");
     assert!(got["invalid_message"]
         .as_str()

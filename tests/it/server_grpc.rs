@@ -981,3 +981,77 @@ async fn raw_unary(h: &Harness, body: Vec<u8>) -> Result<Vec<u8>, tonic::Status>
         .await
         .map(|r| r.into_inner())
 }
+
+/// `PlanResources` over the default pack: carol (group `hr`) may encrypt with keys she owns or whose
+/// `permissions.EncryptWithKey` lists `hr`; the SQL mapping comes back rendered; bad input names the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_resources_answers_a_filter_over_the_default_pack() {
+    let h = pack_harness(|_| {}).await;
+    let mut client = h.client.clone();
+    let plan = client
+        .plan_resources(proto::PlanResourcesRequest {
+            principal: Some(proto::Principal {
+                id: "carol".into(),
+                groups: vec!["hr".into()],
+                ..Default::default()
+            }),
+            action: "EncryptWithKey".into(),
+            resource: Some(proto::KnownResource {
+                uri: "kylo:kylo:vault:keys:*".into(),
+                owner: String::new(),
+            }),
+            sql: Some(proto::SqlMapping::default()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(plan.kind, proto::PlanKind::Conditional as i32);
+    assert_eq!(
+        plan.policies,
+        ["key-group-usage-grant", "key-owner-full-access"]
+    );
+    let filter = format!("{:?}", plan.filter);
+    assert!(
+        filter.contains("resource.permissions.EncryptWithKey"),
+        "{filter}"
+    );
+    assert!(filter.contains("carol"), "{filter}");
+    let sql = plan.sql.expect("sql asked for");
+    assert!(sql.exact);
+    assert!(
+        sql.r#where.contains("json_each(\"attributes\""),
+        "{}",
+        sql.r#where
+    );
+    assert_eq!(plan.revision, h.status().await.revision);
+
+    let admin = client
+        .plan_resources(proto::PlanResourcesRequest {
+            principal: Some(proto::Principal {
+                id: "admin".into(),
+                ..Default::default()
+            }),
+            actions: vec!["DeleteKey".into(), "CreatePolicy".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(admin.kind, proto::PlanKind::AlwaysAllowed as i32);
+    assert_eq!(admin.policies, ["superuser"]);
+
+    let err = client
+        .plan_resources(proto::PlanResourcesRequest {
+            principal: Some(proto::Principal {
+                id: "carol".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().starts_with("actions"), "{}", err.message());
+    h.stop().await;
+}
