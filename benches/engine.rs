@@ -227,5 +227,40 @@ fn authorize_edge(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide, reload, simulate, authorize_edge);
+/// The query plan (SPEC section 7) for a team member's `EncryptWithKey` and `DeleteKey`: candidate attachments,
+/// conditions decided or left on the resource, simplification; and the plan with its SQL rendering.
+fn plan(c: &mut Criterion) {
+    let mut group = c.benchmark_group("plan");
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    for size in SIZES {
+        let w = workload(size);
+        let snapshot = w.snapshot();
+        let team = w.teams / 2;
+        let principal = arbiter::Request::builder(format!("u{team}-0"))
+            .action("EncryptWithKey")
+            .source_ip("10.1.2.3")
+            .time("2026-12-03T12:00:00Z".parse().unwrap())
+            .build()
+            .unwrap();
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        for action in ["EncryptWithKey", "DeleteKey"] {
+            let request = arbiter::PlanRequest::new(principal.clone(), [action]);
+            group.bench_function(BenchmarkId::new(format!("plan/{action}"), size), |b| {
+                b.iter(|| black_box(arbiter::plan::plan(&snapshot, &request, now, None).kind))
+            });
+        }
+        let request = arbiter::PlanRequest::new(principal.clone(), ["EncryptWithKey"]);
+        let mapping = arbiter::SqlMapping::default();
+        group.bench_function(BenchmarkId::new("plan+sql/EncryptWithKey", size), |b| {
+            b.iter(|| {
+                let plan = arbiter::plan::plan(&snapshot, &request, now, None);
+                black_box(plan.to_sql(&mapping).unwrap().params.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decide, reload, simulate, authorize_edge, plan);
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 //! and then finds the middle pieces left to right, which is correct for `*`-only patterns and never backtracks.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Characters reserved for future glob syntax; a pattern that uses them is rejected.
 pub const RESERVED: &[char] = &['?', '[', ']', '{', '}', '\\'];
@@ -14,10 +15,11 @@ pub const MAX_GLOB_LEN: usize = 1024;
 /// Most `*` wildcards in one pattern.
 pub const MAX_GLOB_STARS: usize = 16;
 
-/// A compiled glob pattern.
+/// A compiled glob pattern. Its pieces are shared (`Arc`), so a clone (the query plan copies patterns into its
+/// filter) allocates nothing; matching reads them exactly as it would owned strings.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Glob {
-    text: Box<str>,
+    text: Arc<str>,
     kind: Kind,
 }
 
@@ -29,9 +31,9 @@ enum Kind {
     Any,
     /// `prefix*middle*...*suffix`.
     Pattern {
-        prefix: Box<str>,
-        middle: Box<[Box<str>]>,
-        suffix: Box<str>,
+        prefix: Arc<str>,
+        middle: Arc<[Box<str>]>,
+        suffix: Arc<str>,
         min_len: usize,
     },
 }
@@ -71,7 +73,7 @@ impl Glob {
             let pieces: Vec<&str> = pattern.split('*').collect();
             let prefix = pieces[0];
             let suffix = pieces[pieces.len() - 1];
-            let middle: Box<[Box<str>]> = pieces[1..pieces.len() - 1]
+            let middle: Arc<[Box<str>]> = pieces[1..pieces.len() - 1]
                 .iter()
                 .filter(|p| !p.is_empty())
                 .map(|p| Box::from(*p))

@@ -8,7 +8,6 @@
 //! false" is the same leaf with `negate` flipped, and the tree can say exactly what the three-valued rules mean.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -57,6 +56,8 @@ pub struct Leaf {
     pub(crate) opaque: Option<usize>,
     /// For an opaque leaf, the values it reads outside the resource, by path, for the JSON form.
     pub(crate) bindings: Map<String, Value>,
+    /// The canonical text of the leaf, computed once (reset whenever the leaf changes).
+    key: std::sync::OnceLock<String>,
 }
 
 impl PartialEq for Leaf {
@@ -66,6 +67,19 @@ impl PartialEq for Leaf {
 }
 
 impl Leaf {
+    pub(crate) fn new(
+        condition: Condition,
+        opaque: Option<usize>,
+        bindings: Map<String, Value>,
+    ) -> Leaf {
+        Leaf {
+            condition,
+            opaque,
+            bindings,
+            key: std::sync::OnceLock::new(),
+        }
+    }
+
     /// True when SQL cannot express the leaf: instants, time windows, weekdays, CIDRs, and opaque leaves.
     pub fn is_residual(&self) -> bool {
         self.opaque.is_some()
@@ -79,6 +93,7 @@ impl Leaf {
     pub(crate) fn flipped(&self) -> Leaf {
         let mut out = self.clone();
         out.condition.negate = !out.condition.negate;
+        out.key = std::sync::OnceLock::new();
         out
     }
 
@@ -138,8 +153,26 @@ impl Leaf {
     }
 
     /// A canonical text for comparing leaves.
-    fn key(&self) -> String {
-        Value::Object(self.to_json()).to_string()
+    fn key(&self) -> &str {
+        self.key.get_or_init(|| match &self.condition.op {
+            // URI globs can hold thousands of patterns: their key is built directly (JSON keys start with `{`).
+            Op::Glob(globs) if self.opaque.is_none() => {
+                let c = &self.condition;
+                let mut key = String::with_capacity(
+                    c.path.text.len()
+                        + 8
+                        + globs.iter().map(|g| g.as_str().len() + 1).sum::<usize>(),
+                );
+                key.push_str(&c.path.text);
+                key.push_str(if c.negate { "\u{1}!glob" } else { "\u{1}glob" });
+                for g in globs.iter() {
+                    key.push('\u{0}');
+                    key.push_str(g.as_str());
+                }
+                key
+            }
+            _ => Value::Object(self.to_json()).to_string(),
+        })
     }
 }
 
@@ -227,6 +260,11 @@ impl Filter {
 
     fn add_policies(&mut self, more: &[Arc<str>]) {
         if more.is_empty() {
+            return;
+        }
+        // The common case: ids arrive sorted and unique (candidates are in id order).
+        if self.policies.is_empty() && more.windows(2).all(|w| w[0] < w[1]) {
+            self.policies = more.to_vec();
             return;
         }
         let set: BTreeSet<Arc<str>> = self
@@ -319,9 +357,7 @@ impl Filter {
                 out.push('!');
                 c.write_key(out);
             }
-            Node::Leaf(l) => {
-                let _ = write!(out, "{}", l.key());
-            }
+            Node::Leaf(l) => out.push_str(l.key()),
         }
     }
 
@@ -362,7 +398,7 @@ fn single(key: &str, value: Value) -> Map<String, Value> {
 }
 
 /// `and` (`is_and`) or `or`: the absorbing constant wins, the neutral one goes, nested nodes of the same kind
-/// without policies of their own are flattened, repeats merge their policies, and redundant terms go.
+/// are flattened, repeats merge their policies, and redundant terms go.
 fn simplify_junction(children: Vec<Filter>, is_and: bool) -> Filter {
     let mut flat: Vec<Filter> = Vec::with_capacity(children.len());
     for child in children {
@@ -371,24 +407,30 @@ fn simplify_junction(children: Vec<Filter>, is_and: bool) -> Filter {
             (Node::True, true) | (Node::False, false) => continue,
             (Node::False, true) => return Filter::constant(false),
             (Node::True, false) => return Filter::constant(true),
-            (Node::And(_), true) | (Node::Or(_), false) if child.policies.is_empty() => {
+            // A nested node of the same kind dissolves; its policies move to its terms.
+            (Node::And(_), true) | (Node::Or(_), false) => {
                 let (Node::And(inner) | Node::Or(inner)) = child.node else {
                     unreachable!()
                 };
-                flat.extend(inner);
+                flat.extend(inner.into_iter().map(|mut term| {
+                    term.add_policies(&child.policies);
+                    term
+                }));
             }
             _ => flat.push(child),
         }
     }
     // Repeats: keep the first, with every copy's policies.
-    let mut keys: Vec<String> = Vec::with_capacity(flat.len());
+    let mut seen: crate::ir::FastMap<String, usize> =
+        crate::ir::FastMap::with_capacity_and_hasher(flat.len(), Default::default());
     let mut unique: Vec<Filter> = Vec::with_capacity(flat.len());
     for child in flat {
-        let key = child.key();
-        match keys.iter().position(|k| *k == key) {
-            Some(i) => unique[i].add_policies(&child.policies),
-            None => {
-                keys.push(key);
+        match seen.entry(child.key()) {
+            std::collections::hash_map::Entry::Occupied(at) => {
+                unique[*at.get()].add_policies(&child.policies)
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(unique.len());
                 unique.push(child);
             }
         }
@@ -545,19 +587,21 @@ fn merge_uri_globs(children: Vec<Filter>) -> Vec<Filter> {
         }
     }
     let mut out: Vec<Filter> = Vec::with_capacity(children.len());
-    // Rest key → position in `out` of the term that collects its globs.
-    let mut by_rest: Vec<(String, usize)> = Vec::new();
+    // Rest key → position in `out` of the term that collects its globs, and what it collects.
+    let mut by_rest: crate::ir::FastMap<String, usize> = crate::ir::FastMap::default();
+    let mut extra: Vec<(usize, Vec<Glob>, Vec<Arc<str>>)> = Vec::new();
     for child in children {
         let Some((rest, at)) = split(&child) else {
             out.push(child);
             continue;
         };
-        match by_rest.iter().find(|(k, _)| *k == rest) {
+        match by_rest.get(&rest) {
             None => {
-                by_rest.push((rest, out.len()));
+                by_rest.insert(rest, out.len());
+                extra.push((out.len(), Vec::new(), Vec::new()));
                 out.push(child);
             }
-            Some(&(_, target)) => {
+            Some(&target) => {
                 let globs = match &child.node {
                     Node::Leaf(l) => uri_globs(l),
                     Node::And(c) => match &c[at].node {
@@ -566,32 +610,45 @@ fn merge_uri_globs(children: Vec<Filter>) -> Vec<Filter> {
                     },
                     _ => None,
                 }
-                .expect("split found a glob leaf")
-                .to_vec();
-                let t = &mut out[target];
-                t.add_policies(&child.policies);
-                let leaf = match &mut t.node {
-                    Node::Leaf(l) => l,
-                    Node::And(c) => c
-                        .iter_mut()
-                        .find_map(|f| match &mut f.node {
-                            Node::Leaf(l) if uri_globs(l).is_some() => Some(l),
-                            _ => None,
-                        })
-                        .expect("the target term has a glob leaf"),
-                    _ => unreachable!("targets are glob leaves or and-terms"),
-                };
-                if let Op::Glob(mine) = &mut leaf.condition.op {
-                    let merged: Vec<Glob> = mine.iter().cloned().chain(globs).collect();
-                    *mine = merged.into_boxed_slice();
-                }
+                .expect("split found a glob leaf");
+                let slot = extra
+                    .iter_mut()
+                    .find(|(t, _, _)| *t == target)
+                    .expect("every target has a slot");
+                slot.1.extend(globs.iter().cloned());
+                slot.2.extend(child.policies.iter().cloned());
             }
         }
     }
-    for &(_, i) in &by_rest {
-        prune_covered_globs(&mut out[i]);
+    for (target, globs, policies) in extra {
+        if globs.is_empty() {
+            // Nothing merged into this term.
+            continue;
+        }
+        let t = &mut out[target];
+        t.add_policies(&policies);
+        if let Some(leaf) = glob_leaf_mut(t) {
+            if let Op::Glob(mine) = &mut leaf.condition.op {
+                let merged: Vec<&Glob> = mine.iter().chain(globs.iter()).collect();
+                let pruned: Vec<Glob> = prune_covered(merged).into_iter().cloned().collect();
+                *mine = pruned.into_boxed_slice();
+            }
+            leaf.key = std::sync::OnceLock::new();
+        }
     }
     out
+}
+
+/// The URI glob leaf of a term: the term itself, or the one inside an `and`.
+fn glob_leaf_mut(term: &mut Filter) -> Option<&mut Leaf> {
+    match &mut term.node {
+        Node::Leaf(l) if uri_globs(l).is_some() => Some(l),
+        Node::And(c) => c.iter_mut().find_map(|f| match &mut f.node {
+            Node::Leaf(l) if uri_globs(l).is_some() => Some(&mut **l),
+            _ => None,
+        }),
+        _ => None,
+    }
 }
 
 /// The patterns of a plain (not negated, not opaque) `resource.uri glob` leaf.
@@ -606,41 +663,40 @@ fn uri_globs(l: &Leaf) -> Option<&[Glob]> {
     }
 }
 
-/// Drops the URI patterns of a term that another of its patterns covers.
-fn prune_covered_globs(term: &mut Filter) {
-    let leaf = match &mut term.node {
-        Node::Leaf(l) => l,
-        Node::And(c) => match c.iter_mut().find_map(|f| match &mut f.node {
-            Node::Leaf(l) if uri_globs(l).is_some() => Some(l),
-            _ => None,
-        }) {
-            Some(l) => l,
-            None => return,
-        },
-        _ => return,
-    };
-    if let Op::Glob(globs) = &mut leaf.condition.op {
-        let mut kept: Vec<Glob> = Vec::with_capacity(globs.len());
-        for (i, g) in globs.iter().enumerate() {
-            let covered = globs.iter().enumerate().any(|(j, other)| {
-                let same = other.as_str() == g.as_str();
-                // A repeat keeps its first copy; a strictly wider pattern covers.
-                (same && j < i) || (!same && covers(other, g))
-            });
-            if !covered {
-                kept.push(g.clone());
-            }
+/// Drops repeated patterns and those another pattern covers (`p*` covers every pattern whose matches all start
+/// with `p`). Linear in the patterns and their length: the `p*` prefixes go in a set, and each pattern looks up
+/// the prefixes of its literal head.
+pub(crate) fn prune_covered<'g>(globs: Vec<&'g Glob>) -> Vec<&'g Glob> {
+    type Set<'a> = std::collections::HashSet<&'a str, foldhash::fast::RandomState>;
+    // One pass drops repeats and collects the `p*` prefixes; a second drops what they cover.
+    let mut star_prefixes = Set::with_capacity_and_hasher(globs.len(), Default::default());
+    let mut others = Set::default();
+    let mut unique = Vec::with_capacity(globs.len());
+    for g in globs {
+        let fresh = match g.as_str().strip_suffix('*').filter(|p| !p.contains('*')) {
+            Some(p) => star_prefixes.insert(p),
+            None => others.insert(g.as_str()),
+        };
+        if fresh {
+            unique.push(g);
         }
-        *globs = kept.into_boxed_slice();
     }
-}
-
-/// True when every string `inner` matches, `outer` matches too, for the shapes that are cheap to decide:
-/// `outer` is `p*` and every match of `inner` starts with `p`.
-fn covers(outer: &Glob, inner: &Glob) -> bool {
-    let o = outer.as_str();
-    match o.strip_suffix('*') {
-        Some(p) if !p.contains('*') => inner.literal_prefix().starts_with(p),
-        _ => false,
+    // Only prefixes of these lengths can be in the set: a handful, whatever the number of patterns.
+    let mut lengths: Vec<usize> = star_prefixes.iter().map(|p| p.len()).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let mut kept = Vec::with_capacity(unique.len());
+    for g in unique {
+        let own = g.as_str().strip_suffix('*').filter(|p| !p.contains('*'));
+        let head = g.literal_prefix();
+        let covered = lengths
+            .iter()
+            .take_while(|&&n| n <= head.len())
+            .filter_map(|&n| head.get(..n))
+            .any(|p| Some(p) != own && star_prefixes.contains(p));
+        if !covered {
+            kept.push(g);
+        }
     }
+    kept
 }

@@ -386,23 +386,67 @@ fn action_filter(
         known,
     };
     let (mut allows, mut denies) = (Vec::new(), Vec::new());
-    for &p in &candidates {
+    // Policies whose conditions are all decided differ only in their URI patterns: one term per effect holds
+    // all their patterns (index 0 allows, 1 denies), so a large set of such policies costs one leaf.
+    let mut plain: [(Vec<&Glob>, Vec<Arc<str>>, bool); 2] = Default::default();
+    'policies: for &p in &candidates {
         let policy = &compiled.policies[p as usize];
         let deny = policy.effect == Effect::Deny;
-        let mut terms = vec![planner.uri_filter(&policy.resources)];
-        for condition in policy.conditions.iter() {
-            terms.push(match planner.condition(condition) {
-                Planned::Decided(truth) if deny => Filter::constant(truth != Truth::False),
-                Planned::Decided(truth) => Filter::constant(truth == Truth::True),
-                // "Not false": the flipped leaf holds exactly where the condition is false.
-                Planned::Leaf(leaf) if deny => {
-                    Filter::new(Node::Not(Box::new(Filter::leaf(leaf.flipped()))))
-                }
-                Planned::Leaf(leaf) => Filter::leaf(leaf),
-            });
+        let uri = planner.uri_match(&policy.resources);
+        if matches!(uri, UriMatch::Nowhere) {
+            continue;
         }
+        let mut terms = Vec::new();
+        for condition in policy.conditions.iter() {
+            match planner.condition(condition) {
+                // A deny applies unless a condition is false; an allow holds only if every one is true.
+                Planned::Decided(truth) => {
+                    let keeps = if deny {
+                        truth != Truth::False
+                    } else {
+                        truth == Truth::True
+                    };
+                    if !keeps {
+                        continue 'policies;
+                    }
+                }
+                // "Not false": the flipped leaf holds exactly where the condition is false.
+                Planned::Leaf(leaf) if deny => terms.push(Filter::new(Node::Not(Box::new(
+                    Filter::leaf(leaf.flipped()),
+                )))),
+                Planned::Leaf(leaf) => terms.push(Filter::leaf(leaf)),
+            }
+        }
+        if terms.is_empty() {
+            let slot = &mut plain[usize::from(deny)];
+            slot.1.push(policy.id.clone());
+            match uri {
+                UriMatch::Everywhere => slot.2 = true,
+                UriMatch::Patterns(globs) => slot.0.extend(globs),
+                UriMatch::Nowhere => {}
+            }
+            continue;
+        }
+        terms.insert(0, uri.into_filter());
         let branch = Filter::new(Node::And(terms)).with_policies(vec![policy.id.clone()]);
         if deny {
+            denies.push(branch);
+        } else {
+            allows.push(branch);
+        }
+    }
+    for (i, (globs, ids, everywhere)) in plain.into_iter().enumerate() {
+        if ids.is_empty() {
+            continue;
+        }
+        let term = if everywhere {
+            Filter::constant(true)
+        } else {
+            UriMatch::Patterns(filter::prune_covered(globs).into()).into_filter()
+        };
+        // An `and` keeps the ids even where the term is a constant.
+        let branch = Filter::new(Node::And(vec![term])).with_policies(ids);
+        if i == 1 {
             denies.push(branch);
         } else {
             allows.push(branch);
@@ -413,6 +457,40 @@ fn action_filter(
         Filter::new(Node::Not(Box::new(Filter::new(Node::Or(denies))))),
     ]))
 }
+
+/// How a policy's resource patterns meet the resources considered.
+enum UriMatch<'g> {
+    /// Every resource considered.
+    Everywhere,
+    /// None.
+    Nowhere,
+    /// Those whose URI matches one of these (none matches the empty string).
+    Patterns(smallvec::SmallVec<[&'g Glob; 4]>),
+}
+
+impl UriMatch<'_> {
+    fn into_filter(self) -> Filter {
+        match self {
+            UriMatch::Everywhere => Filter::constant(true),
+            UriMatch::Nowhere => Filter::constant(false),
+            UriMatch::Patterns(globs) => Filter::leaf(Leaf::new(
+                Condition {
+                    path: RESOURCE_URI.clone(),
+                    op_name: crate::ast::OpName::Glob,
+                    op: Op::Glob(globs.into_iter().cloned().collect()),
+                    negate: false,
+                    pos: Default::default(),
+                    zone_text: None,
+                },
+                None,
+                Map::new(),
+            )),
+        }
+    }
+}
+
+static RESOURCE_URI: std::sync::LazyLock<AttrPath> =
+    std::sync::LazyLock::new(|| AttrPath::parse("resource.uri").expect("a valid path"));
 
 /// A condition, decided from the request alone or left as a leaf on the resource.
 enum Planned {
@@ -441,39 +519,32 @@ impl Planner<'_> {
         }
     }
 
-    /// A policy's resource patterns as a filter on `resource.uri` (an absent URI is matched as the empty string,
-    /// which only all-`*` patterns match, and those are always true).
-    fn uri_filter(&self, patterns: &[Glob]) -> Filter {
+    /// How a policy's resource patterns meet the resources considered. An absent URI is matched as the empty
+    /// string, which only all-`*` patterns match, and those match everything.
+    fn uri_match<'g>(&self, patterns: &'g [Glob]) -> UriMatch<'g> {
         if let Some(uri) = self.known.exact_uri() {
-            return Filter::constant(patterns.iter().any(|g| g.matches(uri)));
+            return if patterns.iter().any(|g| g.matches(uri)) {
+                UriMatch::Everywhere
+            } else {
+                UriMatch::Nowhere
+            };
         }
-        let mut open: Vec<Glob> = Vec::new();
+        let mut open = smallvec::SmallVec::new();
         for g in patterns {
             if g.as_str().bytes().all(|b| b == b'*') {
-                return Filter::constant(true);
+                return UriMatch::Everywhere;
             }
             match self.known.uri.as_ref().map(|k| relate(k, g)) {
-                Some(Relation::Inside) => return Filter::constant(true),
+                Some(Relation::Inside) => return UriMatch::Everywhere,
                 Some(Relation::Disjoint) => {}
-                Some(Relation::Overlaps) | None => open.push(g.clone()),
+                Some(Relation::Overlaps) | None => open.push(g),
             }
         }
         if open.is_empty() {
-            return Filter::constant(false);
+            UriMatch::Nowhere
+        } else {
+            UriMatch::Patterns(open)
         }
-        let path = AttrPath::parse("resource.uri").expect("a valid path");
-        Filter::leaf(Leaf {
-            condition: Condition {
-                path,
-                op_name: crate::ast::OpName::Glob,
-                op: Op::Glob(open.into_boxed_slice()),
-                negate: false,
-                pos: Default::default(),
-                zone_text: None,
-            },
-            opaque: None,
-            bindings: Map::new(),
-        })
     }
 
     /// Decides a condition from the request, or makes it a leaf on the resource.
@@ -486,13 +557,7 @@ impl Planner<'_> {
         }
         if path_reads && !refs_read {
             match self.substitute(condition) {
-                Substituted::Leaf(c) => {
-                    return Planned::Leaf(Leaf {
-                        condition: c,
-                        opaque: None,
-                        bindings: Map::new(),
-                    })
-                }
+                Substituted::Leaf(c) => return Planned::Leaf(Leaf::new(c, None, Map::new())),
                 // Never true and never false, whatever the resource: a missing or unusable reference.
                 Substituted::Undetermined => return Planned::Decided(Truth::Unknown),
                 Substituted::Opaque => {}
@@ -519,11 +584,7 @@ impl Planner<'_> {
                 Value::String(self.ctx.request.action.clone()),
             );
         }
-        Leaf {
-            condition: condition.clone(),
-            opaque: Some(self.index),
-            bindings,
-        }
+        Leaf::new(condition.clone(), Some(self.index), bindings)
     }
 
     /// The condition with `${action}` in its path and its references replaced by literals of the same meaning.
@@ -651,8 +712,13 @@ enum Relation {
     Overlaps,
 }
 
-/// Compares the known URI glob with a policy pattern through real glob intersection.
+/// Compares the known URI glob with a policy pattern through real glob intersection (after a cheap test: two
+/// patterns whose literal heads disagree share no string).
 fn relate(known: &Glob, pattern: &Glob) -> Relation {
+    let (a, b) = (known.literal_prefix(), pattern.literal_prefix());
+    if !a.starts_with(b) && !b.starts_with(a) {
+        return Relation::Disjoint;
+    }
     let found = witnesses(
         &Pattern::glob(known.as_str()),
         &[Pattern::glob(pattern.as_str())],

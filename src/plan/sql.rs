@@ -232,6 +232,7 @@ impl Renderer<'_> {
     }
 
     fn node(&mut self, f: &Filter, positive: bool) -> String {
+        let mark = self.params.len();
         match &f.node {
             Node::True => "1".into(),
             Node::False => "0".into(),
@@ -241,13 +242,39 @@ impl Renderer<'_> {
                 } else {
                     " OR "
                 };
-                let parts: Vec<String> = c.iter().map(|c| self.node(c, positive)).collect();
-                format!("({})", parts.join(sep))
+                // Widened leaves are constants: fold them.
+                let (absorbing, neutral) = if sep == " AND " {
+                    ("0", "1")
+                } else {
+                    ("1", "0")
+                };
+                let mut parts: Vec<String> = Vec::with_capacity(c.len());
+                for child in c {
+                    let part = self.node(child, positive);
+                    if part == absorbing {
+                        // The parameters of the parts dropped go too (they are numbered in order).
+                        self.params.truncate(mark);
+                        return absorbing.into();
+                    }
+                    if part != neutral {
+                        parts.push(part);
+                    }
+                }
+                match parts.len() {
+                    0 => neutral.into(),
+                    1 => parts.pop().expect("one part"),
+                    _ => format!("({})", parts.join(sep)),
+                }
             }
-            Node::Not(c) => format!("NOT {}", self.node(c, !positive)),
+            Node::Not(c) => match self.node(c, !positive).as_str() {
+                "1" => "0".into(),
+                "0" => "1".into(),
+                inner => format!("NOT {inner}"),
+            },
             Node::Leaf(leaf) => match self.leaf(leaf) {
                 Some(sql) => format!("COALESCE(({sql}), 0)"),
                 None => {
+                    self.params.truncate(mark);
                     // Widened: true where the leaf counts for a resource, false where it counts against.
                     self.exact = false;
                     if positive { "1" } else { "0" }.into()

@@ -559,3 +559,53 @@ fn the_pre_commit_hook_leaves_no_temporary_directory() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "temporary files left behind: {left:?}");
 }
+
+#[test]
+fn plan_prints_the_filter_or_a_where_clause() {
+    let ask = r#"{"principal": {"id": "carol", "groups": ["hr"]}, "action": "EncryptWithKey",
+                  "resource": {"uri": "kylo:kylo:vault:keys:*"}}"#;
+    let out = arbiter(&["plan", "--request", "-"], Some(ask));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["kind"], "conditional");
+    assert_eq!(
+        plan["policies"],
+        serde_json::json!(["key-group-usage-grant", "key-owner-full-access"])
+    );
+    let out = arbiter(&["plan", "--request", "-", "--format", "sql"], Some(ask));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let sql: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sql["exact"], true);
+    assert!(
+        sql["where"].as_str().unwrap().contains("json_each"),
+        "{sql}"
+    );
+    assert_eq!(sql["params"][0], "kylo:kylo:vault:keys:*", "{sql}");
+
+    let out = arbiter(
+        &["plan", "--request", "-"],
+        Some(r#"{"principal": {"id": "carol"}}"#),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("actions"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = arbiter(
+        &[
+            "plan",
+            "--request",
+            "-",
+            "--sql-mapping",
+            "/nonexistent/mapping.json",
+        ],
+        Some(ask),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("SQL mapping"),
+        "{}",
+        text(&out.stderr)
+    );
+}
