@@ -666,7 +666,7 @@ fn uri_globs(l: &Leaf) -> Option<&[Glob]> {
 /// Drops repeated patterns and those another pattern covers (`p*` covers every pattern whose matches all start
 /// with `p`). Linear in the patterns and their length: the `p*` prefixes go in a set, and each pattern looks up
 /// the prefixes of its literal head.
-pub(crate) fn prune_covered<'g>(globs: Vec<&'g Glob>) -> Vec<&'g Glob> {
+pub(crate) fn prune_covered(globs: Vec<&Glob>) -> Vec<&Glob> {
     type Set<'a> = std::collections::HashSet<&'a str, foldhash::fast::RandomState>;
     // One pass drops repeats and collects the `p*` prefixes; a second drops what they cover.
     let mut star_prefixes = Set::with_capacity_and_hasher(globs.len(), Default::default());

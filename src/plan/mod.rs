@@ -388,7 +388,7 @@ fn action_filter(
     let (mut allows, mut denies) = (Vec::new(), Vec::new());
     // Policies whose conditions are all decided differ only in their URI patterns: one term per effect holds
     // all their patterns (index 0 allows, 1 denies), so a large set of such policies costs one leaf.
-    let mut plain: [(Vec<&Glob>, Vec<Arc<str>>, bool); 2] = Default::default();
+    let mut plain: [PlainTerm; 2] = Default::default();
     'policies: for &p in &candidates {
         let policy = &compiled.policies[p as usize];
         let deny = policy.effect == Effect::Deny;
@@ -414,7 +414,7 @@ fn action_filter(
                 Planned::Leaf(leaf) if deny => terms.push(Filter::new(Node::Not(Box::new(
                     Filter::leaf(leaf.flipped()),
                 )))),
-                Planned::Leaf(leaf) => terms.push(Filter::leaf(leaf)),
+                Planned::Leaf(leaf) => terms.push(Filter::new(Node::Leaf(leaf))),
             }
         }
         if terms.is_empty() {
@@ -435,7 +435,7 @@ fn action_filter(
             allows.push(branch);
         }
     }
-    for (i, (globs, ids, everywhere)) in plain.into_iter().enumerate() {
+    for (i, PlainTerm(globs, ids, everywhere)) in plain.into_iter().enumerate() {
         if ids.is_empty() {
             continue;
         }
@@ -457,6 +457,11 @@ fn action_filter(
         Filter::new(Node::Not(Box::new(Filter::new(Node::Or(denies))))),
     ]))
 }
+
+/// The policies of one effect whose conditions are all decided: their URI patterns, their ids, and whether one of
+/// them matches every resource.
+#[derive(Default)]
+struct PlainTerm<'g>(Vec<&'g Glob>, Vec<Arc<str>>, bool);
 
 /// How a policy's resource patterns meet the resources considered.
 enum UriMatch<'g> {
@@ -495,7 +500,7 @@ static RESOURCE_URI: std::sync::LazyLock<AttrPath> =
 /// A condition, decided from the request alone or left as a leaf on the resource.
 enum Planned {
     Decided(Truth),
-    Leaf(Leaf),
+    Leaf(Box<Leaf>),
 }
 
 struct Planner<'a> {
@@ -557,13 +562,15 @@ impl Planner<'_> {
         }
         if path_reads && !refs_read {
             match self.substitute(condition) {
-                Substituted::Leaf(c) => return Planned::Leaf(Leaf::new(c, None, Map::new())),
+                Substituted::Leaf(c) => {
+                    return Planned::Leaf(Box::new(Leaf::new(c, None, Map::new())))
+                }
                 // Never true and never false, whatever the resource: a missing or unusable reference.
                 Substituted::Undetermined => return Planned::Decided(Truth::Unknown),
                 Substituted::Opaque => {}
             }
         }
-        Planned::Leaf(self.opaque(condition))
+        Planned::Leaf(Box::new(self.opaque(condition)))
     }
 
     /// A leaf that keeps its references and reads them from the plan's request of this action.
