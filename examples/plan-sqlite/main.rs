@@ -133,12 +133,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// A row as the resource JSON of a request, by the mapping: the JSON column, then the scalar column over it.
+/// A row as the resource JSON of a request, by the mapping: the JSON column, and the mapped column.
 fn resource_of(row: &rusqlite::Row) -> Result<Value, Box<dyn std::error::Error>> {
     let mut attributes: serde_json::Map<String, Value> = match row.get::<_, Option<String>>(3)? {
         Some(text) => serde_json::from_str(&text)?,
         None => Default::default(),
     };
+    // `alg` is mapped to a column: it is read from the column only.
+    attributes.remove("alg");
     if let Some(alg) = row.get::<_, Option<String>>(2)? {
         attributes.insert("alg".into(), Value::String(alg));
     }

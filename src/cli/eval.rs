@@ -1,7 +1,5 @@
 //! `arbiter eval --request FILE|-`: one decision as JSON, optionally with `--explain`.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use jiff::Timestamp;
 use serde_json::json;
@@ -12,23 +10,14 @@ use crate::request::RawRequest;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The policy directory.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "policies",
-        env = "ARBITER_POLICIES"
-    )]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub set: super::PolicySet,
     /// The request as JSON: a file, or `-` for standard input.
     #[arg(long, value_name = "FILE|-")]
     pub request: String,
     /// List every candidate policy with each condition's outcome (also set by `"explain": true` in the request).
     #[arg(long)]
     pub explain: bool,
-    /// The principal id that is always allowed.
-    #[arg(long, value_name = "NAME", default_value = crate::DEFAULT_SUPERUSER, env = "ARBITER_SUPERUSER")]
-    pub superuser: String,
 }
 
 pub fn run(args: EvalArgs) -> i32 {
@@ -50,7 +39,7 @@ pub fn run(args: EvalArgs) -> i32 {
             return EXIT_INVALID;
         }
     };
-    let snapshot = match load_snapshot(&args.policies) {
+    let snapshot = match load_snapshot(&args.set.policies) {
         Ok(s) => s,
         Err(diags) => {
             print_diagnostics(&diags);
@@ -59,7 +48,7 @@ pub fn run(args: EvalArgs) -> i32 {
     };
     let now = Timestamp::now();
     let options = EvalOptions {
-        superuser: Some(&args.superuser),
+        superuser: Some(&args.set.superuser),
         explain,
     };
     let decision = evaluate(&snapshot, &request, now, &options);

@@ -55,6 +55,22 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
 }
 
+/// The policy set a verb decides with: `--policies` and `--superuser` (eval, test, plan).
+#[derive(Debug, clap::Args)]
+pub struct PolicySet {
+    /// The policy directory.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "policies",
+        env = "ARBITER_POLICIES"
+    )]
+    pub policies: std::path::PathBuf,
+    /// The principal id that is always allowed.
+    #[arg(long, value_name = "NAME", default_value = crate::DEFAULT_SUPERUSER, env = "ARBITER_SUPERUSER")]
+    pub superuser: String,
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

@@ -1,8 +1,6 @@
 //! `arbiter plan --request FILE|-`: the query plan of SPEC section 7, as the JSON filter tree or, with
 //! `--format sql`, a parameterised SQLite `WHERE` clause for a table mapping.
 
-use std::path::PathBuf;
-
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 
@@ -20,14 +18,8 @@ pub enum PlanFormat {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The policy directory.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "policies",
-        env = "ARBITER_POLICIES"
-    )]
-    pub policies: PathBuf,
+    #[command(flatten)]
+    pub set: super::PolicySet,
     /// The plan request as JSON (a principal, `action` or `actions`, an environment, and optionally known
     /// `resource` fields `uri` (a URI or glob) and `owner`): a file, or `-` for standard input.
     #[arg(long, value_name = "FILE|-")]
@@ -39,9 +31,6 @@ pub struct PlanArgs {
     /// "json": "attributes"}` (these are the defaults, with no scalar columns).
     #[arg(long, value_name = "FILE")]
     pub sql_mapping: Option<String>,
-    /// The principal id that is always allowed.
-    #[arg(long, value_name = "NAME", default_value = crate::DEFAULT_SUPERUSER, env = "ARBITER_SUPERUSER")]
-    pub superuser: String,
 }
 
 pub fn run(args: PlanArgs) -> i32 {
@@ -70,14 +59,19 @@ pub fn run(args: PlanArgs) -> i32 {
             }
         }
     };
-    let snapshot = match load_snapshot(&args.policies) {
+    let snapshot = match load_snapshot(&args.set.policies) {
         Ok(s) => s,
         Err(diags) => {
             print_diagnostics(&diags);
             return EXIT_INVALID;
         }
     };
-    let plan = crate::plan::plan(&snapshot, &request, Timestamp::now(), Some(&args.superuser));
+    let plan = crate::plan::plan(
+        &snapshot,
+        &request,
+        Timestamp::now(),
+        Some(&args.set.superuser),
+    );
     let sql = match (&mapping, args.format) {
         (None, PlanFormat::Json) => None,
         (m, _) => match plan.to_sql(&m.clone().unwrap_or_default()) {

@@ -12,24 +12,15 @@ use crate::testsuite::{parse_suites, run_suite, suite_files};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// The policy directory.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "policies",
-        env = "ARBITER_POLICIES"
-    )]
-    pub policies: PathBuf,
-    /// The principal id that is always allowed.
-    #[arg(long, value_name = "NAME", default_value = crate::DEFAULT_SUPERUSER, env = "ARBITER_SUPERUSER")]
-    pub superuser: String,
+    #[command(flatten)]
+    pub set: super::PolicySet,
     /// Suite files or directories holding them.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
 }
 
 pub fn run(args: TestArgs) -> i32 {
-    let snapshot = match load_snapshot(&args.policies) {
+    let snapshot = match load_snapshot(&args.set.policies) {
         Ok(s) => s,
         Err(diags) => {
             print_diagnostics(&diags);
@@ -60,7 +51,7 @@ pub fn run(args: TestArgs) -> i32 {
     let now = Timestamp::now();
     let (mut passed, mut failed) = (0usize, 0usize);
     for suite in &suites {
-        for r in run_suite(&snapshot, suite, Some(&args.superuser), now) {
+        for r in run_suite(&snapshot, suite, Some(&args.set.superuser), now) {
             if r.passed {
                 passed += 1;
                 super::print_out(&format!("ok    {} / {}\n", r.suite, r.test));

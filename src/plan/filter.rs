@@ -82,11 +82,23 @@ impl Leaf {
 
     /// True when SQL cannot express the leaf: instants, time windows, weekdays, CIDRs, and opaque leaves.
     pub fn is_residual(&self) -> bool {
+        let non_finite = |l: &Operand| matches!(l, Operand::Lit(Lit::Num(n)) if !n.is_finite());
         self.opaque.is_some()
             || matches!(
                 self.condition.op,
                 Op::Before(_) | Op::After(_) | Op::TimeOfDay(..) | Op::Weekday(..) | Op::Cidr(_)
             )
+            // `.inf` and `.nan` have no JSON or SQL number.
+            || match &self.condition.op {
+                Op::Equals(v) | Op::ContainsAll(v) | Op::StartsWith(v) | Op::EndsWith(v) => {
+                    v.iter().any(non_finite)
+                }
+                Op::Compare(_, NumArg::Num(n)) => !n.is_finite(),
+                _ => false,
+            }
+            // A SQLite JSON path label cannot hold `"`, and may read `\` as an escape.
+            || matches!(self.resource_segments(), Some(ResourcePath::Attribute(segments))
+                if segments.iter().any(|s| s.contains(['"', '\\'])))
     }
 
     /// The same condition with `negate` flipped: it holds exactly where this one is false.
@@ -156,19 +168,33 @@ impl Leaf {
     fn key(&self) -> &str {
         self.key.get_or_init(|| match &self.condition.op {
             // URI globs can hold thousands of patterns: their key is built directly (JSON keys start with `{`).
+            // Each piece ends with NUL `;` (a NUL inside a piece is doubled) and lists say how long they are, so
+            // no two leaves spell one key.
             Op::Glob(globs) if self.opaque.is_none() => {
+                fn piece(key: &mut String, text: &str) {
+                    if text.contains('\0') {
+                        key.push_str(&text.replace('\0', "\0\0"));
+                    } else {
+                        key.push_str(text);
+                    }
+                    key.push_str("\0;");
+                }
                 let c = &self.condition;
                 let mut key = String::with_capacity(
                     c.path.text.len()
-                        + 8
-                        + globs.iter().map(|g| g.as_str().len() + 1).sum::<usize>(),
+                        + 16
+                        + globs.iter().map(|g| g.as_str().len() + 2).sum::<usize>(),
                 );
-                key.push_str(&c.path.text);
-                key.push_str(if c.negate { "\u{1}!glob" } else { "\u{1}glob" });
-                for g in globs.iter() {
-                    key.push('\u{0}');
-                    key.push_str(g.as_str());
+                piece(&mut key, if c.negate { "!glob" } else { "glob" });
+                match self.resource_segments() {
+                    Some(ResourcePath::Attribute(segments)) => {
+                        piece(&mut key, &format!("{} segments", segments.len()));
+                        segments.iter().for_each(|s| piece(&mut key, s));
+                    }
+                    _ => piece(&mut key, &c.path.text),
                 }
+                piece(&mut key, &format!("{} patterns", globs.len()));
+                globs.iter().for_each(|g| piece(&mut key, g.as_str()));
                 key
             }
             _ => Value::Object(self.to_json()).to_string(),
@@ -228,12 +254,13 @@ fn values_json(op: &Op) -> Option<Vec<Value>> {
     })
 }
 
-/// A number as JSON (integers without a fraction).
+/// A number as JSON (integers without a fraction). JSON has no infinity or NaN: those are written as the strings
+/// `inf`, `-inf`, `NaN`, and their leaves are residual.
 fn num(n: f64) -> Value {
     if n.fract() == 0.0 && n.abs() < 9e15 {
         Value::from(n as i64)
     } else {
-        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+        serde_json::Number::from_f64(n).map_or_else(|| Value::String(n.to_string()), Value::Number)
     }
 }
 

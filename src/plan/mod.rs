@@ -32,7 +32,6 @@ use crate::ir::path::{AttrPath, Field, Part, Segment, Target};
 use crate::request::{
     from_json_value, RawEnvironment, RawPrincipal, RawRequest, Request, RequestError, Resource,
 };
-use crate::simulate::witness::{witnesses, Pattern};
 use crate::snapshot::Snapshot;
 use filter::{Filter, Leaf, Node};
 
@@ -311,7 +310,10 @@ pub fn plan(
     base.principal.groups = groups;
 
     let mut bases = Vec::with_capacity(plan.actions.len());
-    let filter = if superuser == Some(base.principal.id.as_str()) {
+    let filter = if plan.actions.is_empty() {
+        // Nothing was asked: fail closed rather than "allowed for every one of no actions".
+        Filter::constant(false)
+    } else if superuser == Some(base.principal.id.as_str()) {
         bases.extend(plan.actions.iter().map(|a| Request {
             action: a.clone(),
             ..base.clone()
@@ -584,8 +586,10 @@ impl Planner<'_> {
             }
         };
         record(&condition.path);
-        condition.references().into_iter().for_each(&mut record);
-        if condition.path.uses_action() {
+        let references = condition.references();
+        references.iter().for_each(|p| record(p));
+        // The action, wherever `${action}` is read: leaves of different actions must never look alike.
+        if condition.path.uses_action() || references.iter().any(|p| p.uses_action()) {
             bindings.insert(
                 "action".into(),
                 Value::String(self.ctx.request.action.clone()),
@@ -719,34 +723,35 @@ enum Relation {
     Overlaps,
 }
 
-/// Compares the known URI glob with a policy pattern through real glob intersection (after a cheap test: two
-/// patterns whose literal heads disagree share no string).
+/// Compares the known URI glob with a policy pattern, cheaply and soundly (anything not proven is `Overlaps`,
+/// whose leaf is always exact): patterns whose literal heads or tails disagree share no string, and `p*` holds
+/// every string that starts with `p`. No search runs on a caller's pattern.
 fn relate(known: &Glob, pattern: &Glob) -> Relation {
     let (a, b) = (known.literal_prefix(), pattern.literal_prefix());
     if !a.starts_with(b) && !b.starts_with(a) {
         return Relation::Disjoint;
     }
-    let found = witnesses(
-        &Pattern::glob(known.as_str()),
-        &[Pattern::glob(pattern.as_str())],
-        true,
-        4_096,
-        1,
-    );
-    if !found.complete {
-        return Relation::Overlaps;
+    let (x, y) = (tail(known), tail(pattern));
+    if !x.ends_with(y) && !y.ends_with(x) {
+        return Relation::Disjoint;
     }
-    let (mut inside, mut outside) = (false, false);
-    for (vector, _) in found.firsts() {
-        if vector[0] {
-            inside = true;
-        } else {
-            outside = true;
+    match pattern.as_str().strip_suffix('*') {
+        Some(p) if !p.contains('*') && a.starts_with(p) => Relation::Inside,
+        _ if known.is_exact() => {
+            if pattern.matches(known.as_str()) {
+                Relation::Inside
+            } else {
+                Relation::Disjoint
+            }
         }
+        _ => Relation::Overlaps,
     }
-    match (inside, outside) {
-        (true, false) => Relation::Inside,
-        (false, _) => Relation::Disjoint,
-        (true, true) => Relation::Overlaps,
+}
+
+/// The literal text every match of a glob ends with.
+fn tail(g: &Glob) -> &str {
+    match g.as_str().rfind('*') {
+        Some(i) => &g.as_str()[i + 1..],
+        None => g.as_str(),
     }
 }

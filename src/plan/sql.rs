@@ -3,8 +3,8 @@
 //! **The mapping.** A table row is a resource: the `uri` column is `resource.uri`, the `owner` column
 //! `resource.owner` (NULL or `''` mean absent), each entry of `columns` maps a top-level attribute name to a
 //! column holding a scalar (NULL absent, TEXT a string, INTEGER or REAL a number), and the `json` column holds
-//! a JSON object with the other attributes (lists, booleans, nested maps; NULL is `{}`). A column in `columns`
-//! takes precedence over the same key in the JSON object.
+//! a JSON object with the other attributes (lists, booleans, nested maps; NULL is `{}`; no repeated keys). An
+//! attribute mapped to a column is read from that column only (NULL: absent), never from the JSON object.
 //!
 //! **Exactness.** Every leaf is rendered so that it is true exactly when the condition is true under SPEC
 //! section 1, with the types checked (`typeof`, `json_type`): `'1'` is not `1`, a missing attribute is never
@@ -434,7 +434,8 @@ impl Renderer<'_> {
                     Cmp::Ge => ">=",
                 };
                 let numeric = format!("{} AND {} IN ('integer', 'real')", a.present, a.ty);
-                let test = format!("{} {op} {p}", a.value);
+                // As the evaluator does, compare as doubles (an INTEGER above 2^53 is rounded first).
+                let test = format!("CAST({} AS REAL) {op} {p}", a.value);
                 (
                     format!("{numeric} AND {test}"),
                     format!("{numeric} AND NOT ({test})"),
@@ -466,8 +467,9 @@ impl Renderer<'_> {
                 .iter()
                 .map(|(l, p)| match (l, p) {
                     (Lit::Str(_), Some(p)) => format!("({ty} = 'text' AND {value} = {p})"),
+                    // As the evaluator does, compare as doubles (an INTEGER above 2^53 is rounded first).
                     (Lit::Num(_), Some(p)) => {
-                        format!("({ty} IN ('integer', 'real') AND {value} = {p})")
+                        format!("({ty} IN ('integer', 'real') AND CAST({value} AS REAL) = {p})")
                     }
                     (Lit::Bool(b), _) => format!("{ty} = '{b}'"),
                     _ => "0".into(),

@@ -80,6 +80,17 @@ fn conditions() -> Vec<(&'static str, &'static str, Value)> {
         ("resource.label", "equals", json!(["${resource.alg}"])),
         ("resource.meta.deep", "equals", json!(["x"])),
         ("resource.alg.sub", "exists", Value::Null),
+        // A path written with a dot and the same path through `${action}` for the action `Do.It`.
+        ("resource.permissions.${action}", "glob", json!(["*"])),
+        ("resource.permissions.Do.It", "glob", json!(["*"])),
+        // `${action}` inside a reference to the resource: one leaf per action, never merged.
+        (
+            "principal.groups",
+            "equals",
+            json!(["${resource.permissions.${action}}"]),
+        ),
+        // Above 2^53, numbers compare as doubles.
+        ("resource.level", "le", json!([9007199254740992u64])),
     ]
 }
 
@@ -138,6 +149,7 @@ fn row_strategy() -> impl Strategy<Value = Row> {
                 json!(5.5),
                 json!("4"),
                 json!(2.5),
+                json!(9007199254740993u64),
             ]),
             prop::bool::weighted(0.9),
         ),
@@ -198,13 +210,15 @@ fn row_strategy() -> impl Strategy<Value = Row> {
                 json!("x"),
                 json!({"deep": {"a": 1}}),
             ]),
+            // A key that a column maps: the column alone is read.
+            prop::option::weighted(0.2, Just(json!("RSA"))),
         ),
     )
         .prop_map(
             |(
                 (uri, owner, alg, level, has_json),
                 (perm_enc, perm_read, tags, name, global, flag),
-                (region, expires, ip, required, label, meta),
+                (region, expires, ip, required, label, meta, shadowed_alg),
             )| {
                 let mut attributes = Map::new();
                 let mut permissions = Map::new();
@@ -227,6 +241,7 @@ fn row_strategy() -> impl Strategy<Value = Row> {
                     ("required", required),
                     ("label", label),
                     ("meta", meta),
+                    ("alg", shadowed_alg),
                 ] {
                     if let Some(v) = v {
                         attributes.insert(k.into(), v);
@@ -355,10 +370,12 @@ fn render(case: &Case) -> String {
     out
 }
 
-/// The resource of a row under the mapping: the JSON object, then the scalar columns over it.
+/// The resource of a row under the mapping: the JSON object, with the attributes mapped to columns read from the
+/// columns only.
 fn resource_json(row: &Row) -> Value {
     let mut attributes = row.attributes.clone().unwrap_or_default();
     for (k, v) in [("alg", &row.alg), ("level", &row.level)] {
+        attributes.remove(k);
         if !v.is_null() {
             attributes.insert(k.into(), v.clone());
         }
@@ -430,7 +447,7 @@ fn sqlite_rows(case: &Case, sql: &arbiter::SqlFilter) -> BTreeSet<usize> {
         Value::Null => Sql::Null,
         Value::String(s) => Sql::Text(s.clone()),
         Value::Number(n) if n.is_f64() => Sql::Real(n.as_f64().unwrap()),
-        Value::Number(n) => Sql::Integer(n.as_i64().unwrap()),
+        Value::Number(n) => Sql::Integer(n.as_i64().expect("generated integers fit in i64")),
         other => panic!("not a column value: {other}"),
     };
     for (i, row) in case.rows.iter().enumerate() {
