@@ -6,7 +6,6 @@ use jiff::Timestamp;
 
 use super::{load_snapshot, print_diagnostics, EXIT_INVALID, EXIT_OK};
 use crate::plan::sql::SqlMapping;
-use crate::plan::PlanRequest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
@@ -27,8 +26,9 @@ pub struct PlanArgs {
     /// Output: the JSON filter tree, or a SQL `WHERE` clause.
     #[arg(long, value_enum, default_value = "json")]
     pub format: PlanFormat,
-    /// The table mapping for SQL, as JSON: `{"uri": "uri", "owner": "owner", "columns": {"alg": "alg"},
-    /// "json": "attributes"}` (these are the defaults, with no scalar columns).
+    /// The table mapping for SQL, as JSON; the defaults are `{"uri": "uri", "owner": "owner", "columns": {},
+    /// "json": "attributes"}`. It replaces a `sql` mapping in the request; with `--format json` the plan then
+    /// carries `sql` too.
     #[arg(long, value_name = "FILE")]
     pub sql_mapping: Option<String>,
 }
@@ -37,15 +37,20 @@ pub fn run(args: PlanArgs) -> i32 {
     let Ok(value) = super::read_json_arg("plan request", &args.request) else {
         return EXIT_INVALID;
     };
-    let request = match PlanRequest::from_json(value) {
+    let raw = crate::request::from_json_value::<crate::plan::RawPlanRequest>(value);
+    let (request, in_request) = match raw.and_then(|mut raw| {
+        let sql = raw.sql.take();
+        raw.normalize().map(|r| (r, sql))
+    }) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: invalid plan request: {e}");
             return EXIT_INVALID;
         }
     };
+    // `--sql-mapping` wins over a mapping in the request.
     let mapping = match &args.sql_mapping {
-        None => None,
+        None => in_request,
         Some(path) => {
             let Ok(value) = super::read_json_arg("SQL mapping", path) else {
                 return EXIT_INVALID;

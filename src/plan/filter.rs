@@ -462,6 +462,14 @@ fn simplify_junction(children: Vec<Filter>, is_and: bool) -> Filter {
             }
         }
     }
+    // `x and not x` is false, `x or not x` true.
+    for child in &unique {
+        if let Node::Not(inner) = &child.node {
+            if seen.contains_key(&inner.key()) {
+                return Filter::constant(!is_and);
+            }
+        }
+    }
     if !is_and {
         unique = merge_uri_globs(unique);
     }

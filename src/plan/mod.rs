@@ -106,6 +106,7 @@ pub struct RawKnownResource {
 impl RawPlanRequest {
     /// Validates with the same rules as `Authorize` (errors name the field).
     pub fn normalize(self) -> Result<PlanRequest, RequestError> {
+        let single = self.action.is_some();
         let mut actions = self.actions.unwrap_or_default();
         if let Some(a) = self.action {
             if !actions.is_empty() {
@@ -119,7 +120,7 @@ impl RawPlanRequest {
         if actions.is_empty() {
             return Err(RequestError::new(
                 "actions",
-                "must name at least one action",
+                "name the action: `action` (one) or `actions` (several)",
             ));
         }
         if actions.len() > MAX_PLAN_ACTIONS {
@@ -140,6 +141,7 @@ impl RawPlanRequest {
             };
             match raw.normalize() {
                 Ok(r) => request = request.or(Some(r)),
+                Err(e) if e.field == "action" && single => return Err(e),
                 Err(e) if e.field == "action" => {
                     return Err(RequestError::new(format!("actions[{i}]"), e.message))
                 }

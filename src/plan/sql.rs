@@ -140,7 +140,21 @@ impl SqlMapping {
         if let Some(j) = &self.json {
             check("json".into(), j)?;
         }
+        if self.uri == self.owner {
+            return Err(SqlMappingError {
+                field: "owner".into(),
+                message: format!("`{}` is also the uri column", self.owner),
+            });
+        }
         for (attr, column) in &self.columns {
+            if attr == "uri" || attr == "owner" {
+                return Err(SqlMappingError {
+                    field: format!("columns.{attr}"),
+                    message: format!(
+                        "`{attr}` is a typed field: set its column with `\"{attr}\": ...`"
+                    ),
+                });
+            }
             if attr.is_empty() || attr.contains('.') {
                 return Err(SqlMappingError {
                     field: format!("columns.{attr}"),

@@ -582,6 +582,18 @@ fn plan_prints_the_filter_or_a_where_clause() {
     );
     assert_eq!(sql["params"][0], "kylo:kylo:vault:keys:*", "{sql}");
 
+    // A mapping in the request file is honoured.
+    let with_mapping = r#"{"principal": {"id": "carol", "groups": ["hr"]}, "action": "EncryptWithKey",
+                           "sql": {"owner": "key_owner", "json": "attrs"}}"#;
+    let out = arbiter(&["plan", "--request", "-"], Some(with_mapping));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let clause = plan["sql"]["where"].as_str().unwrap();
+    assert!(
+        clause.contains("\"key_owner\"") && clause.contains("\"attrs\""),
+        "{clause}"
+    );
+
     let out = arbiter(
         &["plan", "--request", "-"],
         Some(r#"{"principal": {"id": "carol"}}"#),

@@ -196,3 +196,74 @@ principal_selector: {}
         })
         .is_err());
 }
+
+#[test]
+fn a_deny_that_covers_every_allowed_resource_leaves_nothing() {
+    // The deny applies on every key when the source is outside 10/8; the allow is on keys: `x and not x`.
+    let e = engine(
+        "
+kind: Policy
+id: keys
+effect: allow
+actions: [ExportKey]
+resources: ['kylo:kylo:vault:keys:*']
+---
+kind: PolicyAttachment
+id: keys
+policy: keys
+principal_selector: {}
+---
+kind: Policy
+id: corp-only
+effect: deny
+actions: [ExportKey]
+resources: ['kylo:kylo:vault:keys:*']
+conditions:
+  - {path: environment.source_ip, op: cidr, values: [10.0.0.0/8], negate: true}
+---
+kind: PolicyAttachment
+id: corp-only
+policy: corp-only
+principal_selector: {}
+",
+    );
+    let outside = plan(
+        &e,
+        json!({"principal": {"id": "a"}, "action": "ExportKey", "environment": {"source_ip": "192.168.1.1"}}),
+    );
+    assert_eq!(
+        outside.kind,
+        PlanKind::AlwaysDenied,
+        "{}",
+        outside.to_json()
+    );
+    let inside = plan(
+        &e,
+        json!({"principal": {"id": "a"}, "action": "ExportKey", "environment": {"source_ip": "10.1.1.1"}}),
+    );
+    assert_eq!(inside.kind, PlanKind::Conditional, "{}", inside.to_json());
+}
+
+#[test]
+fn mappings_that_cannot_be_read_are_refused_naming_the_field() {
+    let e = engine(KEYS_BUT_LOW_LEVELS);
+    let p = plan(
+        &e,
+        json!({"principal": {"id": "alice"}, "action": "ExportKey"}),
+    );
+    let same = SqlMapping {
+        owner: "uri".into(),
+        ..SqlMapping::default()
+    };
+    assert_eq!(p.to_sql(&same).unwrap_err().field, "owner");
+    let typed = SqlMapping {
+        columns: [("owner".to_string(), "o2".to_string())].into(),
+        ..SqlMapping::default()
+    };
+    assert_eq!(p.to_sql(&typed).unwrap_err().field, "columns.owner");
+    let err = PlanRequest::from_json(json!({"principal": {"id": "a"}, "action": ""})).unwrap_err();
+    assert_eq!(err.field, "action");
+    let err = PlanRequest::from_json(json!({"principal": {"id": "a"}, "actions": ["R", ""]}))
+        .unwrap_err();
+    assert_eq!(err.field, "actions[1]");
+}
