@@ -4,7 +4,7 @@ use clap::Args;
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::{load_snapshot, print_diagnostics, EXIT_INVALID, EXIT_OK};
+use super::{EXIT_INVALID, EXIT_OK};
 use crate::eval::{evaluate, EvalOptions};
 use crate::request::RawRequest;
 
@@ -39,12 +39,8 @@ pub fn run(args: EvalArgs) -> i32 {
             return EXIT_INVALID;
         }
     };
-    let snapshot = match load_snapshot(&args.set.policies) {
-        Ok(s) => s,
-        Err(diags) => {
-            print_diagnostics(&diags);
-            return EXIT_INVALID;
-        }
+    let Some(snapshot) = args.set.load() else {
+        return EXIT_INVALID;
     };
     let now = Timestamp::now();
     let options = EvalOptions {

@@ -71,6 +71,15 @@ pub struct PolicySet {
     pub superuser: String,
 }
 
+impl PolicySet {
+    /// Loads and builds the set; on failure prints every diagnostic and returns `None`.
+    pub(crate) fn load(&self) -> Option<Snapshot> {
+        load_snapshot(&self.policies)
+            .map_err(|diags| print_diagnostics(&diags))
+            .ok()
+    }
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

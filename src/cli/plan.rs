@@ -4,7 +4,7 @@
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 
-use super::{load_snapshot, print_diagnostics, EXIT_INVALID, EXIT_OK};
+use super::{EXIT_INVALID, EXIT_OK};
 use crate::plan::sql::SqlMapping;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,12 +64,8 @@ pub fn run(args: PlanArgs) -> i32 {
             }
         }
     };
-    let snapshot = match load_snapshot(&args.set.policies) {
-        Ok(s) => s,
-        Err(diags) => {
-            print_diagnostics(&diags);
-            return EXIT_INVALID;
-        }
+    let Some(snapshot) = args.set.load() else {
+        return EXIT_INVALID;
     };
     let plan = crate::plan::plan(
         &snapshot,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Args;
 use jiff::Timestamp;
 
-use super::{load_snapshot, print_diagnostics, EXIT_FINDING, EXIT_INVALID, EXIT_OK};
+use super::{print_diagnostics, EXIT_FINDING, EXIT_INVALID, EXIT_OK};
 use crate::diag::Diagnostics;
 use crate::testsuite::{parse_suites, run_suite, suite_files};
 
@@ -20,12 +20,8 @@ pub struct TestArgs {
 }
 
 pub fn run(args: TestArgs) -> i32 {
-    let snapshot = match load_snapshot(&args.set.policies) {
-        Ok(s) => s,
-        Err(diags) => {
-            print_diagnostics(&diags);
-            return EXIT_INVALID;
-        }
+    let Some(snapshot) = args.set.load() else {
+        return EXIT_INVALID;
     };
     let mut diags = Diagnostics::new();
     let files = suite_files(&args.paths, &mut diags);

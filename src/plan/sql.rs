@@ -319,9 +319,7 @@ impl Renderer<'_> {
                         Source::Absent
                     }
                 } else if let Some(json) = &self.mapping.json {
-                    if segments.iter().any(|s| s.contains('"')) {
-                        return None;
-                    }
+                    // Segments a JSON path label cannot hold make the leaf residual (`Leaf::is_residual`).
                     let path: String = std::iter::once("$".to_string())
                         .chain(segments.iter().map(|s| format!(".\"{s}\"")))
                         .collect();
