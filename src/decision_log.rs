@@ -74,6 +74,8 @@ pub struct Entry {
     pub allowed: bool,
     pub reason: Reason,
     pub policies: Vec<Arc<str>>,
+    /// Allows that matched but were undetermined (written only when there are some).
+    pub undetermined_allow: Vec<Arc<str>>,
     pub revision: String,
     pub duration_us: u64,
     /// Why a token was not accepted (reason `unauthenticated`); never the token itself.
@@ -108,6 +110,9 @@ impl Entry {
         line["decision"] = json!(if self.allowed { "allow" } else { "deny" });
         line["reason"] = json!(self.reason.as_str());
         line["policies"] = json!(self.policies);
+        if !self.undetermined_allow.is_empty() {
+            line["undetermined_allow"] = json!(self.undetermined_allow);
+        }
         line["revision"] = json!(self.revision);
         line["duration_us"] = json!(self.duration_us);
         if let Some(cause) = &self.cause {
@@ -372,6 +377,7 @@ mod tests {
             allowed: false,
             reason: Reason::NoApplicablePolicy,
             policies: vec![],
+            undetermined_allow: vec![],
             revision: "r".into(),
             duration_us: 3,
             cause: None,

@@ -329,7 +329,7 @@ impl RawRequest {
 /// The top-level keys a decision-log line adds around the request (see `crate::decision_log`). A request read
 /// as JSON may carry them, so that a logged line can be fed back to `arbiter eval` as it is; they describe the
 /// logged decision, not the request, and are set aside.
-pub const DECISION_LOG_FIELDS: [&str; 10] = [
+pub const DECISION_LOG_FIELDS: [&str; 11] = [
     "timestamp",
     "call_id",
     "check",
@@ -340,6 +340,7 @@ pub const DECISION_LOG_FIELDS: [&str; 10] = [
     "duration_us",
     "explanation",
     "cause",
+    "undetermined_allow",
 ];
 
 /// Reads a JSON request shape, an error naming the field it is about (`principal.groups[0]`, or `request` for the

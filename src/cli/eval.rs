@@ -52,6 +52,7 @@ pub fn run(args: EvalArgs) -> i32 {
         "decision": decision.decision_str(),
         "policies": decision.policies,
         "reason": decision.reason.as_str(),
+        "undetermined_allow": decision.undetermined_allow,
         "revision": snapshot.revision,
         "time": request.environment.time.unwrap_or(now).to_string(),
     });

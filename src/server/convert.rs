@@ -590,6 +590,12 @@ pub fn response(verdict: &Verdict, revision: &str) -> proto::AuthorizeResponse {
             Some(Value::Object(map)) => Some(json_to_struct(map)),
             _ => None,
         },
+        undetermined_allow: verdict
+            .decision
+            .undetermined_allow
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
     }
 }
 

@@ -324,6 +324,7 @@ impl ServiceState {
                 allowed: false,
                 reason: Reason::Unauthenticated,
                 policies: Vec::new(),
+                undetermined_allow: Vec::new(),
                 explanation: None,
             });
         }
@@ -380,6 +381,7 @@ impl ServiceState {
                 allowed: decision.allowed,
                 reason: decision.reason,
                 policies: decision.policies.clone(),
+                undetermined_allow: decision.undetermined_allow.clone(),
                 revision: snapshot.revision.clone(),
                 duration_us: elapsed.as_micros() as u64,
                 cause: input.unauthenticated.as_ref().map(|c| c.to_string().into()),
@@ -411,6 +413,7 @@ impl ServiceState {
             allowed: false,
             reason: Reason::NoApplicablePolicy,
             policies: Vec::new(),
+            undetermined_allow: Vec::new(),
             explanation: None,
         };
         self.metrics.deny.increment(1);
@@ -430,6 +433,7 @@ impl ServiceState {
                 allowed: false,
                 reason: decision.reason,
                 policies: Vec::new(),
+                undetermined_allow: Vec::new(),
                 revision: snapshot.revision.clone(),
                 duration_us: 0,
                 cause: Some(format!("unmapped: {why}").into()),
@@ -496,6 +500,7 @@ impl ServiceState {
                     allowed: decision.allowed,
                     reason: decision.reason,
                     policies: decision.policies.clone(),
+                    undetermined_allow: decision.undetermined_allow.clone(),
                     revision: snapshot.revision.clone(),
                     duration_us: elapsed.as_micros() as u64,
                     cause: cause.clone(),

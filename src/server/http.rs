@@ -450,6 +450,10 @@ pub fn verdict_json(verdict: &Verdict, revision: &str) -> Value {
     out.insert("decision".into(), json!(verdict.decision.decision_str()));
     out.insert("policies".into(), json!(verdict.decision.policies));
     out.insert("reason".into(), json!(verdict.decision.reason.as_str()));
+    out.insert(
+        "undetermined_allow".into(),
+        json!(verdict.decision.undetermined_allow),
+    );
     out.insert("revision".into(), json!(revision));
     out.insert("call_id".into(), json!(&*verdict.call_id));
     out.insert("time".into(), json!(verdict.time.to_string()));

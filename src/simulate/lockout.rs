@@ -24,7 +24,7 @@ use serde::Serialize;
 use super::partition::{groups, Choice, Fixed, Group, Pred, Var};
 use super::witness::{witnesses, Pattern};
 use crate::ast::Effect;
-use crate::eval::{evaluate, Ctx, EvalOptions, PolicyOutcome, Truth};
+use crate::eval::{evaluate, Ctx, EvalOptions, Truth};
 use crate::ir::condition::{Condition, Lit, Op, Operand};
 use crate::ir::path::{AttrPath, Field, Segment, Target};
 use crate::ir::{Guard, GuardRule, SelectorKey};
@@ -605,7 +605,7 @@ impl<'a> Search<'a> {
         let mut undetermined = Vec::new();
         if let Some(explanation) = &decision.explanation {
             for c in &explanation.candidates {
-                if c.effect != "deny" || !matches!(c.outcome, PolicyOutcome::Undetermined { .. }) {
+                if c.effect != "deny" || !matches!(c.outcome, Truth::Unknown | Truth::Fault) {
                     continue;
                 }
                 for cond in &c.conditions {

@@ -18,6 +18,13 @@ use crate::ir::{Policy, Selector, SelectorKey};
 use crate::request::{parse_rfc3339, Request};
 use crate::snapshot::Snapshot;
 
+mod explain;
+
+pub use explain::{
+    CandidateExplanation, ConditionExplanation, Explanation, NearMiss, ReferenceExplanation,
+    MAX_NEAR_MISSES,
+};
+
 /// Why a decision came out as it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +67,9 @@ pub struct Decision {
     pub reason: Reason,
     /// The determining policy ids, sorted: the denies that applied, the allows that held, or `superuser`.
     pub policies: Vec<Arc<str>>,
+    /// Allows that matched but were undetermined (a missing attribute or reference, or a fault), sorted: they
+    /// granted nothing, and name what a caller may have forgotten to send. Empty when none were.
+    pub undetermined_allow: Vec<Arc<str>>,
     /// Every candidate policy and condition, when asked for ([`crate::Engine::explain`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Explanation>,
@@ -100,6 +110,15 @@ pub enum Truth {
 }
 
 impl Truth {
+    /// `true`, `false`, `unknown` or `fault`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Truth::True => "true",
+            Truth::False => "false",
+            Truth::Unknown => "unknown",
+            Truth::Fault => "fault",
+        }
+    }
     fn negate(self) -> Truth {
         match self {
             Truth::True => Truth::False,
@@ -117,8 +136,7 @@ impl Truth {
 }
 
 /// How a policy came out for a request whose action and resource it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyOutcome {
     /// Every condition held.
     Holds,
@@ -129,41 +147,6 @@ pub enum PolicyOutcome {
         /// A condition faulted (rather than missing an attribute).
         fault: bool,
     },
-}
-
-/// `--explain`: every candidate policy and every condition's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
-pub struct Explanation {
-    /// The principal's groups, the directory's included.
-    pub principal_groups: Vec<String>,
-    /// The policies attached to the principal whose actions and resources matched, sorted by id.
-    pub candidates: Vec<CandidateExplanation>,
-}
-
-/// One candidate policy in an [`Explanation`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CandidateExplanation {
-    /// The policy id.
-    pub policy: Arc<str>,
-    /// `allow` or `deny`.
-    pub effect: &'static str,
-    /// Whether its conditions held.
-    pub outcome: PolicyOutcome,
-    /// Each condition's outcome, in order.
-    pub conditions: Vec<ConditionExplanation>,
-}
-
-/// One condition in an [`Explanation`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConditionExplanation {
-    /// The attribute path as written.
-    pub path: String,
-    /// The operator.
-    pub op: &'static str,
-    /// Whether the condition is negated.
-    pub negate: bool,
-    /// Its three-valued outcome (a fault is reported apart).
-    pub outcome: Truth,
 }
 
 /// Decides one request against one snapshot.
@@ -178,6 +161,7 @@ pub fn evaluate(
             allowed: true,
             reason: Reason::Superuser,
             policies: vec![Arc::from(crate::validate::RESERVED_POLICY_ID)],
+            undetermined_allow: Vec::new(),
             explanation: options.explain.then(Explanation::default),
         };
     }
@@ -210,21 +194,28 @@ pub fn evaluate(
             }
         });
     candidates.sort_unstable();
-    decide(
+    let mut decision = decide(
         candidates.iter().map(|&i| &compiled.policies[i as usize]),
         &ctx,
         options.explain,
-    )
+    );
+    if let Some(explanation) = decision.explanation.as_mut() {
+        let (near, omitted) = explain::near_misses(compiled, &ctx, uri);
+        explanation.near_misses = near;
+        explanation.near_misses_omitted = omitted;
+    }
+    decision
 }
 
 /// Combines the outcomes of the candidate policies (sorted by id) with deny overrides.
 fn decide<'p>(candidates: impl Iterator<Item = &'p Policy>, ctx: &Ctx, explain: bool) -> Decision {
     let mut explanation = explain.then(|| Explanation {
         principal_groups: ctx.groups.iter().map(|g| g.to_string()).collect(),
-        candidates: Vec::new(),
+        ..Explanation::default()
     });
     let mut denies: Vec<Arc<str>> = Vec::new();
     let mut allows: Vec<Arc<str>> = Vec::new();
+    let mut undetermined_allow: Vec<Arc<str>> = Vec::new();
     let (mut deny_held, mut deny_fault, mut allow_fault) = (false, false, false);
     for policy in candidates {
         let outcome = policy_outcome(policy, ctx, explanation.as_mut());
@@ -238,7 +229,10 @@ fn decide<'p>(candidates: impl Iterator<Item = &'p Policy>, ctx: &Ctx, explain: 
                 denies.push(policy.id.clone());
             }
             (Effect::Allow, PolicyOutcome::Holds) => allows.push(policy.id.clone()),
-            (Effect::Allow, PolicyOutcome::Undetermined { fault }) => allow_fault |= fault,
+            (Effect::Allow, PolicyOutcome::Undetermined { fault }) => {
+                allow_fault |= fault;
+                undetermined_allow.push(policy.id.clone());
+            }
             (_, PolicyOutcome::DoesNotHold) => {}
         }
     }
@@ -256,10 +250,14 @@ fn decide<'p>(candidates: impl Iterator<Item = &'p Policy>, ctx: &Ctx, explain: 
     } else {
         (false, Reason::NoApplicablePolicy, Vec::new())
     };
+    if let Some(e) = explanation.as_mut() {
+        e.undetermined_allow.clone_from(&undetermined_allow);
+    }
     Decision {
         allowed,
         reason,
         policies,
+        undetermined_allow,
         explanation,
     }
 }
@@ -277,12 +275,7 @@ fn policy_outcome(
     for condition in policy.conditions.iter() {
         let truth = eval_condition(condition, ctx);
         if explaining {
-            details.push(ConditionExplanation {
-                path: condition.path.text.to_string(),
-                op: condition.op_name.as_str(),
-                negate: condition.negate,
-                outcome: truth,
-            });
+            details.push(explain::condition(policy, condition, ctx, truth));
         }
         match truth {
             Truth::True => {}
@@ -310,7 +303,13 @@ fn policy_outcome(
         e.candidates.push(CandidateExplanation {
             policy: policy.id.clone(),
             effect: policy.effect.as_str(),
-            outcome,
+            location: explain::location(&policy.origin),
+            outcome: match outcome {
+                PolicyOutcome::Holds => Truth::True,
+                PolicyOutcome::DoesNotHold => Truth::False,
+                PolicyOutcome::Undetermined { fault: false } => Truth::Unknown,
+                PolicyOutcome::Undetermined { fault: true } => Truth::Fault,
+            },
             conditions: details,
         });
     }
