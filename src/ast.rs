@@ -249,14 +249,44 @@ pub struct PolicySetDoc {
     pub mappings: Vec<HttpMappingDoc>,
     /// What documents left out for errors still tell validation.
     pub incomplete: Incomplete,
+    /// `kind: TestSuite` documents, read by the same parser. The loader builds snapshots without them; `arbiter
+    /// check` and `arbiter test` read them.
+    pub suites: Vec<TestSuiteDoc>,
+    /// The problems found in TestSuite documents, apart: they never make a policy set invalid for `serve`.
+    pub suite_diags: crate::diag::Diagnostics,
+}
+
+/// A `kind: TestSuite` document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestSuiteDoc {
+    pub origin: Origin,
+    pub name: At<String>,
+    /// The instant for tests that set no `environment.time`.
+    pub now: Option<jiff::Timestamp>,
+    pub tests: Vec<TestDoc>,
+}
+
+/// One test of a suite, its request already validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestDoc {
+    pub pos: Pos,
+    pub name: At<String>,
+    pub request: crate::request::Request,
+    /// `expect: allow` (true) or `deny`.
+    pub expect_allow: bool,
+    /// `expect_reason`: one of the reasons evaluation gives.
+    pub expect_reason: Option<At<String>>,
+    /// `expect_policies`: the determining policy ids, in any order.
+    pub expect_policies: Option<Vec<At<String>>>,
 }
 
 /// Documents left out of a set because of errors in them. Validation still reads what they name, so that it
 /// reports their other mistakes too, and no false ones on their account.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Incomplete {
-    /// Ids of policies left out: an attachment naming one is not also told that the policy does not exist.
-    pub policy_ids: Vec<String>,
+    /// Ids of policies left out, where each is written: an attachment naming one is not also told that the
+    /// policy does not exist, and a duplicate of one is still reported.
+    pub policy_ids: Vec<(Origin, At<String>)>,
     /// Attachments left out (say, for a missing `principal_selector`): the policy each names is still checked.
     pub attachments: Vec<IncompleteAttachment>,
 }
@@ -265,8 +295,8 @@ pub struct Incomplete {
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncompleteAttachment {
     pub origin: Origin,
-    /// The id as written, or empty when it was missing or invalid.
-    pub id: String,
+    /// The id as written; `None` when it was missing or not a string.
+    pub id: Option<At<String>>,
     pub policy: At<String>,
 }
 
@@ -284,5 +314,7 @@ impl PolicySetDoc {
         self.incomplete
             .attachments
             .append(&mut other.incomplete.attachments);
+        self.suites.append(&mut other.suites);
+        self.suite_diags.extend(other.suite_diags);
     }
 }

@@ -101,32 +101,85 @@ pub enum Code {
     UnknownAction,
     /// An `HttpMapping` route is invalid (path template, method, `{var}` reference).
     InvalidRoute,
+    /// Warning: an operator on a typed field that can never read it (`cidr` on `environment.port`): the
+    /// condition faults at every decision.
+    OperatorType,
+    /// Warning: `zone:` on a condition whose operator does not read it (only `time_of_day` and `weekday` do).
+    UnusedZone,
+    /// Warning: a selector key that looks like a misspelt `id` or `groups` (it would name a claim instead).
+    SelectorKey,
+    /// Warning: a test's `expect_policies` names a policy the set does not have.
+    UnknownTestPolicy,
 }
 
 impl Code {
+    /// Every code, in declaration order (the order that numbers them).
+    const ALL: [Code; 37] = [
+        Code::Unreadable,
+        Code::TooLarge,
+        Code::Yaml,
+        Code::UnknownKind,
+        Code::UnknownField,
+        Code::MissingField,
+        Code::WrongType,
+        Code::EmptyValue,
+        Code::InvalidId,
+        Code::InvalidEffect,
+        Code::UnknownOperator,
+        Code::Duplicate,
+        Code::MissingPolicy,
+        Code::ReservedId,
+        Code::InvalidPath,
+        Code::InvalidReference,
+        Code::InvalidGlob,
+        Code::InvalidCidr,
+        Code::InvalidZone,
+        Code::InvalidWindow,
+        Code::InvalidWeekday,
+        Code::InvalidInstant,
+        Code::ValueType,
+        Code::ValueCount,
+        Code::InvalidSelector,
+        Code::InvalidGuard,
+        Code::InvalidTestSuite,
+        Code::Lockout,
+        Code::Internal,
+        Code::UnusedPolicy,
+        Code::UndefinedGroup,
+        Code::UnknownAction,
+        Code::InvalidRoute,
+        Code::OperatorType,
+        Code::UnusedZone,
+        Code::SelectorKey,
+        Code::UnknownTestPolicy,
+    ];
+
     /// Warnings never make a set invalid.
     pub fn is_warning(self) -> bool {
         matches!(
             self,
-            Code::UnusedPolicy | Code::UndefinedGroup | Code::UnknownAction
+            Code::UnusedPolicy
+                | Code::UndefinedGroup
+                | Code::UnknownAction
+                | Code::OperatorType
+                | Code::UnusedZone
+                | Code::SelectorKey
+                | Code::UnknownTestPolicy
         )
     }
 }
 
 impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Errors are numbered from E0001 in declaration order, warnings from W0001; errors declared after the
-        // warnings continue the error numbers.
-        let index = *self as usize;
-        let first_warning = Code::UnusedPolicy as usize;
-        let last_warning = Code::UnknownAction as usize;
-        if self.is_warning() {
-            write!(f, "W{:04}", index - first_warning + 1)
-        } else if index > last_warning {
-            write!(f, "E{:04}", index - (last_warning - first_warning + 1) + 1)
-        } else {
-            write!(f, "E{:04}", index + 1)
-        }
+        // Errors are numbered from E0001 and warnings from W0001, each in declaration order.
+        let warning = self.is_warning();
+        let number = Code::ALL
+            .iter()
+            .take_while(|c| *c != self)
+            .filter(|c| c.is_warning() == warning)
+            .count()
+            + 1;
+        write!(f, "{}{number:04}", if warning { 'W' } else { 'E' })
     }
 }
 
@@ -345,7 +398,7 @@ pub fn did_you_mean<'a>(
             if c.len().abs_diff(input.len()) > allowed {
                 return None;
             }
-            let d = strsim::levenshtein(input, c);
+            let d = strsim::osa_distance(input, c);
             (d <= allowed).then_some((d, c))
         })
         .min()
@@ -368,6 +421,21 @@ pub fn suggestion<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_numbered_in_declaration_order_and_never_shift() {
+        for (i, code) in Code::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i, "Code::ALL lists every code in order");
+        }
+        // Numbers already published stay what they were.
+        assert_eq!(Code::Unreadable.to_string(), "E0001");
+        assert_eq!(Code::Internal.to_string(), "E0029");
+        assert_eq!(Code::UnusedPolicy.to_string(), "W0001");
+        assert_eq!(Code::UnknownAction.to_string(), "W0003");
+        assert_eq!(Code::InvalidRoute.to_string(), "E0030");
+        assert_eq!(Code::OperatorType.to_string(), "W0004");
+        assert_eq!(Code::UnknownTestPolicy.to_string(), "W0007");
+    }
 
     #[test]
     fn suggestions_are_bounded_and_deterministic() {

@@ -2,7 +2,8 @@
 //!
 //! Every document of every file is read; each unknown field, missing field or mistyped value becomes its own
 //! diagnostic with file:line:col and, where a near miss exists, a "did you mean" hint. Documents of
-//! `kind: TestSuite` are skipped: they belong to `arbiter test`.
+//! `kind: TestSuite` are read by the same parser into `PolicySetDoc::suites`, their problems kept apart in
+//! `suite_diags`: a snapshot never depends on them, while `arbiter check` and `arbiter test` report them.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -46,6 +47,28 @@ const MAPPING_PRINCIPAL_FIELDS: &[&str] = &["mtls", "header", "groups_header"];
 const CONDITION_FIELDS: &[&str] = &["path", "op", "values", "negate", "zone"];
 const MUST_ALLOW_FIELDS: &[&str] = &["actions", "resources"];
 const GUARD_PRINCIPAL_FIELDS: &[&str] = &["id", "groups"];
+const SUITE_FIELDS: &[&str] = &["kind", "name", "description", "now", "tests"];
+const TEST_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "principal",
+    "action",
+    "resource",
+    "environment",
+    "expect",
+    "expect_reason",
+    "expect_policies",
+];
+/// The fields of a test that make up its request.
+const TEST_REQUEST_FIELDS: [&str; 4] = ["principal", "action", "resource", "environment"];
+/// The reasons a test may expect: every reason evaluation gives (`unauthenticated` comes from the doors only).
+pub const TEST_REASONS: [&str; 5] = [
+    "superuser",
+    "allowed",
+    "denied",
+    "no_applicable_policy",
+    "error",
+];
 
 /// Parses the documents of one file into `set`, reporting problems into `diags`.
 pub fn parse_file(
@@ -287,7 +310,15 @@ impl Parser<'_> {
                     set.mappings.push(m);
                 }
             }
-            "TestSuite" => {}
+            "TestSuite" => {
+                let mut p = Parser {
+                    file: self.file,
+                    diags: &mut set.suite_diags,
+                };
+                if let Some(suite) = p.suite(doc) {
+                    set.suites.push(suite);
+                }
+            }
             other => {
                 let mut d = self.error(
                     Code::UnknownKind,
@@ -325,10 +356,11 @@ impl Parser<'_> {
             .map(|n| self.conditions(n, "conditions"))
             .unwrap_or_default();
         let (Some(id), Some(effect)) = (id, effect) else {
+            let origin = self.origin(doc.pos);
             incomplete.policy_ids.extend(
                 f.get("id")
                     .and_then(|n| self.string_quietly(n))
-                    .map(|id| id.value),
+                    .map(|id| (origin, id)),
             );
             return None;
         };
@@ -409,11 +441,21 @@ impl Parser<'_> {
                         .collect(),
                 )),
                 other => {
-                    self.report(
+                    let mut d = self.error(
                         Code::WrongType,
                         n.pos,
                         format!("`values` must be a list, found {}", other.type_name()),
                     );
+                    d.help = match other {
+                        NodeValue::Str(s) => {
+                            Some(format!("write a one-item list: `values: [\"{s}\"]`"))
+                        }
+                        NodeValue::Int(_) | NodeValue::Float(_) | NodeValue::Bool(_) => Some(
+                            format!("write a one-item list: `values: [{}]`", n.to_json()),
+                        ),
+                        _ => None,
+                    };
+                    self.diags.push(d);
                     return None;
                 }
             },
@@ -453,6 +495,134 @@ impl Parser<'_> {
         }
     }
 
+    fn suite(&mut self, doc: &Node) -> Option<TestSuiteDoc> {
+        let f = self.fields(doc, "TestSuite", SUITE_FIELDS)?;
+        let name = self
+            .required(&f, "name", "TestSuite")
+            .and_then(|n| self.string(n, "name"));
+        self.description(&f);
+        let now = f.get("now").and_then(|n| {
+            let text = self.string(n, "now")?;
+            let instant = crate::request::parse_rfc3339(&text.value);
+            if instant.is_none() {
+                let d = self
+                    .error(
+                        Code::InvalidInstant,
+                        text.pos,
+                        format!("`now` must be an RFC 3339 instant, found `{}`", text.value),
+                    )
+                    .with_help("e.g. `2026-11-23T12:00:00Z`");
+                self.diags.push(d);
+            }
+            instant
+        });
+        let tests = match self.required(&f, "tests", "TestSuite") {
+            Some(n) => match &n.value {
+                NodeValue::Seq(items) => items.iter().filter_map(|t| self.test(t)).collect(),
+                other => {
+                    self.report(
+                        Code::WrongType,
+                        n.pos,
+                        format!("`tests` must be a list, found {}", other.type_name()),
+                    );
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        Some(TestSuiteDoc {
+            origin: self.origin(doc.pos),
+            name: name?,
+            now,
+            tests,
+        })
+    }
+
+    /// One test; every field is checked, so that one pass reports all of a test's mistakes.
+    fn test(&mut self, node: &Node) -> Option<TestDoc> {
+        let errors_before = self.diags.errors().count();
+        let f = self.fields(node, "test", TEST_FIELDS)?;
+        let name = self
+            .required(&f, "name", "test")
+            .and_then(|n| self.string(n, "name"));
+        self.description(&f);
+        let expect = self
+            .required(&f, "expect", "test")
+            .and_then(|n| self.string(n, "expect"))
+            .and_then(|s| match s.value.as_str() {
+                "allow" => Some(true),
+                "deny" => Some(false),
+                other => {
+                    let mut d = self.error(
+                        Code::InvalidTestSuite,
+                        s.pos,
+                        format!("`expect` must be `allow` or `deny`, found `{other}`"),
+                    );
+                    d.help = suggestion(other, ["allow", "deny"]);
+                    self.diags.push(d);
+                    None
+                }
+            });
+        let expect_reason = f.get("expect_reason").and_then(|n| {
+            let s = self.string(n, "expect_reason")?;
+            if TEST_REASONS.contains(&s.value.as_str()) {
+                return Some(s);
+            }
+            let mut d = self.error(
+                Code::InvalidTestSuite,
+                s.pos,
+                format!("unknown reason `{}` in `expect_reason`", s.value),
+            );
+            d.help = Some(
+                suggestion(&s.value, TEST_REASONS)
+                    .unwrap_or_else(|| format!("expected one of: {}", TEST_REASONS.join(", "))),
+            );
+            self.diags.push(d);
+            None
+        });
+        let expect_policies = f
+            .get("expect_policies")
+            .map(|n| self.strings(n, "expect_policies", false));
+        let request = self.test_request(&f, node.pos);
+        if self.diags.errors().count() > errors_before {
+            return None;
+        }
+        Some(TestDoc {
+            pos: node.pos,
+            name: name?,
+            request: request?,
+            expect_allow: expect?,
+            expect_reason,
+            expect_policies,
+        })
+    }
+
+    /// A test's request, validated as every door validates one; an error names the field as written in the test
+    /// (`resource.attributes`) and points at it.
+    fn test_request(&mut self, f: &Fields, pos: Pos) -> Option<crate::request::Request> {
+        let mut raw = serde_json::Map::new();
+        for key in TEST_REQUEST_FIELDS {
+            if let Some(n) = f.get(key) {
+                raw.insert(key.to_string(), n.to_json());
+            }
+        }
+        let request = crate::request::RawRequest::from_json(serde_json::Value::Object(raw))
+            .and_then(|r| r.normalize());
+        match request {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let top = e.field.split(['.', '[']).next().unwrap_or("");
+                let at = f.get(top).map_or(pos, |n| n.pos);
+                self.report(
+                    Code::InvalidTestSuite,
+                    at,
+                    format!("invalid request: `{}`: {}", e.field, e.message),
+                );
+                None
+            }
+        }
+    }
+
     fn attachment(&mut self, doc: &Node, incomplete: &mut Incomplete) -> Option<AttachmentDoc> {
         let f = self.fields(doc, "PolicyAttachment", ATTACHMENT_FIELDS)?;
         let id = self
@@ -480,11 +650,7 @@ impl Parser<'_> {
         let (Some(id), Some(selector)) = (id, selector) else {
             incomplete.attachments.push(IncompleteAttachment {
                 origin: self.origin(doc.pos),
-                id: f
-                    .get("id")
-                    .and_then(|n| self.string_quietly(n))
-                    .map(|id| id.value)
-                    .unwrap_or_default(),
+                id: f.get("id").and_then(|n| self.string_quietly(n)),
                 policy,
             });
             return None;

@@ -106,15 +106,64 @@ pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic>
             }),
         };
         if let Err(e) = result {
-            return Err(Diagnostic::error(
-                Code::Yaml,
-                file,
-                e.pos,
-                format!("invalid YAML: {}", e.message),
-            ));
+            let (message, help) = explain_yaml_error(&e.message);
+            let mut d = Diagnostic::error(Code::Yaml, file, e.pos, message);
+            d.help = help;
+            return Err(d);
         }
     }
     Ok(builder.documents)
+}
+
+/// A YAML parser message in the words of a policy author, with a hint; the parser's own words are kept at the
+/// end of the message for search engines and bug reports.
+fn explain_yaml_error(raw: &str) -> (String, Option<String>) {
+    let (what, help) = if raw.contains("did not find expected key") {
+        (
+            "this line is not indented like the keys of its map",
+            "keys of one map start in the same column, and list items (`- `) line up under their key; \
+             indent with spaces only",
+        )
+    } else if raw.contains("mapping values are not allowed") {
+        (
+            "a `key: value` cannot start here",
+            "check the indentation of this line and the one above, or quote a value that holds `: `",
+        )
+    } else if raw.contains("tab") {
+        (
+            "a tab where YAML wants spaces",
+            "YAML indents with spaces only",
+        )
+    } else if raw.contains("illegal placement of ':'") {
+        (
+            "a `:` where none can stand",
+            "look for a `[` or `{` left open on a line above, or quote a value that holds `: `",
+        )
+    } else if raw.contains("unclosed bracket")
+        || raw.contains("did not find expected ',' or ']'")
+        || raw.contains("did not find expected ',' or '}'")
+    {
+        (
+            "a `[...]` list or `{...}` map is not closed",
+            "close each `[` with `]` and each `{` with `}`, separating items with `,`",
+        )
+    } else if raw.contains("did not find expected '-' indicator") {
+        (
+            "this line is not indented like the items of its list",
+            "every item of a list starts with `- ` in the same column",
+        )
+    } else if raw.contains("quoted scalar") || raw.contains("found unexpected end of stream") {
+        (
+            "a quoted string is not closed",
+            "close it with the same quote it opened with",
+        )
+    } else {
+        return (format!("invalid YAML: {raw}"), None);
+    };
+    (
+        format!("invalid YAML: {what} (parser: {raw})"),
+        Some(help.to_string()),
+    )
 }
 
 /// Maps `each` over `items` on up to one thread per core, results in the order of `items`. Files are

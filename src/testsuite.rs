@@ -1,267 +1,44 @@
-//! `kind: TestSuite` documents: reading them (with positions for every mistake) and running them against a
-//! snapshot through the real evaluator.
+//! `kind: TestSuite` documents: reading them through the policy parser (`parse.rs`, so a suite gets the same
+//! file:line:col errors and hints as a policy) and running them against a snapshot through the real evaluator.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::diag::{suggestion, Code, Diagnostic, Diagnostics, Pos};
+use crate::ast::{PolicySetDoc, TestDoc, TestSuiteDoc};
+use crate::diag::{Code, Diagnostic, Diagnostics, Pos};
 use crate::eval::{evaluate, Decision, EvalOptions};
-use crate::request::{parse_rfc3339, RawRequest, Request};
 use crate::snapshot::Snapshot;
-use crate::source::{parse_documents, Node, NodeValue};
-
-const SUITE_FIELDS: &[&str] = &["kind", "name", "description", "now", "tests"];
-const TEST_FIELDS: &[&str] = &[
-    "name",
-    "description",
-    "principal",
-    "action",
-    "resource",
-    "environment",
-    "expect",
-    "expect_policies",
-];
-
-/// One test case, its request already validated.
-#[derive(Debug, Clone)]
-pub struct TestCase {
-    pub name: String,
-    pub pos: Pos,
-    pub request: Request,
-    pub expect_allow: bool,
-    pub expect_policies: Option<Vec<String>>,
-}
-
-/// One suite from one document.
-#[derive(Debug, Clone)]
-pub struct TestSuite {
-    pub file: Arc<Path>,
-    pub name: String,
-    pub now: Option<Timestamp>,
-    pub tests: Vec<TestCase>,
-}
 
 /// The outcome of one test.
 #[derive(Debug, Clone)]
 pub struct TestResult {
     pub suite: String,
     pub test: String,
+    /// Where the test is written, `file:line:col`.
     pub location: String,
     pub passed: bool,
-    pub decision: Decision,
+    /// What the test expected, as written: `allow`, `deny reason denied`, `deny [p1, p2]`.
     pub expected: String,
+    /// Each expectation that did not hold, in words (empty when the test passed).
+    pub failures: Vec<String>,
+    /// The decision; with its explanation when the test failed.
+    pub decision: Decision,
 }
 
-/// Reads every TestSuite document in `text`; other kinds are ignored.
-pub fn parse_suites(file: &Arc<Path>, text: &str, diags: &mut Diagnostics) -> Vec<TestSuite> {
-    let docs = match parse_documents(file, text) {
-        Ok(d) => d,
-        Err(d) => {
-            diags.push(d);
-            return Vec::new();
-        }
-    };
-    let mut out = Vec::new();
-    for doc in &docs {
-        let NodeValue::Map(entries) = &doc.value else {
-            continue;
-        };
-        let is_suite = entries
-            .iter()
-            .any(|(k, v)| k.name == "kind" && v.value == NodeValue::Str("TestSuite".into()));
-        if is_suite {
-            if let Some(s) = parse_suite(file, doc, entries, diags) {
-                out.push(s);
-            }
+/// Reads every TestSuite document in `files` (path and text), in order. Problems in suites go into `diags`;
+/// other documents in the same files are left to `arbiter check`.
+pub fn parse_suites(files: &[(Arc<Path>, String)], diags: &mut Diagnostics) -> Vec<TestSuiteDoc> {
+    let mut set = PolicySetDoc::default();
+    for (path, text) in files {
+        match crate::source::parse_documents(path, text) {
+            Ok(docs) => crate::parse::parse_file(path, &docs, &mut set, &mut Diagnostics::new()),
+            Err(d) => diags.push(d),
         }
     }
-    out
-}
-
-fn unknown_fields(
-    file: &Path,
-    entries: &[(crate::source::Key, Node)],
-    known: &[&str],
-    diags: &mut Diagnostics,
-) {
-    for (k, _) in entries {
-        if !known.contains(&k.name.as_str()) {
-            let mut d = Diagnostic::error(
-                Code::InvalidTestSuite,
-                file,
-                k.pos,
-                format!("unknown field `{}` in TestSuite", k.name),
-            );
-            d.help = suggestion(&k.name, known.iter().copied());
-            diags.push(d);
-        }
-    }
-}
-
-fn get<'n>(entries: &'n [(crate::source::Key, Node)], name: &str) -> Option<&'n Node> {
-    entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v)
-}
-
-fn parse_suite(
-    file: &Arc<Path>,
-    doc: &Node,
-    entries: &[(crate::source::Key, Node)],
-    diags: &mut Diagnostics,
-) -> Option<TestSuite> {
-    unknown_fields(file, entries, SUITE_FIELDS, diags);
-    let name = match get(entries, "name").map(|n| &n.value) {
-        Some(NodeValue::Str(s)) => s.clone(),
-        _ => {
-            diags.push(Diagnostic::error(
-                Code::InvalidTestSuite,
-                file,
-                doc.pos,
-                "a TestSuite needs a string `name`",
-            ));
-            String::new()
-        }
-    };
-    let now = match get(entries, "now") {
-        None => None,
-        Some(n) => match &n.value {
-            NodeValue::Str(s) if parse_rfc3339(s).is_some() => parse_rfc3339(s),
-            _ => {
-                diags.push(Diagnostic::error(
-                    Code::InvalidTestSuite,
-                    file,
-                    n.pos,
-                    "`now` must be an RFC 3339 instant",
-                ));
-                None
-            }
-        },
-    };
-    let tests = match get(entries, "tests").map(|n| (n.pos, &n.value)) {
-        Some((_, NodeValue::Seq(items))) => items
-            .iter()
-            .filter_map(|t| parse_test(file, t, diags))
-            .collect(),
-        Some((pos, _)) => {
-            diags.push(Diagnostic::error(
-                Code::InvalidTestSuite,
-                file,
-                pos,
-                "`tests` must be a list",
-            ));
-            Vec::new()
-        }
-        None => {
-            diags.push(Diagnostic::error(
-                Code::InvalidTestSuite,
-                file,
-                doc.pos,
-                "missing field `tests` in TestSuite",
-            ));
-            Vec::new()
-        }
-    };
-    Some(TestSuite {
-        file: file.clone(),
-        name,
-        now,
-        tests,
-    })
-}
-
-fn parse_test(file: &Path, node: &Node, diags: &mut Diagnostics) -> Option<TestCase> {
-    let NodeValue::Map(entries) = &node.value else {
-        diags.push(Diagnostic::error(
-            Code::InvalidTestSuite,
-            file,
-            node.pos,
-            "a test must be a map",
-        ));
-        return None;
-    };
-    unknown_fields(file, entries, TEST_FIELDS, diags);
-    let name = match get(entries, "name").map(|n| &n.value) {
-        Some(NodeValue::Str(s)) => s.clone(),
-        _ => {
-            diags.push(Diagnostic::error(
-                Code::InvalidTestSuite,
-                file,
-                node.pos,
-                "a test needs a string `name`",
-            ));
-            return None;
-        }
-    };
-    let expect_allow = match get(entries, "expect").map(|n| (n.pos, &n.value)) {
-        Some((_, NodeValue::Str(s))) if s == "allow" => true,
-        Some((_, NodeValue::Str(s))) if s == "deny" => false,
-        Some((pos, _)) => {
-            diags.push(Diagnostic::error(
-                Code::InvalidTestSuite,
-                file,
-                pos,
-                "`expect` must be `allow` or `deny`",
-            ));
-            return None;
-        }
-        None => {
-            diags.push(Diagnostic::error(
-                Code::InvalidTestSuite,
-                file,
-                node.pos,
-                format!("test `{name}` has no `expect`"),
-            ));
-            return None;
-        }
-    };
-    let expect_policies = match get(entries, "expect_policies") {
-        None => None,
-        Some(n) => match n.to_json() {
-            serde_json::Value::Array(items) if items.iter().all(|i| i.is_string()) => Some(
-                items
-                    .into_iter()
-                    .filter_map(|i| i.as_str().map(str::to_string))
-                    .collect(),
-            ),
-            _ => {
-                diags.push(Diagnostic::error(
-                    Code::InvalidTestSuite,
-                    file,
-                    n.pos,
-                    "`expect_policies` must be a list of policy ids",
-                ));
-                return None;
-            }
-        },
-    };
-    let mut raw = serde_json::Map::new();
-    for key in ["principal", "action", "resource", "environment"] {
-        if let Some(n) = get(entries, key) {
-            raw.insert(key.to_string(), n.to_json());
-        }
-    }
-    let request = serde_json::from_value::<RawRequest>(serde_json::Value::Object(raw))
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.normalize().map_err(|e| e.to_string()));
-    match request {
-        Ok(request) => Some(TestCase {
-            name,
-            pos: node.pos,
-            request,
-            expect_allow,
-            expect_policies,
-        }),
-        Err(e) => {
-            diags.push(Diagnostic::error(
-                Code::InvalidTestSuite,
-                file,
-                node.pos,
-                format!("test `{name}`: invalid request: {e}"),
-            ));
-            None
-        }
-    }
+    diags.extend(set.suite_diags);
+    set.suites
 }
 
 /// Collects the suite files named by `paths`: files as given, directories searched for `*.yaml` / `*.yml`.
@@ -277,9 +54,9 @@ pub fn suite_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<(Arc<Path>
             match std::fs::read_to_string(path) {
                 Ok(text) => out.push((Arc::from(path.as_path()), text)),
                 Err(e) => diags.push(Diagnostic::error(
-                    Code::InvalidTestSuite,
+                    Code::Unreadable,
                     path,
-                    Pos::default(),
+                    Pos::WHOLE_FILE,
                     format!("cannot read: {e}"),
                 )),
             }
@@ -288,12 +65,14 @@ pub fn suite_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<(Arc<Path>
     out
 }
 
-/// Runs every test of `suite`. Tests without `environment.time` use the suite's `now`, else `now`.
+/// Runs every test of `suite` whose name `keep` accepts. Tests without `environment.time` use the suite's
+/// `now`, else `now`. A failing test is decided again with an explanation, for its report.
 pub fn run_suite(
     snapshot: &Snapshot,
-    suite: &TestSuite,
+    suite: &TestSuiteDoc,
     superuser: Option<&str>,
     now: Timestamp,
+    keep: impl Fn(&str, &str) -> bool,
 ) -> Vec<TestResult> {
     let now = suite.now.unwrap_or(now);
     let options = EvalOptions {
@@ -303,25 +82,76 @@ pub fn run_suite(
     suite
         .tests
         .iter()
+        .filter(|t| keep(&suite.name.value, &t.name.value))
         .map(|t| {
             let decision = evaluate(snapshot, &t.request, now, &options);
-            let mut passed = decision.allowed == t.expect_allow;
-            let mut expected = (if t.expect_allow { "allow" } else { "deny" }).to_string();
-            if let Some(want) = &t.expect_policies {
-                let mut want_sorted = want.clone();
-                want_sorted.sort();
-                let got: Vec<&str> = decision.policies.iter().map(|p| &**p).collect();
-                passed &= got == want_sorted.iter().map(String::as_str).collect::<Vec<_>>();
-                expected = format!("{expected} {want_sorted:?}");
-            }
+            let failures = failures(t, &decision);
+            let decision = if failures.is_empty() {
+                decision
+            } else {
+                let explained = EvalOptions {
+                    explain: true,
+                    ..options
+                };
+                evaluate(snapshot, &t.request, now, &explained)
+            };
             TestResult {
-                suite: suite.name.clone(),
-                test: t.name.clone(),
-                location: format!("{}:{}:{}", suite.file.display(), t.pos.line, t.pos.col),
-                passed,
+                suite: suite.name.value.clone(),
+                test: t.name.value.clone(),
+                location: format!(
+                    "{}:{}:{}",
+                    suite.origin.file.display(),
+                    t.pos.line,
+                    t.pos.col
+                ),
+                passed: failures.is_empty(),
+                expected: expected(t),
+                failures,
                 decision,
-                expected,
             }
         })
         .collect()
+}
+
+fn expected(t: &TestDoc) -> String {
+    let mut out = (if t.expect_allow { "allow" } else { "deny" }).to_string();
+    if let Some(reason) = &t.expect_reason {
+        out.push_str(&format!(" reason {}", reason.value));
+    }
+    if let Some(policies) = &t.expect_policies {
+        let names: Vec<&str> = policies.iter().map(|p| p.value.as_str()).collect();
+        out.push_str(&format!(" policies {names:?}"));
+    }
+    out
+}
+
+/// Each expectation of `t` that `decision` does not meet.
+fn failures(t: &TestDoc, decision: &Decision) -> Vec<String> {
+    let mut out = Vec::new();
+    if decision.allowed != t.expect_allow {
+        out.push(format!(
+            "expected {}, got {}",
+            if t.expect_allow { "allow" } else { "deny" },
+            decision.decision_str()
+        ));
+    }
+    if let Some(reason) = &t.expect_reason {
+        if reason.value != decision.reason.as_str() {
+            out.push(format!(
+                "expected reason {}, got {}",
+                reason.value,
+                decision.reason.as_str()
+            ));
+        }
+    }
+    if let Some(want) = &t.expect_policies {
+        let mut want: Vec<&str> = want.iter().map(|p| p.value.as_str()).collect();
+        want.sort_unstable();
+        want.dedup();
+        let got: Vec<&str> = decision.policies.iter().map(|p| &**p).collect();
+        if want != got {
+            out.push(format!("expected policies {want:?}, got {got:?}"));
+        }
+    }
+    out
 }

@@ -3,8 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::ast::{At, Origin, PolicySetDoc, Scalar};
-use crate::diag::{suggestion, Code, Diagnostic, Diagnostics};
+use crate::ast::{At, Origin, PolicySetDoc, Scalar, TestSuiteDoc};
+use crate::diag::{did_you_mean, suggestion, Code, Diagnostic, Diagnostics};
 
 /// The policy id that names the superuser rule in decisions; no policy may take it.
 pub const RESERVED_POLICY_ID: &str = "superuser";
@@ -49,15 +49,24 @@ pub const VOCABULARY: &[&str] = &[
 
 /// Runs every cross-document check, pushing errors and warnings into `diags`.
 pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
+    // Documents left out for other errors take part too, so that one pass reports every mistake.
     unique(
         diags,
         "policy id",
-        set.policies.iter().map(|p| (&p.origin, &p.id)),
+        set.policies
+            .iter()
+            .map(|p| (&p.origin, &p.id))
+            .chain(set.incomplete.policy_ids.iter().map(|(o, id)| (o, id))),
     );
     unique(
         diags,
         "attachment id",
-        set.attachments.iter().map(|a| (&a.origin, &a.id)),
+        set.attachments.iter().map(|a| (&a.origin, &a.id)).chain(
+            set.incomplete
+                .attachments
+                .iter()
+                .filter_map(|a| a.id.as_ref().map(|id| (&a.origin, id))),
+        ),
     );
     unique(
         diags,
@@ -89,7 +98,7 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         .incomplete
         .policy_ids
         .iter()
-        .map(String::as_str)
+        .map(|(_, id)| id.value.as_str())
         .collect();
     let mut used = HashSet::new();
     // Suggestions compare a name with every candidate: bounded per build, so that thousands of unknown names
@@ -100,12 +109,10 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         .attachments
         .iter()
         .map(|a| (&a.origin, a.id.value.as_str(), &a.policy))
-        .chain(
-            set.incomplete
-                .attachments
-                .iter()
-                .map(|a| (&a.origin, a.id.as_str(), &a.policy)),
-        );
+        .chain(set.incomplete.attachments.iter().map(|a| {
+            let id = a.id.as_ref().map_or("", |id| id.value.as_str());
+            (&a.origin, id, &a.policy)
+        }));
     for (origin, id, policy) in references {
         let name = policy.value.as_str();
         used.insert(name);
@@ -153,6 +160,12 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         }
     }
 
+    for a in &set.attachments {
+        for entry in &a.selector {
+            warn_selector_key(&a.origin, &entry.key, diags);
+        }
+    }
+
     if !set.groups.is_empty() {
         let defined: HashSet<&str> = set.groups.iter().map(|g| g.name.value.as_str()).collect();
         for a in &set.attachments {
@@ -173,6 +186,60 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A selector key that is not `id` or `groups` names a claim; one that reads like a misspelling of either
+/// (`group`, `Groups`, `ids`) would silently never match, so it is worth a warning.
+fn warn_selector_key(origin: &Origin, key: &At<String>, diags: &mut Diagnostics) {
+    let name = key.value.as_str();
+    if name == "id" || name == "groups" || name.contains('.') {
+        return;
+    }
+    let lower = name.to_ascii_lowercase();
+    let Some(meant) = did_you_mean(&lower, ["id", "groups"]) else {
+        return;
+    };
+    diags.push(
+        Diagnostic::warning(
+            Code::SelectorKey,
+            &origin.file,
+            key.pos,
+            format!("selector key `{name}` names a claim, not the principal's `{meant}`"),
+        )
+        .with_help(format!(
+            "did you mean `{meant}`? If `{name}` is a claim the token carries, ignore this"
+        )),
+    );
+}
+
+/// Warns about each `expect_policies` entry that names no policy of the set (`exists` says which do);
+/// `superuser` always exists.
+pub fn validate_suites(
+    suites: &[TestSuiteDoc],
+    exists: impl Fn(&str) -> bool,
+    diags: &mut Diagnostics,
+) {
+    for suite in suites {
+        for test in &suite.tests {
+            for p in test.expect_policies.iter().flatten() {
+                if p.value == RESERVED_POLICY_ID || exists(&p.value) {
+                    continue;
+                }
+                diags.push(
+                    Diagnostic::warning(
+                        Code::UnknownTestPolicy,
+                        &suite.origin.file,
+                        p.pos,
+                        format!(
+                            "test `{}` expects policy `{}`, which the policy set does not have",
+                            test.name.value, p.value
+                        ),
+                    )
+                    .with_help("the test can never pass as written; check the id"),
+                );
             }
         }
     }
@@ -204,8 +271,18 @@ fn unique<'a>(
     what: &str,
     items: impl Iterator<Item = (&'a Origin, &'a At<String>)>,
 ) {
+    // In the order they are written (files in load order, then by position), whichever documents they are.
+    let mut file_rank: HashMap<&std::path::Path, usize> = HashMap::new();
+    let mut items: Vec<_> = items
+        .map(|(origin, name)| {
+            let next = file_rank.len();
+            let rank = *file_rank.entry(&origin.file).or_insert(next);
+            ((rank, name.pos), origin, name)
+        })
+        .collect();
+    items.sort_by_key(|(key, _, _)| *key);
     let mut first: HashMap<&str, &Origin> = HashMap::new();
-    for (origin, name) in items {
+    for (_, origin, name) in items {
         if let Some(prev) = first.get(name.value.as_str()) {
             diags.push(
                 Diagnostic::error(

@@ -1,4 +1,5 @@
-//! `arbiter check [DIR]`: validate a policy directory, printing every error and warning with file:line:col.
+//! `arbiter check [DIR] [--format text|json]`: validate a policy directory (TestSuite documents in it
+//! included), printing every error and warning with file:line:col, then run the set's own LockoutGuards.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,7 +7,10 @@ use std::time::Duration;
 use clap::Args;
 use jiff::Timestamp;
 
-use super::{load_snapshot, print_diagnostics, EXIT_FINDING, EXIT_INVALID, EXIT_OK};
+use serde_json::{json, Value};
+
+use super::{load_snapshot_checked, print_diagnostics, EXIT_FINDING, EXIT_INVALID, EXIT_OK};
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::simulate::report::{render_text, SimulationReport, Summary};
 use crate::simulate::{analyze, LockoutOptions};
 
@@ -25,13 +29,54 @@ pub struct CheckArgs {
     /// Search budget of the lockout check per guard, as on `serve`.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::parse_duration, env = "ARBITER_LOCKOUT_BUDGET")]
     pub budget: Duration,
+    /// `text` for people; `json` (every diagnostic with its code and position, and the guards' findings) for
+    /// editors and CI.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// How `arbiter check` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// One diagnostic as JSON: `{severity, code, file, line, col, message, help}`.
+pub(crate) fn diagnostic_json(d: &Diagnostic) -> Value {
+    json!({
+        "severity": if d.is_error() { "error" } else { "warning" },
+        "code": d.code.to_string(),
+        "file": d.file.display().to_string(),
+        "line": d.pos.line,
+        "col": d.pos.col,
+        "message": d.message,
+        "help": d.help,
+    })
+}
+
+fn report_json(valid: bool, diags: &Diagnostics, extra: Value) -> Value {
+    let mut out = json!({
+        "valid": valid,
+        "errors": diags.errors().map(diagnostic_json).collect::<Vec<_>>(),
+        "warnings": diags.warnings().map(diagnostic_json).collect::<Vec<_>>(),
+    });
+    if let (Value::Object(out), Value::Object(extra)) = (&mut out, extra) {
+        out.extend(extra);
+    }
+    out
 }
 
 pub fn run(args: CheckArgs) -> i32 {
-    match load_snapshot(&args.dir) {
+    let json = args.format == Format::Json;
+    let print_json =
+        |v: Value| super::print_out(&(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"));
+    match load_snapshot_checked(&args.dir) {
         Ok(snapshot) => {
-            for w in snapshot.warnings.iter() {
-                eprintln!("{w}");
+            if !json {
+                for w in snapshot.warnings.iter() {
+                    eprintln!("{w}");
+                }
             }
             // The set's own LockoutGuards, as `serve` checks them at start-up: `check` never passes a set that
             // `serve` refuses.
@@ -43,12 +88,44 @@ pub fn run(args: CheckArgs) -> i32 {
             let findings = match analyze(None, &snapshot, &options) {
                 Ok(f) => f,
                 Err(errors) => {
+                    if json {
+                        let errors: Vec<Value> = errors
+                            .iter()
+                            .map(|e| json!({"location": e.location, "message": e.message}))
+                            .collect();
+                        print_json(report_json(
+                            false,
+                            &snapshot.warnings,
+                            json!({ "guard_errors": errors }),
+                        ));
+                    }
                     for e in errors {
                         eprintln!("{}: error: {}", e.location, e.message);
                     }
                     return EXIT_INVALID;
                 }
             };
+            if json {
+                let summary = Summary::of(&findings);
+                print_json(report_json(
+                    true,
+                    &snapshot.warnings,
+                    json!({
+                        "revision": snapshot.revision,
+                        "policies": snapshot.policy_count(),
+                        "attachments": snapshot.attachment_count(),
+                        "groups": snapshot.group_count(),
+                        "guards": snapshot.compiled.guards.len(),
+                        "summary": summary,
+                        "lockouts": findings,
+                    }),
+                ));
+                return if findings.is_empty() {
+                    EXIT_OK
+                } else {
+                    EXIT_FINDING
+                };
+            }
             if !findings.is_empty() {
                 let report = SimulationReport {
                     valid: true,
@@ -77,7 +154,11 @@ pub fn run(args: CheckArgs) -> i32 {
             EXIT_OK
         }
         Err(diags) => {
-            print_diagnostics(&diags);
+            if json {
+                print_json(report_json(false, &diags, json!({})));
+            } else {
+                print_diagnostics(&diags);
+            }
             EXIT_INVALID
         }
     }

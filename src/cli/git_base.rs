@@ -193,7 +193,18 @@ pub fn load_revision(dir: &Path, rev: &str) -> Result<SourceSet, String> {
     if rev.starts_with('-') {
         return Err(format!("invalid revision `{rev}`"));
     }
-    let prefix = String::from_utf8_lossy(&git(dir, &["rev-parse", "--show-prefix"])?)
+    let inside = git(dir, &["rev-parse", "--show-prefix"]).map_err(|e| {
+        if e.contains("not a git repository") {
+            format!(
+                "{} is not inside a git repository, so there is no revision to read the current set from; \
+                 compare with a directory instead: `--current DIR` (the live policies, or a checkout of `{rev}`)",
+                dir.display()
+            )
+        } else {
+            e
+        }
+    })?;
+    let prefix = String::from_utf8_lossy(&inside)
         .trim()
         .trim_end_matches('/')
         .to_string();

@@ -109,6 +109,12 @@ pub(crate) fn load_snapshot(dir: &Path) -> Result<Snapshot, Diagnostics> {
     crate::compile::build(&sources)
 }
 
+/// [`load_snapshot`] as `check` needs it: TestSuite documents in the directory are validated too.
+pub(crate) fn load_snapshot_checked(dir: &Path) -> Result<Snapshot, Diagnostics> {
+    let sources = load_dir(dir)?;
+    crate::compile::build_with(&sources, true)
+}
+
 /// Reads a JSON document from a file, or from standard input for `-`; prints the problem and returns `Err`.
 pub(crate) fn read_json_arg(what: &str, path: &str) -> Result<serde_json::Value, ()> {
     use std::io::Read;

@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use jiff::tz::{Offset, TimeZone};
 
 use super::glob::Glob;
-use super::path::{parse_value_text, AttrPath, PathError, ValueText};
+use super::path::{parse_value_text, AttrPath, Field, PathError, Target, ValueText};
 use crate::ast::{At, ConditionDoc, OpName, Scalar};
 use crate::diag::{suggestion, Code, Diagnostic, Diagnostics, Pos};
 use crate::request::parse_rfc3339;
@@ -41,7 +41,26 @@ pub fn compile_condition(
             None
         }
     };
+    if let Some(path) = &path {
+        c.warn_field_type(op_name, path, doc.path.pos);
+    }
     let zone = c.zone(doc.zone.as_ref());
+    if let Some(z) = &doc.zone {
+        if !matches!(op_name, OpName::TimeOfDay | OpName::Weekday) {
+            c.diags.push(
+                Diagnostic::warning(
+                    Code::UnusedZone,
+                    file,
+                    z.pos,
+                    format!("`zone` is not read by `{}`", op_name.as_str()),
+                )
+                .with_help(
+                    "only `time_of_day` and `weekday` read a zone; `before` and `after` compare instants, \
+                     which carry their own offset. Remove `zone`",
+                ),
+            );
+        }
+    }
     let values_pos = doc.values.as_ref().map(|v| v.pos).unwrap_or(doc.pos);
     let values: &[At<Scalar>] = doc
         .values
@@ -105,6 +124,103 @@ impl Compiler<'_> {
         self.fail(Code::ValueType, v.pos, message, help);
     }
 
+    /// Warns when the operator can never read a typed field (`cidr` on `environment.port`): such a condition
+    /// faults at every decision. A warning, not an error: a fault is a defined outcome (fail closed).
+    fn warn_field_type(&mut self, op: OpName, path: &AttrPath, pos: Pos) {
+        let Target::Field(field) = &path.target else {
+            return;
+        };
+        let (kind, reads_it) = match field {
+            Field::PrincipalId | Field::Action | Field::ResourceUri | Field::ResourceOwner => (
+                "a string",
+                !matches!(
+                    op,
+                    OpName::IsTrue
+                        | OpName::ContainsAll
+                        | OpName::Lt
+                        | OpName::Le
+                        | OpName::Gt
+                        | OpName::Ge
+                ),
+            ),
+            Field::PrincipalGroups => (
+                "a list of strings",
+                matches!(
+                    op,
+                    OpName::Equals
+                        | OpName::ContainsAll
+                        | OpName::StartsWith
+                        | OpName::EndsWith
+                        | OpName::Glob
+                        | OpName::Exists
+                ),
+            ),
+            Field::EnvironmentTime => (
+                "an instant",
+                matches!(
+                    op,
+                    OpName::Equals
+                        | OpName::Before
+                        | OpName::After
+                        | OpName::TimeOfDay
+                        | OpName::Weekday
+                        | OpName::Exists
+                ),
+            ),
+            Field::EnvironmentSourceIp => (
+                "an IP address",
+                matches!(
+                    op,
+                    OpName::Equals
+                        | OpName::Cidr
+                        | OpName::StartsWith
+                        | OpName::EndsWith
+                        | OpName::Glob
+                        | OpName::Exists
+                ),
+            ),
+            Field::EnvironmentPort => (
+                "a number",
+                matches!(
+                    op,
+                    OpName::Equals
+                        | OpName::Lt
+                        | OpName::Le
+                        | OpName::Gt
+                        | OpName::Ge
+                        | OpName::Exists
+                ),
+            ),
+        };
+        if reads_it {
+            return;
+        }
+        let wants = match op {
+            OpName::Cidr => "an IP address (`environment.source_ip`, or an attribute holding one)",
+            OpName::Before | OpName::After | OpName::TimeOfDay | OpName::Weekday => {
+                "an instant (`environment.time`, or an attribute holding an RFC 3339 string)"
+            }
+            OpName::Lt | OpName::Le | OpName::Gt | OpName::Ge => {
+                "a number (`environment.port`, or a numeric attribute)"
+            }
+            OpName::IsTrue => "a boolean attribute",
+            OpName::ContainsAll => "a list (`principal.groups`, or a list attribute)",
+            _ => "a string or a list of strings",
+        };
+        self.diags.push(
+            Diagnostic::warning(
+                Code::OperatorType,
+                self.file,
+                pos,
+                format!(
+                    "`{}` cannot read `{}`, which is {kind}: the condition faults at every decision",
+                    self.name, path.text
+                ),
+            )
+            .with_help(format!("`{}` reads {wants}", self.name)),
+        );
+    }
+
     /// `zone:`, UTC when absent; `None` (reported) when unknown.
     fn zone(&mut self, zone: Option<&At<String>>) -> Option<TimeZone> {
         let Some(z) = zone else {
@@ -114,15 +230,18 @@ impl Compiler<'_> {
             return Some(tz);
         }
         let help = if z.value.contains('/') || z.value.chars().all(|c| c.is_ascii_alphabetic()) {
-            "use an IANA zone name such as `Europe/Paris`, or an offset such as `+02:00`"
+            let names: Vec<_> = jiff::tz::db().available().collect();
+            suggestion(&z.value, names.iter().map(|n| n.as_str())).unwrap_or_else(|| {
+                "use an IANA zone name such as `Europe/Paris`, or an offset such as `+02:00`".into()
+            })
         } else {
-            "write the offset as `±HH:MM`, e.g. `+05:30`"
+            "write the offset as `±HH:MM`, e.g. `+05:30`".into()
         };
         self.fail(
             Code::InvalidZone,
             z.pos,
             format!("unknown time zone `{}`", z.value),
-            Some(help.into()),
+            Some(help),
         );
         None
     }
@@ -307,9 +426,11 @@ impl Compiler<'_> {
         Op::TimeOfDay(windows.into(), zone)
     }
 
-    /// `weekday`: `mon` … `sun` in a zone.
+    /// `weekday`: `mon` … `sun` in a zone. Values written as full or capitalised names (`monday`, `Tue`) are
+    /// reported once for the whole list, with the list as it should read.
     fn weekdays(&mut self, values: &[At<Scalar>], zone: TimeZone) -> Op {
         let mut mask = 0u8;
+        let mut bad = Vec::new();
         for v in values {
             let day = match &v.value {
                 Scalar::Str(s) => WEEKDAYS.iter().position(|d| d == s),
@@ -317,7 +438,33 @@ impl Compiler<'_> {
             };
             match day {
                 Some(d) => mask |= 1 << d,
-                None => {
+                None => bad.push(v),
+            }
+        }
+        let spelled: Option<Vec<&str>> = bad.iter().map(|v| weekday_spelling(&v.value)).collect();
+        match (bad.first(), spelled) {
+            (None, _) => {}
+            (Some(first), Some(_)) => {
+                let found: Vec<String> = bad
+                    .iter()
+                    .map(|v| format!("`{}`", scalar_text(&v.value)))
+                    .collect();
+                let fixed: Vec<&str> = values
+                    .iter()
+                    .map(|v| weekday_spelling(&v.value).unwrap_or("?"))
+                    .collect();
+                self.fail(
+                    Code::InvalidWeekday,
+                    first.pos,
+                    format!(
+                        "weekdays are written `mon` … `sun`, found {}",
+                        found.join(", ")
+                    ),
+                    Some(format!("write `values: [{}]`", fixed.join(", "))),
+                );
+            }
+            (Some(_), None) => {
+                for v in bad {
                     let text = scalar_text(&v.value);
                     let help = suggestion(&text.to_lowercase(), WEEKDAYS)
                         .or_else(|| Some(format!("expected one of: {}", WEEKDAYS.join(", "))));
@@ -353,6 +500,28 @@ impl Compiler<'_> {
         }
         Op::Cidr(nets.into())
     }
+}
+
+/// The three-letter name a weekday value means when written in full, abbreviated or capitalised (`Monday`,
+/// `tues`, `THU`); `None` when it is not a weekday at all.
+fn weekday_spelling(value: &Scalar) -> Option<&'static str> {
+    const FULL: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let Scalar::Str(s) = value else {
+        return None;
+    };
+    let lower = s.trim().to_lowercase();
+    (lower.len() >= 3)
+        .then(|| FULL.iter().position(|f| f.starts_with(&lower)))
+        .flatten()
+        .map(|i| WEEKDAYS[i])
 }
 
 fn scalar_text(s: &Scalar) -> String {

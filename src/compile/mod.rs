@@ -23,8 +23,14 @@ use glob::Glob;
 use index::{Entry, IndexBuilder, PrincipalKey};
 
 /// Parses, validates and compiles a whole source set. On any error, every diagnostic is returned (sorted) and
-/// no snapshot exists. Warnings travel inside the snapshot.
+/// no snapshot exists. Warnings travel inside the snapshot. `kind: TestSuite` documents play no part.
 pub fn build(sources: &SourceSet) -> Result<Snapshot, Diagnostics> {
+    build_with(sources, false)
+}
+
+/// [`build`], as `arbiter check` runs it: with `check_suites`, the TestSuite documents among the sources are
+/// validated too, their errors failing the build and their `expect_policies` checked against the set.
+pub fn build_with(sources: &SourceSet, check_suites: bool) -> Result<Snapshot, Diagnostics> {
     let mut diags = Diagnostics::new();
     let mut set = PolicySetDoc::default();
     // Each file to its documents (YAML, then AST) on its own, in parallel; merged in file order.
@@ -42,6 +48,21 @@ pub fn build(sources: &SourceSet) -> Result<Snapshot, Diagnostics> {
         diags.extend(file_diags);
     }
     crate::validate::validate(&set, &mut diags);
+    if check_suites {
+        let ids: std::collections::HashSet<&str> = set
+            .policies
+            .iter()
+            .map(|p| p.id.value.as_str())
+            .chain(
+                set.incomplete
+                    .policy_ids
+                    .iter()
+                    .map(|(_, id)| id.value.as_str()),
+            )
+            .collect();
+        crate::validate::validate_suites(&set.suites, |id| ids.contains(id), &mut diags);
+        diags.extend(std::mem::take(&mut set.suite_diags));
+    }
     let compiled = compile(&set, &mut diags);
     diags.attach_snippets(|p| sources.text_of(p));
     diags.sort();

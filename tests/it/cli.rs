@@ -110,7 +110,8 @@ fn eval_prints_the_decision_as_json() {
         .iter()
         .find(|c| c["policy"] == "key-owner-full-access")
         .unwrap();
-    assert_eq!(owner["outcome"], "does_not_hold");
+    assert_eq!(owner["outcome"], "false");
+    assert_eq!(owner["location"], "policies/keys.yaml:16:1");
     assert_eq!(owner["conditions"][0]["outcome"], "false");
     assert_eq!(owner["conditions"][0]["path"], "resource.owner");
 
@@ -197,7 +198,14 @@ fn test_runs_suites_and_reports_failures_with_exit_1() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("expected allow, got deny [] (reason no_applicable_policy)"),
+        stdout.contains(
+            "      expected allow, got deny\n      got deny, reason no_applicable_policy, policies []\n"
+        ),
+        "{stdout}"
+    );
+    // The failing test shows its explanation: here, the attachment that almost applied.
+    assert!(
+        stdout.contains("      | near miss: allow admin-full-access through attachment admin-full-access-admin-group (policies/admin.yaml:"),
         "{stdout}"
     );
     assert_eq!(stdout.trim_end().lines().last(), Some("1 passed, 1 failed"));

@@ -137,7 +137,7 @@ fn the_deepest_accepted_document_builds_on_a_small_stack() {
                 deep("[", "]", 3)
     );
     let suite = format!(
-        "kind: TestSuite\ntests:\n  - name: deep\n    request: {{principal: {{id: a, attributes: {}}}, action: ReadKey}}\n    expect: deny\n",
+        "kind: TestSuite\nname: deep\ntests:\n  - name: deep\n    principal: {{id: a, attributes: {}}}\n    action: ReadKey\n    expect: deny\n",
                 deep("{a: ", "}", 5)
     );
     std::thread::Builder::new()
@@ -150,8 +150,14 @@ fn the_deepest_accepted_document_builds_on_a_small_stack() {
             );
             let mut diags = arbiter::diag::Diagnostics::new();
             let file: std::sync::Arc<Path> = Path::new("t.test.yaml").into();
-            let suites = arbiter::testsuite::parse_suites(&file, &suite, &mut diags);
+            let suites = arbiter::testsuite::parse_suites(&[(file, suite)], &mut diags);
+            // Read whole, then refused by the request's own nesting limit, as every door refuses it.
             assert_eq!(suites.len(), 1, "{diags:?}");
+            let errors: Vec<String> = diags.errors().map(|d| d.to_string()).collect();
+            assert!(
+                errors.len() == 1 && errors[0].contains("nested deeper than"),
+                "{errors:?}"
+            );
         })
         .unwrap()
         .join()
