@@ -176,7 +176,7 @@ fn values(op: &Op, ctx: &Ctx, references: &mut Vec<ReferenceExplanation>) -> Vec
     };
     let lit = |l: &Lit| match l {
         Lit::Str(s) => json!(&**s),
-        Lit::Num(n) => json!(n),
+        Lit::Num(n) => number(*n),
         Lit::Bool(b) => json!(b),
     };
     match op {
@@ -195,7 +195,7 @@ fn values(op: &Op, ctx: &Ctx, references: &mut Vec<ReferenceExplanation>) -> Vec
             })
             .collect(),
         Op::Glob(globs) => globs.iter().map(|g| json!(g.as_str())).collect(),
-        Op::Compare(_, NumArg::Num(n)) => vec![json!(n)],
+        Op::Compare(_, NumArg::Num(n)) => vec![number(*n)],
         Op::Compare(_, NumArg::Ref(p)) => {
             vec![reference(p, |v| matches!(v.as_scalar(), Sc::Num(_)))]
         }
@@ -215,6 +215,16 @@ fn values(op: &Op, ctx: &Ctx, references: &mut Vec<ReferenceExplanation>) -> Vec
             .collect(),
         Op::Cidr(nets) => nets.iter().map(|n| json!(n.to_string())).collect(),
         Op::Exists | Op::IsTrue => Vec::new(),
+    }
+}
+
+/// A number as it was most likely written: `1000`, not `1000.0`, when it is a whole number JSON can hold exactly.
+fn number(n: f64) -> Value {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if n.fract() == 0.0 && n.abs() <= EXACT {
+        json!(n as i64)
+    } else {
+        json!(n)
     }
 }
 
@@ -268,7 +278,7 @@ fn to_json(v: Val) -> Value {
     match v {
         Val::Json(v) => v.clone(),
         Val::Str(s) => json!(s),
-        Val::Num(n) => json!(n),
+        Val::Num(n) => number(n),
         Val::Time(t) => json!(t.to_string()),
         Val::Ip(_, text) => json!(text),
         Val::Groups(g) => json!(g),
@@ -322,7 +332,7 @@ fn selector_json(selector: &Selector) -> Value {
             .iter()
             .map(|l| match l {
                 Lit::Str(s) => json!(&**s),
-                Lit::Num(n) => json!(n),
+                Lit::Num(n) => number(*n),
                 Lit::Bool(b) => json!(b),
             })
             .collect();

@@ -141,6 +141,7 @@ async fn decisions_batches_and_tokens_over_curl() {
     assert_eq!(body["reason"], "allowed");
     assert_eq!(body["policies"], json!(["read"]));
     assert_eq!(body["revision"], revision);
+    assert_eq!(body["undetermined_allow"], json!([]));
     assert!(!body["call_id"].as_str().unwrap().is_empty());
     assert!(body.get("explanation").is_none());
 
@@ -155,6 +156,15 @@ async fn decisions_batches_and_tokens_over_curl() {
         (Some("deny"), Some("denied"))
     );
     assert!(body["explanation"].is_object(), "{body}");
+    // The same explanation as every door's: candidates with their conditions' values, and near misses.
+    let candidates = body["explanation"]["candidates"].as_array().unwrap();
+    assert!(
+        candidates
+            .iter()
+            .all(|c| c["location"].as_str().unwrap().contains("p.yaml:")),
+        "{body}"
+    );
+    assert!(body["explanation"]["near_misses"].is_array(), "{body}");
 
     // The token in `Authorization: Bearer`.
     let token = t.signer.sign(&claims(

@@ -2,6 +2,7 @@
 //! each module is one area, and `common` holds the helpers they share (a server harness on an ephemeral port,
 //! request builders, bounded waits). `tests/metrics.rs` is the one apart: the metrics recorder is process-wide.
 
+mod author;
 mod cli;
 mod common;
 mod doors_ext_authz;
