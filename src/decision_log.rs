@@ -446,6 +446,12 @@ mod tests {
         let request = Request::from_json(line.clone()).unwrap();
         assert_eq!(request, entry(1).request());
         assert_eq!(request.environment.port, Some(443));
+        // Undetermined allows are written when there are some, and a line carrying them still replays.
+        let mut forgot = entry(3);
+        forgot.undetermined_allow = vec![Arc::from("needs-mfa")];
+        let line = forgot.to_json();
+        assert_eq!(line["undetermined_allow"], json!(["needs-mfa"]));
+        assert_eq!(Request::from_json(line).unwrap(), forgot.request());
         // After close, entries are dropped, not queued forever.
         logger.log(entry(2));
         assert_eq!(logger.dropped(), 1);
