@@ -354,13 +354,46 @@ pub fn from_json_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            "request".to_string()
+        let message = e.into_inner().to_string();
+        if path == "." {
+            return RequestError::new("request", message);
+        }
+        // A top-level key the request does not have may be one of its parts' (`uri` beside `resource`).
+        let hint = if path.contains(['.', '[']) {
+            String::new()
         } else {
-            path
+            misplaced_field_hint(&message)
         };
-        RequestError::new(field, e.into_inner().to_string())
+        RequestError::new(path, message + &hint)
     })
+}
+
+/// For an unknown top-level field that belongs inside one of the request's parts (`uri` written beside
+/// `resource` rather than in it), where it belongs.
+fn misplaced_field_hint(message: &str) -> String {
+    let Some(name) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    else {
+        return String::new();
+    };
+    let parts: Vec<String> = [
+        ("principal", &["id", "groups", "attributes", "token"][..]),
+        ("resource", &["uri", "owner", "attributes"][..]),
+        (
+            "environment",
+            &["time", "source_ip", "sourceIp", "port", "attributes"][..],
+        ),
+    ]
+    .iter()
+    .filter(|(_, fields)| fields.contains(&name))
+    .map(|(part, _)| format!("`{part}.{name}`"))
+    .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", parts.join(" or "))
+    }
 }
 
 /// The first of the request's maps (`principal`, `resource`, `environment`, `checks[i]`, `checks[i].resource`)

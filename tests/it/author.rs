@@ -720,3 +720,31 @@ fn simulate_base_outside_a_repository_suggests_current() {
         "{help}"
     );
 }
+
+#[test]
+fn a_request_field_written_beside_its_part_is_pointed_to_its_place() {
+    let out = arbiter(
+        &["eval", "--request", "-"],
+        Some(
+            r#"{"principal": {"id": "bob"}, "action": "ReadKey", "uri": "kylo:kylo:vault:keys:k"}"#,
+        ),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).trim_end(),
+        "error: invalid request: uri: unknown field `uri`, expected one of `principal`, `action`, `resource`, \
+         `environment`, `explain`; did you mean `resource.uri`?"
+    );
+    // Inside a part, the path names the part.
+    let out = arbiter(
+        &["eval", "--request", "-"],
+        Some(r#"{"principal": {"id": "bob"}, "action": "ReadKey", "resource": {"id": "k"}}"#),
+    );
+    assert!(
+        text(&out.stderr).contains(
+            "resource.id: unknown field `id`, expected one of `uri`, `owner`, `attributes`"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
