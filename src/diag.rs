@@ -102,7 +102,7 @@ pub enum Code {
     /// An `HttpMapping` route is invalid (path template, method, `{var}` reference).
     InvalidRoute,
     /// Warning: an operator on a typed field that can never read it (`cidr` on `environment.port`): the
-    /// condition faults at every decision.
+    /// condition faults whenever the field is set.
     OperatorType,
     /// Warning: `zone:` on a condition whose operator does not read it (only `time_of_day` and `weekday` do).
     UnusedZone,

@@ -540,7 +540,8 @@ impl Parser<'_> {
 
     /// One test; every field is checked, so that one pass reports all of a test's mistakes.
     fn test(&mut self, node: &Node) -> Option<TestDoc> {
-        let errors_before = self.diags.errors().count();
+        // Only errors are pushed while reading a test: any new diagnostic leaves it out.
+        let reported_before = self.diags.len();
         let f = self.fields(node, "test", TEST_FIELDS)?;
         let name = self
             .required(&f, "name", "test")
@@ -584,7 +585,7 @@ impl Parser<'_> {
             .get("expect_policies")
             .map(|n| self.strings(n, "expect_policies", false));
         let request = self.test_request(&f, node.pos);
-        if self.diags.errors().count() > errors_before {
+        if self.diags.len() > reported_before {
             return None;
         }
         Some(TestDoc {

@@ -140,8 +140,8 @@ fn explain_yaml_error(raw: &str) -> (String, Option<String>) {
             "look for a `[` or `{` left open on a line above, or quote a value that holds `: `",
         )
     } else if raw.contains("unclosed bracket")
-        || raw.contains("did not find expected ',' or ']'")
-        || raw.contains("did not find expected ',' or '}'")
+        || raw.contains("expected ',' or ']'")
+        || raw.contains("expected ',' or '}'")
     {
         (
             "a `[...]` list or `{...}` map is not closed",
@@ -152,10 +152,24 @@ fn explain_yaml_error(raw: &str) -> (String, Option<String>) {
             "this line is not indented like the items of its list",
             "every item of a list starts with `- ` in the same column",
         )
-    } else if raw.contains("quoted scalar") || raw.contains("found unexpected end of stream") {
+    } else if raw.contains("escape") {
+        (
+            "an unknown escape in a double-quoted string",
+            "in double quotes a backslash starts an escape (`\\n`, `\\\\`); write the text in single quotes \
+             to keep backslashes as they are",
+        )
+    } else if raw.contains("unclosed quote")
+        || raw.contains("multiline quoted scalar")
+        || raw.contains("unexpected end of stream")
+    {
         (
             "a quoted string is not closed",
             "close it with the same quote it opened with",
+        )
+    } else if raw.contains("misplaced bracket") {
+        (
+            "a `]` or `}` with no `[` or `{` to close",
+            "remove it, or open the list or map it closes",
         )
     } else {
         return (format!("invalid YAML: {raw}"), None);

@@ -18,6 +18,9 @@ pub struct TestResult {
     pub test: String,
     /// Where the test is written, `file:line:col`.
     pub location: String,
+    /// The suite's file and the test's line, apart (for JUnit's attributes).
+    pub file: Arc<Path>,
+    pub line: u32,
     pub passed: bool,
     /// What the test expected, as written: `allow`, `deny reason denied`, `deny [p1, p2]`.
     pub expected: String,
@@ -104,6 +107,8 @@ pub fn run_suite(
                     t.pos.line,
                     t.pos.col
                 ),
+                file: suite.origin.file.clone(),
+                line: t.pos.line,
                 passed: failures.is_empty(),
                 expected: expected(t),
                 failures,

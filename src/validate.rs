@@ -199,7 +199,13 @@ fn warn_selector_key(origin: &Origin, key: &At<String>, diags: &mut Diagnostics)
         return;
     }
     let lower = name.to_ascii_lowercase();
-    let Some(meant) = did_you_mean(&lower, ["id", "groups"]) else {
+    // Short claim names near `id` are common and legitimate (`uid`, `tid`, `sid`, `kid`): only its case
+    // variants and plural are flagged. Names near `groups` are flagged from four letters on.
+    let meant = if lower == "id" || lower == "ids" {
+        "id"
+    } else if lower.len() >= 4 && did_you_mean(&lower, ["groups"]).is_some() {
+        "groups"
+    } else {
         return;
     };
     diags.push(
@@ -272,17 +278,11 @@ fn unique<'a>(
     items: impl Iterator<Item = (&'a Origin, &'a At<String>)>,
 ) {
     // In the order they are written (files in load order, then by position), whichever documents they are.
-    let mut file_rank: HashMap<&std::path::Path, usize> = HashMap::new();
-    let mut items: Vec<_> = items
-        .map(|(origin, name)| {
-            let next = file_rank.len();
-            let rank = *file_rank.entry(&origin.file).or_insert(next);
-            ((rank, name.pos), origin, name)
-        })
-        .collect();
-    items.sort_by_key(|(key, _, _)| *key);
+    // Files load in path order, so path then position is the order they are written in.
+    let mut items: Vec<_> = items.collect();
+    items.sort_by(|(a, x), (b, y)| (&a.file, x.pos).cmp(&(&b.file, y.pos)));
     let mut first: HashMap<&str, &Origin> = HashMap::new();
-    for (_, origin, name) in items {
+    for (origin, name) in items {
         if let Some(prev) = first.get(name.value.as_str()) {
             diags.push(
                 Diagnostic::error(

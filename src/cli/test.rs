@@ -181,27 +181,35 @@ fn junit(results: &[TestResult]) -> String {
         "<testsuites name=\"arbiter\" tests=\"{}\" failures=\"{failed}\">",
         results.len()
     );
-    let mut suites: Vec<&str> = Vec::new();
+    // One <testsuite> per suite document: same-named suites in two files stay apart.
+    let file_of = |r: &TestResult| r.file.display().to_string();
+    let mut suites: Vec<(String, String)> = Vec::new();
     for r in results {
-        if !suites.contains(&r.suite.as_str()) {
-            suites.push(&r.suite);
+        let key = (r.suite.clone(), file_of(r));
+        if !suites.contains(&key) {
+            suites.push(key);
         }
     }
-    for suite in suites {
-        let cases: Vec<&TestResult> = results.iter().filter(|r| r.suite == suite).collect();
+    for (suite, file) in &suites {
+        let cases: Vec<&TestResult> = results
+            .iter()
+            .filter(|r| &r.suite == suite && &file_of(r) == file)
+            .collect();
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" time=\"0\" file=\"{}\">",
             xml(suite),
             cases.len(),
-            cases.iter().filter(|r| !r.passed).count()
+            cases.iter().filter(|r| !r.passed).count(),
+            xml(file)
         );
         for r in cases {
             let open = format!(
-                "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\"",
+                "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\" line=\"{}\" time=\"0\"",
                 xml(suite),
                 xml(&r.test),
-                xml(&r.location)
+                xml(file),
+                r.line
             );
             if r.passed {
                 let _ = writeln!(out, "{open}/>");

@@ -125,7 +125,7 @@ impl Compiler<'_> {
     }
 
     /// Warns when the operator can never read a typed field (`cidr` on `environment.port`): such a condition
-    /// faults at every decision. A warning, not an error: a fault is a defined outcome (fail closed).
+    /// faults whenever the field is set. A warning, not an error: a fault is a defined outcome (fail closed).
     fn warn_field_type(&mut self, op: OpName, path: &AttrPath, pos: Pos) {
         let Target::Field(field) = &path.target else {
             return;
@@ -213,7 +213,7 @@ impl Compiler<'_> {
                 self.file,
                 pos,
                 format!(
-                    "`{}` cannot read `{}`, which is {kind}: the condition faults at every decision",
+                    "`{}` cannot read `{}`, which is {kind}: the condition faults whenever it is set",
                     self.name, path.text
                 ),
             )

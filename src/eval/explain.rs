@@ -23,6 +23,8 @@ pub const MAX_NEAR_MISSES: usize = 10;
 /// `--explain`: every candidate policy and every condition, and the attachments that almost applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Explanation {
+    /// The principal is the superuser: always allowed, no policy evaluated (every list is then empty).
+    pub superuser: bool,
     /// The principal's groups, the directory's included.
     pub principal_groups: Vec<String>,
     /// The policies attached to the principal whose actions and resources matched, sorted by id.
@@ -129,11 +131,11 @@ pub(super) fn condition(
 ) -> ConditionExplanation {
     let attr = ctx.resolve(&condition.path);
     let mut references = Vec::new();
-    let values = values(&condition.op, ctx, &mut references);
+    let values = values(&condition.op, ctx, truth, &mut references);
     let attr_problem = match attr {
         None if !matches!(condition.op, Op::Exists) => Some("missing".to_string()),
         Some(v) if truth == Truth::Fault && !fits(&condition.op, v) => {
-            Some(format!("wrong type: {}", type_name(v)))
+            Some(unreadable(&condition.op, v))
         }
         _ => None,
     };
@@ -157,13 +159,32 @@ pub(super) fn condition(
     }
 }
 
-/// The condition's values, references resolved; each reference is also described in `references`.
-fn values(op: &Op, ctx: &Ctx, references: &mut Vec<ReferenceExplanation>) -> Vec<Value> {
+/// Why the operator cannot read `v`: a string that is not an instant or an IP is of the right type but
+/// unreadable; anything else is of the wrong type.
+fn unreadable(op: &Op, v: Val) -> String {
+    let text = matches!(v, Val::Str(_) | Val::Json(Value::String(_)));
+    match op {
+        Op::Before(_) | Op::After(_) | Op::TimeOfDay(..) | Op::Weekday(..) if text => {
+            "not an RFC 3339 instant".to_string()
+        }
+        Op::Cidr(_) if text => "not an IP address".to_string(),
+        _ => format!("wrong type: {}", type_name(v)),
+    }
+}
+
+/// The condition's values, references resolved; each reference is also described in `references`, with a
+/// problem when it is missing, or when it is the reason the condition faulted.
+fn values(
+    op: &Op,
+    ctx: &Ctx,
+    truth: Truth,
+    references: &mut Vec<ReferenceExplanation>,
+) -> Vec<Value> {
     let mut reference = |path: &crate::ir::path::AttrPath, fits: fn(Val) -> bool| {
         let value = ctx.resolve(path);
         let problem = match value {
             None => Some("missing".to_string()),
-            Some(v) if !fits(v) => Some(format!("wrong type: {}", type_name(v))),
+            Some(v) if truth == Truth::Fault && !fits(v) => Some(unreadable(op, v)),
             Some(_) => None,
         };
         let json = value.map_or(Value::Null, to_json);
@@ -287,9 +308,19 @@ fn to_json(v: Val) -> Value {
 
 /// The attachments that almost applied to this request, at most [`MAX_NEAR_MISSES`] of them, and how many
 /// more there were. A linear walk over the attachments: explanations are for people, not for the hot path.
-pub(super) fn near_misses(compiled: &Compiled, ctx: &Ctx, uri: &str) -> (Vec<NearMiss>, usize) {
+/// Policies that are candidates (`candidates`, sorted indices) applied through some attachment: none of their
+/// attachments is a near miss.
+pub(super) fn near_misses(
+    compiled: &Compiled,
+    ctx: &Ctx,
+    uri: &str,
+    candidates: &[u32],
+) -> (Vec<NearMiss>, usize) {
     let mut all = Vec::new();
     for attachment in &compiled.attachments {
+        if candidates.binary_search(&attachment.policy).is_ok() {
+            continue;
+        }
         let policy = &compiled.policies[attachment.policy as usize];
         let selector = selector_matches(&attachment.selector, ctx);
         let action = policy.matches_action(&ctx.request.action);
@@ -344,6 +375,9 @@ fn selector_json(selector: &Selector) -> Value {
 /// The explanation as indented text, as `arbiter test` prints it under a failing test.
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.superuser {
+            return writeln!(f, "superuser: always allowed, no policy evaluated");
+        }
         writeln!(f, "principal groups: {:?}", self.principal_groups)?;
         if self.candidates.is_empty() {
             writeln!(f, "no candidate policy: none attached to this principal matched the action and resource")?;

@@ -162,7 +162,10 @@ pub fn evaluate(
             reason: Reason::Superuser,
             policies: vec![Arc::from(crate::validate::RESERVED_POLICY_ID)],
             undetermined_allow: Vec::new(),
-            explanation: options.explain.then(Explanation::default),
+            explanation: options.explain.then(|| Explanation {
+                superuser: true,
+                ..Explanation::default()
+            }),
         };
     }
     let compiled = &snapshot.compiled;
@@ -200,7 +203,7 @@ pub fn evaluate(
         options.explain,
     );
     if let Some(explanation) = decision.explanation.as_mut() {
-        let (near, omitted) = explain::near_misses(compiled, &ctx, uri);
+        let (near, omitted) = explain::near_misses(compiled, &ctx, uri, &candidates);
         explanation.near_misses = near;
         explanation.near_misses_omitted = omitted;
     }

@@ -590,7 +590,7 @@ impl<'a> Search<'a> {
         };
         let options = EvalOptions {
             superuser: None,
-            explain: true,
+            explain: false,
         };
         let decision = evaluate(self.snapshot, &request, time, &options);
         if decision.allowed {
@@ -602,6 +602,12 @@ impl<'a> Search<'a> {
                 return false;
             }
         }
+        // A counterexample: decided again with the explanation, which names what was missing or faulted.
+        let explained = EvalOptions {
+            explain: true,
+            ..options
+        };
+        let decision = evaluate(self.snapshot, &request, time, &explained);
         let mut undetermined = Vec::new();
         if let Some(explanation) = &decision.explanation {
             for c in &explanation.candidates {

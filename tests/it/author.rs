@@ -446,7 +446,7 @@ suite = root.find("testsuite")
 cases = suite.findall("testcase")
 failure = cases[1].find("failure")
 print(root.tag, root.get("tests"), root.get("failures"), suite.get("name"), len(cases))
-print(cases[1].get("name"))
+print(cases[1].get("name"), cases[1].get("file").endswith("s.yaml"), cases[1].get("line"))
 print(failure.get("message"))
 print("undetermined allows" in failure.text and "principal.mfa is_true" in failure.text)
 "#;
@@ -467,7 +467,7 @@ print("undetermined allows" in failure.text and "principal.mfa is_true" in failu
     assert!(parsed.status.success(), "{}\n{xml}", text(&parsed.stderr));
     assert_eq!(
         text(&parsed.stdout),
-        "testsuites 2 1 payments 2\n<mfa> & \"reasons\"\nexpected reason denied, got no_applicable_policy\nTrue\n"
+        "testsuites 2 1 payments 2\n<mfa> & \"reasons\" True 11\nexpected reason denied, got no_applicable_policy\nTrue\n"
     );
 }
 
@@ -607,7 +607,7 @@ conditions:
 kind: PolicyAttachment
 id: a
 policy: p
-principal_selector: {group: [payments], Id: [bob], acct: [kylo]}
+principal_selector: {group: [payments], Id: [bob], acct: [kylo], tid: [contoso], uid: [7], grp: [x]}
 "#,
     );
     let out = check(dir.path(), &[]);
@@ -615,13 +615,14 @@ principal_selector: {group: [payments], Id: [bob], acct: [kylo]}
     // Warnings only: the set is valid (a fault is a defined outcome), and `check` passes.
     assert_eq!(out.status.code(), Some(0), "{err}");
     let has = |needle: &str| assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
-    has("a.yaml:7:12: warning: `cidr` cannot read `environment.port`, which is a number: the condition faults at every decision [W0004]");
+    has("a.yaml:7:12: warning: `cidr` cannot read `environment.port`, which is a number: the condition faults whenever it is set [W0004]");
     has("help: `cidr` reads an IP address (`environment.source_ip`, or an attribute holding one)");
     has("a.yaml:8:12: warning: `time_of_day` cannot read `environment.source_ip`, which is an IP address");
     has("a.yaml:9:75: warning: `zone` is not read by `cidr` [W0005]");
     has("a.yaml:16:22: warning: selector key `group` names a claim, not the principal's `groups` [W0006]");
     has("a.yaml:16:41: warning: selector key `Id` names a claim, not the principal's `id` [W0006]");
-    // Operators that can read the field, and a claim that is no near miss, give nothing.
+    // Operators that can read the field, and claims that are no near miss (`tid`, `uid`, `grp` are common claim
+    // names), give nothing.
     assert_eq!(err.matches("[W0004]").count(), 2, "{err}");
     assert_eq!(err.matches("[W0006]").count(), 2, "{err}");
 }
@@ -634,7 +635,18 @@ fn check_explains_yaml_indentation() {
         "a.yaml",
         "kind: Policy\nid: p\neffect: allow\nactions: [ReadKey]\n resources: [\"x\"]\n",
     );
+    common::write(
+        dir.path(),
+        "b.yaml",
+        "kind: Policy\nid: q\neffect: allow\nactions: [ReadKey]\nresources: [\"c:\\d\"]\n",
+    );
     let err = text(&check(dir.path(), &[]).stderr);
+    assert!(
+        err.contains(
+            "b.yaml:5:13: error: invalid YAML: an unknown escape in a double-quoted string"
+        ),
+        "{err}"
+    );
     assert!(
         err.contains(
             "a.yaml:5:2: error: invalid YAML: this line is not indented like the keys of its map"
@@ -747,4 +759,54 @@ fn a_request_field_written_beside_its_part_is_pointed_to_its_place() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn explanations_say_why_a_value_is_unreadable_and_skip_policies_that_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write(
+        dir.path(),
+        "p.yaml",
+        r#"kind: Policy
+id: fresh
+effect: allow
+actions: [ReadKey]
+resources: ["*"]
+conditions:
+  - {path: resource.created, op: after, values: ["2026-01-01T00:00:00Z"]}
+  - {path: resource.from, op: cidr, values: ["10.0.0.0/8"]}
+---
+kind: PolicyAttachment
+id: fresh-ops
+policy: fresh
+principal_selector: {groups: [ops]}
+---
+kind: PolicyAttachment
+id: fresh-audit
+policy: fresh
+principal_selector: {groups: [audit]}
+"#,
+    );
+    let v = eval_explained(
+        dir.path(),
+        json!({
+            "principal": {"id": "eve", "groups": ["ops"]},
+            "action": "ReadKey",
+            "resource": {"uri": "k", "attributes": {"created": "yesterday", "from": "the office"}},
+        }),
+    );
+    let conditions = &v["explanation"]["candidates"][0]["conditions"];
+    // Strings are the right type for these operators, but not readable as an instant or an address.
+    assert_eq!(conditions[0]["problem"], "not an RFC 3339 instant");
+    assert_eq!(conditions[1]["problem"], "not an IP address");
+    // The policy applied through `fresh-ops`: its other attachment is no near miss.
+    assert_eq!(v["explanation"]["near_misses"], json!([]), "{v}");
+
+    // The superuser's explanation says so, rather than listing nothing.
+    let v = eval_explained(
+        dir.path(),
+        json!({"principal": {"id": "admin"}, "action": "ReadKey"}),
+    );
+    assert_eq!(v["explanation"]["superuser"], true);
+    assert_eq!(v["explanation"]["candidates"], json!([]));
 }
