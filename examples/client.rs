@@ -5,8 +5,8 @@
 //! cargo run --example client                  # or: cargo run --example client -- http://127.0.0.1:50051
 //! ```
 
-use arbiter::server::proto::authorizer_client::AuthorizerClient;
-use arbiter::server::proto::{AuthorizeRequest, Decision, Environment, Principal, Resource};
+use arbiter::proto::authorizer_client::AuthorizerClient;
+use arbiter::proto::{AuthorizeRequest, Decision, Environment, Principal, Resource};
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
 

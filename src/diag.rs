@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 /// A position in a policy file: 1-based line and column (characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Pos {
+    /// 1-based line.
     pub line: u32,
+    /// 1-based column, in characters.
     pub col: u32,
 }
 
@@ -18,6 +20,7 @@ impl Pos {
     /// so that every diagnostic still reads `file:line:col` with 1-based numbers.
     pub const WHOLE_FILE: Pos = Pos::new(1, 1);
 
+    /// A position at `line`, `col` (both 1-based).
     pub const fn new(line: u32, col: u32) -> Self {
         Pos { line, col }
     }
@@ -26,7 +29,9 @@ impl Pos {
 /// How bad a diagnostic is. Errors make a policy set invalid; warnings never do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    /// Makes the set invalid.
     Error,
+    /// Worth a look; never fails a check.
     Warning,
 }
 
@@ -186,18 +191,24 @@ impl fmt::Display for Code {
 /// One problem found in a policy set, anchored at `file:line:col`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Error or warning.
     pub severity: Severity,
     /// What it is about, stably.
     pub code: Code,
+    /// The file it is in.
     pub file: PathBuf,
+    /// Where in the file.
     pub pos: Pos,
+    /// What is wrong, in one line.
     pub message: String,
+    /// A hint: "did you mean ...", or how to fix it.
     pub help: Option<String>,
     /// The source line the position points into, for the caret display.
     pub snippet: Option<String>,
 }
 
 impl Diagnostic {
+    /// An error at `file:pos`.
     pub fn error(code: Code, file: &Path, pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
@@ -210,6 +221,7 @@ impl Diagnostic {
         }
     }
 
+    /// A warning at `file:pos`.
     pub fn warning(code: Code, file: &Path, pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
@@ -217,11 +229,13 @@ impl Diagnostic {
         }
     }
 
+    /// The same diagnostic with a hint.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
 
+    /// Whether it makes the set invalid.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -265,38 +279,47 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
+    /// None yet.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds one.
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.items.push(diagnostic);
     }
 
+    /// Adds all of `other`.
     pub fn extend(&mut self, other: Diagnostics) {
         self.items.extend(other.items);
     }
 
+    /// Whether any is an error.
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(Diagnostic::is_error)
     }
 
+    /// The errors, in order.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter().filter(|d| d.is_error())
     }
 
+    /// The warnings, in order.
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter().filter(|d| !d.is_error())
     }
 
+    /// All of them, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter()
     }
 
+    /// How many.
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

@@ -20,81 +20,100 @@
 //! # Ok::<(), arbiter::Error>(())
 //! ```
 //!
-//! The modules below the façade are hidden from the documentation and are not a stable API: they stay public
-//! only for this crate's own integration tests, benchmarks and fuzz targets.
+//! Everything below the façade is `pub(crate)`. The `internals` feature makes those modules public (and hidden
+//! from the documentation) for this crate's own integration tests, benchmarks and fuzz targets; they are not an
+//! API.
 //!
 //! Data flows one way: files → `load` → `source` / `parse` → `validate` → `compile` (IR and index) → `snapshot`
 //! → `eval` → gRPC server / CLI, with `engine` as the façade. The simulator reuses compile and evaluate.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Without `internals`, items below the façade that only the crate's own tests and benchmarks call would be
+// reported unused; with it (every test build) nothing public is, so this hides no more than a test build does.
+#![cfg_attr(not(feature = "internals"), allow(dead_code))]
 
-#[doc(hidden)]
-pub mod ast;
-#[cfg(feature = "cli")]
-#[doc(hidden)]
-pub mod cli;
-#[doc(hidden)]
-pub mod compile;
-#[cfg(feature = "server")]
-#[doc(hidden)]
-pub mod decision_log;
-#[doc(hidden)]
-pub mod diag;
+/// Declares a module below the façade: `pub(crate)`, or public (and hidden from the documentation) with the
+/// `internals` feature, which this crate's own tests, benchmarks and fuzz targets turn on. An embedder sees the
+/// façade only.
+macro_rules! internal {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        $(#[$attr])*
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "internals"))]
+        pub(crate) mod $name;
+    )*};
+}
+
+internal! {
+    ast;
+    #[cfg(feature = "cli")]
+    cli;
+    compile;
+    #[cfg(feature = "server")]
+    decision_log;
+    diag;
+    eval;
+    ir;
+    load;
+    #[cfg(feature = "server")]
+    metrics;
+    parallel;
+    parse;
+    #[cfg(feature = "server")]
+    reload;
+    request;
+    #[cfg(feature = "server")]
+    server;
+    #[cfg(feature = "server")]
+    shutdown;
+    simulate;
+    snapshot;
+    source;
+    testsuite;
+    validate;
+}
 mod engine;
 mod error;
-#[doc(hidden)]
-pub mod eval;
-#[doc(hidden)]
-pub mod ir;
-#[doc(hidden)]
-pub mod load;
-#[cfg(feature = "server")]
-#[doc(hidden)]
-pub mod metrics;
-#[doc(hidden)]
-pub mod parallel;
-#[doc(hidden)]
-pub mod parse;
 pub mod plan;
-#[cfg(feature = "server")]
-#[doc(hidden)]
-pub mod reload;
-#[doc(hidden)]
-pub mod request;
-#[cfg(feature = "server")]
-#[doc(hidden)]
-pub mod server;
-#[cfg(feature = "server")]
-#[doc(hidden)]
-pub mod shutdown;
-#[doc(hidden)]
-pub mod simulate;
-#[doc(hidden)]
-pub mod snapshot;
-#[doc(hidden)]
-pub mod source;
-#[doc(hidden)]
-pub mod testsuite;
-#[doc(hidden)]
-pub mod validate;
 
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub use compile::build;
+pub use diag::{Code, Diagnostic, Diagnostics, Pos, Severity};
 #[cfg(feature = "server")]
 pub use engine::ReloadingEngine;
 pub use engine::{simulate, Engine};
 pub use error::Error;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub use eval::{evaluate, EvalOptions};
-pub use eval::{Decision, Explanation, Reason};
+pub use eval::{
+    CandidateExplanation, ConditionExplanation, Decision, Explanation, NearMiss, Reason,
+    ReferenceExplanation, Truth, MAX_NEAR_MISSES,
+};
 pub use plan::sql::{SqlFilter, SqlMapping};
 pub use plan::{Plan, PlanKind, PlanRequest};
-pub use request::Request;
-pub use request::RequestBuilder;
+pub use request::{Request, RequestBuilder, RequestError};
 pub use simulate::report::SimulationReport as Report;
 pub use simulate::LockoutOptions as SimulateOptions;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub use snapshot::{Snapshot, SnapshotStore};
+
+/// The generated gRPC types of `arbiter.v1` (messages, and the `Authorizer` client and server), for Rust
+/// clients of the sidecar.
+#[cfg(feature = "server")]
+pub use server::proto;
+
+/// The `arbiter` command line; the binary is this one call.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub fn run_cli() -> i32 {
+    cli::main()
+}
 
 /// The superuser's default principal id.
 pub const DEFAULT_SUPERUSER: &str = "admin";

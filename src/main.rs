@@ -7,5 +7,5 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
-    std::process::exit(arbiter::cli::main());
+    std::process::exit(arbiter::run_cli());
 }

@@ -120,11 +120,14 @@ impl std::fmt::Display for FieldPath<'_> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct RequestError {
+    /// The field at fault, as a path into the request's JSON shape (`principal.groups[0]`), or `request`.
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
 impl RequestError {
+    /// An error about `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         RequestError {
             field: field.into(),
@@ -577,6 +580,7 @@ impl Request {
         }
     }
 
+    /// The request in the JSON shape `arbiter eval` reads (SPEC section 3).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self.to_raw()).unwrap_or(Value::Null)
     }

@@ -149,6 +149,6 @@ fn resource_of(row: &rusqlite::Row) -> Result<Value, Box<dyn std::error::Error>>
     )
 }
 
-fn resource_request(resource: &Value) -> Result<Request, arbiter::request::RequestError> {
+fn resource_request(resource: &Value) -> Result<Request, arbiter::RequestError> {
     Request::from_json(json!({"principal": {"id": "-"}, "action": "-", "resource": resource}))
 }
