@@ -56,6 +56,7 @@ internal! {
     decision_log;
     diag;
     eval;
+    import_cm;
     ir;
     load;
     #[cfg(feature = "server")]

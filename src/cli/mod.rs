@@ -3,9 +3,10 @@
 //! Exit codes (SPEC section 3): 0 success; 1 the check found a problem (a failing test, a lockout finding);
 //! 2 invalid input or usage.
 
-mod check;
+pub(crate) mod check;
 mod eval;
 pub mod git_base;
+mod import;
 mod plan;
 mod serve;
 mod simulate;
@@ -53,6 +54,9 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Serve gRPC `Authorize` on a hot-reloaded policy directory.
     Serve(Box<serve::ServeArgs>),
+    /// Import policies from another product: `arbiter import cm FILE|DIR... --out DIR`.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 /// The policy set a verb decides with: `--policies` and `--superuser` (eval, test, plan).
@@ -100,6 +104,7 @@ pub fn main() -> i32 {
         Command::Test(args) => test::run(args),
         Command::Serve(args) => serve::run(*args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Import(command) => import::run(command),
     }
 }
 

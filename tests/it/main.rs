@@ -22,6 +22,7 @@ mod hardening_limits;
 mod hardening_reload_faults;
 mod hardening_tls;
 mod hardening_transport;
+mod import_cm;
 mod plan_api;
 mod plan_sqlite;
 mod server_cli;
