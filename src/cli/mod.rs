@@ -8,6 +8,7 @@ mod eval;
 pub mod git_base;
 mod import;
 mod plan;
+mod schema;
 mod serve;
 mod simulate;
 mod test;
@@ -54,6 +55,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Serve gRPC `Authorize` on a hot-reloaded policy directory.
     Serve(Box<serve::ServeArgs>),
+    /// Print the JSON Schema (draft 2020-12) of policy-file documents, for editors and CI.
+    Schema,
     /// Import policies from another product: `arbiter import cm FILE|DIR... --out DIR`.
     #[command(subcommand)]
     Import(import::ImportCommand),
@@ -105,6 +108,7 @@ pub fn main() -> i32 {
         Command::Serve(args) => serve::run(*args),
         Command::Simulate(args) => simulate::run(args),
         Command::Import(command) => import::run(command),
+        Command::Schema => schema::run(),
     }
 }
 

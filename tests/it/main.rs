@@ -25,6 +25,7 @@ mod hardening_transport;
 mod import_cm;
 mod plan_api;
 mod plan_sqlite;
+mod schema;
 mod server_cli;
 mod server_grpc;
 mod server_reload;
