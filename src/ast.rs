@@ -289,6 +289,11 @@ pub struct Incomplete {
     pub policy_ids: Vec<(Origin, At<String>)>,
     /// Attachments left out (say, for a missing `principal_selector`): the policy each names is still checked.
     pub attachments: Vec<IncompleteAttachment>,
+    /// Policies left out for a bad `id` or `effect`, with what could be read of the rest: their actions,
+    /// resources and conditions are still compiled for their diagnostics (never into a snapshot).
+    pub policies: Vec<PolicyDoc>,
+    /// Files with a YAML error: documents after it were not read, so what they define is unknown.
+    pub unparsed: Vec<Arc<Path>>,
 }
 
 /// An attachment left out for errors, with what it names.
@@ -314,6 +319,12 @@ impl PolicySetDoc {
         self.incomplete
             .attachments
             .append(&mut other.incomplete.attachments);
+        self.incomplete
+            .policies
+            .append(&mut other.incomplete.policies);
+        self.incomplete
+            .unparsed
+            .append(&mut other.incomplete.unparsed);
         self.suites.append(&mut other.suites);
         self.suite_diags.extend(other.suite_diags);
     }

@@ -357,11 +357,19 @@ impl Parser<'_> {
             .unwrap_or_default();
         let (Some(id), Some(effect)) = (id, effect) else {
             let origin = self.origin(doc.pos);
-            incomplete.policy_ids.extend(
-                f.get("id")
-                    .and_then(|n| self.string_quietly(n))
-                    .map(|id| (origin, id)),
-            );
+            let written_id = f.get("id").and_then(|n| self.string_quietly(n));
+            incomplete
+                .policy_ids
+                .extend(written_id.clone().map(|id| (origin.clone(), id)));
+            incomplete.policies.push(PolicyDoc {
+                origin,
+                id: written_id.unwrap_or_else(|| At::new(doc.pos, String::new())),
+                description,
+                effect: effect.unwrap_or(Effect::Deny),
+                actions,
+                resources,
+                conditions,
+            });
             return None;
         };
         Some(PolicyDoc {
@@ -395,7 +403,7 @@ impl Parser<'_> {
                     format!("invalid effect `{other}`"),
                 );
                 d.help = Some(
-                    suggestion(other, ["allow", "deny"])
+                    suggestion(&other.to_ascii_lowercase(), ["allow", "deny"])
                         .unwrap_or_else(|| "expected `allow` or `deny`".into()),
                 );
                 self.diags.push(d);

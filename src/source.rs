@@ -83,16 +83,28 @@ impl Node {
 /// Parses every YAML document in `text`. A syntax error or a broken limit yields one diagnostic at its
 /// position. Empty documents (a stray `---`) are dropped.
 pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic> {
+    match parse_documents_partial(file, text) {
+        (docs, None) => Ok(docs),
+        (_, Some(d)) => Err(d),
+    }
+}
+
+/// [`parse_documents`], keeping the documents completed before a syntax error, so that one pass over a set
+/// still checks them (and knows their ids) while the error is reported.
+pub fn parse_documents_partial(file: &Path, text: &str) -> (Vec<Node>, Option<Diagnostic>) {
     if text.len() > MAX_FILE_BYTES {
-        return Err(Diagnostic::error(
-            Code::TooLarge,
-            file,
-            Pos::new(1, 1),
-            format!(
-                "file is {} bytes, larger than the limit of {MAX_FILE_BYTES} bytes",
-                text.len()
-            ),
-        ));
+        return (
+            Vec::new(),
+            Some(Diagnostic::error(
+                Code::TooLarge,
+                file,
+                Pos::new(1, 1),
+                format!(
+                    "file is {} bytes, larger than the limit of {MAX_FILE_BYTES} bytes",
+                    text.len()
+                ),
+            )),
+        );
     }
     let mut builder = TreeBuilder::new(text.len());
     let mut options = granit_parser::Options::default();
@@ -109,10 +121,10 @@ pub fn parse_documents(file: &Path, text: &str) -> Result<Vec<Node>, Diagnostic>
             let (message, help) = explain_yaml_error(&e.message);
             let mut d = Diagnostic::error(Code::Yaml, file, e.pos, message);
             d.help = help;
-            return Err(d);
+            return (builder.documents, Some(d));
         }
     }
-    Ok(builder.documents)
+    (builder.documents, None)
 }
 
 /// A YAML parser message in the words of a policy author, with a hint; the parser's own words are kept at the

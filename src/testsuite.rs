@@ -24,6 +24,8 @@ pub struct TestResult {
     pub passed: bool,
     /// What the test expected, as written: `allow`, `deny reason denied`, `deny [p1, p2]`.
     pub expected: String,
+    /// The same as an object: `{"decision", "reason"?, "policies"?}`.
+    pub expected_json: serde_json::Value,
     /// Each expectation that did not hold, in words (empty when the test passed).
     pub failures: Vec<String>,
     /// The decision; with its explanation when the test failed.
@@ -111,6 +113,7 @@ pub fn run_suite(
                 line: t.pos.line,
                 passed: failures.is_empty(),
                 expected: expected(t),
+                expected_json: expected_json(t),
                 failures,
                 decision,
             }
@@ -126,6 +129,17 @@ fn expected(t: &TestDoc) -> String {
     if let Some(policies) = &t.expect_policies {
         let names: Vec<&str> = policies.iter().map(|p| p.value.as_str()).collect();
         out.push_str(&format!(" policies {names:?}"));
+    }
+    out
+}
+
+fn expected_json(t: &TestDoc) -> serde_json::Value {
+    let mut out = serde_json::json!({"decision": if t.expect_allow { "allow" } else { "deny" }});
+    if let Some(reason) = &t.expect_reason {
+        out["reason"] = serde_json::json!(reason.value);
+    }
+    if let Some(policies) = &t.expect_policies {
+        out["policies"] = policies.iter().map(|p| serde_json::json!(p.value)).collect();
     }
     out
 }

@@ -132,6 +132,13 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
                 suggestions_left -= 1;
                 d.help = suggestion(name, policy_ids.iter().copied());
             }
+            if let Some(file) = set.incomplete.unparsed.first() {
+                d.help = Some(format!(
+                    "{}it may be defined after the YAML error in {}, which stopped reading that file",
+                    d.help.map(|h| format!("{h} Or ")).unwrap_or_default(),
+                    file.display()
+                ));
+            }
             diags.push(d);
         }
     }
@@ -223,9 +230,10 @@ fn warn_selector_key(origin: &Origin, key: &At<String>, diags: &mut Diagnostics)
 
 /// Warns about each `expect_policies` entry that names no policy of the set (`exists` says which do);
 /// `superuser` always exists.
-pub fn validate_suites(
+pub fn validate_suites<'a>(
     suites: &[TestSuiteDoc],
     exists: impl Fn(&str) -> bool,
+    ids: impl Iterator<Item = &'a str> + Clone,
     diags: &mut Diagnostics,
 ) {
     for suite in suites {
@@ -234,6 +242,10 @@ pub fn validate_suites(
                 if p.value == RESERVED_POLICY_ID || exists(&p.value) {
                     continue;
                 }
+                // "Did you mean" against the set's ids, for the first few only (each compares every id).
+                let hint = (diags.len() < MAX_SUGGESTIONS)
+                    .then(|| suggestion(&p.value, ids.clone()))
+                    .flatten();
                 diags.push(
                     Diagnostic::warning(
                         Code::UnknownTestPolicy,
@@ -244,7 +256,9 @@ pub fn validate_suites(
                             test.name.value, p.value
                         ),
                     )
-                    .with_help("the test can never pass as written; check the id"),
+                    .with_help(hint.unwrap_or_else(|| {
+                        "the test can never pass as written; check the id".to_string()
+                    })),
                 );
             }
         }
@@ -281,9 +295,9 @@ fn unique<'a>(
     // Files load in path order, so path then position is the order they are written in.
     let mut items: Vec<_> = items.collect();
     items.sort_by(|(a, x), (b, y)| (&a.file, x.pos).cmp(&(&b.file, y.pos)));
-    let mut first: HashMap<&str, &Origin> = HashMap::new();
+    let mut first: HashMap<&str, (&Origin, crate::diag::Pos)> = HashMap::new();
     for (origin, name) in items {
-        if let Some(prev) = first.get(name.value.as_str()) {
+        if let Some((prev, at)) = first.get(name.value.as_str()) {
             diags.push(
                 Diagnostic::error(
                     Code::Duplicate,
@@ -294,12 +308,12 @@ fn unique<'a>(
                 .with_help(format!(
                     "first defined at {}:{}:{}",
                     prev.file.display(),
-                    prev.pos.line,
-                    prev.pos.col
+                    at.line,
+                    at.col
                 )),
             );
         } else {
-            first.insert(&name.value, origin);
+            first.insert(&name.value, (origin, name.pos));
         }
     }
 }

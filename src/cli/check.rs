@@ -142,13 +142,14 @@ pub fn run(args: CheckArgs) -> i32 {
                 return EXIT_FINDING;
             }
             super::print_out(&format!(
-                "{}: ok: {} policies, {} attachments, {} groups, {} guards, {} warnings (revision {})\n",
+                "{}: ok: {} policies, {} attachments, {} groups, {} guards, {} warning{} (revision {})\n",
                 args.dir.display(),
                 snapshot.policy_count(),
                 snapshot.attachment_count(),
                 snapshot.group_count(),
                 snapshot.compiled.guards.len(),
                 snapshot.warnings.len(),
+                if snapshot.warnings.len() == 1 { "" } else { "s" },
                 snapshot.revision
             ));
             EXIT_OK

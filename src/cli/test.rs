@@ -18,7 +18,8 @@ use crate::testsuite::{parse_suites, run_suite, suite_files, TestResult};
 pub struct TestArgs {
     #[command(flatten)]
     pub set: super::PolicySet,
-    /// Run only the tests whose `SUITE/TEST` name this regular expression matches (anywhere in it).
+    /// Run only the tests whose name, `SUITE/TEST` or `SUITE / TEST` as reported, this regular expression
+    /// matches (anywhere in it).
     #[arg(long, value_name = "REGEX")]
     pub filter: Option<Regex>,
     /// `text` for people; `json` (one object with every result) or `junit` (JUnit XML) for CI.
@@ -53,6 +54,7 @@ pub fn run(args: TestArgs) -> i32 {
                 .binary_search_by(|p| (*p.id).cmp(id))
                 .is_ok()
         },
+        snapshot.compiled.policies.iter().map(|p| &*p.id),
         &mut diags,
     );
     diags.attach_snippets(|p| {
@@ -77,7 +79,10 @@ pub fn run(args: TestArgs) -> i32 {
     let keep = |suite: &str, test: &str| {
         args.filter
             .as_ref()
-            .is_none_or(|re| re.is_match(&format!("{suite}/{test}")))
+            .is_none_or(|re| {
+                // `SUITE/TEST`, or as the report prints it, `SUITE / TEST`.
+                re.is_match(&format!("{suite}/{test}")) || re.is_match(&format!("{suite} / {test}"))
+            })
     };
     let results: Vec<TestResult> = suites
         .iter()
@@ -165,7 +170,7 @@ fn result_json(r: &TestResult) -> Value {
         "test": r.test,
         "location": r.location,
         "passed": r.passed,
-        "expected": r.expected,
+        "expected": r.expected_json,
         "failures": r.failures,
         "decision": decision,
     })

@@ -37,9 +37,12 @@ pub fn build_with(sources: &SourceSet, check_suites: bool) -> Result<Snapshot, D
     let per_file = crate::source::on_parser_threads(&sources.files, |file| {
         let mut set = PolicySetDoc::default();
         let mut diags = Diagnostics::new();
-        match crate::source::parse_documents(&file.path, &file.text) {
-            Ok(docs) => crate::parse::parse_file(&file.path, &docs, &mut set, &mut diags),
-            Err(d) => diags.push(d),
+        // Documents before a YAML error are still read: their own mistakes and ids count in this pass.
+        let (docs, error) = crate::source::parse_documents_partial(&file.path, &file.text);
+        crate::parse::parse_file(&file.path, &docs, &mut set, &mut diags);
+        if let Some(d) = error {
+            diags.push(d);
+            set.incomplete.unparsed.push(file.path.clone());
         }
         (set, diags)
     });
@@ -60,7 +63,13 @@ pub fn build_with(sources: &SourceSet, check_suites: bool) -> Result<Snapshot, D
                     .map(|(_, id)| id.value.as_str()),
             )
             .collect();
-        crate::validate::validate_suites(&set.suites, |id| ids.contains(id), &mut diags);
+        let names: Vec<&str> = ids.iter().copied().collect();
+        crate::validate::validate_suites(
+            &set.suites,
+            |id| ids.contains(id),
+            names.iter().copied(),
+            &mut diags,
+        );
         diags.extend(std::mem::take(&mut set.suite_diags));
     }
     let compiled = compile(&set, &mut diags);
@@ -119,6 +128,15 @@ pub fn compile(set: &PolicySetDoc, diags: &mut Diagnostics) -> Option<Compiled> 
             conditions: conditions.into(),
             origin: p.origin.clone(),
         });
+    }
+    // Policies left out for a bad id or effect: their other mistakes are reported in the same pass.
+    for p in &set.incomplete.policies {
+        let file = &p.origin.file;
+        compile_globs(file, &p.actions, "action", diags);
+        compile_globs(file, &p.resources, "resource", diags);
+        for c in &p.conditions {
+            compile_condition(file, c, diags);
+        }
     }
     policies.sort_by(|a, b| a.id.cmp(&b.id));
     let by_id: FastMap<&str, u32> = policies

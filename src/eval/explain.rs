@@ -33,7 +33,8 @@ pub struct Explanation {
     /// granted nothing.
     pub undetermined_allow: Vec<Arc<str>>,
     /// Attachments that almost applied: the selector matched but not the action or the resource, or the
-    /// action and resource matched but not the selector. Sorted by policy, then attachment.
+    /// action and resource matched but not the selector. Allows first, then denies; each by policy, then
+    /// attachment.
     pub near_misses: Vec<NearMiss>,
     /// How many more near misses there were than [`MAX_NEAR_MISSES`].
     pub near_misses_omitted: usize,
@@ -77,6 +78,10 @@ pub struct ConditionExplanation {
     /// The zone of a time operator, as written (UTC when none was).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// For `time_of_day` and `weekday`: the instant as that zone's wall clock reads it, with its weekday
+    /// (`2026-11-23T18:30:00 Mon`), which is what the windows are compared with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
     /// `true`, `false`, `unknown` (a missing attribute or reference) or `fault` (a wrong type), after
     /// `negate`.
     pub outcome: Truth,
@@ -139,6 +144,15 @@ pub(super) fn condition(
         }
         _ => None,
     };
+    let local = match (&condition.op, attr) {
+        (Op::TimeOfDay(_, tz) | Op::Weekday(_, tz), Some(v)) => sc_time(v.as_scalar()).map(|t| {
+            let civil = tz.to_datetime(t);
+            let day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+                [civil.weekday().to_monday_zero_offset() as usize];
+            format!("{} {day}", civil.strftime("%Y-%m-%dT%H:%M:%S"))
+        }),
+        _ => None,
+    };
     let zone = match condition.op {
         Op::TimeOfDay(..) | Op::Weekday(..) => {
             Some(condition.zone_text.as_deref().unwrap_or("UTC").to_string())
@@ -154,6 +168,7 @@ pub(super) fn condition(
         values,
         references,
         zone,
+        local,
         outcome: truth,
         location: at(&policy.origin, condition.pos),
     }
@@ -340,7 +355,14 @@ pub(super) fn near_misses(
             location: location(&attachment.origin),
         });
     }
-    all.sort_by(|a, b| (&a.policy, &a.attachment).cmp(&(&b.policy, &b.attachment)));
+    // Allows first (what could have granted), then denies; by policy, then attachment.
+    all.sort_by(|a, b| {
+        (a.effect != "allow", &a.policy, &a.attachment).cmp(&(
+            b.effect != "allow",
+            &b.policy,
+            &b.attachment,
+        ))
+    });
     let omitted = all.len().saturating_sub(MAX_NEAR_MISSES);
     all.truncate(MAX_NEAR_MISSES);
     (all, omitted)
@@ -407,9 +429,10 @@ impl fmt::Display for Explanation {
                 if let Some(zone) = &k.zone {
                     write!(f, " in {zone}")?;
                 }
+                let local = k.local.as_ref().map(|l| format!(" (local {l})")).unwrap_or_default();
                 writeln!(
                     f,
-                    ": value {value} -> {} ({})",
+                    ": value {value}{local} -> {} ({})",
                     k.outcome.as_str(),
                     k.location
                 )?;

@@ -151,7 +151,7 @@ fn explain_shows_values_references_zones_locations_and_a_missing_claim() {
         allow["conditions"][1],
         json!({
             "path": "environment.time", "value": "2026-11-23T12:00:00Z", "op": "time_of_day", "negate": false,
-            "values": ["09:00-17:00"], "zone": "Europe/Paris", "outcome": "true",
+            "values": ["09:00-17:00"], "zone": "Europe/Paris", "local": "2026-11-23T13:00:00 Mon", "outcome": "true",
             "location": format!("{file}:8:5"),
         })
     );
@@ -369,7 +369,7 @@ fn test_asserts_reasons_and_a_failure_shows_why() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("      |   environment.time time_of_day [\"09:00-17:00\"] in Europe/Paris: value \"2026-11-23T12:00:00Z\" -> true"),
+        stdout.contains("      |   environment.time time_of_day [\"09:00-17:00\"] in Europe/Paris: value \"2026-11-23T12:00:00Z\" (local 2026-11-23T13:00:00 Mon) -> true"),
         "{stdout}"
     );
     assert_eq!(stdout.lines().last(), Some("1 passed, 1 failed"));
@@ -381,8 +381,14 @@ fn test_filters_by_name_and_refuses_a_filter_matching_nothing() {
     let out = run_suite(dir.path(), SUITE, &["--filter", "grants"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert_eq!(text(&out.stdout).lines().last(), Some("1 passed, 0 failed"));
-    // The suite's name is part of what the expression sees.
+    // The suite's name is part of what the expression sees, written either way.
     let out = run_suite(dir.path(), SUITE, &["--filter", "^payments/missing mfa is"]);
+    assert_eq!(text(&out.stdout).lines().last(), Some("0 passed, 1 failed"));
+    let out = run_suite(
+        dir.path(),
+        SUITE,
+        &["--filter", "^payments / missing mfa is"],
+    );
     assert_eq!(text(&out.stdout).lines().last(), Some("0 passed, 1 failed"));
     let out = run_suite(dir.path(), SUITE, &["--filter", "no such test"]);
     assert_eq!(out.status.code(), Some(2));
@@ -410,7 +416,10 @@ fn test_reports_json_for_ci() {
     assert!(results[0]["decision"].get("explanation").is_none());
     let failed = &results[1];
     assert_eq!(failed["test"], "missing mfa is a denial");
-    assert_eq!(failed["expected"], "deny reason denied");
+    assert_eq!(
+        failed["expected"],
+        json!({"decision": "deny", "reason": "denied"})
+    );
     assert_eq!(
         failed["failures"],
         json!(["expected reason denied, got no_applicable_policy"])
@@ -520,6 +529,7 @@ fn test_suite_mistakes_name_the_valid_fields_and_unknown_policies_are_warned_abo
         err.contains("warning: test `missing mfa is a denial` expects policy `pay-encrpyt`, which the policy set does not have [W0007]"),
         "{err}"
     );
+    assert!(err.contains("help: did you mean `pay-encrypt`?"), "{err}");
 }
 
 fn check(dir: &Path, extra: &[&str]) -> Output {
@@ -809,4 +819,84 @@ principal_selector: {groups: [audit]}
     );
     assert_eq!(v["explanation"]["superuser"], true);
     assert_eq!(v["explanation"]["candidates"], json!([]));
+}
+
+#[test]
+fn a_bad_effect_or_a_yaml_error_hides_no_other_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bad effect leaves the policy out; its glob, condition and zone mistakes are still reported.
+    common::write(
+        dir.path(),
+        "a.yaml",
+        r#"kind: Policy
+id: p
+effect: Deny
+actions: [ReadKey]
+resources: ["kylo:{a}"]
+conditions:
+  - {path: environment.source_ip, op: cidr, values: ["10.0.0.1/8"]}
+  - {path: environment.time, op: time_of_day, values: ["09:00-17:00"], zone: Europe/Pairs}
+---
+kind: PolicyAttachment
+id: a
+policy: q
+principal_selector: {}
+"#,
+    );
+    // A YAML error in the second document: the first is still read, so its id is known to `a.yaml`.
+    common::write(
+        dir.path(),
+        "b.yaml",
+        "kind: Policy\nid: q\neffect: allow\nactions: [ReadKey]\nresources: [\"*\"]\n---\nkind: Policy\nid: r\n effect: allow\n---\nkind: Policy\nid: s\n",
+    );
+    let out = check(dir.path(), &[]);
+    let err = text(&out.stderr);
+    let has = |needle: &str| assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    has("a.yaml:3:9: error: invalid effect `Deny` [E0010]");
+    has("help: did you mean `deny`?");
+    has("a.yaml:5:13: error: invalid resource glob `kylo:{a}`");
+    has("a.yaml:7:54: error: invalid CIDR `10.0.0.1/8`: host bits are set");
+    has("help: did you mean `Europe/Paris`?");
+    has("b.yaml:9:8: error: invalid YAML");
+    // `q` is defined before the YAML error: the attachment naming it is fine.
+    assert!(!err.contains("names policy `q`"), "{err}");
+    assert!(err.trim_end().ends_with("5 errors, 0 warnings"), "{err}");
+}
+
+#[test]
+fn a_duplicate_points_at_the_first_id_and_near_misses_rank_allows_first() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write(
+        dir.path(),
+        "a.yaml",
+        "kind: Policy\nid: p\neffect: allow\nactions: [ReadKey]\nresources: [\"*\"]\n---\nkind: Policy\nid: p\neffect: deny\nactions: [ReadKey]\nresources: [\"*\"]\n",
+    );
+    let err = text(&check(dir.path(), &[]).stderr);
+    assert!(err.contains("help: first defined at "), "{err}");
+    assert!(
+        err.contains("a.yaml:2:5"),
+        "the first id, not its document: {err}"
+    );
+
+    let dir = payments_dir();
+    common::write(
+        dir.path(),
+        "deny.yaml",
+        "kind: Policy\nid: a-no-reads\neffect: deny\nactions: [ReadKey]\nresources: [\"*\"]\n---\nkind: PolicyAttachment\nid: a-no-reads-all\npolicy: a-no-reads\nprincipal_selector: {groups: [payments]}\n",
+    );
+    let v = eval_explained(
+        dir.path(),
+        encrypt(
+            json!({"id": "bob", "groups": ["payments"], "attributes": {"team": "t1", "mfa": true}}),
+            "t1",
+            5,
+        ),
+    );
+    let misses: Vec<(&str, &str)> = v["explanation"]["near_misses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["effect"].as_str().unwrap(), m["policy"].as_str().unwrap()))
+        .collect();
+    assert_eq!(misses, [("allow", "pay-read"), ("deny", "a-no-reads")]);
 }
