@@ -94,7 +94,7 @@ fn duplicate_policy_id_across_files() {
         errors[0]
     );
     assert!(
-        errors[0].contains("first defined at p/a.yaml:1:1"),
+        errors[0].contains("first defined at p/a.yaml:2:5"),
         "{}",
         errors[0]
     );
