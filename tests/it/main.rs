@@ -5,6 +5,7 @@
 mod author;
 mod cli;
 mod common;
+mod deploy;
 mod doors_ext_authz;
 mod doors_http;
 mod doors_nginx;
