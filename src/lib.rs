@@ -56,6 +56,7 @@ internal! {
     decision_log;
     diag;
     eval;
+    fmt;
     import_cm;
     ir;
     load;

@@ -5,6 +5,7 @@
 
 pub(crate) mod check;
 mod eval;
+mod fmt;
 pub mod git_base;
 mod import;
 mod plan;
@@ -57,6 +58,8 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Print the JSON Schema (draft 2020-12) of policy-file documents, for editors and CI.
     Schema,
+    /// Rewrite policy files in the canonical style, comments kept (`--check`: list the files that are not).
+    Fmt(fmt::FmtArgs),
     /// Import policies from another product: `arbiter import cm FILE|DIR... --out DIR`.
     #[command(subcommand)]
     Import(import::ImportCommand),
@@ -109,6 +112,7 @@ pub fn main() -> i32 {
         Command::Simulate(args) => simulate::run(args),
         Command::Import(command) => import::run(command),
         Command::Schema => schema::run(),
+        Command::Fmt(args) => fmt::run(args),
     }
 }
 

@@ -16,6 +16,7 @@ mod engine_diagnostics;
 mod engine_differential;
 mod engine_index;
 mod engine_semantics;
+mod fmt;
 mod fuzz_regressions;
 mod hardening_concurrency;
 mod hardening_fail_closed;
