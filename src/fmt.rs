@@ -36,36 +36,29 @@ pub enum FmtError {
     NotFaithful(String, &'static str),
 }
 
-/// The fields of each kind, in canonical order; fields not listed keep their order after these.
+/// The fields of each kind, in canonical order (the parser's order); fields not listed keep their order after
+/// these.
 fn field_order(kind: &str) -> &'static [&'static str] {
+    use crate::parse::*;
     match kind {
-        "Policy" => &["kind", "id", "description", "effect", "actions", "resources", "conditions"],
-        "PolicyAttachment" => &["kind", "id", "description", "policy", "principal_selector"],
-        "Group" => &["kind", "name", "description", "system", "members"],
-        "LockoutGuard" => &["kind", "id", "description", "principal", "must_allow", "assuming"],
-        "HttpMapping" => &["kind", "id", "description", "principal", "routes"],
-        "TestSuite" => &["kind", "name", "description", "now", "tests"],
+        "Policy" => POLICY_FIELDS,
+        "PolicyAttachment" => ATTACHMENT_FIELDS,
+        "Group" => GROUP_FIELDS,
+        "LockoutGuard" => GUARD_FIELDS,
+        "HttpMapping" => MAPPING_FIELDS,
+        "TestSuite" => SUITE_FIELDS,
         _ => &[],
     }
 }
 
 /// Lists printed one entry per line, and the order of each entry's fields.
 fn entry_order(key: &str) -> Option<&'static [&'static str]> {
+    use crate::parse::*;
     match key {
-        "conditions" | "assuming" => Some(&["path", "op", "values", "negate", "zone"]),
-        "must_allow" => Some(&["actions", "resources"]),
-        "routes" => Some(&["method", "path", "action", "resource"]),
-        "tests" => Some(&[
-            "name",
-            "description",
-            "principal",
-            "action",
-            "resource",
-            "environment",
-            "expect",
-            "expect_reason",
-            "expect_policies",
-        ]),
+        "conditions" | "assuming" => Some(CONDITION_FIELDS),
+        "must_allow" => Some(MUST_ALLOW_FIELDS),
+        "routes" => Some(ROUTE_FIELDS),
+        "tests" => Some(TEST_FIELDS),
         _ => None,
     }
 }

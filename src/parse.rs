@@ -22,7 +22,7 @@ pub const KINDS: [&str; 6] = [
     "TestSuite",
 ];
 
-const POLICY_FIELDS: &[&str] = &[
+pub(crate) const POLICY_FIELDS: &[&str] = &[
     "kind",
     "id",
     "description",
@@ -31,9 +31,9 @@ const POLICY_FIELDS: &[&str] = &[
     "resources",
     "conditions",
 ];
-const ATTACHMENT_FIELDS: &[&str] = &["kind", "id", "description", "policy", "principal_selector"];
-const GROUP_FIELDS: &[&str] = &["kind", "name", "description", "system", "members"];
-const GUARD_FIELDS: &[&str] = &[
+pub(crate) const ATTACHMENT_FIELDS: &[&str] = &["kind", "id", "description", "policy", "principal_selector"];
+pub(crate) const GROUP_FIELDS: &[&str] = &["kind", "name", "description", "system", "members"];
+pub(crate) const GUARD_FIELDS: &[&str] = &[
     "kind",
     "id",
     "description",
@@ -41,14 +41,14 @@ const GUARD_FIELDS: &[&str] = &[
     "must_allow",
     "assuming",
 ];
-const MAPPING_FIELDS: &[&str] = &["kind", "id", "description", "principal", "routes"];
-const ROUTE_FIELDS: &[&str] = &["method", "path", "action", "resource"];
+pub(crate) const MAPPING_FIELDS: &[&str] = &["kind", "id", "description", "principal", "routes"];
+pub(crate) const ROUTE_FIELDS: &[&str] = &["method", "path", "action", "resource"];
 const MAPPING_PRINCIPAL_FIELDS: &[&str] = &["mtls", "header", "groups_header"];
-const CONDITION_FIELDS: &[&str] = &["path", "op", "values", "negate", "zone"];
-const MUST_ALLOW_FIELDS: &[&str] = &["actions", "resources"];
+pub(crate) const CONDITION_FIELDS: &[&str] = &["path", "op", "values", "negate", "zone"];
+pub(crate) const MUST_ALLOW_FIELDS: &[&str] = &["actions", "resources"];
 const GUARD_PRINCIPAL_FIELDS: &[&str] = &["id", "groups"];
-const SUITE_FIELDS: &[&str] = &["kind", "name", "description", "now", "tests"];
-const TEST_FIELDS: &[&str] = &[
+pub(crate) const SUITE_FIELDS: &[&str] = &["kind", "name", "description", "now", "tests"];
+pub(crate) const TEST_FIELDS: &[&str] = &[
     "name",
     "description",
     "principal",

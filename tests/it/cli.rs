@@ -1,34 +1,8 @@
 //! The `arbiter` binary's check, eval and test verbs: output and exit codes (0 ok, 1 finding, 2 invalid).
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-fn arbiter(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arbiter"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("ARBITER_POLICIES")
-        .env_remove("ARBITER_SUPERUSER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run arbiter");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use crate::common::{arbiter, text};
 
 fn write(dir: &std::path::Path, name: &str, body: &str) {
     std::fs::create_dir_all(dir.join(name).parent().unwrap()).unwrap();

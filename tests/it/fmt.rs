@@ -3,20 +3,11 @@
 //! files it refuses.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use crate::common;
+use crate::common::{self, text};
 
-fn arbiter(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_arbiter"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+fn arbiter(args: &[&str]) -> std::process::Output {
+    common::arbiter(args, None)
 }
 
 const MESSY: &str = r#"# The payments keys.

@@ -4,38 +4,10 @@
 //! here from CM's documented format, not produced by the importer's own code.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-use crate::common;
-
-fn arbiter(args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arbiter"))
-        .args(args)
-        .env_remove("ARBITER_SUPERUSER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use crate::common::{self, arbiter, text};
 
 /// A REST list response (`GET /api/v1/admin/policies`), with CM's read-only fields.
 const REST_POLICIES: &str = r#"{"skip": 0, "limit": 10, "total": 4, "resources": [

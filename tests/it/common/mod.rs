@@ -291,3 +291,35 @@ pub async fn spawn_serve(policies: &Path, args: &[&str]) -> (tokio::process::Chi
     .await;
     (child, port)
 }
+
+/// Runs the `arbiter` binary from the crate root with `args`, feeding `stdin` when given; the
+/// `ARBITER_POLICIES` and `ARBITER_SUPERUSER` of the environment are removed so that defaults apply.
+pub fn arbiter(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ARBITER_POLICIES")
+        .env_remove("ARBITER_SUPERUSER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run arbiter");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+/// Output bytes as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
