@@ -4,9 +4,6 @@
 
 use crate::common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use arbiter::server::proto::{self, AuthorizeRequest, Decision};
 use common::Harness;
 use prost_types::value::Kind;
@@ -223,24 +220,11 @@ async fn evaluation_faults_deny_with_reason_error_through_the_server() {
 }
 
 fn eval_cli(dir: &std::path::Path, request: &str) -> serde_json::Value {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arbiter"))
-        .args(["eval", "--policies"])
-        .arg(dir)
-        .args(["--request", "-"])
-        .env_remove("ARBITER_POLICIES")
-        .env_remove("ARBITER_SUPERUSER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run arbiter");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let policies = dir.to_str().unwrap();
+    let out = common::arbiter(
+        &["eval", "--policies", policies, "--request", "-"],
+        Some(request),
+    );
     assert!(
         out.status.success(),
         "exit {:?}: {}",

@@ -66,16 +66,7 @@ fn every_shipped_policy_example_and_suite_validates() {
             let Some(kind) = doc.get("kind").and_then(Value::as_str) else {
                 continue;
             };
-            if ![
-                "Policy",
-                "PolicyAttachment",
-                "Group",
-                "LockoutGuard",
-                "HttpMapping",
-                "TestSuite",
-            ]
-            .contains(&kind)
-            {
+            if !arbiter::parse::KINDS.contains(&kind) {
                 continue;
             }
             let errors: Vec<String> = validator
@@ -88,14 +79,7 @@ fn every_shipped_policy_example_and_suite_validates() {
         }
     }
     assert!(checked > 20, "only {checked} documents found");
-    for kind in [
-        "Policy",
-        "PolicyAttachment",
-        "Group",
-        "LockoutGuard",
-        "HttpMapping",
-        "TestSuite",
-    ] {
+    for kind in arbiter::parse::KINDS {
         assert!(
             kinds.contains(kind),
             "no shipped {kind} was checked: {kinds:?}"
