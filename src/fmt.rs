@@ -285,15 +285,23 @@ fn place_comments(lines: &mut Vec<Line>, starts: &DocStarts, text: &str, comment
     let mut above: Vec<(usize, String)> = Vec::new();
     let mut tail = Vec::new();
     for c in comments {
-        if c.right {
+        let on_separator = source_lines
+            .get(c.line as usize - 1)
+            .is_some_and(|l| l.trim_start().starts_with("---"));
+        if c.right && !on_separator {
             if let Some(i) = owner(lines, c.line) {
                 if lines[i].trailing.is_none() {
                     lines[i].trailing = Some(c.text);
-                    continue;
+                } else {
+                    // A second comment that ended a line now joined to this one: above it.
+                    above.push((i, c.text));
                 }
+                continue;
             }
         }
-        let target = match next_content(c.line) {
+        // A comment on a `---` line belongs to the document it opens.
+        let from = if on_separator { c.line - 1 } else { c.line };
+        let target = match next_content(from) {
             None => None,
             Some((_, t)) if t.starts_with("---") => {
                 // Above the next document's first line.

@@ -39,6 +39,9 @@ pub struct Imported {
     pub attachments: usize,
     /// Everything not carried over exactly.
     pub warnings: Vec<ImportWarning>,
+    /// What stops the import: a deny (or a policy that may be one) that cannot be carried over. Leaving it out
+    /// would grant what CM denies, so nothing is written.
+    pub errors: Vec<ImportWarning>,
 }
 
 /// A policy or an attachment found in some input, with where it was found.
@@ -56,11 +59,12 @@ fn collect<'a>(
     pointer: String,
     policies: &mut Vec<Found<'a>>,
     attachments: &mut Vec<Found<'a>>,
+    ignored: &mut Vec<ImportWarning>,
 ) {
     match value {
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                collect(file, item, format!("{pointer}/{i}"), policies, attachments);
+                collect(file, item, format!("{pointer}/{i}"), policies, attachments, ignored);
             }
         }
         Value::Object(map) => {
@@ -75,10 +79,20 @@ fn collect<'a>(
             } else if is_policy(map) {
                 policies.push(Found { file, pointer, object: map });
             } else if let Some(Value::Array(_)) = map.get("resources") {
-                collect(file, &map["resources"], format!("{pointer}/resources"), policies, attachments);
+                collect(file, &map["resources"], format!("{pointer}/resources"), policies, attachments, ignored);
+            } else {
+                ignored.push(ImportWarning {
+                    file: file.to_path_buf(),
+                    pointer,
+                    message: "not a CM policy (no `actions`, `effect` or `allow`) or attachment (no `policy` and selector): ignored".into(),
+                });
             }
         }
-        _ => {}
+        _ => ignored.push(ImportWarning {
+            file: file.to_path_buf(),
+            pointer,
+            message: "not a JSON object or array: ignored".into(),
+        }),
     }
 }
 
@@ -117,7 +131,7 @@ fn is_attachment(map: &Map<String, Value>) -> bool {
 }
 
 fn is_policy(map: &Map<String, Value>) -> bool {
-    map.contains_key("actions") && (map.contains_key("name") || map.contains_key("allow") || map.contains_key("effect"))
+    map.contains_key("actions") || map.contains_key("allow") || map.contains_key("effect")
 }
 
 /// Escapes one JSON-pointer token.
@@ -164,6 +178,9 @@ const ATTACHMENT_METADATA: &[&str] = &["id", "uri", "account", "createdAt", "upd
 struct Policy {
     id: String,
     effect: &'static str,
+    /// `include_descendant_accounts` on a deny: its attachments drop their `acct` claim, so that the deny still
+    /// reaches principals of sub-accounts.
+    descendants: bool,
     description: String,
     actions: Vec<String>,
     resources: Vec<String>,
@@ -171,28 +188,55 @@ struct Policy {
     conditions: Vec<(String, OpName, Vec<Value>, bool)>,
 }
 
+/// Where a problem is, and whether it is fatal.
+struct Report<'r> {
+    file: &'r Path,
+    pointer: &'r str,
+    warnings: &'r mut Vec<ImportWarning>,
+    errors: &'r mut Vec<ImportWarning>,
+}
+
+impl Report<'_> {
+    fn at(&self, field: &str, message: String) -> ImportWarning {
+        let pointer = if field.is_empty() {
+            self.pointer.to_string()
+        } else {
+            format!("{}/{field}", self.pointer)
+        };
+        ImportWarning { file: self.file.to_path_buf(), pointer, message }
+    }
+    fn warn(&mut self, field: &str, message: String) {
+        let w = self.at(field, message);
+        self.warnings.push(w);
+    }
+    fn fail(&mut self, field: &str, message: String) {
+        let e = self.at(field, message);
+        self.errors.push(e);
+    }
+}
+
 /// Converts every CM policy and attachment found in `inputs` (file and parsed JSON).
 pub fn convert(inputs: &[(PathBuf, Value)]) -> Imported {
     let mut found_policies = Vec::new();
     let mut found_attachments = Vec::new();
-    for (file, value) in inputs {
-        collect(file, value, String::new(), &mut found_policies, &mut found_attachments);
-    }
     let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    for (file, value) in inputs {
+        collect(file, value, String::new(), &mut found_policies, &mut found_attachments, &mut warnings);
+    }
     let mut ids = Ids { taken: HashSet::new() };
-    // CM's id and name of each imported policy, to the Arbiter id.
-    let mut by_reference: HashMap<String, String> = HashMap::new();
-    let mut policies = Vec::new();
+    let mut policies: Vec<Policy> = Vec::new();
+    // CM's ids are unique; its names need not be. Each to the imported policies it names.
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
     for found in &found_policies {
-        let mut warn = |field: &str, message: String| {
-            let pointer = if field.is_empty() { found.pointer.clone() } else { format!("{}/{field}", found.pointer) };
-            warnings.push(ImportWarning { file: found.file.to_path_buf(), pointer, message });
-        };
-        if let Some(p) = policy(found, &mut ids, &mut warn) {
-            for key in ["id", "name"] {
-                if let Some(reference) = found.object.get(key).and_then(Value::as_str) {
-                    by_reference.entry(reference.to_string()).or_insert_with(|| p.id.clone());
-                }
+        let mut report = Report { file: found.file, pointer: &found.pointer, warnings: &mut warnings, errors: &mut errors };
+        if let Some(p) = policy(found, &mut ids, &mut report) {
+            if let Some(id) = found.object.get("id").and_then(Value::as_str) {
+                by_id.insert(id.to_string(), policies.len());
+            }
+            if let Some(name) = found.object.get("name").and_then(Value::as_str) {
+                by_name.entry(name.to_string()).or_default().push(policies.len());
             }
             policies.push(p);
         }
@@ -201,36 +245,59 @@ pub fn convert(inputs: &[(PathBuf, Value)]) -> Imported {
     let mut attached: HashMap<String, Vec<Map<String, Value>>> = HashMap::new();
     let mut attachment_count = 0;
     for found in &found_attachments {
-        let mut warn = |field: &str, message: String| {
-            let pointer = if field.is_empty() { found.pointer.clone() } else { format!("{}/{field}", found.pointer) };
-            warnings.push(ImportWarning { file: found.file.to_path_buf(), pointer, message });
-        };
-        let Some((policy_id, selector)) = attachment(found, &by_reference, &mut warn) else {
+        let mut report = Report { file: found.file, pointer: &found.pointer, warnings: &mut warnings, errors: &mut errors };
+        let Some(reference) = found.object.get("policy").and_then(Value::as_str) else {
+            report.warn("policy", "an attachment whose `policy` is not a string: not imported".into());
             continue;
         };
-        let name = found
-            .object
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{policy_id}-attachment"));
-        let id = ids.make(&name, "attachment");
-        let _ = write!(
-            attachments_yaml,
-            "---\n# From {} at {}\nkind: PolicyAttachment\nid: {id}\npolicy: {policy_id}\nprincipal_selector: {}\n",
-            found.file.display(),
-            if found.pointer.is_empty() { "/" } else { &found.pointer },
-            Value::Object(selector.clone())
-        );
-        attached.entry(policy_id).or_default().push(selector);
-        attachment_count += 1;
+        let targets: Vec<usize> = match (by_id.get(reference), by_name.get(reference)) {
+            (Some(&i), _) => vec![i],
+            (None, Some(named)) if named.len() == 1 => named.clone(),
+            (None, Some(named)) => {
+                // Several policies share this name: attach it to every deny among them, never to an allow.
+                let denies: Vec<usize> = named.iter().copied().filter(|&i| policies[i].effect == "deny").collect();
+                report.warn(
+                    "policy",
+                    format!("`{reference}` names {} policies: attached to the {} denies among them, to no allow", named.len(), denies.len()),
+                );
+                denies
+            }
+            (None, None) => {
+                report.warn("policy", format!("attachment names policy `{reference}`, which is not among the imported policies (by id or name): not imported"));
+                continue;
+            }
+        };
+        for i in targets {
+            let policy = &policies[i];
+            let Some(selector) = attachment(found, policy, &mut report) else {
+                continue;
+            };
+            let name = found
+                .object
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}-attachment", policy.id));
+            let id = ids.make(&name, "attachment");
+            let _ = write!(
+                attachments_yaml,
+                "---\n# From {} at {}\nkind: PolicyAttachment\nid: {}\npolicy: {}\nprincipal_selector: {}\n",
+                found.file.display(),
+                if found.pointer.is_empty() { "/" } else { &found.pointer },
+                json!(id),
+                json!(policy.id),
+                Value::Object(selector.clone())
+            );
+            attached.entry(policy.id.clone()).or_default().push(selector);
+            attachment_count += 1;
+        }
     }
 
     let mut policies_yaml = String::from(
         "# Imported from CipherTrust Manager by `arbiter import cm`. Review the warnings it printed.\n",
     );
     for p in &policies {
-        let _ = write!(policies_yaml, "---\nkind: Policy\nid: {}\n", p.id);
+        let _ = write!(policies_yaml, "---\nkind: Policy\nid: {}\n", json!(p.id));
         let _ = writeln!(policies_yaml, "description: {}", json!(p.description));
         let _ = writeln!(policies_yaml, "effect: {}", p.effect);
         let _ = writeln!(policies_yaml, "actions: {}", json!(p.actions));
@@ -257,34 +324,50 @@ pub fn convert(inputs: &[(PathBuf, Value)]) -> Imported {
         policies: policies.len(),
         attachments: attachment_count,
         warnings,
+        errors,
     }
 }
 
-/// One CM policy; `None` (with a warning) when it cannot be imported without granting more than CM would.
-fn policy(found: &Found, ids: &mut Ids, warn: &mut impl FnMut(&str, String)) -> Option<Policy> {
+/// One CM policy; `None` when it is left out. An allow that cannot be imported exactly is left out with a
+/// warning (it grants nothing); a deny, or a policy that may be one, that cannot be imported is an error.
+fn policy(found: &Found, ids: &mut Ids, report: &mut Report) -> Option<Policy> {
     let o = found.object;
-    let Some(name) = o.get("name").and_then(Value::as_str).or_else(|| o.get("id").and_then(Value::as_str)) else {
-        warn("", "a policy without a `name` (or `id`): not imported".into());
-        return None;
+    let name = o
+        .get("name")
+        .and_then(Value::as_str)
+        .or_else(|| o.get("id").and_then(Value::as_str))
+        .unwrap_or("")
+        .to_string();
+    // Whether CM could deny with it: `deny`, an obligation on deny, or anything but a clear allow.
+    let may_deny = match o.get("effect") {
+        Some(Value::String(e)) => e != "allow" && e != "obligate_on_allow",
+        Some(v) if !v.is_null() => true,
+        _ => o.get("allow") != Some(&Value::Bool(true)),
     };
+    let give_up = |report: &mut Report, field: &str, why: String| {
+        if may_deny {
+            report.fail(field, format!("policy `{name}` may deny, and cannot be imported: {why}; leaving it out would allow what CM denies"));
+        } else {
+            report.warn(field, format!("allow `{name}` not imported: {why}; it is left out (it grants nothing)"));
+        }
+        None
+    };
+    if name.is_empty() {
+        return give_up(report, "", "it has no `name` (or `id`)".into());
+    }
     let effect = match o.get("effect").and_then(Value::as_str) {
         Some("allow") => "allow",
         Some("deny") => "deny",
         Some("obligate_on_deny") => {
-            warn("effect", "effect `obligate_on_deny` imported as `deny`: Arbiter has no obligations, so the obligation is dropped (the denial is kept)".into());
+            report.warn("effect", "effect `obligate_on_deny` imported as `deny`: Arbiter has no obligations, so the obligation is dropped (the denial is kept)".into());
             "deny"
         }
         Some("obligate_on_allow") => {
-            warn("effect", format!("policy `{name}` not imported: effect `obligate_on_allow` grants only with an obligation Arbiter cannot enforce, so it is left out (it grants nothing)"));
-            return None;
+            return give_up(report, "effect", "effect `obligate_on_allow` grants only with an obligation Arbiter cannot enforce".into());
         }
-        Some(other) => {
-            warn("effect", format!("policy `{name}` not imported: unknown effect `{other}`"));
-            return None;
-        }
+        Some(other) => return give_up(report, "effect", format!("unknown effect `{other}`")),
         None if o.get("effect").is_some_and(|e| !e.is_null()) => {
-            warn("effect", format!("policy `{name}` not imported: `effect` is not a string"));
-            return None;
+            return give_up(report, "effect", "`effect` is not a string".into());
         }
         // No effect: `allow: true` allows; anything else denies.
         None => {
@@ -300,60 +383,58 @@ fn policy(found: &Found, ids: &mut Ids, warn: &mut impl FnMut(&str, String)) -> 
         Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => {
             items.iter().filter_map(|a| a.as_str().map(str::to_string)).collect()
         }
-        _ => {
-            warn("actions", format!("policy `{name}` not imported: `actions` must be a non-empty list of strings"));
-            return None;
-        }
+        _ => return give_up(report, "actions", "`actions` must be a non-empty list of strings".into()),
     };
     let resources: Vec<String> = match o.get("resources") {
         None | Some(Value::Null) => vec!["*".into()],
         Some(Value::Array(items)) if items.is_empty() => {
-            warn("resources", "an empty `resources` list read as every resource, as an absent one is".into());
+            report.warn("resources", "an empty `resources` list read as every resource, as an absent one is".into());
             vec!["*".into()]
         }
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
             items.iter().filter_map(|r| r.as_str().map(str::to_string)).collect()
         }
-        _ => {
-            warn("resources", format!("policy `{name}` not imported: `resources` must be a list of strings"));
-            return None;
-        }
+        _ => return give_up(report, "resources", "`resources` must be a list of strings".into()),
     };
     for (i, r) in resources.iter().enumerate() {
         if r.chars().any(|c| c.is_ascii_uppercase()) {
-            warn(&format!("resources/{i}"), format!("resource pattern `{r}` has upper-case letters; CipherTrust Manager lower-cases key names in URIs, so it may never match"));
+            report.warn(&format!("resources/{i}"), format!("resource pattern `{r}` has upper-case letters; CipherTrust Manager lower-cases key names in URIs, so it may never match"));
         }
     }
     let mut conditions = Vec::new();
     if let Some(list) = o.get("conditions").filter(|c| !c.is_null()) {
         let Value::Array(items) = list else {
-            warn("conditions", format!("policy `{name}` not imported: `conditions` must be a list"));
-            return None;
+            return give_up(report, "conditions", "`conditions` must be a list".into());
         };
         for (i, c) in items.iter().enumerate() {
             match condition(c) {
                 Ok(converted) => conditions.push(converted),
-                Err(why) if deny => warn(
+                Err(why) if deny => report.warn(
                     &format!("conditions/{i}"),
                     format!("condition left out of deny `{name}` ({why}): the deny now applies more widely than in CM (fails closed)"),
                 ),
-                Err(why) => {
-                    warn(&format!("conditions/{i}"), format!("policy `{name}` not imported: {why}; an allow is only imported exactly, so it is left out (it grants nothing)"));
-                    return None;
-                }
+                Err(why) => return give_up(report, &format!("conditions/{i}"), why),
             }
         }
     }
-    if o.get("include_descendant_accounts") == Some(&Value::Bool(true)) {
-        warn("include_descendant_accounts", "`include_descendant_accounts` is not carried over: Arbiter has no account hierarchy; the policy applies to the principals its attachments select".into());
+    let descendants = o.get("include_descendant_accounts") == Some(&Value::Bool(true));
+    if descendants && deny {
+        report.warn("include_descendant_accounts", "`include_descendant_accounts` on a deny: its attachments drop their `acct` claim, so that the deny still reaches principals of sub-accounts (and those of other accounts)".into());
+    } else if descendants {
+        report.warn("include_descendant_accounts", "`include_descendant_accounts` is not carried over: the allow applies to the accounts its attachments select, not to their sub-accounts".into());
     }
     for key in o.keys() {
         let known = matches!(
             key.as_str(),
             "name" | "description" | "effect" | "allow" | "actions" | "resources" | "conditions" | "include_descendant_accounts"
         ) || POLICY_METADATA.contains(&key.as_str());
-        if !known {
-            warn(&token(key), format!("field `{key}` is not carried over"));
+        if known {
+            continue;
+        }
+        if deny {
+            report.warn(&token(key), format!("field `{key}` is not carried over"));
+        } else {
+            return give_up(report, &token(key), format!("field `{key}` is not known, so the allow cannot be imported exactly"));
         }
     }
     let cm_id = o.get("id").and_then(Value::as_str).map(|id| format!(", id {id}")).unwrap_or_default();
@@ -362,8 +443,9 @@ fn policy(found: &Found, ids: &mut Ids, warn: &mut impl FnMut(&str, String)) -> 
         _ => format!("CM policy `{name}`{cm_id}"),
     };
     Some(Policy {
-        id: ids.make(name, "policy"),
+        id: ids.make(&name, "policy"),
         effect,
+        descendants: descendants && deny,
         description,
         actions,
         resources,
@@ -420,21 +502,12 @@ fn whole_or_float(n: f64) -> Value {
     }
 }
 
-/// One CM attachment: the Arbiter id of its policy and its selector, or `None` with a warning.
-fn attachment(
-    found: &Found,
-    by_reference: &HashMap<String, String>,
-    warn: &mut impl FnMut(&str, String),
-) -> Option<(String, Map<String, Value>)> {
+/// The selector of one CM attachment of `policy`, or `None` (with a warning) when it is left out. What cannot be
+/// matched exactly leaves an allow's attachment out (it would select more principals) and is dropped from a
+/// deny's (the deny then selects more).
+fn attachment(found: &Found, policy: &Policy, report: &mut Report) -> Option<Map<String, Value>> {
     let o = found.object;
-    let Some(reference) = o.get("policy").and_then(Value::as_str) else {
-        warn("policy", "an attachment whose `policy` is not a string: not imported".into());
-        return None;
-    };
-    let Some(policy_id) = by_reference.get(reference) else {
-        warn("policy", format!("attachment names policy `{reference}`, which is not among the imported policies (by id or name): not imported"));
-        return None;
-    };
+    let deny = policy.effect == "deny";
     let (field, raw) = match (o.get("principalSelector"), o.get("principal_selector")) {
         (Some(s), _) => ("principalSelector", s),
         (None, Some(s)) => ("principal_selector", s),
@@ -448,50 +521,77 @@ fn attachment(
                 parsed = v;
                 &parsed
             }
+            Err(e) if deny => {
+                report.warn(field, format!("selector is not JSON ({e}): the deny is attached to every principal"));
+                return Some(Map::new());
+            }
             Err(e) => {
-                warn(field, format!("selector is not JSON ({e}): attachment not imported"));
+                report.warn(field, format!("selector is not JSON ({e}): attachment not imported"));
                 return None;
             }
         },
         other => other,
     };
     let Value::Object(claims) = raw else {
-        warn(field, "selector is not a map: attachment not imported".into());
+        if deny {
+            report.warn(field, "selector is not a map: the deny is attached to every principal".into());
+            return Some(Map::new());
+        }
+        report.warn(field, "selector is not a map: attachment not imported".into());
         return None;
     };
+    if let Some(j) = o.get("jurisdiction").and_then(Value::as_str).filter(|j| !j.is_empty()) {
+        if !deny {
+            report.warn("jurisdiction", format!("jurisdiction `{j}` cannot be carried over: the allow's attachment is left out (without it, it would grant in every jurisdiction)"));
+            return None;
+        }
+        report.warn("jurisdiction", format!("jurisdiction `{j}` is not carried over: the deny applies in every jurisdiction"));
+    }
     // Nested claims (`{"cust": {"groups": [...]}}`) become dotted selector keys (`cust.groups`).
     let mut flat = Vec::new();
     flatten_claims("", claims, &mut flat);
     let mut selector = Map::new();
+    let both_ids = flat.iter().any(|(c, _)| c == "user") && flat.iter().any(|(c, _)| c == "id");
     for (claim, value) in flat {
-        // CM's `user` claim is the principal's id.
+        // CM's `user` claim is the principal's id; a selector naming both cannot be read as one id.
         let key = if claim == "user" { "id".to_string() } else { claim.clone() };
-        let values: Vec<Value> = match value {
-            Value::String(_) | Value::Number(_) | Value::Bool(_) => vec![value.clone()],
+        let at = format!("{field}/{}", claim.split('.').map(token).collect::<Vec<_>>().join("/"));
+        let dropped = if both_ids && key == "id" {
+            Some("both `user` and `id` name the principal")
+        } else if deny && policy.descendants && key == "acct" {
+            continue;
+        } else {
+            None
+        };
+        let values: Option<Vec<Value>> = match value {
+            _ if dropped.is_some() => None,
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(vec![value.clone()]),
             Value::Array(items)
                 if !items.is_empty() && items.iter().all(|i| i.is_string() || i.is_number() || i.is_boolean()) =>
             {
-                items.clone()
+                Some(items.clone())
             }
-            _ => {
-                let at = claim.split('.').map(token).collect::<Vec<_>>().join("/");
-                warn(&format!("{field}/{at}"), format!("selector claim `{claim}` holds a value Arbiter cannot match: attachment not imported (it would select more principals)"));
+            _ => None,
+        };
+        match values {
+            Some(values) => {
+                selector.insert(key, Value::Array(values));
+            }
+            None if deny => report.warn(&at, format!("selector claim `{claim}` cannot be matched exactly ({}): left out of the deny's selector, which selects more principals", dropped.unwrap_or("a value Arbiter cannot match"))),
+            None => {
+                report.warn(&at, format!("selector claim `{claim}` cannot be matched exactly ({}): attachment not imported (it would select more principals)", dropped.unwrap_or("a value Arbiter cannot match")));
                 return None;
             }
-        };
-        selector.insert(key, Value::Array(values));
-    }
-    if let Some(j) = o.get("jurisdiction").and_then(Value::as_str).filter(|j| !j.is_empty()) {
-        warn("jurisdiction", format!("jurisdiction `{j}` is not carried over"));
+        }
     }
     for key in o.keys() {
         let known = matches!(key.as_str(), "policy" | "principalSelector" | "principal_selector" | "jurisdiction")
             || ATTACHMENT_METADATA.contains(&key.as_str());
         if !known {
-            warn(&token(key), format!("field `{key}` is not carried over"));
+            report.warn(&token(key), format!("field `{key}` is not carried over"));
         }
     }
-    Some((policy_id.clone(), selector))
+    Some(selector)
 }
 
 fn flatten_claims<'v>(prefix: &str, claims: &'v Map<String, Value>, out: &mut Vec<(String, &'v Value)>) {
@@ -542,6 +642,7 @@ fn suite(policies: &[Policy], attached: &HashMap<String, Vec<Map<String, Value>>
         }
         let mut resource_attributes = Map::new();
         let mut environment_attributes = Map::new();
+        let mut owner = None;
         for (path, op, values, negate) in &p.conditions {
             let Some(value) = satisfying(*op, values, *negate) else {
                 continue;
@@ -549,15 +650,30 @@ fn suite(policies: &[Policy], attached: &HashMap<String, Vec<Map<String, Value>>
             let Some((part, rest)) = path.split_once('.') else {
                 continue;
             };
-            let target = match part {
-                "principal" => &mut principal_attributes,
-                "resource" if !matches!(rest, "uri" | "owner") => &mut resource_attributes,
-                "environment" if !matches!(rest, "time" | "source_ip" | "port") => &mut environment_attributes,
+            if rest.contains("${") {
+                continue;
+            }
+            // The request's own fields are set as such; attributes go in the attribute maps.
+            let target = match (part, rest) {
+                ("principal", "id") => {
+                    principal.insert("id".into(), value);
+                    continue;
+                }
+                ("principal", "groups") => {
+                    groups.push(value);
+                    continue;
+                }
+                ("resource", "owner") => {
+                    owner = Some(value);
+                    continue;
+                }
+                ("resource", "uri") | ("environment", "time" | "source_ip" | "port") => continue,
+                ("principal", _) => &mut principal_attributes,
+                ("resource", _) => &mut resource_attributes,
+                ("environment", _) => &mut environment_attributes,
                 _ => continue,
             };
-            if !rest.contains("${") {
-                set_path(target, rest, value);
-            }
+            set_path(target, rest, value);
         }
         if !groups.is_empty() {
             principal.insert("groups".into(), Value::Array(groups));
@@ -567,6 +683,9 @@ fn suite(policies: &[Policy], attached: &HashMap<String, Vec<Map<String, Value>>
         }
         let mut resource = Map::new();
         resource.insert("uri".into(), json!(uri));
+        if let Some(owner) = owner {
+            resource.insert("owner".into(), owner);
+        }
         if !resource_attributes.is_empty() {
             resource.insert("attributes".into(), Value::Object(resource_attributes));
         }
@@ -579,8 +698,12 @@ fn suite(policies: &[Policy], attached: &HashMap<String, Vec<Map<String, Value>>
             json!(action),
             Value::Object(resource.clone()),
             p.effect,
-            p.id
+            json!(p.id)
         );
+        // A selector of every principal has no outsider.
+        if selector.is_empty() {
+            continue;
+        }
         let _ = write!(
             out,
             "  - name: {}\n    principal: {{\"id\": \"probe-outsider\"}}\n    action: {}\n    resource: {}\n    expect: deny\n",

@@ -42,13 +42,27 @@ pub fn run(command: ImportCommand) -> i32 {
         }
     }
     let imported = convert(&inputs);
-    for w in &imported.warnings {
+    let print = |label: &str, w: &crate::import_cm::ImportWarning| {
         eprintln!(
-            "{}: {}: warning: {}",
+            "{}: {}: {label}: {}",
             w.file.display(),
             if w.pointer.is_empty() { "/" } else { &w.pointer },
             w.message
         );
+    };
+    for w in &imported.warnings {
+        print("warning", w);
+    }
+    for e in &imported.errors {
+        print("error", e);
+    }
+    if !imported.errors.is_empty() {
+        eprintln!(
+            "error: {} policies may deny and cannot be imported; nothing was written (fix them in the input, or \
+             remove them if they are not wanted)",
+            imported.errors.len()
+        );
+        return EXIT_INVALID;
     }
     let policies = args.out.join("cm-import.yaml");
     let suite = args.out.join("tests").join("cm-import.test.yaml");
@@ -76,12 +90,24 @@ pub fn run(command: ImportCommand) -> i32 {
         imported.warnings.len(),
         suite.display()
     );
-    // The result must be a valid set, its probes included, as `arbiter check` sees it.
-    super::check::run(super::check::CheckArgs {
+    // The result must be a valid set, its probes included, as `arbiter check` sees it; then the probes run.
+    let checked = super::check::run(super::check::CheckArgs {
         dir: args.out.clone(),
-        superuser: args.superuser,
+        superuser: args.superuser.clone(),
         budget: std::time::Duration::from_secs(10),
         format: super::check::Format::Text,
+    });
+    if checked != super::EXIT_OK || imported.policies == 0 {
+        return checked;
+    }
+    super::test::run(super::test::TestArgs {
+        set: super::PolicySet {
+            policies: args.out.clone(),
+            superuser: args.superuser,
+        },
+        filter: None,
+        format: super::test::Format::Text,
+        paths: vec![args.out.join("tests")],
     })
 }
 

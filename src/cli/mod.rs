@@ -12,7 +12,7 @@ mod plan;
 mod schema;
 mod serve;
 mod simulate;
-mod test;
+pub(crate) mod test;
 
 use std::path::Path;
 

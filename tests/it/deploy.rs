@@ -153,7 +153,7 @@ fn every_flag_the_kit_passes_to_arbiter_exists() {
     for arg in &args {
         let name = arg.split('=').next().unwrap();
         // git-sync's own flags belong to git-sync.
-        if ["repo", "ref", "root", "link", "period"].contains(&name) {
+        if ["repo", "ref", "root", "link", "period", "one-time"].contains(&name) {
             continue;
         }
         assert!(

@@ -29,8 +29,9 @@ const REST_POLICIES: &str = r#"{"skip": 0, "limit": 10, "total": 4, "resources":
 /// Attachments as an array (`ksctl policy attachments list` items): by CM id, by name, with nested claims.
 const ATTACHMENTS: &str = r#"[
   {"id": "att-1", "policy": "0b7c2f9e-aaaa-4e2b-8c1d-000000000001",
-   "principalSelector": {"acct": "kylo", "cust": {"groups": ["payments"]}}, "jurisdiction": "eu"},
-  {"id": "att-2", "policy": "no-export", "principalSelector": {"groups": ["payments"]}},
+   "principalSelector": {"acct": "kylo", "cust": {"groups": ["payments"]}}},
+  {"id": "att-2", "policy": "no-export", "principalSelector": {"groups": ["payments"]}, "jurisdiction": "eu"},
+  {"id": "att-4", "policy": "read kek", "principalSelector": {"groups": ["auditors"]}, "jurisdiction": "us"},
   {"id": "att-3", "policy": "obligated use", "principalSelector": {"user": "bob"}}
 ]"#;
 
@@ -107,9 +108,9 @@ fn import_writes_a_set_that_check_accepts_and_that_decides_as_cm_would() {
 
     let yaml = std::fs::read_to_string(outdir.join("cm-import.yaml")).unwrap();
     // Ids from names, made valid and unique; CM's values (strings) typed for the numeric operator.
-    assert!(yaml.contains("id: read-kek\n"), "{yaml}");
+    assert!(yaml.contains("id: \"read-kek\"\n"), "{yaml}");
     assert!(
-        yaml.contains("id: read-kek-2\n"),
+        yaml.contains("id: \"read-kek-2\"\n"),
         "the ksctl policy's name collides once made valid: {yaml}"
     );
     assert!(
@@ -117,7 +118,7 @@ fn import_writes_a_set_that_check_accepts_and_that_decides_as_cm_would() {
         "{yaml}"
     );
     // Absent resources mean every resource.
-    assert!(yaml.contains("id: mypolicy\ndescription: \"CM policy `mypolicy`, id tf-0001\"\neffect: allow\nactions: [\"ReadKey\"]\nresources: [\"*\"]"), "{yaml}");
+    assert!(yaml.contains("id: \"mypolicy\"\ndescription: \"CM policy `mypolicy`, id tf-0001\"\neffect: allow\nactions: [\"ReadKey\"]\nresources: [\"*\"]"), "{yaml}");
     // The selector: `user` is the principal id, nested claims are dotted paths.
     assert!(
         yaml.contains("principal_selector: {\"acct\":[\"kylo\"],\"cust.groups\":[\"payments\"]}"),
@@ -203,15 +204,16 @@ fn everything_not_carried_over_is_a_warning_with_file_and_pointer() {
         .display()
         .to_string();
     let has = |needle: String| assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
-    has(format!("{rest}: /resources/0/include_descendant_accounts: warning: `include_descendant_accounts` is not carried over"));
+    has(format!("{rest}: /resources/0/include_descendant_accounts: warning: `include_descendant_accounts` is not carried over: the allow applies to the accounts its attachments select"));
     has(format!("{rest}: /resources/1/conditions/0: warning: condition left out of deny `no-export` (operator `empty` has no exact translation)"));
-    has(format!("{rest}: /resources/2/effect: warning: policy `obligated use` not imported: effect `obligate_on_allow`"));
+    has(format!("{rest}: /resources/2/effect: warning: allow `obligated use` not imported: effect `obligate_on_allow`"));
     has(format!("{rest}: /resources/3/resources/0: warning: resource pattern `kylo:*:vault:keys:Master-*` has upper-case letters"));
-    has(format!("{rest}: /resources/3/conditions/0: warning: policy `Masters` not imported: operator `empty` has no exact translation"));
+    has(format!("{rest}: /resources/3/conditions/0: warning: allow `Masters` not imported: operator `empty` has no exact translation"));
     has(format!(
-        "{attachments}: /0/jurisdiction: warning: jurisdiction `eu` is not carried over"
+        "{attachments}: /1/jurisdiction: warning: jurisdiction `eu` is not carried over: the deny applies in every jurisdiction"
     ));
-    has(format!("{attachments}: /2/policy: warning: attachment names policy `obligated use`, which is not among the imported policies"));
+    has(format!("{attachments}: /2/jurisdiction: warning: jurisdiction `us` cannot be carried over: the allow's attachment is left out"));
+    has(format!("{attachments}: /3/policy: warning: attachment names policy `obligated use`, which is not among the imported policies"));
     has(format!(
         "{ksctl}: /color: warning: field `color` is not carried over"
     ));
@@ -265,5 +267,102 @@ fn invalid_json_is_refused_naming_the_file() {
         text(&o.stderr).contains("bad.json: invalid JSON"),
         "{}",
         text(&o.stderr)
+    );
+}
+
+/// A deny that cannot be carried over stops the import: leaving it out would allow what CM denies.
+#[test]
+fn a_deny_that_cannot_be_imported_stops_the_import() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write(
+        dir.path(),
+        "p.json",
+        r#"[{"name": "no-deletes", "effect": "deny", "resources": ["kylo:kylo:vault:keys:*"]},
+            {"name": "maybe", "allow": false, "actions": "DeleteKey"},
+            {"name": "odd", "effect": "block", "actions": ["ReadKey"]},
+            {"name": "fine", "effect": "allow", "actions": ["ReadKey"]},
+            {"colour": "blue"}]"#,
+    );
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("x");
+    let o = arbiter(
+        &[
+            "import",
+            "cm",
+            dir.path().to_str().unwrap(),
+            "--out",
+            target.to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("/0/actions: error: policy `no-deletes` may deny, and cannot be imported: `actions` must be a non-empty list"), "{err}");
+    // No `effect` and `allow` not true: a deny.
+    assert!(
+        err.contains("/1/actions: error: policy `maybe` may deny"),
+        "{err}"
+    );
+    assert!(err.contains("/2/effect: error: policy `odd` may deny, and cannot be imported: unknown effect `block`"), "{err}");
+    assert!(err.contains("/4: warning: not a CM policy"), "{err}");
+    assert!(
+        err.contains("3 policies may deny and cannot be imported; nothing was written"),
+        "{err}"
+    );
+    assert!(!target.exists(), "nothing is written");
+}
+
+/// Attachments are narrowed for allows and widened for denies, never the other way.
+#[test]
+fn attachments_fail_closed_on_names_claims_and_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write(
+        dir.path(),
+        "p.json",
+        r#"{"resources": [
+            {"id": "1", "name": "keys", "effect": "allow", "actions": ["ReadKey"]},
+            {"id": "2", "name": "keys", "effect": "deny", "actions": ["ReadKey"], "resources": ["kylo:kylo:vault:keys:secret-*"],
+             "include_descendant_accounts": true},
+            {"id": "3", "name": "ops", "effect": "allow", "actions": ["UseKey"]}
+        ]}"#,
+    );
+    common::write(
+        dir.path(),
+        "a.json",
+        r#"[{"policy": "keys", "principalSelector": {"groups": ["contractors"], "acct": "kylo"}},
+            {"policy": "3", "principalSelector": {"user": "alice", "id": "bob"}}]"#,
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = arbiter(
+        &[
+            "import",
+            "cm",
+            dir.path().to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("`keys` names 2 policies: attached to the 1 denies among them, to no allow"),
+        "{err}"
+    );
+    assert!(err.contains("cannot be matched exactly (both `user` and `id` name the principal): attachment not imported"), "{err}");
+    let yaml = std::fs::read_to_string(out.path().join("cm-import.yaml")).unwrap();
+    // The deny reaches contractors of every account (sub-accounts included); the allow reaches no one.
+    assert!(
+        yaml.contains("policy: \"keys-2\"\nprincipal_selector: {\"groups\":[\"contractors\"]}"),
+        "{yaml}"
+    );
+    assert_eq!(yaml.matches("kind: PolicyAttachment").count(), 1, "{yaml}");
+    let contractor = |account: &str| {
+        json!({"principal": {"id": "c", "groups": ["contractors"], "attributes": {"acct": account}},
+               "action": "ReadKey", "resource": {"uri": "kylo:kylo:vault:keys:secret-1"}})
+    };
+    assert_eq!(
+        eval(out.path(), contractor("kylo-sub")),
+        ("deny".to_string(), "denied".to_string())
     );
 }

@@ -101,6 +101,12 @@ fn typical_mistakes_fail_the_schema() {
         ("invalid id", "id: p", "id: \"p q\""),
         ("empty actions", "actions: [ReadKey]", "actions: []"),
         ("unknown kind", "kind: Policy", "kind: Polcy"),
+        ("reserved id", "id: p", "id: superuser"),
+        (
+            "reserved glob character",
+            "actions: [ReadKey]",
+            "actions: [\"Read?\"]",
+        ),
     ] {
         let doc = &documents(Path::new("p.yaml"), &policy.replace(from, to))[0];
         assert!(
@@ -108,6 +114,11 @@ fn typical_mistakes_fail_the_schema() {
             "{mistake} passed the schema: {doc}"
         );
     }
+    // What the parser accepts, the schema accepts: `negate: null` reads as false.
+    let nulls = policy.replace("values: [bob]}", "values: [bob], negate: null}");
+    assert!(validator.is_valid(&documents(Path::new("p.yaml"), &nulls)[0]));
+    let group = "kind: Group\nname: g\nsystem: null\nmembers: null\n";
+    assert!(validator.is_valid(&documents(Path::new("g.yaml"), group)[0]));
     let suite = "kind: TestSuite\nname: s\ntests:\n  - name: t\n    principal: {id: bob}\n    action: ReadKey\n    expect: alow\n";
     assert!(!validator.is_valid(&documents(Path::new("s.yaml"), suite)[0]));
     assert!(validator.is_valid(&documents(Path::new("s.yaml"), &suite.replace("alow", "allow"))[0]));
