@@ -11,14 +11,6 @@ use crate::common::*;
 use crate::doors_ext_authz::{MAPPING, POLICIES};
 use crate::doors_http::curl;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn nginx_conf(
     dir: &std::path::Path,
     port: u16,

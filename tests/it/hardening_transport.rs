@@ -139,16 +139,9 @@ async fn running_out_of_descriptors_backs_off_instead_of_spinning() {
     }
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "p.yaml", &allow("p1", "ReadKey"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Ports no client socket of another test can take meanwhile (see `free_port`).
+    let port = free_port();
+    let metrics_port = free_port();
     let mut server = tokio::process::Command::new("prlimit")
         .arg("--nofile=64")
         .arg(env!("CARGO_BIN_EXE_arbiter"))
@@ -162,12 +155,43 @@ async fn running_out_of_descriptors_backs_off_instead_of_spinning() {
         .spawn()
         .unwrap();
     let pid = server.id().unwrap();
+    // The server's standard error is read as it comes, so that a full pipe can never block its logging (and with
+    // it the server), and kept for the failure message.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stderr = server.stderr.take().unwrap();
+    let sink = log.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
     eventually("the server listens", || async {
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
     })
     .await;
+    // Serving first: the first load reads the policy files, and must not meet the exhaustion below (a first
+    // load that fails ends `serve`, as it should).
+    let served = poll_until(|| async {
+        let Ok(mut client) = arbiter::server::proto::authorizer_client::AuthorizerClient::connect(
+            format!("http://127.0.0.1:{port}"),
+        )
+        .await
+        else {
+            return false;
+        };
+        client.authorize(request("alice", "ReadKey")).await.is_ok()
+    })
+    .await;
+    assert!(served, "the server never served: {}", log.lock().unwrap());
     // More sockets than the server has descriptors for.
     let clients: Vec<TcpStream> = (0..120)
         .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
@@ -188,23 +212,25 @@ async fn running_out_of_descriptors_backs_off_instead_of_spinning() {
     );
     // Descriptors freed: the server recovers.
     drop(clients);
-    eventually(
-        "a new client is served after the descriptors are freed",
-        || async {
-            let Ok(Ok(mut client)) = tokio::time::timeout(
-                Duration::from_secs(2),
-                arbiter::server::proto::authorizer_client::AuthorizerClient::connect(format!(
-                    "http://127.0.0.1:{port}"
-                )),
-            )
-            .await
-            else {
-                return false;
-            };
-            client.authorize(request("alice", "ReadKey")).await.is_ok()
-        },
-    )
+    let recovered = poll_until(|| async {
+        let Ok(Ok(mut client)) = tokio::time::timeout(
+            Duration::from_secs(2),
+            arbiter::server::proto::authorizer_client::AuthorizerClient::connect(format!(
+                "http://127.0.0.1:{port}"
+            )),
+        )
+        .await
+        else {
+            return false;
+        };
+        client.authorize(request("alice", "ReadKey")).await.is_ok()
+    })
     .await;
+    assert!(
+        recovered,
+        "no new client was served within {WAIT:?} after the descriptors were freed; the server said:\n{}",
+        log.lock().unwrap()
+    );
     // The metrics endpoint needs a descriptor too, so the count is read once they are free again.
     eventually("the accept errors are counted", || {
         let url = format!("http://127.0.0.1:{metrics_port}/metrics");
@@ -229,6 +255,9 @@ async fn calls_past_max_inflight_are_shed_at_once() {
     let files = policies();
     let h = Harness::start_with(&[(files[0].0, files[0].1.as_str())], |c| {
         c.limits.max_inflight = 1;
+        // The stalled call below must stay in flight for the whole of a slow machine's wait, not end at the
+        // default 30 s deadline while the test is still polling.
+        c.limits.request_timeout = Duration::from_secs(600);
     })
     .await;
     assert!(h.allowed("ReadKey").await);
@@ -775,4 +804,20 @@ async fn reload_warnings_are_summarised_in_the_log() {
     let all = String::from_utf8_lossy(&check.stdout).to_string()
         + &String::from_utf8_lossy(&check.stderr);
     assert_eq!(all.matches("W0001").count(), 20, "{all}");
+}
+
+/// Polls `check` until it holds, for at most [`WAIT`]; whether it did.
+async fn poll_until<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while started.elapsed() < WAIT {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }

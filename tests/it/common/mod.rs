@@ -268,12 +268,24 @@ pub async fn connect_uds(path: &Path) -> Channel {
 
 /// The `arbiter serve` binary on `127.0.0.1:<free port>` with `args` after `--policies DIR --listen ADDR`, waited
 /// for until it accepts connections; killed when dropped. Returns the child and its port.
+/// A TCP port on 127.0.0.1 that is free now, for a child process to listen on. It is taken below the kernel's
+/// ephemeral range (32768 and up on Linux), so that no other test's client socket or `bind(:0)` can take it
+/// between this check and the child's bind; ports are handed out once per test process.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Each test process starts at its own offset, so that parallel test processes rarely meet.
+    let base = 20_000 + (std::process::id() % 600) * 20;
+    loop {
+        let port = (base + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000 + 20_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+}
+
 pub async fn spawn_serve(policies: &Path, args: &[&str]) -> (tokio::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
         .args(["serve", "--policies"])
         .arg(policies)
