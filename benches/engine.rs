@@ -166,7 +166,7 @@ principal_selector: {groups: [admin]}
         log.push_str(&serde_json::to_string(&r.to_json()).unwrap());
         log.push('\n');
     }
-    let now = jiff::Timestamp::UNIX_EPOCH;
+    let now: arbiter::Moment = jiff::Timestamp::UNIX_EPOCH.into();
     group.bench_function("replay_read+decide/100000", |b| {
         b.iter(|| {
             let (logged, errors) = read_lines(Cursor::new(log.as_bytes()), now);
@@ -243,7 +243,7 @@ fn plan(c: &mut Criterion) {
             .time("2026-12-03T12:00:00Z".parse().unwrap())
             .build()
             .unwrap();
-        let now = jiff::Timestamp::UNIX_EPOCH;
+        let now: arbiter::Moment = jiff::Timestamp::UNIX_EPOCH.into();
         for action in ["EncryptWithKey", "DeleteKey"] {
             let request = arbiter::PlanRequest::new(principal.clone(), [action]);
             group.bench_function(BenchmarkId::new(format!("plan/{action}"), size), |b| {

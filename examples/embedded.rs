@@ -64,7 +64,7 @@ fn main() -> Result<(), arbiter::Error> {
             .into(),
     ));
     let options = SimulateOptions {
-        as_of: jiff::Timestamp::now(),
+        as_of: arbiter::Moment::now(),
         budget: Duration::from_secs(10),
         superuser: Some(arbiter::DEFAULT_SUPERUSER.into()),
     };

@@ -262,7 +262,7 @@ pub struct TestSuiteDoc {
     pub origin: Origin,
     pub name: At<String>,
     /// The instant for tests that set no `environment.time`.
-    pub now: Option<jiff::Timestamp>,
+    pub now: Option<crate::moment::Moment>,
     pub tests: Vec<TestDoc>,
 }
 

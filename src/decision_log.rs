@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 use metrics::Counter;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -64,7 +64,7 @@ pub struct Subject {
 /// One decision to log.
 #[derive(Debug)]
 pub struct Entry {
-    pub timestamp: Timestamp,
+    pub timestamp: Moment,
     pub call_id: Arc<str>,
     /// The index of the check within an `AuthorizeBatch`.
     pub check: Option<u32>,

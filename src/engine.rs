@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 
 use crate::diag::Diagnostic;
 use crate::error::Error;
@@ -97,27 +97,23 @@ impl Engine {
 
     /// Decides one request. A request without a time is decided at the current instant.
     pub fn decide(&self, request: &Request) -> Decision {
-        self.decide_at(request, Timestamp::now())
+        self.decide_at(request, Moment::now())
     }
 
-    /// Decides one request; `now` stands for the time of a request that carries none.
-    pub fn decide_at(&self, request: &Request, now: Timestamp) -> Decision {
-        evaluate(&self.snapshot, request, now, &self.options(false))
+    /// Decides one request; `now` (a [`jiff::Timestamp`] or a [`Moment`]) stands for the time of a request
+    /// that carries none.
+    pub fn decide_at(&self, request: &Request, now: impl Into<Moment>) -> Decision {
+        evaluate(&self.snapshot, request, now.into(), &self.options(false))
     }
 
     /// Decides one request and explains it: every candidate policy and every condition's outcome.
     pub fn explain(&self, request: &Request) -> Decision {
-        evaluate(
-            &self.snapshot,
-            request,
-            Timestamp::now(),
-            &self.options(true),
-        )
+        evaluate(&self.snapshot, request, Moment::now(), &self.options(true))
     }
 
     /// Decides several requests against the same set, with one "now" for those that carry no time.
     pub fn decide_batch(&self, requests: &[Request]) -> Vec<Decision> {
-        let now = Timestamp::now();
+        let now = Moment::now();
         let options = self.options(false);
         requests
             .iter()
@@ -148,7 +144,7 @@ impl Engine {
         crate::plan::plan(
             &self.snapshot,
             request,
-            Timestamp::now(),
+            Moment::now(),
             self.superuser.as_deref(),
         )
     }

@@ -60,6 +60,7 @@ internal! {
     import_cm;
     ir;
     load;
+    moment;
     #[cfg(feature = "server")]
     metrics;
     parallel;
@@ -96,6 +97,7 @@ pub use eval::{
     CandidateExplanation, ConditionExplanation, Decision, Explanation, NearMiss, Reason,
     ReferenceExplanation, Truth, MAX_NEAR_MISSES,
 };
+pub use moment::Moment;
 pub use plan::sql::{SqlFilter, SqlMapping};
 pub use plan::{Plan, PlanKind, PlanRequest};
 pub use request::{Request, RequestBuilder, RequestError};

@@ -6,7 +6,8 @@
 
 use std::net::IpAddr;
 
-use jiff::Timestamp;
+pub use crate::moment::parse_rfc3339;
+use crate::moment::Moment;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -58,7 +59,7 @@ pub struct Resource {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Environment {
     /// `None` means "the instant the call was received".
-    pub time: Option<Timestamp>,
+    pub time: Option<Moment>,
     /// `environment.source_ip`.
     pub source_ip: Option<SourceIp>,
     /// `environment.port` (1 to 65535).
@@ -501,7 +502,13 @@ impl RequestBuilder {
     }
 
     /// The instant of the request; without one, the engine decides at the current instant.
-    pub fn time(mut self, time: Timestamp) -> Self {
+    pub fn time(self, time: jiff::Timestamp) -> Self {
+        self.moment(time.into())
+    }
+
+    /// The instant of the request as a [`Moment`], which also reaches the last hours of year 9999 (past
+    /// [`jiff::Timestamp`]'s range).
+    pub fn moment(mut self, time: Moment) -> Self {
         self.environment().time = Some(time.to_string());
         self
     }
@@ -686,109 +693,6 @@ pub fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// Strict RFC 3339: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, `T` and `Z` in either case.
-///
-/// - the fraction takes any number of digits after a `.` (never a `,`); digits past nanoseconds are dropped;
-/// - a leap second `:60` reads as `:59`;
-/// - offsets are `Z` or `±HH:MM` with hours 00 to 23 and minutes 00 to 59;
-/// - the instant must fall in years 1 to 9999 in UTC, within what the time library represents (up to
-///   `9999-12-30T22:00:00.999999999Z`).
-pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-    let b = s.as_bytes();
-    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(range)?;
-        part.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
-    };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (hour, minute, mut second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    second = second.min(59);
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if day < 1 || day > month_days[(month - 1) as usize] {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos: i64 = 0;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
-            if i - start < 9 {
-                nanos = nanos * 10 + i64::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        for _ in (i - start)..9 {
-            nanos *= 10;
-        }
-    }
-    let offset = match &b[i..] {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (h, m) = (digits(i + 1..i + 3)?, digits(i + 4..i + 6)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let magnitude = h * 3600 + m * 60;
-            if *sign == b'-' {
-                -magnitude
-            } else {
-                magnitude
-            }
-        }
-        _ => return None,
-    };
-    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    // Years 1 to 9999 in UTC.
-    const FIRST: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
-    const AFTER_LAST: i64 = 253_402_300_800; // 10000-01-01T00:00:00Z
-    if !(FIRST..AFTER_LAST).contains(&seconds) {
-        return None;
-    }
-    Timestamp::new(seconds, nanos as i32).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -892,6 +796,10 @@ mod tests {
         assert!(parse_rfc3339("0000-12-31T23:59:59Z").is_none());
         assert!(parse_rfc3339("0001-01-01T00:00:00Z").is_some());
         assert!(parse_rfc3339("0001-01-01T00:30:00+01:00").is_none());
+        let last = parse_rfc3339("9999-12-31T23:59:59.9999999999Z").unwrap();
+        assert_eq!(last.to_string(), "9999-12-31T23:59:59.999999999Z");
+        assert!(parse_rfc3339("9999-12-31T20:00:00-04:00").is_none());
+        assert!(parse_rfc3339("9999-12-31T19:59:59-04:00") < Some(last));
         assert_eq!(
             parse_rfc3339("2026-11-23T13:00:00+01:00"),
             parse_rfc3339("2026-11-23T12:00:00Z")

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 
 use crate::ast::{PolicySetDoc, TestDoc, TestSuiteDoc};
 use crate::diag::{Code, Diagnostic, Diagnostics, Pos};
@@ -76,7 +76,7 @@ pub fn run_suite(
     snapshot: &Snapshot,
     suite: &TestSuiteDoc,
     superuser: Option<&str>,
-    now: Timestamp,
+    now: Moment,
     keep: impl Fn(&str, &str) -> bool,
 ) -> Vec<TestResult> {
     let now = suite.now.unwrap_or(now);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use jiff::Timestamp;
+use crate::moment::Moment;
 
 use serde_json::{json, Value};
 
@@ -81,7 +81,7 @@ pub fn run(args: CheckArgs) -> i32 {
             // The set's own LockoutGuards, as `serve` checks them at start-up: `check` never passes a set that
             // `serve` refuses.
             let options = LockoutOptions {
-                as_of: Timestamp::now(),
+                as_of: Moment::now(),
                 budget: args.budget,
                 superuser: Some(args.superuser.clone()),
             };

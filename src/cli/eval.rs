@@ -1,7 +1,7 @@
 //! `arbiter eval --request FILE|-`: one decision as JSON, optionally with `--explain`.
 
 use clap::Args;
-use jiff::Timestamp;
+use crate::moment::Moment;
 use serde_json::json;
 
 use super::{EXIT_INVALID, EXIT_OK};
@@ -42,7 +42,7 @@ pub fn run(args: EvalArgs) -> i32 {
     let Some(snapshot) = args.set.load() else {
         return EXIT_INVALID;
     };
-    let now = Timestamp::now();
+    let now = Moment::now();
     let options = EvalOptions {
         superuser: Some(&args.set.superuser),
         explain,

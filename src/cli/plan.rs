@@ -2,7 +2,7 @@
 //! `--format sql`, a parameterised SQLite `WHERE` clause for a table mapping.
 
 use clap::{Args, ValueEnum};
-use jiff::Timestamp;
+use crate::moment::Moment;
 
 use super::{EXIT_INVALID, EXIT_OK};
 use crate::plan::sql::SqlMapping;
@@ -70,7 +70,7 @@ pub fn run(args: PlanArgs) -> i32 {
     let plan = crate::plan::plan(
         &snapshot,
         &request,
-        Timestamp::now(),
+        Moment::now(),
         Some(&args.set.superuser),
     );
     let sql = match (&mapping, args.format) {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use jiff::Timestamp;
+use crate::moment::Moment;
 
 use super::git_base as git;
 use super::{print_diagnostics, EXIT_INVALID};
@@ -53,7 +53,7 @@ pub struct SimulateArgs {
 pub fn run(args: SimulateArgs) -> i32 {
     let budget = args.budget;
     let as_of = match args.as_of.as_deref() {
-        None => Timestamp::now(),
+        None => Moment::now(),
         Some(t) => match parse_rfc3339(t) {
             Some(t) => t,
             None => {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use jiff::Timestamp;
+use crate::moment::Moment;
 use regex::Regex;
 use serde_json::{json, Value};
 
@@ -75,7 +75,7 @@ pub fn run(args: TestArgs) -> i32 {
         eprintln!("error: no `kind: TestSuite` documents found in the given paths");
         return EXIT_INVALID;
     }
-    let now = Timestamp::now();
+    let now = Moment::now();
     let keep = |suite: &str, test: &str| {
         args.filter
             .as_ref()

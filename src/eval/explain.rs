@@ -145,12 +145,9 @@ pub(super) fn condition(
         _ => None,
     };
     let local = match (&condition.op, attr) {
-        (Op::TimeOfDay(_, tz) | Op::Weekday(_, tz), Some(v)) => sc_time(v.as_scalar()).map(|t| {
-            let civil = tz.to_datetime(t);
-            let day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-                [civil.weekday().to_monday_zero_offset() as usize];
-            format!("{} {day}", civil.strftime("%Y-%m-%dT%H:%M:%S"))
-        }),
+        (Op::TimeOfDay(_, tz) | Op::Weekday(_, tz), Some(v)) => {
+            sc_time(v.as_scalar()).map(|t| t.local(tz).to_string())
+        }
         _ => None,
     };
     let zone = match condition.op {

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
@@ -153,7 +153,7 @@ pub enum PolicyOutcome {
 pub fn evaluate(
     snapshot: &Snapshot,
     request: &Request,
-    now: Timestamp,
+    now: impl Into<Moment>,
     options: &EvalOptions,
 ) -> Decision {
     if options.superuser == Some(request.principal.id.as_str()) {
@@ -173,7 +173,7 @@ pub fn evaluate(
     let ctx = Ctx {
         request,
         groups: &groups,
-        time: request.environment.time.unwrap_or(now),
+        time: request.environment.time.unwrap_or_else(|| now.into()),
     };
 
     // Candidates: policies attached to this principal whose action and resource patterns match.
@@ -344,7 +344,7 @@ pub(crate) fn effective_groups<'a>(
 pub struct Ctx<'a> {
     pub request: &'a Request,
     pub groups: &'a [&'a str],
-    pub time: Timestamp,
+    pub time: Moment,
 }
 
 /// A resolved attribute.
@@ -353,7 +353,7 @@ enum Val<'a> {
     Json(&'a Value),
     Str(&'a str),
     Num(f64),
-    Time(Timestamp),
+    Time(Moment),
     /// `environment.source_ip`: the address and its text as sent.
     Ip(IpAddr, &'a str),
     Groups(&'a [&'a str]),
@@ -365,7 +365,7 @@ enum Sc<'a> {
     Str(&'a str),
     Num(f64),
     Bool(bool),
-    Time(Timestamp),
+    Time(Moment),
     /// An IP with its text: an address to `cidr` and `equals`, text to the string operators.
     Ip(IpAddr, &'a str),
     /// A nested list or map: equal to nothing, and a fault for typed operators.
@@ -435,7 +435,7 @@ fn sc_eq(a: Sc, b: Sc) -> bool {
     }
 }
 
-fn sc_time(s: Sc) -> Option<Timestamp> {
+fn sc_time(s: Sc) -> Option<Moment> {
     match s {
         Sc::Time(t) => Some(t),
         Sc::Str(s) => parse_rfc3339(s),
@@ -487,7 +487,7 @@ impl<'a> Ctx<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Bound {
     Json(Value),
-    Time(Timestamp),
+    Time(Moment),
     /// `environment.source_ip`: the address and its text.
     Ip(IpAddr, String),
 }
@@ -675,16 +675,14 @@ fn eval_op<'a>(op: &'a Op, attr: Val<'a>, ctx: &Ctx<'a>) -> Truth {
             let Some(t) = sc_time(attr.as_scalar()) else {
                 return Truth::Fault;
             };
-            let civil = zone.to_datetime(t);
-            let second =
-                civil.hour() as u32 * 3600 + civil.minute() as u32 * 60 + civil.second() as u32;
+            let second = t.local(zone).second_of_day;
             Truth::from_bool(windows.iter().any(|w| w.contains(second)))
         }
         Op::Weekday(mask, zone) => {
             let Some(t) = sc_time(attr.as_scalar()) else {
                 return Truth::Fault;
             };
-            let day = zone.to_datetime(t).weekday().to_monday_zero_offset();
+            let day = t.local(zone).weekday;
             Truth::from_bool(mask & (1 << day) != 0)
         }
         Op::Cidr(nets) => {

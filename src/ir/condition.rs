@@ -3,7 +3,7 @@
 
 use ipnet::IpNet;
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
+use crate::moment::Moment;
 
 use super::glob::Glob;
 use super::path::AttrPath;
@@ -35,7 +35,7 @@ pub enum NumArg {
 /// The single instant operand of `before` and `after`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TimeArg {
-    At(Timestamp),
+    At(Moment),
     Ref(AttrPath),
 }
 

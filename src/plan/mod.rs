@@ -20,7 +20,7 @@ pub mod sql;
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -270,7 +270,7 @@ impl Plan {
             .map(|(r, g)| Ctx {
                 request: r,
                 groups: g,
-                time: r.environment.time.unwrap_or_else(Timestamp::now),
+                time: r.environment.time.unwrap_or_else(Moment::now),
             })
             .collect();
         self.filter.holds(&ctxs)
@@ -290,12 +290,7 @@ impl Plan {
 }
 
 /// Plans `plan` against `snapshot`. `now` is the time of requests without one; `superuser` is always allowed.
-pub fn plan(
-    snapshot: &Snapshot,
-    plan: &PlanRequest,
-    now: Timestamp,
-    superuser: Option<&str>,
-) -> Plan {
+pub fn plan(snapshot: &Snapshot, plan: &PlanRequest, now: Moment, superuser: Option<&str>) -> Plan {
     let compiled = &snapshot.compiled;
     let mut base = plan.request.clone();
     base.environment.time = Some(base.environment.time.unwrap_or(now));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use jiff::Timestamp;
+use crate::moment::Moment;
 
 use crate::diag::Diagnostics;
 use crate::load::load_dir;
@@ -23,7 +23,7 @@ const MAX_ERROR_TEXT: usize = 16 * 1024;
 pub struct ReloadFailure {
     /// Every error, one per line, with file:line:col.
     pub message: String,
-    pub at: Timestamp,
+    pub at: Moment,
     /// The content hash of the refused set, when it could be read.
     pub revision: Option<String>,
 }
@@ -216,7 +216,7 @@ impl Reloader {
                 }
                 self.status.last_error.store(Some(Arc::new(ReloadFailure {
                     message,
-                    at: Timestamp::now(),
+                    at: Moment::now(),
                     revision,
                 })));
                 Outcome::Failed(diagnostics)
@@ -265,7 +265,7 @@ fn build(
         return Built::Snapshot(Box::new(snapshot), Vec::new());
     };
     let options = LockoutOptions {
-        as_of: Timestamp::now(),
+        as_of: Moment::now(),
         budget: check.budget,
         superuser: Some(check.superuser.clone()),
     };

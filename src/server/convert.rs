@@ -6,7 +6,7 @@
 //! hostile deeply nested Struct is refused rather than recursed into) and `google.protobuf.Timestamp` (range
 //! checked, then set on the request directly). Every error names the offending field.
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
 
@@ -23,8 +23,8 @@ pub const MAX_BATCH_CHECKS: usize = 1024;
 
 /// Seconds of 0001-01-01T00:00:00Z, the start of `google.protobuf.Timestamp`'s range.
 const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
-/// Seconds of 9999-12-30T22:00:00Z: the end of jiff's range (a little before the proto's 9999-12-31T23:59:59Z).
-const MAX_TIMESTAMP_SECONDS: i64 = 253_402_207_200;
+/// Seconds of 9999-12-31T23:59:59Z, the end of `google.protobuf.Timestamp`'s range.
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
 
 /// A validated `SimulateRequest`: the proposed files and the requests to replay.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +107,7 @@ pub fn request_to_proto(r: &Request) -> proto::AuthorizeRequest {
 /// A `PlanResourcesRequest` as the JSON plan request, and the time it sets.
 pub fn plan_from_proto(
     msg: proto::PlanResourcesRequest,
-) -> Result<(crate::plan::RawPlanRequest, Option<Timestamp>), RequestError> {
+) -> Result<(crate::plan::RawPlanRequest, Option<Moment>), RequestError> {
     let (environment, time) = match msg.environment {
         Some(e) => {
             let (raw, time) = environment(e)?;
@@ -238,7 +238,7 @@ impl AuthorizeInput {
     /// unset `time` is "now"; a set one overrides the text form.
     pub fn from_raw(
         mut raw: RawRequest,
-        time: Option<Timestamp>,
+        time: Option<Moment>,
         identify: Identify<'_>,
     ) -> Result<AuthorizeInput, RequestError> {
         let unauthenticated = identify(raw.principal.get_or_insert_with(Default::default))?;
@@ -319,7 +319,7 @@ impl BatchInput {
     /// once, then each check by the rules of `normalize`, errors naming `checks[i]`.
     pub fn from_raw(
         batch: RawBatch,
-        time: Option<Timestamp>,
+        time: Option<Moment>,
         identify: Identify<'_>,
     ) -> Result<BatchInput, RequestError> {
         if batch.checks.len() > MAX_BATCH_CHECKS {
@@ -457,7 +457,7 @@ fn resource(field: &FieldPath<'_>, r: proto::Resource) -> Result<RawResource, Re
     })
 }
 
-fn environment(e: proto::Environment) -> Result<(RawEnvironment, Option<Timestamp>), RequestError> {
+fn environment(e: proto::Environment) -> Result<(RawEnvironment, Option<Moment>), RequestError> {
     let time = e
         .time
         .map(|t| timestamp_from_proto("environment.time", &t))
@@ -479,7 +479,7 @@ fn environment(e: proto::Environment) -> Result<(RawEnvironment, Option<Timestam
 pub fn timestamp_from_proto(
     field: &str,
     t: &prost_types::Timestamp,
-) -> Result<Timestamp, RequestError> {
+) -> Result<Moment, RequestError> {
     if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&t.seconds)
         || !(0..1_000_000_000).contains(&t.nanos)
     {
@@ -491,14 +491,15 @@ pub fn timestamp_from_proto(
             ),
         ));
     }
-    Timestamp::new(t.seconds, t.nanos)
-        .map_err(|e| RequestError::new(field, format!("not a valid instant: {e}")))
+    Moment::new(t.seconds, t.nanos)
+        .ok_or_else(|| RequestError::new(field, "not a valid instant".to_string()))
 }
 
-pub fn timestamp_to_proto(t: Timestamp) -> prost_types::Timestamp {
+pub fn timestamp_to_proto(t: impl Into<Moment>) -> prost_types::Timestamp {
+    let t = t.into();
     prost_types::Timestamp {
         seconds: t.as_second(),
-        nanos: t.subsec_nanosecond(),
+        nanos: t.subsec_nanosecond() as i32,
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 use serde_json::{json, Map, Value};
 
 use super::convert::{AuthorizeInput, BatchInput};
@@ -54,7 +54,7 @@ pub struct Verdict {
     /// The id of this call in the decision log (shared by the checks of a batch).
     pub call_id: Arc<str>,
     /// The instant decided for.
-    pub time: Timestamp,
+    pub time: Moment,
     /// Why the token was not accepted (reason `unauthenticated`).
     pub unauthenticated: Option<TokenError>,
     /// Why an HTTP request could not be mapped to an action (reason `no_applicable_policy`).
@@ -63,7 +63,7 @@ pub struct Verdict {
 
 impl Verdict {
     /// A decision replayed outside any call (by `Simulate`): no call id.
-    pub fn replayed(decision: Decision, time: Timestamp) -> Verdict {
+    pub fn replayed(decision: Decision, time: Moment) -> Verdict {
         Verdict {
             decision,
             call_id: Arc::from(""),
@@ -120,7 +120,7 @@ impl ServiceState {
         lockout_budget: Duration,
     ) -> Self {
         // Call ids are `<process prefix>-<counter>`: unique within a process, and across restarts in practice.
-        let mixed = (Timestamp::now().as_nanosecond() as u64)
+        let mixed = (jiff::Timestamp::now().as_nanosecond() as u64)
             ^ u64::from(std::process::id()).rotate_left(40);
         let prefix = (mixed ^ (mixed >> 32)) as u32;
         ServiceState {
@@ -268,7 +268,7 @@ impl ServiceState {
         }
         let verified = match &self.tokens {
             None => Err(TokenError::NoKeys),
-            Some(verifier) => verifier.verify(&token, Timestamp::now().as_second()),
+            Some(verifier) => verifier.verify(&token, Moment::now().as_second()),
         };
         match verified {
             Ok(claims) => {
@@ -315,7 +315,7 @@ impl ServiceState {
         &self,
         snapshot: &Snapshot,
         request: &Request,
-        now: Timestamp,
+        now: Moment,
         explain: bool,
         unauthenticated: Option<&TokenError>,
     ) -> Result<Decision, DoorError> {
@@ -348,7 +348,7 @@ impl ServiceState {
         input: AuthorizeInput,
     ) -> Result<(Verdict, Arc<Snapshot>), DoorError> {
         let started = Instant::now();
-        let now = Timestamp::now();
+        let now = Moment::now();
         let decision = self.evaluate(
             &snapshot,
             &input.request,
@@ -407,7 +407,7 @@ impl ServiceState {
         why: String,
         environment: crate::request::Environment,
     ) -> Verdict {
-        let now = Timestamp::now();
+        let now = Moment::now();
         let call_id = self.next_call_id();
         let decision = Decision {
             allowed: false,
@@ -454,7 +454,7 @@ impl ServiceState {
         input: BatchInput,
     ) -> Result<(Vec<Verdict>, Arc<Snapshot>), DoorError> {
         let snapshot = self.snapshot()?;
-        let now = Timestamp::now();
+        let now = Moment::now();
         let call_id = self.next_call_id();
         let BatchInput {
             principal,
@@ -554,7 +554,7 @@ impl ServiceState {
     pub fn plan(
         &self,
         mut raw: crate::plan::RawPlanRequest,
-        time: Option<Timestamp>,
+        time: Option<Moment>,
     ) -> Result<PlanAnswer, DoorError> {
         let mapping = raw.sql.take();
         let unauthenticated = self.identify(raw.principal.get_or_insert_with(Default::default))?;
@@ -570,7 +570,7 @@ impl ServiceState {
                     crate::plan::plan(
                         &snapshot,
                         &request,
-                        Timestamp::now(),
+                        Moment::now(),
                         Some(self.superuser.as_str()),
                     )
                 }))

@@ -27,7 +27,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use jiff::Timestamp;
+use crate::moment::Moment;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -321,7 +321,7 @@ impl HttpDoor {
         let report = tokio::task::spawn_blocking(move || {
             // The slot is held until the work ends, even when the caller has gone (a deadline).
             let _slot = slot;
-            let now = Timestamp::now();
+            let now = Moment::now();
             let sources = crate::load::SourceSet::from_files(files);
             let logged: Vec<Logged> = requests
                 .into_iter()

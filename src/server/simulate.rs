@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 
 use super::convert::{self, SimulateInput};
 use super::decide::Verdict;
@@ -23,7 +23,7 @@ pub fn run(
     budget: Duration,
 ) -> proto::SimulateResponse {
     let sources = SourceSet::from_files(input.files);
-    let now = Timestamp::now();
+    let now = Moment::now();
     let options = LockoutOptions {
         as_of: now,
         budget,

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 use serde::Serialize;
 
 use super::partition::{groups, Choice, Fixed, Group, Pred, Var};
@@ -100,7 +100,7 @@ const CLAIM_MISS: u8 = 4;
 
 struct Search<'a> {
     snapshot: &'a Snapshot,
-    as_of: Timestamp,
+    as_of: Moment,
     deadline: Instant,
     assuming: &'a [Condition],
     outcome: GuardOutcome,
@@ -111,7 +111,7 @@ struct Search<'a> {
 pub fn check_guard(
     snapshot: &Snapshot,
     guard: &Guard,
-    as_of: Timestamp,
+    as_of: Moment,
     deadline: Instant,
     superuser: Option<&str>,
 ) -> GuardOutcome {
@@ -581,7 +581,7 @@ impl<'a> Search<'a> {
         false
     }
 
-    fn leaf(&mut self, request: Request, time: Timestamp, goal: Goal) -> bool {
+    fn leaf(&mut self, request: Request, time: Moment, goal: Goal) -> bool {
         let mut request = request;
         request.environment.time = Some(time);
         // The counterexample must pass the same validation as `Authorize`.
@@ -639,11 +639,11 @@ impl<'a> Search<'a> {
 }
 
 /// The first whole second at or after `t`.
-fn whole_second_from(t: Timestamp) -> Timestamp {
+fn whole_second_from(t: Moment) -> Moment {
     if t.subsec_nanosecond() == 0 {
         return t;
     }
-    Timestamp::from_second(t.as_second() + i64::from(t.as_second() >= 0)).unwrap_or(t)
+    Moment::from_second(t.as_second() + 1).unwrap_or(t)
 }
 
 /// The text patterns of every attribute compared with `target` (the action or the URI) through `${...}`,

@@ -13,7 +13,7 @@ pub mod witness;
 
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 use serde::Serialize;
 
 use crate::snapshot::Snapshot;
@@ -22,7 +22,7 @@ use crate::snapshot::Snapshot;
 #[derive(Debug, Clone)]
 pub struct LockoutOptions {
     /// Time starts here: instants before it are not considered.
-    pub as_of: Timestamp,
+    pub as_of: Moment,
     /// Wall-clock budget for each guard; running out is an "inconclusive" finding for that guard.
     pub budget: Duration,
     /// The superuser name: a guard whose principal is the superuser is invalid.

@@ -33,7 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
+use crate::moment::Moment;
 use serde_json::{json, Map, Value};
 
 use super::witness::{witnesses, Pattern};
@@ -94,7 +94,7 @@ pub enum Choice {
     Absent,
     Json(Value),
     Ip(IpAddr),
-    Time(Timestamp),
+    Time(Moment),
 }
 
 /// A predicate the search decides: a condition, or one selector test on a claim.
@@ -281,7 +281,7 @@ pub struct Group {
 }
 
 /// The groups of variables that `preds` read, with their rows. `as_of` bounds `environment.time` from below.
-pub fn groups(preds: &[Pred], fixed: &Fixed, as_of: Timestamp) -> Vec<Group> {
+pub fn groups(preds: &[Pred], fixed: &Fixed, as_of: Moment) -> Vec<Group> {
     let mut vars: Vec<Var> = Vec::new();
     let mut links: Vec<(usize, usize)> = Vec::new();
     let index = |v: Var, vars: &mut Vec<Var>| match vars.iter().position(|x| *x == v) {
@@ -379,7 +379,7 @@ struct Atoms {
     /// Parallel to `patterns`: an equality literal (a string matching it is that literal).
     literal: Vec<bool>,
     numbers: Vec<f64>,
-    instants: Vec<Timestamp>,
+    instants: Vec<Moment>,
     boundaries: Vec<u32>,
     zones: Vec<TimeZone>,
     /// A time operator reads a variable of the group.
@@ -393,7 +393,7 @@ struct Atoms {
     /// `starts_with`/`ends_with` between two variables.
     string_relation: bool,
     /// Set when `environment.time` is in the group: where its instants start.
-    time_from: Option<Timestamp>,
+    time_from: Option<Moment>,
 }
 
 impl Atoms {
@@ -541,7 +541,7 @@ impl Atoms {
 }
 
 /// Builds one group: candidates per variable, their consistent product, one row per outcome vector.
-fn build_group(vars: Vec<Var>, preds: &[Pred], fixed: &Fixed, as_of: Timestamp) -> Vec<Group> {
+fn build_group(vars: Vec<Var>, preds: &[Pred], fixed: &Fixed, as_of: Moment) -> Vec<Group> {
     let mut atoms = Atoms::default();
     for p in preds {
         atoms.gather(p, fixed, &vars);
@@ -699,7 +699,7 @@ impl Candidates {
         atoms: &Atoms,
         preds: &[Pred],
         fixed: &Fixed,
-        as_of: Timestamp,
+        as_of: Moment,
         copies: usize,
         group: &[Var],
         note: &mut dyn FnMut(String),
@@ -820,13 +820,13 @@ impl Candidates {
 }
 
 /// The earliest instant a request may carry (RFC 3339 years start at 1).
-fn first_instant() -> Timestamp {
-    Timestamp::from_second(-62_135_596_800).unwrap_or(Timestamp::MIN)
+fn first_instant() -> Moment {
+    Moment::FIRST_RFC3339
 }
 
 /// The latest instant a request may carry: the last nanosecond of year 9999.
-fn last_instant() -> Timestamp {
-    Timestamp::new(253_402_300_799, 999_999_999).unwrap_or(Timestamp::MAX)
+fn last_instant() -> Moment {
+    Moment::LAST
 }
 
 /// In a group of linked attributes: keeps `copies` values per joint class, the class of a value being the
@@ -840,7 +840,7 @@ fn keep_per_class(
     atoms: &Atoms,
     preds: &[Pred],
     fixed: &Fixed,
-    as_of: Timestamp,
+    as_of: Moment,
     copies: usize,
     group: &[Var],
 ) -> Vec<Choice> {
@@ -1015,7 +1015,7 @@ fn check_mixed(
     atoms: &Atoms,
     preds: &[Pred],
     fixed: &Fixed,
-    as_of: Timestamp,
+    as_of: Moment,
     strings: &[String],
     vectors: &[Vec<bool>],
     texts: &[String],
@@ -1496,21 +1496,21 @@ fn ip_points(atoms: &Atoms, copies: usize) -> Vec<IpAddr> {
 /// Every offset change through `hi` is visited, so combinations that first occur decades ahead are found.
 fn time_points(
     atoms: &Atoms,
-    lo: Timestamp,
-    hi: Timestamp,
+    lo: Moment,
+    hi: Moment,
     copies: usize,
-) -> (Vec<Timestamp>, bool) {
+) -> (Vec<Moment>, bool) {
     // The same time predicates recur across cells and searches: remember recent partitions.
     type Key = (
-        Vec<Timestamp>,
+        Vec<Moment>,
         Vec<u32>,
         Vec<String>,
-        Timestamp,
-        Timestamp,
+        Moment,
+        Moment,
         usize,
     );
     thread_local! {
-        static CACHE: std::cell::RefCell<HashMap<Key, (Vec<Timestamp>, bool)>> = Default::default();
+        static CACHE: std::cell::RefCell<HashMap<Key, (Vec<Moment>, bool)>> = Default::default();
     }
     let mut instants = atoms.instants.clone();
     instants.sort();
@@ -1536,11 +1536,11 @@ fn time_points(
 
 fn time_points_uncached(
     atoms: &Atoms,
-    lo: Timestamp,
-    hi: Timestamp,
+    lo: Moment,
+    hi: Moment,
     copies: usize,
-) -> (Vec<Timestamp>, bool) {
-    let mut cuts: Vec<Timestamp> = atoms
+) -> (Vec<Moment>, bool) {
+    let mut cuts: Vec<Moment> = atoms
         .instants
         .iter()
         .copied()
@@ -1551,7 +1551,7 @@ fn time_points_uncached(
     let mut edges = vec![lo];
     edges.extend(cuts.iter().copied());
     edges.push(hi);
-    let mut out: Vec<Timestamp> = vec![lo];
+    let mut out: Vec<Moment> = vec![lo];
     out.extend(cuts.iter().copied());
     if hi > lo {
         out.push(hi);
@@ -1560,16 +1560,14 @@ fn time_points_uncached(
     boundaries.push(0);
     boundaries.sort_unstable();
     boundaries.dedup();
-    let second = jiff::SignedDuration::from_secs(1);
-    let nano = jiff::SignedDuration::from_nanos(1);
     for w in edges.windows(2) {
         let (a, b) = (w[0], w[1]);
         if atoms.zones.is_empty() {
             // The open interval (a, b): `copies` points, whole seconds after `a` where they fit.
             let mut x = a;
             for _ in 0..copies {
-                let step = x.checked_add(second).ok().filter(|y| *y < b);
-                let next = step.or_else(|| x.checked_add(nano).ok().filter(|y| *y < b));
+                let step = x.checked_add_seconds(1).filter(|y| *y < b);
+                let next = step.or_else(|| x.checked_add_nanos(1).filter(|y| *y < b));
                 match next {
                     Some(y) => {
                         out.push(y);
@@ -1594,7 +1592,7 @@ fn time_points_uncached(
                 *n += 1;
                 out.push(p);
                 if copies > 1 {
-                    if let Some(q) = p.checked_add(nano).ok().filter(|q| *q < b) {
+                    if let Some(q) = p.checked_add_nanos(1).filter(|q| *q < b) {
                         if time_state(q, &atoms.zones, &boundaries)
                             == time_state(p, &atoms.zones, &boundaries)
                         {
@@ -1614,74 +1612,46 @@ fn time_points_uncached(
     (out, true)
 }
 
-/// Seconds since the epoch, floored (also for instants before 1970).
-fn floor_seconds(t: Timestamp) -> i64 {
-    let s = t.as_second();
-    if t.subsec_nanosecond() < 0 {
-        s - 1
-    } else {
-        s
-    }
-}
-
 /// The joint state of an instant: in every zone, which interval between boundaries its second of the day lies
 /// in, and its weekday.
-fn time_state(t: Timestamp, zones: &[TimeZone], boundaries: &[i64]) -> Vec<i64> {
+fn time_state(t: Moment, zones: &[TimeZone], boundaries: &[i64]) -> Vec<i64> {
     let mut key = Vec::with_capacity(zones.len() * 2);
-    let s = floor_seconds(t);
     for z in zones {
-        let local = s + z.to_offset(t).seconds() as i64;
-        let day = local.div_euclid(86_400);
-        let sec = local.rem_euclid(86_400);
-        key.push(boundaries.partition_point(|&b| b <= sec) as i64);
-        key.push((day + 3).rem_euclid(7));
+        let local = t.local(z);
+        key.push(boundaries.partition_point(|&b| b <= i64::from(local.second_of_day)) as i64);
+        key.push(i64::from(local.weekday));
     }
     key
 }
 
 /// Points inside the open interval `(a, b)`: the start of every piece of constant joint state (see
 /// [`time_points`]).
-fn walk_zones(atoms: &Atoms, boundaries: &[i64], a: Timestamp, b: Timestamp) -> Vec<Timestamp> {
+fn walk_zones(atoms: &Atoms, boundaries: &[i64], a: Moment, b: Moment) -> Vec<Moment> {
     let week = 7 * 86_400;
     let mut out = Vec::new();
     // The piece right after `a` (one nanosecond on) has a state of its own when a boundary falls within the
     // next second; a whole second after `a` is added too, to stand for the piece when it reads better.
-    let first = a
-        .checked_add(jiff::SignedDuration::from_nanos(1))
-        .ok()
-        .filter(|x| *x < b);
+    let first = a.checked_add_nanos(1).filter(|x| *x < b);
     let Some(mut start) = first else {
         return out;
     };
-    if let Some(whole) = a
-        .checked_add(jiff::SignedDuration::from_secs(1))
-        .ok()
-        .filter(|x| *x < b)
-    {
+    if let Some(whole) = a.checked_add_seconds(1).filter(|x| *x < b) {
         out.push(whole);
     }
     // Offset combinations walked for a whole week, and shorter segments by (offsets, weekly phase, length):
     // a segment with the same key covers exactly the same states.
-    let mut walked: HashSet<Vec<i32>> = HashSet::new();
-    let mut short: HashSet<(Vec<i32>, i64, i64)> = HashSet::new();
+    let mut walked: HashSet<Vec<i64>> = HashSet::new();
+    let mut short: HashSet<(Vec<i64>, i64, i64)> = HashSet::new();
     loop {
-        let offsets: Vec<i32> = atoms
-            .zones
-            .iter()
-            .map(|z| z.to_offset(start).seconds())
-            .collect();
+        let offsets: Vec<i64> = atoms.zones.iter().map(|z| start.offset_in(z)).collect();
         let mut end = b;
         for z in &atoms.zones {
-            if let Some(t) = z
-                .following(start)
-                .map(|t| t.timestamp())
-                .find(|t| *t > start)
-            {
+            if let Some(t) = start.next_offset_change(z) {
                 end = end.min(t);
             }
         }
-        let start_s = floor_seconds(start);
-        let end_s = floor_seconds(end);
+        let start_s = start.as_second();
+        let end_s = end.as_second();
         let long = end_s - start_s >= week;
         let fresh = !walked.contains(&offsets)
             && (long || short.insert((offsets.clone(), start_s.rem_euclid(week), end_s - start_s)));
@@ -1689,14 +1659,14 @@ fn walk_zones(atoms: &Atoms, boundaries: &[i64], a: Timestamp, b: Timestamp) -> 
             out.push(start);
             let limit = end_s.min(start_s + week + 1);
             for off in &offsets {
-                let off = *off as i64;
+                let off = *off;
                 let first_day = (start_s + off).div_euclid(86_400);
                 let last_day = (limit + off).div_euclid(86_400);
                 for day in first_day..=last_day {
                     for &bd in boundaries {
                         let t = day * 86_400 + bd - off;
                         if t > start_s && t < limit {
-                            if let Ok(ts) = Timestamp::from_second(t) {
+                            if let Some(ts) = Moment::from_second(t) {
                                 if ts > start && ts < end {
                                     out.push(ts);
                                 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
@@ -27,7 +27,7 @@ const ZONES: &[&str] = &[
     "-03:00",
 ];
 
-fn as_of() -> Timestamp {
+fn as_of() -> Moment {
     "2026-11-23T12:00:00Z".parse().unwrap()
 }
 
@@ -46,10 +46,10 @@ fn number_literal() -> impl Strategy<Value = f64> {
     ]
 }
 
-fn instant_literal() -> impl Strategy<Value = Timestamp> {
+fn instant_literal() -> impl Strategy<Value = Moment> {
     (0i64..(60 * 366 * 86_400)).prop_map(|s| {
         // 2026-11-23 onwards, any second within sixty years.
-        Timestamp::from_second(1_795_435_200 + s).unwrap()
+        Moment::from_second(1_795_435_200 + s).unwrap()
     })
 }
 
@@ -210,9 +210,9 @@ fn any_value() -> BoxedStrategy<Value> {
         (-2.0e6f64..2.0e6).prop_map(|f| json!(f)),
         "[ab:*x]{0,5}".prop_map(Value::String),
         ".{0,4}".prop_map(Value::String),
-        (0i64..4_102_444_800).prop_map(|s| json!(Timestamp::from_second(s).unwrap().to_string())),
+        (0i64..4_102_444_800).prop_map(|s| json!(Moment::from_second(s).unwrap().to_string())),
         (1_795_435_200i64..1_795_435_200 + 70 * 366 * 86_400)
-            .prop_map(|s| json!(Timestamp::from_second(s).unwrap().to_string())),
+            .prop_map(|s| json!(Moment::from_second(s).unwrap().to_string())),
         any::<u32>().prop_map(|a| json!(std::net::Ipv4Addr::from(a).to_string())),
         any::<u128>().prop_map(|a| json!(std::net::Ipv6Addr::from(a).to_string())),
         (0u8..=255).prop_map(|b| json!(format!("10.1.2.{b}"))),
@@ -465,7 +465,7 @@ fn every_value_of_the_typed_fields_has_a_witness() {
                         _ => ip.to_string(),
                     };
                     let time = as_of()
-                        .checked_add(jiff::SignedDuration::from_secs(secs))
+                        .checked_add_seconds(secs)
                         .unwrap_or(as_of());
                     let pick =
                         |bit: u8, c: Choice| if absent & bit != 0 { Choice::Absent } else { c };
@@ -522,7 +522,7 @@ fn every_typed_field_linked_to_an_attribute_has_a_witness() {
                 .into_iter()
                 .map(|(secs, port, ip, owner, other, pick)| {
                     let time = as_of()
-                        .checked_add(jiff::SignedDuration::from_secs(secs))
+                        .checked_add_seconds(secs)
                         .unwrap();
                     let ip = std::net::Ipv4Addr::from(ip).to_string();
                     // Each attribute equal to its field's value, or anything.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use jiff::Timestamp;
+use crate::moment::Moment;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -20,7 +20,7 @@ pub const SAMPLES_PER_GROUP: usize = 3;
 #[derive(Debug, Clone)]
 pub struct Logged {
     pub request: Request,
-    pub time: Timestamp,
+    pub time: Moment,
 }
 
 /// A line that could not be read.
@@ -33,7 +33,7 @@ pub struct LineError {
 /// Parses one line: a decision-log line (the request's fields plus the decision's), a bare request, or a
 /// request nested under `"request"` beside the decision's fields (the decision log's earlier shape).
 /// Requests without `environment.time` use the line's `timestamp`, else `default_time`.
-pub fn parse_line(text: &str, default_time: Timestamp) -> Result<Logged, String> {
+pub fn parse_line(text: &str, default_time: Moment) -> Result<Logged, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let stamp = value
         .get("timestamp")
@@ -55,7 +55,7 @@ const LINES_PER_CHUNK: usize = 512;
 
 /// Reads every line of a JSON-lines source; blank lines are skipped, bad lines collected (in line order).
 /// The lines are parsed in parallel, one thread per core.
-pub fn read_lines(reader: impl BufRead, default_time: Timestamp) -> (Vec<Logged>, Vec<LineError>) {
+pub fn read_lines(reader: impl BufRead, default_time: Moment) -> (Vec<Logged>, Vec<LineError>) {
     let mut lines = Vec::new();
     let mut read_error = None;
     for (i, line) in reader.lines().enumerate() {

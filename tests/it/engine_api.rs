@@ -95,3 +95,55 @@ async fn a_reloading_engine_follows_the_directory_and_keeps_the_last_good_set() 
     assert!(engine.engine().decide(&read("carol", "writers")).allowed);
     engine.stop().await;
 }
+
+/// Years 1 to 9999 in UTC, to the last nanosecond: past the time library's own last timestamp
+/// (`9999-12-30T22:00:00.999999999Z`), with local times in zones east of UTC on 10000-01-01.
+#[test]
+fn the_last_hours_of_year_9999_are_decided() {
+    let policy = r#"kind: Policy
+id: tail
+effect: allow
+actions: [ReadKey]
+resources: ["*"]
+conditions:
+  - {path: environment.time, op: after, values: ["9999-12-31T12:00:00Z"]}
+  - {path: environment.time, op: time_of_day, values: ["08:00-09:00"], zone: Asia/Tokyo}
+  - {path: environment.time, op: weekday, values: [sat], zone: Asia/Tokyo}
+---
+kind: PolicyAttachment
+id: tail
+policy: tail
+principal_selector: {groups: [readers]}
+"#;
+    let engine = Engine::from_sources([("p.yaml", policy)]).unwrap();
+    let at = |time: &str| {
+        let request = Request::from_json(serde_json::json!({
+            "principal": {"id": "alice", "groups": ["readers"]},
+            "action": "ReadKey",
+            "resource": {"uri": "kylo:kylo:vault:keys:k"},
+            "environment": {"time": time},
+        }));
+        request.map(|r| engine.decide(&r))
+    };
+    // 08:30 on Saturday 10000-01-01 in Tokyo.
+    let d = at("9999-12-31T23:30:00Z").unwrap();
+    assert!(d.allowed, "{d:?}");
+    // 08:59:59.999999999 is inside [08:00, 09:00); the next nanosecond is past year 9999.
+    let d = at("9999-12-31T23:59:59.999999999Z").unwrap();
+    assert_eq!(d.reason.as_str(), "allowed");
+    let d = at("9999-12-31T22:30:00Z").unwrap();
+    assert_eq!(d.reason.as_str(), "no_applicable_policy", "07:30 in Tokyo");
+    assert!(
+        at("9999-12-31T20:00:00-04:00").is_err(),
+        "10000-01-01 in UTC"
+    );
+    // The request builder takes the same instants.
+    let r = Request::builder("alice")
+        .group("readers")
+        .action("ReadKey")
+        .resource("kylo:kylo:vault:keys:k")
+        .moment("9999-12-31T23:30:00Z".parse().unwrap())
+        .build()
+        .unwrap();
+    assert!(engine.decide(&r).allowed);
+}

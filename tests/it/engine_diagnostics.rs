@@ -386,7 +386,7 @@ fn group_names_are_any_non_empty_string() {
     let decision = arbiter::evaluate(
         &snapshot,
         &request,
-        "2026-11-23T12:00:00Z".parse().unwrap(),
+        "2026-11-23T12:00:00Z".parse::<jiff::Timestamp>().unwrap(),
         &arbiter::EvalOptions::default(),
     );
     assert!(decision.allowed, "{decision:?}");

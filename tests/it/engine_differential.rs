@@ -178,6 +178,12 @@ fn cond_strategy() -> impl Strategy<Value = Cond> {
             "before",
             Some(vec![json!("2026-06-01T00:00:00.5+02:00")])
         )),
+        // The last day of year 9999, past the time library's own timestamps.
+        Just(c(
+            "resource.expires",
+            "before",
+            Some(vec![json!("9999-12-31T12:00:00Z")])
+        )),
         // One `${...}` to a map and one missing, in both orders: missing decides first.
         Just(c(
             "resource.level",
@@ -303,6 +309,10 @@ fn request_strategy() -> impl Strategy<Value = Value> {
                 json!("0000-06-01T00:00:00Z"),
                 json!("0001-01-01T00:00:00Z"),
                 json!("9999-12-30T21:59:59Z"),
+                json!("9999-12-31T23:59:59.999999999Z"),
+                json!("9999-12-31T20:00:00-04:00"),
+                json!("10000-01-01T00:00:00Z"),
+                json!("0001-01-01T00:00:00+00:01"),
                 json!("2026-06-01"),
                 json!(5),
             ]),

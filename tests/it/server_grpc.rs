@@ -779,7 +779,7 @@ async fn decision_log_lines_replay_as_requests() {
         let logged =
             arbiter::request::parse_rfc3339(line["environment"]["time"].as_str().unwrap()).unwrap();
         assert_eq!(logged.as_second(), t.seconds);
-        assert_eq!(logged.subsec_nanosecond(), t.nanos);
+        assert_eq!(logged.subsec_nanosecond(), t.nanos as u32);
     }
     assert_eq!(
         lines[0]["resource"]["attributes"]["permissions"]["EncryptWithKey"][0],

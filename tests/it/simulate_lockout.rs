@@ -50,7 +50,7 @@ fn analyze_change(extra: &[(&str, &str)]) -> Vec<Finding> {
 /// Analyzes `proposed` against `current` and re-checks every counterexample through the evaluator.
 fn analyze_checked(current: &Snapshot, proposed: &Snapshot) -> Vec<Finding> {
     let options = LockoutOptions {
-        as_of: as_of(),
+        as_of: as_of().into(),
         budget: Duration::from_secs(20),
         superuser: Some("admin".into()),
     };
@@ -150,7 +150,7 @@ fn assuming_declares_the_admin_network() {
     let current = build(&proposed(&[("guards.yaml", guard)]));
     let next = build(&proposed(&[("guards.yaml", guard), ("net.yaml", &d)]));
     let options = LockoutOptions {
-        as_of: as_of(),
+        as_of: as_of().into(),
         budget: Duration::from_secs(20),
         superuser: Some("admin".into()),
     };
@@ -355,7 +355,7 @@ fn emptying_a_guarded_group() {
     let current = build(&proposed(&[("groups.yaml", with_members)]));
     let next = build(&pack());
     let options = LockoutOptions {
-        as_of: as_of(),
+        as_of: as_of().into(),
         budget: Duration::from_secs(20),
         superuser: Some("admin".into()),
     };
@@ -372,7 +372,7 @@ fn a_guard_on_the_superuser_is_an_error() {
     let g = "kind: LockoutGuard\nid: g\nprincipal: {id: admin}\nmust_allow:\n  - actions: [ReadKey]\n    resources: [\"*\"]\n";
     let s = build(&proposed(&[("g2.yaml", g)]));
     let options = LockoutOptions {
-        as_of: as_of(),
+        as_of: as_of().into(),
         budget: Duration::from_secs(5),
         superuser: Some("admin".into()),
     };
@@ -402,7 +402,7 @@ fn running_out_of_budget_is_inconclusive_never_safe() {
         &deny("  - path: environment.time\n    op: time_of_day\n    values: [\"22:00-06:00\"]\n    zone: Europe/Paris", "[\"*\"]"),
     )]));
     let options = LockoutOptions {
-        as_of: as_of(),
+        as_of: as_of().into(),
         budget: Duration::ZERO,
         superuser: Some("admin".into()),
     };
@@ -421,7 +421,7 @@ fn directory_members_of_guarded_groups_are_checked() {
     let current = build(&proposed(&[("groups.yaml", groups)]));
     let next = build(&proposed(&[("groups.yaml", groups), ("alice.yaml", d)]));
     let options = LockoutOptions {
-        as_of: as_of(),
+        as_of: as_of().into(),
         budget: Duration::from_secs(20),
         superuser: Some("admin".into()),
     };

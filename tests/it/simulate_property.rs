@@ -290,7 +290,7 @@ fn the_simulator_finds_every_lockout_that_sampling_finds() {
             let set = SourceSet::from_files([(PathBuf::from("p.yaml"), yaml.clone())]);
             let snapshot = arbiter::build(&set).unwrap_or_else(|d| panic!("{d}\n{yaml}"));
             let options = LockoutOptions {
-                as_of: as_of(),
+                as_of: as_of().into(),
                 budget: Duration::from_secs(60),
                 superuser: Some("admin".into()),
             };

@@ -2,7 +2,6 @@
 //! fields under their reserved names), with globs as regular expressions and instants by regular expression.
 //! Written from SPEC section 1 apart from the engine; the differential and the query-plan tests judge by it.
 
-use jiff::Timestamp;
 use regex::Regex;
 use serde_json::Value;
 
@@ -192,23 +191,24 @@ pub fn condition(c: &Cond, segments: Option<&[&str]>, flat: &Value) -> T3 {
 }
 
 /// Strict RFC 3339, read the plain way: the grammar by regular expression, `:60` as `:59`, fraction digits past
-/// nanoseconds dropped, years 1 to 9999 in UTC (as far as the time library goes).
-pub fn reference_instant(v: &Value) -> Option<Timestamp> {
+/// nanoseconds dropped, years 1 to 9999 in UTC. The instant is nanoseconds since the epoch, worked out on the
+/// civil calendar (which, unlike the time library's timestamps, reaches the end of year 9999).
+pub fn reference_instant(v: &Value) -> Option<i128> {
     let re = Regex::new(
         r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$",
     )
     .unwrap();
     let caps = re.captures(v.as_str()?)?;
-    let n = |i: usize| caps.get(i).map(|m| m.as_str().parse::<u32>().unwrap());
+    let n = |i: usize| caps.get(i).map(|m| m.as_str().parse::<i32>().unwrap());
     let (hour, minute, second) = (n(4)?, n(5)?, n(6)?);
     if hour > 23 || minute > 59 || second > 60 {
         return None;
     }
-    if let (Some(h), Some(m)) = (n(10), n(11)) {
-        if h > 23 || m > 59 {
-            return None;
-        }
-    }
+    let offset_minutes = match (n(10), n(11)) {
+        (Some(h), Some(m)) if h > 23 || m > 59 => return None,
+        (Some(h), Some(m)) => (h * 60 + m) * if &caps[9] == "-" { -1 } else { 1 },
+        _ => 0,
+    };
     let mut fraction: String = caps
         .get(7)
         .map_or("", |m| &m.as_str()[1..])
@@ -218,20 +218,25 @@ pub fn reference_instant(v: &Value) -> Option<Timestamp> {
     while fraction.len() < 9 {
         fraction.push('0');
     }
-    let offset = match caps.get(8).unwrap().as_str() {
-        "Z" | "z" => "+00:00".to_string(),
-        o => o.to_string(),
-    };
-    let text = format!(
-        "{}-{}-{}T{hour:02}:{minute:02}:{:02}.{fraction}{offset}",
-        &caps[1],
-        &caps[2],
-        &caps[3],
-        second.min(59)
+    let date = jiff::civil::Date::new(n(1)? as i16, n(2)? as i8, n(3)? as i8).ok()?;
+    let local = date.at(
+        hour as i8,
+        minute as i8,
+        second.min(59) as i8,
+        fraction.parse().unwrap(),
     );
-    let t: Timestamp = text.parse().ok()?;
-    let year = t.to_zoned(jiff::tz::TimeZone::UTC).year();
-    (1..=9999).contains(&year).then_some(t)
+    let epoch = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
+    let nanos =
+        local.duration_since(epoch).as_nanos() - i128::from(offset_minutes) * 60_000_000_000;
+    let first = jiff::civil::date(1, 1, 1)
+        .at(0, 0, 0, 0)
+        .duration_since(epoch)
+        .as_nanos();
+    let last = jiff::civil::date(9999, 12, 31)
+        .at(23, 59, 59, 999_999_999)
+        .duration_since(epoch)
+        .as_nanos();
+    (first..=last).contains(&nanos).then_some(nanos)
 }
 
 pub fn negate(t: T3, n: bool) -> T3 {
