@@ -31,13 +31,13 @@ const NANOS: i64 = 1_000_000_000;
 
 /// An instant's place in a time zone: its local second of the day and weekday.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Local {
+pub(crate) struct Local {
     /// Days since 1970-01-01 in local time.
-    pub day: i64,
+    pub(crate) day: i64,
     /// `0..86_400`.
-    pub second_of_day: u32,
+    pub(crate) second_of_day: u32,
     /// Monday is 0, Sunday 6.
-    pub weekday: u8,
+    pub(crate) weekday: u8,
 }
 
 /// `YYYY-MM-DDTHH:MM:SS Mon`: the local date (the proleptic Gregorian calendar, so the day after
@@ -144,19 +144,19 @@ impl Moment {
     }
 
     /// The UTC offset of `zone` at this instant, in seconds.
-    pub fn offset_in(self, zone: &TimeZone) -> i64 {
+    pub(crate) fn offset_in(self, zone: &TimeZone) -> i64 {
         i64::from(zone.to_offset(self.clamped()).seconds())
     }
 
     /// The first instant after this one at which `zone` changes its UTC offset, if any.
-    pub fn next_offset_change(self, zone: &TimeZone) -> Option<Moment> {
+    pub(crate) fn next_offset_change(self, zone: &TimeZone) -> Option<Moment> {
         zone.following(self.clamped())
             .map(|t| Moment::from(t.timestamp()))
             .find(|t| *t > self)
     }
 
     /// The local day, second of the day and weekday in `zone`.
-    pub fn local(self, zone: &TimeZone) -> Local {
+    pub(crate) fn local(self, zone: &TimeZone) -> Local {
         let local = self.second + self.offset_in(zone);
         let day = local.div_euclid(86_400);
         Local {
@@ -199,7 +199,7 @@ impl From<Timestamp> for Moment {
 impl fmt::Display for Moment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.to_timestamp(), self.civil_utc()) {
-            (Some(ts), _) => write!(f, "{ts}"),
+            (Some(ts), _) => fmt::Display::fmt(&ts, f),
             (None, Some(civil)) => write!(f, "{civil}Z"),
             (None, None) => write!(f, "{}s{}ns", self.second, self.nanosecond),
         }
@@ -362,7 +362,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let second = (x % 400_000_000_000) as i64 - 70_000_000_000;
-            let nanos = (x >> 40) as i32 % 1_000_000_000;
+            let nanos = ((x >> 20) % 1_000_000_000) as i32;
             let Ok(ts) = Timestamp::new(second, if second < 0 { -nanos } else { nanos }) else {
                 continue;
             };
@@ -397,5 +397,17 @@ mod tests {
         assert_eq!(Moment::new(0, 1_000_000_000), None);
         assert_eq!(Moment::from_second(LAST_SECOND + 1), None);
         assert!(Moment::FIRST_RFC3339 > Moment::from(Timestamp::MIN));
+    }
+
+    #[test]
+    fn prints_alike_on_both_sides_of_the_time_library_s_last_timestamp() {
+        let max = Moment::from(Timestamp::MAX);
+        assert_eq!(max.to_string(), "9999-12-30T22:00:00.999999999Z");
+        assert_eq!(max.checked_add_nanos(1).unwrap().to_string(), "9999-12-30T22:00:01Z");
+        assert_eq!(
+            max.checked_add_nanos(500_000_001).unwrap().to_string(),
+            "9999-12-30T22:00:01.5Z"
+        );
+        assert_eq!(Moment::from(Timestamp::MAX), parse_rfc3339("9999-12-30T22:00:00.999999999Z").unwrap());
     }
 }

@@ -799,6 +799,10 @@ mod tests {
         let last = parse_rfc3339("9999-12-31T23:59:59.9999999999Z").unwrap();
         assert_eq!(last.to_string(), "9999-12-31T23:59:59.999999999Z");
         assert!(parse_rfc3339("9999-12-31T20:00:00-04:00").is_none());
+        assert_eq!(
+            parse_rfc3339("9999-12-31T19:59:59-04:00"),
+            Moment::from_second(253_402_300_799)
+        );
         assert!(parse_rfc3339("9999-12-31T19:59:59-04:00") < Some(last));
         assert_eq!(
             parse_rfc3339("2026-11-23T13:00:00+01:00"),

@@ -711,6 +711,14 @@ mod tests {
             let t = timestamp_from_proto("t", &prost_types::Timestamp { seconds, nanos }).unwrap();
             assert_eq!(crate::request::parse_rfc3339(&t.to_string()), Some(t));
         }
+        // The proto's last instant, past the time library's own timestamps.
+        let last = prost_types::Timestamp {
+            seconds: 253_402_300_799,
+            nanos: 999_999_999,
+        };
+        let t = timestamp_from_proto("environment.time", &last).unwrap();
+        assert_eq!(t.to_string(), "9999-12-31T23:59:59.999999999Z");
+        assert_eq!(timestamp_to_proto(t), last);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use jiff::Timestamp;
+use crate::moment::Moment;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -47,7 +47,7 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
 /// A rustls configuration read from the files, with the leaf certificate's expiry.
 struct Loaded {
     config: Arc<ServerConfig>,
-    not_after: Option<Timestamp>,
+    not_after: Option<Moment>,
 }
 
 impl TlsFiles {
@@ -112,16 +112,16 @@ impl TlsFiles {
 }
 
 /// The certificate's `notAfter`.
-fn not_after(cert: &CertificateDer<'_>) -> Option<Timestamp> {
+fn not_after(cert: &CertificateDer<'_>) -> Option<Moment> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    Timestamp::from_second(parsed.validity().not_after.timestamp()).ok()
+    Moment::from_second(parsed.validity().not_after.timestamp())
 }
 
 /// The TLS configuration in use, swapped whole when the files change.
 pub struct TlsReloader {
     files: TlsFiles,
     current: ArcSwap<ServerConfig>,
-    not_after: Mutex<Option<Timestamp>>,
+    not_after: Mutex<Option<Moment>>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -156,7 +156,7 @@ impl TlsReloader {
     }
 
     /// The serving certificate's expiry.
-    pub fn not_after(&self) -> Option<Timestamp> {
+    pub fn not_after(&self) -> Option<Moment> {
         self.not_after.lock().ok().and_then(|t| *t)
     }
 

@@ -1638,10 +1638,11 @@ fn walk_zones(atoms: &Atoms, boundaries: &[i64], a: Moment, b: Moment) -> Vec<Mo
     if let Some(whole) = a.checked_add_seconds(1).filter(|x| *x < b) {
         out.push(whole);
     }
-    // Offset combinations walked for a whole week, and shorter segments by (offsets, weekly phase, length):
-    // a segment with the same key covers exactly the same states.
+    // Offset combinations walked for a whole week, and shorter segments by (offsets, weekly phase, length in
+    // whole seconds, whether the end has a fraction): a segment with the same key covers exactly the same
+    // states (an end past a whole second takes in the piece that starts there).
     let mut walked: HashSet<Vec<i64>> = HashSet::new();
-    let mut short: HashSet<(Vec<i64>, i64, i64)> = HashSet::new();
+    let mut short: HashSet<(Vec<i64>, i64, i64, bool)> = HashSet::new();
     loop {
         let offsets: Vec<i64> = atoms.zones.iter().map(|z| start.offset_in(z)).collect();
         let mut end = b;
@@ -1654,10 +1655,18 @@ fn walk_zones(atoms: &Atoms, boundaries: &[i64], a: Moment, b: Moment) -> Vec<Mo
         let end_s = end.as_second();
         let long = end_s - start_s >= week;
         let fresh = !walked.contains(&offsets)
-            && (long || short.insert((offsets.clone(), start_s.rem_euclid(week), end_s - start_s)));
+            && (long
+                || short.insert((
+                    offsets.clone(),
+                    start_s.rem_euclid(week),
+                    end_s - start_s,
+                    end.subsec_nanosecond() != 0,
+                )));
         if fresh {
             out.push(start);
-            let limit = end_s.min(start_s + week + 1);
+            // Boundaries up to `end`: through its whole second when `end` has a fraction (the piece between
+            // that second and `end` has a state of its own).
+            let limit = (end_s + i64::from(end.subsec_nanosecond() != 0)).min(start_s + week + 1);
             for off in &offsets {
                 let off = *off;
                 let first_day = (start_s + off).div_euclid(86_400);

@@ -47,10 +47,15 @@ fn number_literal() -> impl Strategy<Value = f64> {
 }
 
 fn instant_literal() -> impl Strategy<Value = Moment> {
-    (0i64..(60 * 366 * 86_400)).prop_map(|s| {
+    let second = prop_oneof![
         // 2026-11-23 onwards, any second within sixty years.
-        Moment::from_second(1_795_435_200 + s).unwrap()
-    })
+        4 => (0i64..(60 * 366 * 86_400)).prop_map(|s| 1_795_435_200 + s),
+        // The last days of year 9999, past the time library's own timestamps.
+        1 => (0i64..(3 * 86_400)).prop_map(|s| 253_402_300_799 - s),
+    ];
+    // Whole seconds, or a fraction (a cut inside a second).
+    let nanos = prop_oneof![Just(0i32), 1i32..1_000_000_000];
+    (second, nanos).prop_map(|(s, n)| Moment::new(s, n).unwrap())
 }
 
 fn window() -> impl Strategy<Value = String> {
@@ -440,7 +445,10 @@ fn every_value_of_the_typed_fields_has_a_witness() {
                     0i64..(80 * 366 * 86_400),
                     0i64..(7 * 86_400),
                     0i64..(253_402_300_799 - 1_795_435_200),
+                    // The last days of year 9999.
+                    (0i64..(3 * 86_400)).prop_map(|s| 253_402_300_799 - 1_795_435_200 - s),
                 ],
+                prop_oneof![Just(0i64), 0i64..1_000_000_000],
                 prop_oneof![
                     any::<u32>().prop_map(|a| std::net::IpAddr::from(std::net::Ipv4Addr::from(a))),
                     any::<u128>().prop_map(|a| std::net::IpAddr::from(std::net::Ipv6Addr::from(a))),
@@ -457,7 +465,7 @@ fn every_value_of_the_typed_fields_has_a_witness() {
         .prop_map(|(conditions, values)| {
             let samples = values
                 .into_iter()
-                .map(|(secs, ip, port, spelling, owner, absent)| {
+                .map(|(secs, nanos, ip, port, spelling, owner, absent)| {
                     // The address as a client may spell it: plain, IPv4-mapped, or in capitals.
                     let text = match (spelling, ip) {
                         (1, std::net::IpAddr::V4(v4)) => v4.to_ipv6_mapped().to_string(),
@@ -466,6 +474,7 @@ fn every_value_of_the_typed_fields_has_a_witness() {
                     };
                     let time = as_of()
                         .checked_add_seconds(secs)
+                        .and_then(|t| t.checked_add_nanos(nanos))
                         .unwrap_or(as_of());
                     let pick =
                         |bit: u8, c: Choice| if absent & bit != 0 { Choice::Absent } else { c };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use arbiter::eval::{evaluate, EvalOptions};
 use arbiter::load::{load_dir, SourceSet};
 use arbiter::simulate::{analyze, Finding, FindingKind, LockoutOptions};
-use arbiter::{Request, Snapshot};
+use arbiter::{Moment, Request, Snapshot};
 use jiff::Timestamp;
 
 fn pack() -> SourceSet {
@@ -49,8 +49,13 @@ fn analyze_change(extra: &[(&str, &str)]) -> Vec<Finding> {
 
 /// Analyzes `proposed` against `current` and re-checks every counterexample through the evaluator.
 fn analyze_checked(current: &Snapshot, proposed: &Snapshot) -> Vec<Finding> {
+    analyze_checked_from(current, proposed, as_of().into())
+}
+
+/// [`analyze_checked`], time starting at `as_of`.
+fn analyze_checked_from(current: &Snapshot, proposed: &Snapshot, as_of: Moment) -> Vec<Finding> {
     let options = LockoutOptions {
-        as_of: as_of().into(),
+        as_of,
         budget: Duration::from_secs(20),
         superuser: Some("admin".into()),
     };
@@ -537,6 +542,46 @@ fn an_incomplete_witness_search_is_inconclusive_never_safe() {
 
 fn cx_time(cx: &serde_json::Value) -> Timestamp {
     cx["environment"]["time"].as_str().unwrap().parse().unwrap()
+}
+
+/// A counterexample's time, also in the last hours of year 9999.
+fn cx_moment(cx: &serde_json::Value) -> Moment {
+    cx["environment"]["time"].as_str().unwrap().parse().unwrap()
+}
+
+/// The last hours of year 9999 are past the time library's own timestamps (`9999-12-30T22:00:00.999999999Z`,
+/// a Friday 07:00 in Tokyo): a deny that only applies on Saturday in Tokyo is found there.
+#[test]
+fn the_last_hours_of_year_9999_are_searched() {
+    let deny = deny(
+        "  - path: environment.time\n    op: after\n    values: [\"9999-12-31T00:00:00Z\"]\n  - path: environment.time\n    op: weekday\n    values: [sat]\n    zone: Asia/Tokyo",
+        "[\"*\"]",
+    );
+    let f = analyze_checked_from(
+        &build(&pack()),
+        &build(&proposed(&[("tail.yaml", &deny)])),
+        "9999-12-30T00:00:00Z".parse().unwrap(),
+    );
+    let t = cx_moment(&assert_lockout_by(&f, "change"));
+    assert!(t >= "9999-12-31T15:00:00Z".parse().unwrap(), "{t}");
+}
+
+/// A cut at a fraction of a second bounds a piece of time of its own: between the whole second before it and
+/// the cut, it is already Saturday.
+#[test]
+fn the_piece_before_a_fractional_cut_is_searched() {
+    let deny = deny(
+        "  - path: environment.time\n    op: before\n    values: [\"2027-01-02T00:00:00.5Z\"]\n  - path: environment.time\n    op: weekday\n    values: [sat]",
+        "[\"*\"]",
+    );
+    let f = analyze_checked_from(
+        &build(&pack()),
+        &build(&proposed(&[("half.yaml", &deny)])),
+        "2027-01-01T12:00:00Z".parse().unwrap(),
+    );
+    let t = cx_moment(&assert_lockout_by(&f, "change"));
+    assert!(t >= "2027-01-02T00:00:00Z".parse().unwrap(), "{t}");
+    assert!(t < "2027-01-02T00:00:00.5Z".parse().unwrap(), "{t}");
 }
 
 #[test]
