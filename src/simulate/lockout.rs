@@ -729,6 +729,17 @@ fn linked_patterns(
             _ => {}
         }
     }
+    // The target compared directly with a field whose values are not enumerated here (`environment.time
+    // equals ${resource.uri}`, `environment.source_ip equals ${action}`): the target's cells cannot stand for
+    // those values.
+    for c in conditions {
+        let ends: Vec<&AttrPath> = std::iter::once(&c.path).chain(c.references()).collect();
+        if ends.len() > 1 && ends.iter().any(|p| is_target(p)) {
+            unknown_field |= ends.iter().any(|p| {
+                matches!(&p.target, Target::Field(f) if *f != target && key(p).is_none() && pinned(*f).is_none())
+            });
+        }
+    }
     let inexact = (prefix_link && !out.is_empty()) || unknown_field;
     (out, inexact)
 }

@@ -512,7 +512,16 @@ impl Atoms {
                         if in_group(p) {
                             self.order_relation = true;
                         }
+                        // `environment.time after ${principal.id}`: the pinned values that read as instants
+                        // are cuts, as literals would be.
+                        for v in pinned(p).unwrap_or_default() {
+                            self.instants.extend(parse_rfc3339(&v));
+                        }
                     }
+                }
+                // `principal.id before ${environment.time}`: the same, the pinned field being compared.
+                for v in path_pinned.unwrap_or_default() {
+                    self.instants.extend(parse_rfc3339(&v));
                 }
             }
             Op::TimeOfDay(windows, zone) => {

@@ -1156,3 +1156,38 @@ fn an_ip_text_ending_with_a_colon() {
         ("guards.yaml", guard),
     ]));
 }
+
+/// A guard whose principal id reads as an instant, and a deny for its requests between that instant and a
+/// second later: the pinned id is a cut of the timeline like a literal.
+#[test]
+fn a_pinned_field_that_reads_as_an_instant_cuts_the_timeline() {
+    let guard = "kind: LockoutGuard\nid: instant-named\nprincipal: {id: \"2027-06-01T00:00:00Z\", groups: [admin]}\nmust_allow:\n  - actions: [ReadUser]\n    resources: [\"kylo:kylo:admin:users:*\"]\n";
+    let deny = deny(
+        "  - path: environment.time\n    op: after\n    values: [\"${principal.id}\"]\n  - path: environment.time\n    op: before\n    values: [\"2027-06-01T00:00:01Z\"]",
+        "[\"*\"]",
+    );
+    let f = analyze_checked(
+        &build(&proposed(&[("g.yaml", guard)])),
+        &build(&proposed(&[("g.yaml", guard), ("d.yaml", &deny)])),
+    );
+    let t = cx_moment(&assert_lockout_by(&f, "change"));
+    assert!(t > "2027-06-01T00:00:00Z".parse().unwrap(), "{t}");
+    assert!(t < "2027-06-01T00:00:01Z".parse().unwrap(), "{t}");
+}
+
+/// `environment.time equals ${resource.uri}`: the URI's cells are names from the policies, which cannot stand
+/// for every instant the time may take, so the answer is never "safe".
+#[test]
+fn the_uri_compared_with_the_time_is_never_safe() {
+    let f = analyze_change(&[(
+        "d.yaml",
+        &deny(
+            "  - path: environment.time\n    op: equals\n    values: [\"${resource.uri}\"]",
+            "[\"*\"]",
+        ),
+    )]);
+    assert!(
+        !f.is_empty(),
+        "a request at the instant its URI names is denied"
+    );
+}
