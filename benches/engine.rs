@@ -74,6 +74,27 @@ fn reload(c: &mut Criterion) {
                 store.publish(std::sync::Arc::new(snapshot))
             })
         });
+        // The reloader's rebuild after a one-file edit: the other files' documents come from its parse cache.
+        // Each iteration edits the last file (a comment that alternates), so every build sees a change.
+        let mut cache = arbiter::compile::ParseCache::default();
+        let _ = arbiter::compile::build_cached(
+            &arbiter::load::SourceSet::from_files(files.clone()),
+            &mut cache,
+        );
+        let mut flip = false;
+        group.bench_function(BenchmarkId::new("one-file-edit", size), |b| {
+            b.iter_with_large_drop(|| {
+                flip = !flip;
+                let mut edited = files.clone();
+                if let Some((_, text)) = edited.last_mut() {
+                    text.push_str(if flip { "# edit\n" } else { "# edit 2\n" });
+                }
+                let sources = arbiter::load::SourceSet::from_files(edited);
+                let snapshot =
+                    arbiter::compile::build_cached(&sources, &mut cache).expect("compiles");
+                store.publish(std::sync::Arc::new(snapshot))
+            })
+        });
     }
     group.finish();
 }

@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use crate::moment::Moment;
 
+use crate::compile::ParseCache;
 use crate::diag::Diagnostics;
 use crate::load::load_dir;
 use crate::metrics::Metrics;
@@ -93,6 +94,9 @@ pub struct Reloader {
     status: Arc<ReloadStatus>,
     metrics: Metrics,
     lockout: Option<LockoutCheck>,
+    /// The parsed files of the last build: a rebuild re-parses only the files that changed. Held by the one
+    /// reload task at a time, never on the decision path.
+    parsed: Arc<Mutex<ParseCache>>,
 }
 
 impl Reloader {
@@ -109,6 +113,7 @@ impl Reloader {
             status,
             metrics,
             lockout,
+            parsed: Arc::default(),
         }
     }
 
@@ -122,9 +127,16 @@ impl Reloader {
         let current = self.store.load();
         let failed = self.status.last_error().and_then(|f| f.revision.clone());
         let lockout = self.lockout.clone();
+        let parsed = self.parsed.clone();
         let started = Instant::now();
         let built = tokio::task::spawn_blocking(move || {
-            build(&dir, current, failed, force, lockout.as_ref())
+            // A poisoned cache (a panic mid-build) is dropped: the next build parses everything again.
+            let mut cache = parsed.lock().unwrap_or_else(|poisoned| {
+                let mut cache = poisoned.into_inner();
+                *cache = ParseCache::default();
+                cache
+            });
+            build(&dir, current, failed, force, lockout.as_ref(), &mut cache)
         })
         .await;
         let elapsed = started.elapsed();
@@ -231,6 +243,7 @@ fn build(
     failed: Option<String>,
     force: bool,
     lockout: Option<&LockoutCheck>,
+    cache: &mut ParseCache,
 ) -> Built {
     let sources = match load_dir(dir) {
         Ok(s) => s,
@@ -251,7 +264,7 @@ fn build(
             return Built::AlreadyFailed;
         }
     }
-    let snapshot = match crate::compile::build(&sources) {
+    let snapshot = match crate::compile::build_cached(&sources, cache) {
         Ok(snapshot) => snapshot,
         Err(diagnostics) => {
             return Built::Failed {

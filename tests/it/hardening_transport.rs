@@ -748,6 +748,11 @@ async fn a_full_disk_leaves_only_whole_lines_in_the_decision_log() {
         std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 32 * 1024
     })
     .await;
+    // The writer thread may still be in the middle of a line (or of cutting a failed one back) when the calls
+    // have returned: wait until it has caught up. A partial line that stays fails here, at the bound.
+    let settled = || std::fs::read_to_string(&log).is_ok_and(|t| t.is_empty() || t.ends_with('\n'));
+    h.eventually("the writer leaves whole lines", || async { settled() })
+        .await;
     let written = whole_lines(&std::fs::read_to_string(&log).unwrap());
     assert!(
         written > 0 && written < 1000,
@@ -762,6 +767,7 @@ async fn a_full_disk_leaves_only_whole_lines_in_the_decision_log() {
         std::fs::read_to_string(&log)
             .map(|t| t.lines().count() >= 10)
             .unwrap_or(false)
+            && settled()
     })
     .await;
     whole_lines(&std::fs::read_to_string(&log).unwrap());

@@ -14,6 +14,7 @@ mod doors_uds;
 mod engine_api;
 mod engine_diagnostics;
 mod engine_differential;
+mod engine_incremental;
 mod engine_index;
 mod engine_semantics;
 mod fmt;
