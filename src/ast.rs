@@ -242,8 +242,8 @@ pub struct HttpMappingDoc {
 /// Every document of a policy set, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PolicySetDoc {
-    pub policies: Vec<PolicyDoc>,
-    pub attachments: Vec<AttachmentDoc>,
+    pub policies: Vec<Arc<PolicyDoc>>,
+    pub attachments: Vec<Arc<AttachmentDoc>>,
     pub groups: Vec<GroupDoc>,
     pub guards: Vec<GuardDoc>,
     pub mappings: Vec<HttpMappingDoc>,

@@ -287,12 +287,12 @@ impl Parser<'_> {
         match kind.value.as_str() {
             "Policy" => {
                 if let Some(p) = self.policy(doc, &mut set.incomplete) {
-                    set.policies.push(p);
+                    set.policies.push(Arc::new(p));
                 }
             }
             "PolicyAttachment" => {
                 if let Some(a) = self.attachment(doc, &mut set.incomplete) {
-                    set.attachments.push(a);
+                    set.attachments.push(Arc::new(a));
                 }
             }
             "Group" => {

@@ -1,7 +1,9 @@
 //! Cross-document checks over a parsed policy set: unique ids and names, attachments that name real
 //! policies, the reserved `superuser` id, and the advisory warnings of `arbiter check`.
 
-use std::collections::{HashMap, HashSet};
+// foldhash: these sets hold every id of the set on each reload (SipHash showed in reload profiles).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 use crate::ast::{At, Origin, PolicySetDoc, Scalar, TestSuiteDoc};
 use crate::diag::{did_you_mean, suggestion, Code, Diagnostic, Diagnostics};
@@ -100,7 +102,7 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         .iter()
         .map(|(_, id)| id.value.as_str())
         .collect();
-    let mut used = HashSet::new();
+    let mut used = HashSet::default();
     // Suggestions compare a name with every candidate: bounded per build, so that thousands of unknown names
     // cannot make validation quadratic.
     let mut suggestions_left = MAX_SUGGESTIONS;
@@ -295,7 +297,7 @@ fn unique<'a>(
     // Files load in path order, so path then position is the order they are written in.
     let mut items: Vec<_> = items.collect();
     items.sort_by(|(a, x), (b, y)| (&a.file, x.pos).cmp(&(&b.file, y.pos)));
-    let mut first: HashMap<&str, (&Origin, crate::diag::Pos)> = HashMap::new();
+    let mut first: HashMap<&str, (&Origin, crate::diag::Pos)> = HashMap::default();
     for (origin, name) in items {
         if let Some((prev, at)) = first.get(name.value.as_str()) {
             diags.push(

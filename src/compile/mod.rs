@@ -59,11 +59,17 @@ impl ParseCache {
     }
 }
 
+/// A file's text and what was read from it.
+#[derive(Debug)]
+struct ParsedFile {
+    text: String,
+    parsed: Parsed,
+}
+
 /// One file read on its own: its documents, its parse diagnostics, and its policies compiled (with their
 /// diagnostics apart; they count only for a set that gets as far as compiling).
 #[derive(Debug, Clone)]
-struct ParsedFile {
-    text: String,
+struct Parsed {
     set: PolicySetDoc,
     diags: Diagnostics,
     policies: Vec<Policy>,
@@ -71,7 +77,7 @@ struct ParsedFile {
 }
 
 /// One file to its documents (YAML, then AST) and its compiled policies, on its own.
-fn parse_one(file: &SourceFile) -> ParsedFile {
+fn parse_one(file: &SourceFile) -> Parsed {
     let mut set = PolicySetDoc::default();
     let mut diags = Diagnostics::new();
     // Documents before a YAML error are still read: their own mistakes and ids count in this pass.
@@ -83,8 +89,7 @@ fn parse_one(file: &SourceFile) -> ParsedFile {
     }
     let mut policy_diags = Diagnostics::new();
     let policies = compile_policies(&set, &mut policy_diags);
-    ParsedFile {
-        text: file.text.clone(),
+    Parsed {
         set,
         diags,
         policies,
@@ -113,10 +118,15 @@ fn read_sources(
             .and_then(|c| c.files.get(&file.path))
             .filter(|p| p.text == file.text);
         match kept {
-            Some(parsed) => (ParsedFile::clone(parsed), None),
+            Some(kept) => (kept.parsed.clone(), None),
             None => {
                 let parsed = parse_one(file);
-                let cached = previous.is_some().then(|| Arc::new(parsed.clone()));
+                let cached = previous.is_some().then(|| {
+                    Arc::new(ParsedFile {
+                        text: file.text.clone(),
+                        parsed: parsed.clone(),
+                    })
+                });
                 (parsed, cached)
             }
         }

@@ -25,9 +25,9 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 pub struct Policy {
     pub id: Arc<str>,
     pub effect: Effect,
-    pub actions: Box<[Glob]>,
-    pub resources: Box<[Glob]>,
-    pub conditions: Box<[Condition]>,
+    pub actions: Arc<[Glob]>,
+    pub resources: Arc<[Glob]>,
+    pub conditions: Arc<[Condition]>,
     pub origin: Origin,
 }
 
