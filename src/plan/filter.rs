@@ -185,7 +185,8 @@ impl Leaf {
                         + 16
                         + globs.iter().map(|g| g.as_str().len() + 2).sum::<usize>(),
                 );
-                piece(&mut key, if c.negate { "!glob" } else { "glob" });
+                // Never `!glob`: a `not` node's key is `!` and its child's, so `not (glob)` would read as `!glob`.
+                piece(&mut key, if c.negate { "glob-negated" } else { "glob" });
                 match self.resource_segments() {
                     Some(ResourcePath::Attribute(segments)) => {
                         piece(&mut key, &format!("{} segments", segments.len()));

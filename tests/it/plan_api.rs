@@ -76,6 +76,63 @@ fn an_undetermined_deny_removes_the_resource() {
     assert!(read.allows(&key(json!({}))));
 }
 
+/// A deny on `glob` and its negation of one attribute: "not false" of each is `not` of the other's leaf, and the
+/// two must not be read as `x and not x` (the deny applies wherever the attribute is missing or not a string).
+#[test]
+fn a_deny_on_a_glob_and_its_negation_is_not_folded_away() {
+    let e = engine(
+        "
+kind: Policy
+id: keys
+effect: allow
+actions: ['*']
+resources: ['kylo:kylo:vault:keys:*']
+---
+kind: PolicyAttachment
+id: keys
+policy: keys
+principal_selector: {}
+---
+kind: Policy
+id: both
+effect: deny
+actions: ['*']
+resources: ['*']
+conditions:
+  - {path: resource.tag, op: glob, values: ['*'], negate: true}
+  - {path: resource.tag, op: glob, values: ['*']}
+---
+kind: PolicyAttachment
+id: both
+policy: both
+principal_selector: {}
+",
+    );
+    let p = plan(
+        &e,
+        json!({"principal": {"id": "alice"}, "action": "ReadKey"}),
+    );
+    for attributes in [json!({}), json!({"tag": 5}), json!({"tag": "x"})] {
+        let allowed = e
+            .decide(
+                &Request::from_json(json!({"principal": {"id": "alice"}, "action": "ReadKey",
+                    "resource": {"uri": "kylo:kylo:vault:keys:k1", "attributes": attributes}}))
+                .unwrap(),
+            )
+            .allowed;
+        assert_eq!(
+            p.allows(&key(attributes.clone())),
+            allowed,
+            "{attributes}: {}",
+            p.to_json()
+        );
+    }
+    assert!(
+        !p.allows(&key(json!({}))),
+        "the deny is undetermined: it applies"
+    );
+}
+
 #[test]
 fn an_undetermined_allow_grants_nothing() {
     let e = engine(
