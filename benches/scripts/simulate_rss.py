@@ -10,12 +10,11 @@ after the burst, with the calls' outcomes.
 import concurrent.futures
 import os
 import sys
-import tempfile
 import time
 
 import grpc
-import grpc_tools
-from grpc_tools import protoc
+
+from arbiter_stubs import stubs
 
 
 def memory(pid):
@@ -26,14 +25,7 @@ def memory(pid):
 def main():
     port, pid, policy_dir = sys.argv[1], sys.argv[2], sys.argv[3]
     calls = int(sys.argv[4]) if len(sys.argv) > 4 else 24
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "proto")
-    out = tempfile.mkdtemp(prefix="arbiter-py-")
-    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    protoc.main(["protoc", f"-I{root}", f"-I{well_known}", f"--python_out={out}", f"--grpc_python_out={out}",
-                 "arbiter/v1/authorizer.proto"])
-    sys.path.insert(0, out)
-    from arbiter.v1 import authorizer_pb2 as pb
-    from arbiter.v1 import authorizer_pb2_grpc as rpc
+    pb, rpc = stubs()
 
     files = {n: open(os.path.join(policy_dir, n)).read() for n in os.listdir(policy_dir) if n.endswith(".yaml")}
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20)])

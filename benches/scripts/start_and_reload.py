@@ -18,24 +18,11 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import grpc
-import grpc_tools
-from grpc_tools import protoc
 
-
-def stubs():
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "proto")
-    out = tempfile.mkdtemp(prefix="arbiter-py-")
-    well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    protoc.main(["protoc", f"-I{root}", f"-I{well_known}", f"--python_out={out}", f"--grpc_python_out={out}",
-                 "arbiter/v1/authorizer.proto"])
-    sys.path.insert(0, out)
-    from arbiter.v1 import authorizer_pb2 as pb
-    from arbiter.v1 import authorizer_pb2_grpc as rpc
-    return pb, rpc
+from arbiter_stubs import stubs
 
 
 def free_port():

@@ -20,7 +20,10 @@ fn key(attributes: Value) -> arbiter::request::Resource {
     .resource
 }
 
-const KEYS_BUT_LOW_LEVELS: &str = "
+/// Every key to everyone.
+macro_rules! keys_for_all {
+    () => {
+        "
 kind: Policy
 id: keys
 effect: allow
@@ -31,7 +34,13 @@ kind: PolicyAttachment
 id: keys
 policy: keys
 principal_selector: {}
----
+"
+    };
+}
+
+const KEYS_BUT_LOW_LEVELS: &str = concat!(
+    keys_for_all!(),
+    "---
 kind: Policy
 id: no-low-levels
 effect: deny
@@ -44,7 +53,8 @@ kind: PolicyAttachment
 id: no-low-levels
 policy: no-low-levels
 principal_selector: {}
-";
+",
+);
 
 #[test]
 fn an_undetermined_deny_removes_the_resource() {
@@ -80,19 +90,9 @@ fn an_undetermined_deny_removes_the_resource() {
 /// two must not be read as `x and not x` (the deny applies wherever the attribute is missing or not a string).
 #[test]
 fn a_deny_on_a_glob_and_its_negation_is_not_folded_away() {
-    let e = engine(
-        "
-kind: Policy
-id: keys
-effect: allow
-actions: ['*']
-resources: ['kylo:kylo:vault:keys:*']
----
-kind: PolicyAttachment
-id: keys
-policy: keys
-principal_selector: {}
----
+    let e = engine(concat!(
+        keys_for_all!(),
+        "---
 kind: Policy
 id: both
 effect: deny
@@ -107,7 +107,7 @@ id: both
 policy: both
 principal_selector: {}
 ",
-    );
+    ));
     let p = plan(
         &e,
         json!({"principal": {"id": "alice"}, "action": "ReadKey"}),
