@@ -1,8 +1,8 @@
 //! The immutable, compiled policy set that decisions read, and the lock-free store that swaps it.
 //!
-//! A [`Snapshot`] is built whole by `compile::build` and never changes. [`SnapshotStore`] publishes it with
-//! `arc-swap`: readers take one `load_full()` per call and never block writers or each other, and a reader
-//! always sees one complete snapshot, old or new, never a mix.
+//! A [`Snapshot`] is built whole by `compile::build` (or `compile::build_cached`, the reloader's) and never
+//! changes. [`SnapshotStore`] publishes it with `arc-swap`: readers take one `load_full()` per call and never
+//! block writers or each other, and a reader always sees one complete snapshot, old or new, never a mix.
 
 use std::sync::Arc;
 

@@ -1,5 +1,7 @@
-//! Lowering a validated policy set into the evaluation IR (`crate::ir`) and its index, and the one entry point
-//! [`build`] that takes source files all the way to a [`Snapshot`]: parse → validate → compile.
+//! Lowering a policy set into the evaluation IR (`crate::ir`) and its index, and the entry points ([`build`],
+//! [`build_with`], [`build_cached`]) that take source files all the way to a [`Snapshot`]: each file is parsed
+//! and its policies compiled on its own (in parallel, or taken from a [`ParseCache`]), then the whole set is
+//! validated, and attachments, groups, guards and the index are compiled.
 
 pub mod condition;
 pub mod http;
@@ -40,8 +42,8 @@ pub fn build_cached(sources: &SourceSet, cache: &mut ParseCache) -> Result<Snaps
     build_from(sources, false, Some(cache))
 }
 
-/// The documents and diagnostics of each file of the previous build, by path, with the text they were parsed
-/// from. After a build it holds exactly that build's files.
+/// The documents, compiled policies and diagnostics of each file of the previous build, by path, with the text
+/// they were read from. After a build it holds exactly that build's files.
 #[derive(Debug, Default)]
 pub struct ParseCache {
     files: HashMap<Arc<Path>, Arc<ParsedFile>>,
@@ -67,7 +69,7 @@ struct ParsedFile {
 }
 
 /// One file read on its own: its documents, its parse diagnostics, and its policies compiled (with their
-/// diagnostics apart; they count only for a set that gets as far as compiling).
+/// diagnostics apart, added to the set's after validation, where compiling always reported them).
 #[derive(Debug, Clone)]
 struct Parsed {
     set: PolicySetDoc,

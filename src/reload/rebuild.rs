@@ -94,8 +94,8 @@ pub struct Reloader {
     status: Arc<ReloadStatus>,
     metrics: Metrics,
     lockout: Option<LockoutCheck>,
-    /// The parsed files of the last build: a rebuild re-parses only the files that changed. Held by the one
-    /// reload task at a time, never on the decision path.
+    /// The parsed files of the last build: a rebuild re-parses only the files that changed. Locked by a
+    /// reload's blocking task for its build (never across an await, never on the decision path).
     parsed: Arc<Mutex<ParseCache>>,
 }
 
@@ -130,8 +130,10 @@ impl Reloader {
         let parsed = self.parsed.clone();
         let started = Instant::now();
         let built = tokio::task::spawn_blocking(move || {
-            // A poisoned cache (a panic mid-build) is dropped: the next build parses everything again.
+            // A poisoned cache (a panic mid-build) is emptied and the lock cleared: this build parses
+            // everything again, and the ones after it use the cache as usual.
             let mut cache = parsed.lock().unwrap_or_else(|poisoned| {
+                parsed.clear_poison();
                 let mut cache = poisoned.into_inner();
                 *cache = ParseCache::default();
                 cache

@@ -33,6 +33,15 @@ fn document() -> impl Strategy<Value = String> {
             "kind: Group\nname: readers\nmembers: [{}]\n",
             members.join(", ")
         )),
+        // Policies whose compiling reports: a bad glob, an unknown zone, a type mismatch.
+        (name.clone(), prop::sample::select(&["[", "kylo:*"][..])).prop_map(|(id, glob)| format!(
+            "kind: Policy\nid: {id}\neffect: allow\nactions: [ReadKey]\nresources: [\"{glob}\"]\n"
+        )),
+        (name.clone(), prop::sample::select(&["Europe/Pairs", "Europe/Paris"][..])).prop_map(|(id, zone)| format!(
+            "kind: Policy\nid: {id}\neffect: deny\nactions: [ReadKey]\nresources: [\"*\"]\nconditions:\n  - {{path: environment.time, op: time_of_day, values: [\"08:00-18:00\"], zone: {zone}}}\n  - {{path: environment.port, op: cidr, values: [\"10.0.0.0/8\"]}}\n"
+        )),
+        // A guard, checked against the set.
+        Just("kind: LockoutGuard\nid: g\nprincipal: {id: probe, groups: [readers]}\nmust_allow:\n  - actions: [ReadKey]\n    resources: [\"*\"]\n".to_string()),
         // Text no parser should accept, and text it reads as something else.
         "[a-z:\\[\\]{} \n-]{0,24}",
     ]
