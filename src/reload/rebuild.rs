@@ -97,6 +97,9 @@ pub struct Reloader {
     /// The parsed files of the last build: a rebuild re-parses only the files that changed. Locked by a
     /// reload's blocking task for its build (never across an await, never on the decision path).
     parsed: Arc<Mutex<ParseCache>>,
+    /// Held for a whole reload, from reading the served snapshot to publishing: reloads from the watch loop,
+    /// SIGHUP and `ReloadingEngine::reload` run one at a time, so each is checked against the set it replaces.
+    serial: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
@@ -114,6 +117,7 @@ impl Reloader {
             metrics,
             lockout,
             parsed: Arc::default(),
+            serial: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -123,6 +127,7 @@ impl Reloader {
 
     /// Reads and builds the directory off the executor and publishes it if it is valid and new (or `force`).
     pub async fn reload(&self, force: bool) -> Outcome {
+        let _one_at_a_time = self.serial.lock().await;
         let dir = self.dir.clone();
         let current = self.store.load();
         let failed = self.status.last_error().and_then(|f| f.revision.clone());
