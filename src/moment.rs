@@ -166,16 +166,6 @@ impl Moment {
             weekday: (day + 3).rem_euclid(7) as u8,
         }
     }
-
-    /// The civil date and time in UTC.
-    fn civil_utc(self) -> Option<DateTime> {
-        let ts = self.clamped();
-        let past = self.as_nanos() - Moment::from(ts).as_nanos();
-        let civil = ts.to_zoned(TimeZone::UTC).datetime();
-        civil
-            .checked_add(SignedDuration::from_nanos(i64::try_from(past).ok()?))
-            .ok()
-    }
 }
 
 impl From<Timestamp> for Moment {
@@ -198,10 +188,19 @@ impl From<Timestamp> for Moment {
 /// RFC 3339 in UTC, as the time library writes its timestamps (`Z`, and a fraction only when there is one).
 impl fmt::Display for Moment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.to_timestamp(), self.civil_utc()) {
-            (Some(ts), _) => fmt::Display::fmt(&ts, f),
-            (None, Some(civil)) => write!(f, "{civil}Z"),
-            (None, None) => write!(f, "{}s{}ns", self.second, self.nanosecond),
+        if let Some(ts) = self.to_timestamp() {
+            return fmt::Display::fmt(&ts, f);
+        }
+        // Past the library's last timestamp (the only instants it cannot hold): its civil time in UTC, plus
+        // the rest, which the civil calendar reaches (through 9999-12-31T23:59:59.999999999).
+        let past = self.as_nanos() - Moment::from(Timestamp::MAX).as_nanos();
+        let civil = i64::try_from(past).ok().and_then(|past| {
+            let last: DateTime = Timestamp::MAX.to_zoned(TimeZone::UTC).datetime();
+            last.checked_add(SignedDuration::from_nanos(past)).ok()
+        });
+        match civil {
+            Some(civil) => write!(f, "{civil}Z"),
+            None => write!(f, "{}s{}ns", self.second, self.nanosecond),
         }
     }
 }

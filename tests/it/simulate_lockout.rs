@@ -549,20 +549,26 @@ fn cx_moment(cx: &serde_json::Value) -> Moment {
     cx["environment"]["time"].as_str().unwrap().parse().unwrap()
 }
 
+/// The time of the lockout that a deny for admins on every resource, with `conditions`, causes when time starts
+/// at `as_of`.
+fn lockout_time_from(conditions: &str, as_of: &str) -> Moment {
+    let deny = deny(conditions, "[\"*\"]");
+    let f = analyze_checked_from(
+        &build(&pack()),
+        &build(&proposed(&[("d.yaml", &deny)])),
+        as_of.parse().unwrap(),
+    );
+    cx_moment(&assert_lockout_by(&f, "change"))
+}
+
 /// The last hours of year 9999 are past the time library's own timestamps (`9999-12-30T22:00:00.999999999Z`,
 /// a Friday 07:00 in Tokyo): a deny that only applies on Saturday in Tokyo is found there.
 #[test]
 fn the_last_hours_of_year_9999_are_searched() {
-    let deny = deny(
+    let t = lockout_time_from(
         "  - path: environment.time\n    op: after\n    values: [\"9999-12-31T00:00:00Z\"]\n  - path: environment.time\n    op: weekday\n    values: [sat]\n    zone: Asia/Tokyo",
-        "[\"*\"]",
+        "9999-12-30T00:00:00Z",
     );
-    let f = analyze_checked_from(
-        &build(&pack()),
-        &build(&proposed(&[("tail.yaml", &deny)])),
-        "9999-12-30T00:00:00Z".parse().unwrap(),
-    );
-    let t = cx_moment(&assert_lockout_by(&f, "change"));
     assert!(t >= "9999-12-31T15:00:00Z".parse().unwrap(), "{t}");
 }
 
@@ -570,16 +576,10 @@ fn the_last_hours_of_year_9999_are_searched() {
 /// the cut, it is already Saturday.
 #[test]
 fn the_piece_before_a_fractional_cut_is_searched() {
-    let deny = deny(
+    let t = lockout_time_from(
         "  - path: environment.time\n    op: before\n    values: [\"2027-01-02T00:00:00.5Z\"]\n  - path: environment.time\n    op: weekday\n    values: [sat]",
-        "[\"*\"]",
+        "2027-01-01T12:00:00Z",
     );
-    let f = analyze_checked_from(
-        &build(&pack()),
-        &build(&proposed(&[("half.yaml", &deny)])),
-        "2027-01-01T12:00:00Z".parse().unwrap(),
-    );
-    let t = cx_moment(&assert_lockout_by(&f, "change"));
     assert!(t >= "2027-01-02T00:00:00Z".parse().unwrap(), "{t}");
     assert!(t < "2027-01-02T00:00:00.5Z".parse().unwrap(), "{t}");
 }
