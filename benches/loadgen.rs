@@ -6,17 +6,21 @@
 //! p99 in each and failed calls. It also reports the server's resident memory.
 //!
 //! `cargo bench --bench loadgen -- [--policies N] [--concurrency C] [--connections K] [--duration SECS]
-//!  [--rounds R] [--storm-rate PER_SEC] [--skip-storm] [--write-dir DIR --write-frame FILE --write-json FILE]`
+//!  [--rounds R] [--storm-rate PER_SEC] [--skip-storm]
+//!  [--write-dir DIR --write-frame FILE --write-json FILE --write-batch-frame FILE --write-model FILE]`
 //!
-//! `--write-dir/--write-frame` only write the policy directory and a gRPC-framed `AuthorizeRequest` (for
-//! `h2load -d`) and exit.
+//! The `--write-*` flags only write files and exit: the policy directory, a gRPC-framed `AuthorizeRequest` (for
+//! `h2load -d`) and the same request as the HTTP door's JSON, a framed `AuthorizeBatchRequest` of
+//! `BATCH_CHECKS` checks (the first request's principal and environment, the next requests' actions and
+//! resources), and the model (the set and the first `BENCH_REQUESTS` requests with Arbiter's outcomes, as JSON,
+//! which `benches/scripts/cerbos_side_by_side.py` translates for Cerbos).
 
+#[path = "support/server.rs"]
+mod server_process;
 #[path = "workload/mod.rs"]
 mod workload;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +30,7 @@ use arbiter::server::proto::{self, authorizer_client::AuthorizerClient};
 use bytes::{BufMut, Bytes};
 use hdrhistogram::Histogram;
 use prost::Message;
+use server_process::{rss_kib, start_server, write_dir};
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
@@ -42,6 +47,8 @@ struct Args {
     write_dir: Option<PathBuf>,
     write_frame: Option<PathBuf>,
     write_json: Option<PathBuf>,
+    write_model: Option<PathBuf>,
+    write_batch_frame: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -56,6 +63,8 @@ fn args() -> Args {
         write_dir: None,
         write_frame: None,
         write_json: None,
+        write_model: None,
+        write_batch_frame: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,6 +80,8 @@ fn args() -> Args {
             "--write-dir" => a.write_dir = Some(val().into()),
             "--write-frame" => a.write_frame = Some(val().into()),
             "--write-json" => a.write_json = Some(val().into()),
+            "--write-model" => a.write_model = Some(val().into()),
+            "--write-batch-frame" => a.write_batch_frame = Some(val().into()),
             "--bench" => {} // passed by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
@@ -152,64 +163,6 @@ async fn unary<M: Message + Default + Send + 'static>(
     )
     .await
     .is_ok()
-}
-
-fn write_dir(dir: &Path, files: &[(PathBuf, String)]) {
-    std::fs::create_dir_all(dir).unwrap();
-    for (rel, text) in files {
-        std::fs::write(dir.join(rel), text).unwrap();
-    }
-}
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(dir: &Path) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_arbiter"))
-        .args(["serve", "--policies"])
-        .arg(dir)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log",
-            "warn",
-            "--debounce-ms",
-            "100",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start arbiter serve");
-    Server {
-        child,
-        addr: format!("http://127.0.0.1:{port}"),
-    }
 }
 
 #[derive(Default)]
@@ -323,6 +276,17 @@ async fn status(channel: &Channel) -> proto::Status {
         .into_inner()
 }
 
+/// Checks in the `--write-batch-frame` request.
+const BATCH_CHECKS: usize = 16;
+
+/// A gRPC length-prefixed message (uncompressed), as `h2load -d` sends it.
+fn grpc_frame(body: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
 fn main() {
     let a = args();
     let w = workload(a.policies);
@@ -332,7 +296,32 @@ fn main() {
         .iter()
         .map(|r| request_to_proto(&r.to_raw().normalize().unwrap()))
         .collect();
-    if a.write_dir.is_some() || a.write_frame.is_some() || a.write_json.is_some() {
+    if a.write_dir.is_some()
+        || a.write_frame.is_some()
+        || a.write_json.is_some()
+        || a.write_model.is_some()
+        || a.write_batch_frame.is_some()
+    {
+        if let Some(path) = &a.write_model {
+            let model = w.model_json(&neutral[..workload::BENCH_REQUESTS]);
+            std::fs::write(path, serde_json::to_string(&model).unwrap()).unwrap();
+        }
+        if let Some(path) = &a.write_batch_frame {
+            let first = &reqs[0];
+            let batch = proto::AuthorizeBatchRequest {
+                principal: first.principal.clone(),
+                environment: first.environment.clone(),
+                checks: reqs[..BATCH_CHECKS]
+                    .iter()
+                    .map(|r| proto::Check {
+                        action: r.action.clone(),
+                        resource: r.resource.clone(),
+                    })
+                    .collect(),
+                explain: false,
+            };
+            std::fs::write(path, grpc_frame(&batch.encode_to_vec())).unwrap();
+        }
         if let Some(path) = &a.write_json {
             // The same request as the frame, in the HTTP door's JSON (for h2load --h1 against /v1/authorize).
             let json = neutral[0].to_raw().normalize().unwrap().to_json();
@@ -342,11 +331,7 @@ fn main() {
             write_dir(dir, &files);
         }
         if let Some(path) = &a.write_frame {
-            let body = reqs[0].encode_to_vec();
-            let mut frame = vec![0u8];
-            frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-            frame.extend_from_slice(&body);
-            std::fs::write(path, frame).unwrap();
+            std::fs::write(path, grpc_frame(&reqs[0].encode_to_vec())).unwrap();
         }
         return;
     }

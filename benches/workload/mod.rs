@@ -529,6 +529,84 @@ impl RequestM {
     }
 }
 
+impl Cond {
+    /// The condition as plain JSON (the model dump that outside benchmark scripts translate for their peers).
+    fn to_model(&self) -> Value {
+        match self {
+            Cond::OwnerIsPrincipal => json!({"kind": "owner_is_principal"}),
+            Cond::PermissionsHaveGroup => json!({"kind": "permissions_have_group"}),
+            Cond::GlobalTrue => json!({"kind": "global_true"}),
+            Cond::TimeOfDay { start, end } => {
+                json!({"kind": "time_of_day", "start_minute": start, "end_minute": end})
+            }
+            Cond::After(t) => json!({"kind": "after", "instant": t}),
+            Cond::Cidr { cidr, negate } => json!({"kind": "cidr", "cidr": cidr, "negate": negate}),
+            Cond::Classification { value, negate } => {
+                json!({"kind": "classification", "value": value, "negate": negate})
+            }
+        }
+    }
+}
+
+impl Workload {
+    /// The set and `reqs` as one JSON document, for benchmark scripts that translate the workload to a peer
+    /// engine outside Rust (`benches/scripts/cerbos_side_by_side.py`). Each request carries Arbiter's own
+    /// outcome (in process, from the same YAML the server loads), so the script checks both servers against it.
+    pub fn model_json(&self, reqs: &[RequestM]) -> Value {
+        let snapshot = self.snapshot();
+        let policies: Vec<Value> = self
+            .policies
+            .iter()
+            .map(|p| {
+                json!({
+                    "id": p.id,
+                    "effect": if p.effect == Effect::Allow { "allow" } else { "deny" },
+                    "actions": p.actions,
+                    "key_actions": expand_actions(&p.actions),
+                    "resources": p.resources,
+                    "conditions": p.conds.iter().map(Cond::to_model).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let attachments: Vec<Value> = self
+            .attachments
+            .iter()
+            .map(|a| {
+                let selector = match &a.selector {
+                    Selector::Everyone => json!({}),
+                    Selector::Group(g) => json!({"group": g}),
+                    Selector::Id(id) => json!({"id": id}),
+                };
+                json!({"id": a.id, "policy": self.policies[a.policy].id, "selector": selector})
+            })
+            .collect();
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .map(|g| json!({"name": g.name, "system": g.system, "members": g.members}))
+            .collect();
+        let requests: Vec<Value> = reqs
+            .iter()
+            .map(|r| {
+                let outcome = arbiter_outcome(&snapshot, r);
+                json!({
+                    "request": r.to_json(),
+                    "allowed": outcome.allowed,
+                    "policies": outcome.policies,
+                })
+            })
+            .collect();
+        json!({
+            "superuser_group": "admin",
+            "key_actions": KEY_ACTIONS,
+            "policies": policies,
+            "attachments": attachments,
+            "groups": groups,
+            "requests": requests,
+        })
+    }
+}
+
 /// A neutral decision: allowed, and the determining policy ids, sorted and deduplicated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
