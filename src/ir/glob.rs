@@ -29,12 +29,14 @@ enum Kind {
     Exact,
     /// `*` alone.
     Any,
-    /// `prefix*middle*...*suffix`.
+    /// `prefix*middle*...*suffix`: the pieces are byte ranges of the text (patterns are at most
+    /// [`MAX_GLOB_LEN`] bytes), so a pattern holds one allocation, or two with middle pieces.
     Pattern {
-        prefix: Arc<str>,
-        middle: Arc<[Box<str>]>,
-        suffix: Arc<str>,
-        min_len: usize,
+        prefix_len: u16,
+        suffix_len: u16,
+        /// The non-empty pieces between the first and the last `*`, as `(start, end)` in the text.
+        middle: Option<Arc<[(u16, u16)]>>,
+        min_len: u16,
     },
 }
 
@@ -70,21 +72,24 @@ impl Glob {
         } else if pattern.bytes().all(|b| b == b'*') {
             Kind::Any
         } else {
+            // Lengths and offsets fit in u16: the pattern is at most MAX_GLOB_LEN bytes.
+            let offset = |piece: &str| (piece.as_ptr() as usize - pattern.as_ptr() as usize) as u16;
             let pieces: Vec<&str> = pattern.split('*').collect();
             let prefix = pieces[0];
             let suffix = pieces[pieces.len() - 1];
-            let middle: Arc<[Box<str>]> = pieces[1..pieces.len() - 1]
+            let middle: Vec<(u16, u16)> = pieces[1..pieces.len() - 1]
                 .iter()
                 .filter(|p| !p.is_empty())
-                .map(|p| Box::from(*p))
+                .map(|p| (offset(p), offset(p) + p.len() as u16))
                 .collect();
-            let min_len =
-                prefix.len() + suffix.len() + middle.iter().map(|m| m.len()).sum::<usize>();
+            let min_len = prefix.len()
+                + suffix.len()
+                + middle.iter().map(|&(a, b)| usize::from(b - a)).sum::<usize>();
             Kind::Pattern {
-                prefix: prefix.into(),
-                middle,
-                suffix: suffix.into(),
-                min_len,
+                prefix_len: prefix.len() as u16,
+                suffix_len: suffix.len() as u16,
+                middle: (!middle.is_empty()).then(|| middle.into()),
+                min_len: min_len as u16,
             }
         };
         Ok(Glob {
@@ -108,7 +113,7 @@ impl Glob {
         match &self.kind {
             Kind::Exact => &self.text,
             Kind::Any => "",
-            Kind::Pattern { prefix, .. } => prefix,
+            Kind::Pattern { prefix_len, .. } => &self.text[..usize::from(*prefix_len)],
         }
     }
 
@@ -117,17 +122,21 @@ impl Glob {
             Kind::Exact => *self.text == *s,
             Kind::Any => true,
             Kind::Pattern {
-                prefix,
+                prefix_len,
+                suffix_len,
                 middle,
-                suffix,
                 min_len,
             } => {
-                if s.len() < *min_len || !s.starts_with(&**prefix) || !s.ends_with(&**suffix) {
+                let text = &*self.text;
+                let prefix = &text[..usize::from(*prefix_len)];
+                let suffix = &text[text.len() - usize::from(*suffix_len)..];
+                if s.len() < usize::from(*min_len) || !s.starts_with(prefix) || !s.ends_with(suffix) {
                     return false;
                 }
                 let mut rest = &s[prefix.len()..s.len() - suffix.len()];
-                for piece in middle.iter() {
-                    match rest.find(&**piece) {
+                for &(start, end) in middle.iter().flat_map(|m| m.iter()) {
+                    let piece = &text[usize::from(start)..usize::from(end)];
+                    match rest.find(piece) {
                         Some(at) => rest = &rest[at + piece.len()..],
                         None => return false,
                     }
