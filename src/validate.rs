@@ -270,9 +270,14 @@ pub fn validate_suites<'a>(
 /// Most "did you mean" suggestions against the set's own names (policy ids, groups) in one validation.
 const MAX_SUGGESTIONS: usize = 100;
 
+/// Whether validation lets an action pattern pass without a warning: a glob, or a name in the vocabulary.
+pub(crate) fn action_needs_no_warning(name: &str) -> bool {
+    name.contains('*') || VOCABULARY.contains(&name)
+}
+
 fn warn_unknown_action(origin: &Origin, action: &At<String>, diags: &mut Diagnostics) {
     let name = action.value.as_str();
-    if name.contains('*') || VOCABULARY.contains(&name) {
+    if action_needs_no_warning(name) {
         return;
     }
     let mut d = Diagnostic::warning(

@@ -38,12 +38,13 @@ pub fn build_with(sources: &SourceSet, check_suites: bool) -> Result<Snapshot, D
 
 /// [`build`], re-parsing only the files whose path or text is not in `cache` (the reloader's incremental
 /// rebuild). The result is the same as [`build`]'s: parsing is a function of a file's path and text alone.
+/// The cache keeps only what a build reads again (see [`Detail::Build`]).
 pub fn build_cached(sources: &SourceSet, cache: &mut ParseCache) -> Result<Snapshot, Diagnostics> {
     build_from(sources, false, Some(cache))
 }
 
-/// The documents, compiled policies and diagnostics of each file of the previous build, by path, with the text
-/// they were read from. After a build it holds exactly that build's files.
+/// The documents, compiled policies and diagnostics of each file of the previous build, by path, with the
+/// SHA-256 digest of the text they were read from. After a build it holds exactly that build's files.
 #[derive(Debug, Default)]
 pub struct ParseCache {
     files: HashMap<Arc<Path>, Arc<ParsedFile>>,
@@ -61,11 +62,59 @@ impl ParseCache {
     }
 }
 
-/// A file's text and what was read from it.
+/// The digest of a file's text and what was read from it.
 #[derive(Debug)]
 struct ParsedFile {
-    text: String,
+    digest: [u8; 32],
+    detail: Detail,
     parsed: Parsed,
+}
+
+/// How much of a file's documents the cache keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// Every document whole ([`parse_sources`] returns them).
+    Full,
+    /// What a build reads again when the file is unchanged: policies' ids, origins and effects, and the
+    /// actions validation warns about (validation), attachments, groups, guards and mappings (compiled per
+    /// build), the compiled policies and the diagnostics. Policies' resources, conditions and descriptions are
+    /// compiled already and test suites are not part of a served build, so they are dropped: at 100,000
+    /// policies that is most of the cache.
+    Build,
+}
+
+impl Parsed {
+    /// This file's reading, keeping what `detail` says.
+    fn keep(&self, detail: Detail) -> Parsed {
+        let mut kept = self.clone();
+        if detail == Detail::Build {
+            kept.set.policies = self
+                .set
+                .policies
+                .iter()
+                .map(|p| {
+                    Arc::new(crate::ast::PolicyDoc {
+                        origin: p.origin.clone(),
+                        id: p.id.clone(),
+                        description: None,
+                        effect: p.effect,
+                        // Validation reads actions only to warn about unknown ones.
+                        actions: p
+                            .actions
+                            .iter()
+                            .filter(|a| !crate::validate::action_needs_no_warning(&a.value))
+                            .cloned()
+                            .collect(),
+                        resources: Vec::new(),
+                        conditions: Vec::new(),
+                    })
+                })
+                .collect();
+            kept.set.suites = Vec::new();
+            kept.set.suite_diags = Diagnostics::new();
+        }
+        kept
+    }
 }
 
 /// One file read on its own: its documents, its parse diagnostics, and its policies compiled (with their
@@ -105,28 +154,34 @@ pub fn parse_sources(
     sources: &SourceSet,
     cache: Option<&mut ParseCache>,
 ) -> (PolicySetDoc, Diagnostics) {
-    let (set, diags, _, _) = read_sources(sources, cache);
+    let (set, diags, _, _) = read_sources(sources, cache, Detail::Full);
     (set, diags)
 }
 
 /// [`parse_sources`], with the policies compiled file by file and their diagnostics.
+/// A file kept from a cache of another detail is read again.
 fn read_sources(
     sources: &SourceSet,
     cache: Option<&mut ParseCache>,
+    detail: Detail,
 ) -> (PolicySetDoc, Diagnostics, Vec<Policy>, Diagnostics) {
+    use sha2::Digest;
     let previous = cache.as_deref();
     let per_file = crate::source::on_parser_threads(&sources.files, |file| {
+        let digest: Option<[u8; 32]> =
+            previous.map(|_| sha2::Sha256::digest(file.text.as_bytes()).into());
         let kept = previous
             .and_then(|c| c.files.get(&file.path))
-            .filter(|p| p.text == file.text);
+            .filter(|p| Some(p.digest) == digest && p.detail == detail);
         match kept {
             Some(kept) => (kept.parsed.clone(), None),
             None => {
                 let parsed = parse_one(file);
-                let cached = previous.is_some().then(|| {
+                let cached = digest.map(|digest| {
                     Arc::new(ParsedFile {
-                        text: file.text.clone(),
-                        parsed: parsed.clone(),
+                        digest,
+                        detail,
+                        parsed: parsed.keep(detail),
                     })
                 });
                 (parsed, cached)
@@ -160,7 +215,7 @@ fn build_from(
     check_suites: bool,
     cache: Option<&mut ParseCache>,
 ) -> Result<Snapshot, Diagnostics> {
-    let (mut set, mut diags, policies, policy_diags) = read_sources(sources, cache);
+    let (mut set, mut diags, policies, policy_diags) = read_sources(sources, cache, Detail::Build);
     crate::validate::validate(&set, &mut diags);
     if check_suites {
         let ids: std::collections::HashSet<&str> = set
