@@ -11,8 +11,8 @@
 //!
 //! The `--write-*` flags only write files and exit: the policy directory, a gRPC-framed `AuthorizeRequest` (for
 //! `h2load -d`) and the same request as the HTTP door's JSON, a framed `AuthorizeBatchRequest` of
-//! `BATCH_CHECKS` checks (the first request's principal and environment, the next requests' actions and
-//! resources), and the model (the set and the first `BENCH_REQUESTS` requests with Arbiter's outcomes, as JSON,
+//! `BATCH_CHECKS` checks (the first request's principal and environment, the first `BATCH_CHECKS` requests'
+//! actions and resources), and the model (the set and the first `BENCH_REQUESTS` requests with Arbiter's outcomes, as JSON,
 //! which `benches/scripts/cerbos_side_by_side.py` translates for Cerbos).
 
 #[path = "support/server.rs"]

@@ -8,7 +8,8 @@
 //! the workload's 256 benchmark requests), of 3 runs for the builds and analyses. The server figures come from
 //! the real `arbiter serve` on the set written to a temporary directory: start-up to the first `SERVING`
 //! answer (fresh connection per poll; includes reading, parsing, compiling and the first lockout check), and
-//! `VmRSS` 12 s after that (past the allocator's decay time), then 12 s after a one-file edit.
+//! `VmRSS` 12 s after that (past the allocator's decay time), then 12 s after a one-file edit has been published
+//! (a new revision in `GetStatus`).
 
 #[path = "support/server.rs"]
 mod server_process;
@@ -19,7 +20,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use arbiter::simulate::{analyze, LockoutOptions};
-use server_process::{rss_kib, start_server, wait_serving, write_dir};
+use server_process::{
+    revision, rss_kib, start_server, wait_revision_change, wait_serving, write_dir,
+};
 use workload::{requests, workload, Effect, BENCH_REQUESTS};
 
 /// How long the server idles before its resident memory is read.
@@ -100,9 +103,13 @@ struct Row {
 fn measure(size: usize, samples: usize, rt: &tokio::runtime::Runtime) -> Row {
     let w = workload(size);
     let files = w.yaml_files();
+    // The source sets are made before the timing, and each run's is dropped after it.
+    let mut source_sets: Vec<_> = (0..3)
+        .map(|_| arbiter::load::SourceSet::from_files(files.clone()))
+        .collect();
     let build = per_run(3, || {
-        let sources = arbiter::load::SourceSet::from_files(files.clone());
-        arbiter::build(&sources).expect("compiles")
+        let sources = source_sets.pop().expect("one per run");
+        (arbiter::build(&sources).expect("compiles"), sources)
     });
     let snapshot = w.snapshot();
     let reqs = requests(&w, BENCH_REQUESTS, size as u64);
@@ -165,12 +172,20 @@ fn measure(size: usize, samples: usize, rt: &tokio::runtime::Runtime) -> Row {
     // The allocator returns freed pages after its decay time (10 s), so resident memory is read after that.
     std::thread::sleep(IDLE);
     let (rss_idle, _) = rss_kib(server.child.id());
-    // A one-line edit of the last policy file (write and rename), then wait for the reload to finish.
+    let before = rt
+        .block_on(revision(&server))
+        .expect("the server answers GetStatus");
+    // A one-line edit of the last policy file (write and rename); the reload must publish a new revision.
     let (rel, text) = files.last().unwrap();
     let path = dir.join(rel);
     let tmp_path = path.with_extension("yaml.tmp~");
     std::fs::write(&tmp_path, format!("{text}# edited\n")).unwrap();
     std::fs::rename(&tmp_path, &path).unwrap();
+    rt.block_on(wait_revision_change(
+        &server,
+        &before,
+        Duration::from_secs(300),
+    ));
     std::thread::sleep(IDLE);
     let (rss_reloaded, _) = rss_kib(server.child.id());
     drop(server);
@@ -229,7 +244,9 @@ fn main() {
             r.rss_reloaded_mib
         );
     }
-    if let (Some(small), Some(large)) = (rows.first(), rows.last()) {
+    let smallest = rows.iter().min_by_key(|r| r.size);
+    let largest = rows.iter().max_by_key(|r| r.size);
+    if let (Some(small), Some(large)) = (smallest, largest) {
         println!(
             "\ngrowth {} → {} policies: decision {:.2}×, evaluate only {:.2}×",
             small.size,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use arbiter::server::proto::{authorizer_client::AuthorizerClient, GetStatusRequest};
 use tonic::transport::Endpoint;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -69,6 +70,35 @@ pub fn start_server(dir: &Path) -> Server {
     Server {
         child,
         addr: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// The revision the server is serving (`GetStatus`, on a fresh connection), or `None` when it does not answer.
+pub async fn revision(server: &Server) -> Option<String> {
+    let channel = Endpoint::from_shared(server.addr.clone())
+        .unwrap()
+        .connect()
+        .await
+        .ok()?;
+    let status = AuthorizerClient::new(channel)
+        .get_status(GetStatusRequest {})
+        .await
+        .ok()?;
+    Some(status.into_inner().revision)
+}
+
+/// Polls `GetStatus` until the server serves a revision other than `before` (a reload published), within `bound`.
+pub async fn wait_revision_change(server: &Server, before: &str, bound: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some(now) = revision(server).await.filter(|r| r != before) {
+            return now;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "no reload published after the edit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -597,7 +597,7 @@ impl Workload {
             })
             .collect();
         json!({
-            "superuser_group": "admin",
+            "admin_group": "admin",
             "key_actions": KEY_ACTIONS,
             "policies": policies,
             "attachments": attachments,

@@ -37,8 +37,9 @@ pub fn build_with(sources: &SourceSet, check_suites: bool) -> Result<Snapshot, D
 }
 
 /// [`build`], re-parsing only the files whose path or text is not in `cache` (the reloader's incremental
-/// rebuild). The result is the same as [`build`]'s: parsing is a function of a file's path and text alone.
-/// The cache keeps only what a build reads again (see [`Detail::Build`]).
+/// rebuild), or that it holds at another detail (filled by [`parse_sources`]). The result is the same as
+/// [`build`]'s: parsing is a function of a file's path and text alone. The cache keeps only what a build reads
+/// again (see [`Detail::Build`]).
 pub fn build_cached(sources: &SourceSet, cache: &mut ParseCache) -> Result<Snapshot, Diagnostics> {
     build_from(sources, false, Some(cache))
 }
@@ -86,34 +87,45 @@ enum Detail {
 impl Parsed {
     /// This file's reading, keeping what `detail` says.
     fn keep(&self, detail: Detail) -> Parsed {
-        let mut kept = self.clone();
-        if detail == Detail::Build {
-            kept.set.policies = self
-                .set
-                .policies
-                .iter()
-                .map(|p| {
-                    Arc::new(crate::ast::PolicyDoc {
-                        origin: p.origin.clone(),
-                        id: p.id.clone(),
-                        description: None,
-                        effect: p.effect,
-                        // Validation reads actions only to warn about unknown ones.
-                        actions: p
-                            .actions
-                            .iter()
-                            .filter(|a| !crate::validate::action_needs_no_warning(&a.value))
-                            .cloned()
-                            .collect(),
-                        resources: Vec::new(),
-                        conditions: Vec::new(),
-                    })
-                })
-                .collect();
-            kept.set.suites = Vec::new();
-            kept.set.suite_diags = Diagnostics::new();
+        if detail == Detail::Full {
+            return self.clone();
         }
-        kept
+        let set = &self.set;
+        Parsed {
+            set: PolicySetDoc {
+                policies: set
+                    .policies
+                    .iter()
+                    .map(|p| {
+                        Arc::new(crate::ast::PolicyDoc {
+                            origin: p.origin.clone(),
+                            id: p.id.clone(),
+                            description: None,
+                            effect: p.effect,
+                            // Validation reads actions only to warn about unknown ones.
+                            actions: p
+                                .actions
+                                .iter()
+                                .filter(|a| !crate::validate::action_needs_no_warning(&a.value))
+                                .cloned()
+                                .collect(),
+                            resources: Vec::new(),
+                            conditions: Vec::new(),
+                        })
+                    })
+                    .collect(),
+                attachments: set.attachments.clone(),
+                groups: set.groups.clone(),
+                guards: set.guards.clone(),
+                mappings: set.mappings.clone(),
+                incomplete: set.incomplete.clone(),
+                suites: Vec::new(),
+                suite_diags: Diagnostics::new(),
+            },
+            diags: self.diags.clone(),
+            policies: self.policies.clone(),
+            policy_diags: self.policy_diags.clone(),
+        }
     }
 }
 
@@ -215,7 +227,13 @@ fn build_from(
     check_suites: bool,
     cache: Option<&mut ParseCache>,
 ) -> Result<Snapshot, Diagnostics> {
-    let (mut set, mut diags, policies, policy_diags) = read_sources(sources, cache, Detail::Build);
+    // A build's cache holds no test suites, so checking them reads every file whole.
+    let detail = if check_suites {
+        Detail::Full
+    } else {
+        Detail::Build
+    };
+    let (mut set, mut diags, policies, policy_diags) = read_sources(sources, cache, detail);
     crate::validate::validate(&set, &mut diags);
     if check_suites {
         let ids: std::collections::HashSet<&str> = set

@@ -12,6 +12,9 @@ pub const RESERVED: &[char] = &['?', '[', ']', '{', '}', '\\'];
 
 /// Longest glob pattern accepted, in bytes.
 pub const MAX_GLOB_LEN: usize = 1024;
+// Piece offsets and lengths are stored as u16.
+const _: () = assert!(MAX_GLOB_LEN <= u16::MAX as usize);
+
 /// Most `*` wildcards in one pattern.
 pub const MAX_GLOB_STARS: usize = 16;
 
@@ -181,6 +184,28 @@ mod tests {
         assert!(!m("ab*ba", "aba"), "prefix and suffix must not overlap");
         assert!(m("*", ""));
         assert!(m("**", "x"));
+    }
+
+    #[test]
+    fn pieces_are_found_in_any_shape() {
+        assert!(m("a**b*c", "abc"));
+        assert!(m("a**b*c", "a-b-c"));
+        assert!(!m("a**b*c", "a-c-b"));
+        assert!(m("*mid*", "amidb"));
+        assert!(!m("*mid*", "mi-d"));
+        // Multi-byte characters around and between the stars.
+        assert!(m("é*ü*ß", "é-ü-ß"));
+        assert!(m("é*ü*ß", "éüß"));
+        assert!(!m("é*ü*ß", "éß"));
+        assert!(m("*€", "1 €"));
+        // The longest pattern accepted, with stars: its pieces' offsets reach the end of the text.
+        let long = format!("{}*{}*{}", "a".repeat(400), "b".repeat(400), "c".repeat(MAX_GLOB_LEN - 802));
+        assert_eq!(long.len(), MAX_GLOB_LEN);
+        let g = Glob::new(&long).unwrap();
+        let text = format!("{}x{}y{}", "a".repeat(400), "b".repeat(400), "c".repeat(MAX_GLOB_LEN - 802));
+        assert!(g.matches(&text));
+        assert!(!g.matches(&text[..text.len() - 1]));
+        assert_eq!(g.literal_prefix().len(), 400);
     }
 
     #[test]
