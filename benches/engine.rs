@@ -18,7 +18,7 @@ use arbiter::simulate::{analyze, LockoutOptions};
 use arbiter::SnapshotStore;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use prost::Message;
-use workload::{requests, workload, Effect, BENCH_REQUESTS, SIZES};
+use workload::{requests, workload, BENCH_REQUESTS, SIZES};
 
 fn decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("arbiter_decide");
@@ -106,15 +106,7 @@ fn simulate(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     let w = workload(10_000);
     let current = w.snapshot();
-    let mut changed = w.clone();
-    for p in changed.policies.iter_mut().skip(5).step_by(7) {
-        p.effect = if p.effect == Effect::Allow {
-            Effect::Deny
-        } else {
-            Effect::Allow
-        };
-    }
-    let proposed = changed.snapshot();
+    let proposed = w.lockout_benchmark_edit().snapshot();
     let options = LockoutOptions {
         as_of: "2026-11-22T00:00:00Z".parse().unwrap(),
         budget: Duration::from_secs(10),

@@ -23,7 +23,7 @@ use arbiter::simulate::{analyze, LockoutOptions};
 use server_process::{
     revision, rss_kib, start_server, wait_revision_change, wait_serving, write_dir,
 };
-use workload::{requests, workload, Effect, BENCH_REQUESTS};
+use workload::{requests, workload, BENCH_REQUESTS};
 
 /// How long the server idles before its resident memory is read.
 const IDLE: Duration = Duration::from_secs(12);
@@ -127,16 +127,8 @@ fn measure(size: usize, samples: usize, rt: &tokio::runtime::Runtime) -> Row {
         black_box(arbiter::evaluate(&snapshot, &built[i % built.len()], now, &options).allowed);
     });
 
-    // Lockout analysis of an edit that flips every seventh generated policy's effect (as in `engine`).
-    let mut changed = w.clone();
-    for p in changed.policies.iter_mut().skip(5).step_by(7) {
-        p.effect = if p.effect == Effect::Allow {
-            Effect::Deny
-        } else {
-            Effect::Allow
-        };
-    }
-    let proposed = changed.snapshot();
+    // Lockout analysis of the benchmark edit (as in `engine`).
+    let proposed = w.lockout_benchmark_edit().snapshot();
     let lockout_options = LockoutOptions {
         as_of: "2026-11-22T00:00:00Z".parse().unwrap(),
         budget: Duration::from_secs(60),
@@ -145,7 +137,7 @@ fn measure(size: usize, samples: usize, rt: &tokio::runtime::Runtime) -> Row {
     let lockout = per_run(3, || {
         analyze(Some(&snapshot), &proposed, &lockout_options).expect("no guard errors")
     });
-    drop((changed, proposed));
+    drop(proposed);
 
     // The query plan for a team lead, for an action the team's allows cover and one its denies cover.
     let principal = arbiter::Request::builder(format!("u{}-0", w.teams / 2))

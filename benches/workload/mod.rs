@@ -364,6 +364,19 @@ impl Workload {
         files
     }
 
+    /// The edit the lockout-analysis benchmarks check: every seventh generated policy's effect flipped.
+    pub fn lockout_benchmark_edit(&self) -> Workload {
+        let mut changed = self.clone();
+        for p in changed.policies.iter_mut().skip(5).step_by(7) {
+            p.effect = if p.effect == Effect::Allow {
+                Effect::Deny
+            } else {
+                Effect::Allow
+            };
+        }
+        changed
+    }
+
     pub fn snapshot(&self) -> arbiter::Snapshot {
         let sources = arbiter::load::SourceSet::from_files(self.yaml_files());
         arbiter::build(&sources).unwrap_or_else(|d| panic!("generated set must compile: {d:?}"))
