@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 
@@ -20,11 +20,39 @@ pub const MAX_FILES: usize = 100_000;
 pub const MAX_TOTAL_BYTES: u64 = 128 * 1024 * 1024;
 
 /// One policy file's text, named by the path it is reported under.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SourceFile {
     pub path: Arc<Path>,
     pub text: String,
+    /// The SHA-256 of `text`, computed once, on first use (the revision and the reloader's parse cache both
+    /// read it).
+    digest: OnceLock<[u8; 32]>,
 }
+
+impl SourceFile {
+    /// A file named `path` with this text.
+    pub fn new(path: Arc<Path>, text: String) -> SourceFile {
+        SourceFile {
+            path,
+            text,
+            digest: OnceLock::new(),
+        }
+    }
+
+    /// The SHA-256 digest of the text.
+    pub fn digest(&self) -> &[u8; 32] {
+        self.digest
+            .get_or_init(|| Sha256::digest(self.text.as_bytes()).into())
+    }
+}
+
+impl PartialEq for SourceFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.text == other.text
+    }
+}
+
+impl Eq for SourceFile {}
 
 /// The files of one policy set, in sorted path order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,10 +68,7 @@ impl SourceSet {
     pub fn from_files(files: impl IntoIterator<Item = (PathBuf, String)>) -> Self {
         let mut files: Vec<SourceFile> = files
             .into_iter()
-            .map(|(path, text)| SourceFile {
-                path: Arc::from(path.as_path()),
-                text,
-            })
+            .map(|(path, text)| SourceFile::new(Arc::from(path.as_path()), text))
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         SourceSet { files, root: None }
@@ -55,8 +80,13 @@ impl SourceSet {
         self
     }
 
-    /// A content hash of every file's name and text: the snapshot's revision.
+    /// A content hash of every file's name and text: the snapshot's revision. It hashes each file's name with
+    /// the digest of its text ([`SourceFile::digest`], computed on every core and kept), so that a rebuild
+    /// after an edit hashes only what it has not hashed yet.
     pub fn revision(&self) -> String {
+        crate::source::on_parser_threads(&self.files, |f| {
+            f.digest();
+        });
         let mut hasher = Sha256::new();
         for f in &self.files {
             let name = match &self.root {
@@ -65,8 +95,7 @@ impl SourceSet {
             };
             hasher.update(name.to_string_lossy().as_bytes());
             hasher.update([0]);
-            hasher.update(f.text.as_bytes());
-            hasher.update([0]);
+            hasher.update(f.digest());
         }
         let digest = hasher.finalize();
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()

@@ -5,6 +5,13 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The cores this process may use, asked of the system once (the answer reads cgroup files, which costs more
+/// than the work of a small rebuild).
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Applies `each` to every item on up to one thread per core (each with `stack_bytes` of stack when given),
 /// claiming `chunk` items at a time. Results come back in the order of `items`. When no thread can be spawned
 /// the work is done on the calling thread.
@@ -15,9 +22,7 @@ pub fn map_in_order<T: Sync, R: Send>(
     each: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
     let chunk = chunk.max(1);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len().div_ceil(chunk));
+    let workers = cores().min(items.len().div_ceil(chunk));
     if workers <= 1 && stack_bytes.is_none() {
         return items.iter().map(&each).collect();
     }
