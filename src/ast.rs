@@ -244,7 +244,7 @@ pub struct HttpMappingDoc {
 pub struct PolicySetDoc {
     pub policies: Vec<Arc<PolicyDoc>>,
     pub attachments: Vec<Arc<AttachmentDoc>>,
-    pub groups: Vec<GroupDoc>,
+    pub groups: Vec<Arc<GroupDoc>>,
     pub guards: Vec<GuardDoc>,
     pub mappings: Vec<HttpMappingDoc>,
     /// What documents left out for errors still tell validation.

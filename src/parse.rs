@@ -297,7 +297,7 @@ impl Parser<'_> {
             }
             "Group" => {
                 if let Some(g) = self.group(doc) {
-                    set.groups.push(g);
+                    set.groups.push(Arc::new(g));
                 }
             }
             "LockoutGuard" => {

@@ -51,8 +51,9 @@ pub const VOCABULARY: &[&str] = &[
 
 /// Runs every cross-document check, pushing errors and warnings into `diags`.
 pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
-    // Documents left out for other errors take part too, so that one pass reports every mistake.
-    unique(
+    // Documents left out for other errors take part too, so that one pass reports every mistake. Each id maps
+    // to where it first appears: one of `set.policies`, or past them a left-out policy's.
+    let policy_ids = unique(
         diags,
         "policy id",
         set.policies
@@ -95,14 +96,14 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         }
     }
 
-    let policy_ids: HashSet<&str> = set.policies.iter().map(|p| p.id.value.as_str()).collect();
-    let left_out: HashSet<&str> = set
-        .incomplete
-        .policy_ids
-        .iter()
-        .map(|(_, id)| id.value.as_str())
-        .collect();
-    let mut used = HashSet::default();
+    let complete_ids = || {
+        policy_ids
+            .iter()
+            .filter(|(_, &i)| i < set.policies.len())
+            .map(|(&id, _)| id)
+    };
+    // Whether an attachment names the policy, by where its id first appears.
+    let mut used = vec![false; set.policies.len() + set.incomplete.policy_ids.len()];
     // Suggestions compare a name with every candidate: bounded per build, so that thousands of unknown names
     // cannot make validation quadratic.
     let mut suggestions_left = MAX_SUGGESTIONS;
@@ -117,8 +118,9 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         }));
     for (origin, id, policy) in references {
         let name = policy.value.as_str();
-        used.insert(name);
-        if !policy_ids.contains(name) && !left_out.contains(name) {
+        if let Some(&i) = policy_ids.get(name) {
+            used[i] = true;
+        } else {
             let who = if id.is_empty() {
                 "an attachment".to_string()
             } else {
@@ -132,7 +134,7 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
             );
             if suggestions_left > 0 {
                 suggestions_left -= 1;
-                d.help = suggestion(name, policy_ids.iter().copied());
+                d.help = suggestion(name, complete_ids());
             }
             if let Some(file) = set.incomplete.unparsed.first() {
                 d.help = Some(format!(
@@ -145,8 +147,15 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         }
     }
 
-    for p in &set.policies {
-        if !used.contains(p.id.value.as_str()) {
+    // Without repeated ids, each policy's id first appears where the policy is.
+    let repeated = policy_ids.len() < set.policies.len() + set.incomplete.policy_ids.len();
+    for (j, p) in set.policies.iter().enumerate() {
+        let first = if repeated {
+            policy_ids.get(p.id.value.as_str()).copied()
+        } else {
+            Some(j)
+        };
+        if !first.is_some_and(|i| used[i]) {
             diags.push(
                 Diagnostic::warning(
                     Code::UnusedPolicy,
@@ -293,14 +302,27 @@ fn warn_unknown_action(origin: &Origin, action: &At<String>, diags: &mut Diagnos
     diags.push(d);
 }
 
+/// Reports every name given twice, and maps each name to the position of its first item.
 fn unique<'a>(
     diags: &mut Diagnostics,
     what: &str,
     items: impl Iterator<Item = (&'a Origin, &'a At<String>)>,
-) {
+) -> HashMap<&'a str, usize> {
+    let mut items: Vec<_> = items.collect();
+    let mut names = HashMap::with_capacity_and_hasher(items.len(), Default::default());
+    let mut repeated = false;
+    for (i, (_, name)) in items.iter().enumerate() {
+        repeated |= names.insert(name.value.as_str(), i).is_some();
+    }
+    // Most sets repeat no name, and then nothing needs ordering.
+    if !repeated {
+        return names;
+    }
+    for (i, (_, name)) in items.iter().enumerate().rev() {
+        names.insert(name.value.as_str(), i);
+    }
     // In the order they are written (files in load order, then by position), whichever documents they are.
     // Files load in path order, so path then position is the order they are written in.
-    let mut items: Vec<_> = items.collect();
     items.sort_by(|(a, x), (b, y)| (&a.file, x.pos).cmp(&(&b.file, y.pos)));
     let mut first: HashMap<&str, (&Origin, crate::diag::Pos)> = HashMap::default();
     for (origin, name) in items {
@@ -323,4 +345,5 @@ fn unique<'a>(
             first.insert(&name.value, (origin, name.pos));
         }
     }
+    names
 }

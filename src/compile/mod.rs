@@ -12,9 +12,11 @@ pub use crate::ir::{
     SelectorKey, SelectorTest,
 };
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use crate::ast::{PolicySetDoc, Scalar};
 use crate::diag::{Code, Diagnostic, Diagnostics};
@@ -124,27 +126,62 @@ impl Parsed {
             },
             diags: self.diags.clone(),
             policies: self.policies.clone(),
+            attachments: self.attachments.clone(),
+            groups: self.groups.clone(),
             policy_diags: self.policy_diags.clone(),
         }
     }
 }
 
-/// One file read on its own: its documents, its parse diagnostics, and its policies compiled (with their
-/// diagnostics apart, added to the set's after validation, where compiling always reported them).
+/// One file read on its own: its documents, its parse diagnostics, and its policies and attachments compiled
+/// (with the policies' diagnostics apart, added to the set's after validation, where compiling always reported
+/// them).
 #[derive(Debug, Clone)]
 struct Parsed {
     set: PolicySetDoc,
     diags: Diagnostics,
     policies: Vec<Policy>,
+    attachments: Arc<[FileAttachment]>,
+    groups: Arc<[Group]>,
     policy_diags: Diagnostics,
 }
 
-/// One file to its documents (YAML, then AST) and its compiled policies, on its own.
-fn parse_one(file: &SourceFile) -> Parsed {
+/// An attachment compiled in its file's pass: all but the index of the policy it names, which depends on the
+/// whole set and is looked up by name in each build.
+#[derive(Debug, Clone)]
+struct FileAttachment {
+    /// The policy it names.
+    policy: Arc<str>,
+    /// Compiled, its `policy` not yet set.
+    attachment: Attachment,
+    /// Its selector's mistakes, reported when the policy it names exists (an attachment naming none is
+    /// reported for that alone).
+    diags: Vec<Diagnostic>,
+}
+
+/// What the files of a set read into, merged in file order.
+struct FilesRead {
+    set: PolicySetDoc,
+    diags: Diagnostics,
+    policies: Vec<Policy>,
+    /// Each file's compiled attachments, in file order.
+    attachments: Vec<Arc<[FileAttachment]>>,
+    /// Each file's compiled groups, in file order.
+    groups: Vec<Arc<[Group]>>,
+    policy_diags: Diagnostics,
+}
+
+/// One file to its documents (YAML, then AST) and its compiled policies, on its own; its YAML is cut into
+/// pieces parsed on every core when `in_pieces` says so.
+fn parse_one(file: &SourceFile, in_pieces: bool) -> Parsed {
     let mut set = PolicySetDoc::default();
     let mut diags = Diagnostics::new();
     // Documents before a YAML error are still read: their own mistakes and ids count in this pass.
-    let (docs, error) = crate::source::parse_documents_partial(&file.path, &file.text);
+    let (docs, error) = if in_pieces {
+        crate::source::parse_documents_in_pieces(&file.path, &file.text)
+    } else {
+        crate::source::parse_documents_partial(&file.path, &file.text)
+    };
     crate::parse::parse_file(&file.path, &docs, &mut set, &mut diags);
     if let Some(d) = error {
         diags.push(d);
@@ -152,10 +189,14 @@ fn parse_one(file: &SourceFile) -> Parsed {
     }
     let mut policy_diags = Diagnostics::new();
     let policies = compile_policies(&set, &mut policy_diags);
+    let attachments = compile_attachments(&set);
+    let groups = compile_groups(&set);
     Parsed {
         set,
         diags,
         policies,
+        attachments,
+        groups,
         policy_diags,
     }
 }
@@ -166,30 +207,34 @@ pub fn parse_sources(
     sources: &SourceSet,
     cache: Option<&mut ParseCache>,
 ) -> (PolicySetDoc, Diagnostics) {
-    let (set, diags, _, _) = read_sources(sources, cache, Detail::Full);
-    (set, diags)
+    let read = read_sources(sources, cache, Detail::Full);
+    (read.set, read.diags)
 }
 
-/// [`parse_sources`], with the policies compiled file by file and their diagnostics.
+/// [`parse_sources`], with the policies and attachments compiled file by file, and the policies' diagnostics.
 /// A file kept from a cache of another detail is read again.
-fn read_sources(
-    sources: &SourceSet,
-    cache: Option<&mut ParseCache>,
-    detail: Detail,
-) -> (PolicySetDoc, Diagnostics, Vec<Policy>, Diagnostics) {
-    use sha2::Digest;
+fn read_sources(sources: &SourceSet, cache: Option<&mut ParseCache>, detail: Detail) -> FilesRead {
     let previous = cache.as_deref();
-    let per_file = crate::source::on_parser_threads(&sources.files, |file| {
-        let digest: Option<[u8; 32]> =
-            previous.map(|_| sha2::Sha256::digest(file.text.as_bytes()).into());
-        let kept = previous
-            .and_then(|c| c.files.get(&file.path))
-            .filter(|p| Some(p.digest) == digest && p.detail == detail);
+    // What the cache holds of each file as it is now (the digests computed on every core).
+    let kept: Vec<Option<&Arc<ParsedFile>>> = match previous {
+        Some(c) => crate::source::on_parser_threads(&sources.files, |file| {
+            let kept = c.files.get(&file.path);
+            kept.filter(|p| p.digest == *file.digest() && p.detail == detail)
+        }),
+        None => vec![None; sources.files.len()],
+    };
+    let kept: Vec<(&SourceFile, Option<&Arc<ParsedFile>>)> = sources.files.iter().zip(kept).collect();
+    // Files share the cores; when fewer are to be read than there are cores (after an edit), each is cut into
+    // pieces that do.
+    let cores = crate::parallel::cores();
+    let in_pieces = kept.iter().filter(|(_, k)| k.is_none()).count() < cores;
+    let per_file = crate::source::on_parser_threads(&kept, |&(file, kept)| {
         match kept {
             Some(kept) => (kept.parsed.clone(), None),
             None => {
-                let parsed = parse_one(file);
-                let cached = digest.map(|digest| {
+                let parsed = parse_one(file, in_pieces);
+                let cached = previous.map(|_| {
+                    let digest = *file.digest();
                     Arc::new(ParsedFile {
                         digest,
                         detail,
@@ -203,12 +248,16 @@ fn read_sources(
     let mut set = PolicySetDoc::default();
     let mut diags = Diagnostics::new();
     let mut policies = Vec::new();
+    let mut attachments = Vec::with_capacity(sources.files.len());
+    let mut groups = Vec::with_capacity(sources.files.len());
     let mut policy_diags = Diagnostics::new();
     let mut files = HashMap::with_capacity(sources.files.len());
     for (file, (parsed, cached)) in sources.files.iter().zip(per_file) {
         set.append(parsed.set);
         diags.extend(parsed.diags);
         policies.extend(parsed.policies);
+        attachments.push(parsed.attachments);
+        groups.push(parsed.groups);
         policy_diags.extend(parsed.policy_diags);
         if let Some(cache) = previous {
             if let Some(cached) = cached.or_else(|| cache.files.get(&file.path).cloned()) {
@@ -219,7 +268,14 @@ fn read_sources(
     if let Some(cache) = cache {
         cache.files = files;
     }
-    (set, diags, policies, policy_diags)
+    FilesRead {
+        set,
+        diags,
+        policies,
+        attachments,
+        groups,
+        policy_diags,
+    }
 }
 
 fn build_from(
@@ -233,7 +289,14 @@ fn build_from(
     } else {
         Detail::Build
     };
-    let (mut set, mut diags, policies, policy_diags) = read_sources(sources, cache, detail);
+    let FilesRead {
+        mut set,
+        mut diags,
+        policies,
+        attachments,
+        groups,
+        policy_diags,
+    } = read_sources(sources, cache, detail);
     crate::validate::validate(&set, &mut diags);
     if check_suites {
         let ids: std::collections::HashSet<&str> = set
@@ -256,7 +319,7 @@ fn build_from(
         );
         diags.extend(std::mem::take(&mut set.suite_diags));
     }
-    let compiled = compile(&set, policies, policy_diags, &mut diags);
+    let compiled = compile(&set, policies, &attachments, &groups, policy_diags, &mut diags);
     diags.attach_snippets(|p| sources.text_of(p));
     diags.sort();
     if diags.has_errors() {
@@ -323,79 +386,63 @@ fn compile_policies(set: &PolicySetDoc, diags: &mut Diagnostics) -> Vec<Policy> 
     policies
 }
 
-/// Compiles every document, `policies` (with `policy_diags`) being those of [`compile_policies`] over the
-/// files of `set`. Returns `None` when something could not be compiled (the errors are in `diags`).
-fn compile(
-    set: &PolicySetDoc,
-    mut policies: Vec<Policy>,
-    policy_diags: Diagnostics,
-    diags: &mut Diagnostics,
-) -> Option<Compiled> {
-    let errors_before = diags.errors().count();
-    diags.extend(policy_diags);
-    policies.sort_by(|a, b| a.id.cmp(&b.id));
-    let by_id: FastMap<&str, u32> = policies
+/// The attachments of one file compiled, but for the index of the policy each names.
+fn compile_attachments(set: &PolicySetDoc) -> Arc<[FileAttachment]> {
+    set.attachments
         .iter()
-        .enumerate()
-        .map(|(i, p)| (&*p.id, i as u32))
-        .collect();
-
-    let mut attachments = Vec::with_capacity(set.attachments.len());
-    for a in &set.attachments {
-        let Some(&policy) = by_id.get(a.policy.value.as_str()) else {
-            continue;
-        };
-        let tests = a
-            .selector
-            .iter()
-            .map(|entry| {
-                let key = match entry.key.value.as_str() {
-                    "id" => SelectorKey::Id,
-                    "groups" => SelectorKey::Groups,
-                    claim => SelectorKey::Claim(claim.split('.').map(Box::from).collect()),
-                };
-                if let SelectorKey::Claim(parts) = &key {
-                    if parts.iter().any(|p| p.is_empty()) {
-                        diags.push(Diagnostic::error(
-                            Code::InvalidSelector,
-                            &a.origin.file,
-                            entry.key.pos,
-                            format!("invalid selector key `{}`", entry.key.value),
-                        ));
+        .map(|a| {
+            let mut diags = Vec::new();
+            let tests = a
+                .selector
+                .iter()
+                .map(|entry| {
+                    let key = match entry.key.value.as_str() {
+                        "id" => SelectorKey::Id,
+                        "groups" => SelectorKey::Groups,
+                        claim => SelectorKey::Claim(claim.split('.').map(Box::from).collect()),
+                    };
+                    if let SelectorKey::Claim(parts) = &key {
+                        if parts.iter().any(|p| p.is_empty()) {
+                            diags.push(Diagnostic::error(
+                                Code::InvalidSelector,
+                                &a.origin.file,
+                                entry.key.pos,
+                                format!("invalid selector key `{}`", entry.key.value),
+                            ));
+                        }
                     }
-                }
-                let values = entry
-                    .values
-                    .iter()
-                    .map(|v| match &v.value {
-                        Scalar::Str(s) => Lit::Str(s.as_str().into()),
-                        Scalar::Num(n) => Lit::Num(*n),
-                        Scalar::Bool(b) => Lit::Bool(*b),
-                    })
-                    .collect();
-                SelectorTest { key, values }
-            })
-            .collect();
-        attachments.push(Attachment {
-            id: a.id.value.as_str().into(),
-            policy,
-            selector: Selector { tests },
-            origin: a.origin.clone(),
-        });
-    }
-
-    let mut groups = Vec::with_capacity(set.groups.len());
-    let mut membership: BTreeMap<&str, Vec<Arc<str>>> = BTreeMap::new();
-    for g in &set.groups {
-        let name: Arc<str> = g.name.value.as_str().into();
-        for m in &g.members {
-            let list = membership.entry(m.value.as_str()).or_default();
-            if !list.contains(&name) {
-                list.push(name.clone());
+                    let values = entry
+                        .values
+                        .iter()
+                        .map(|v| match &v.value {
+                            Scalar::Str(s) => Lit::Str(s.as_str().into()),
+                            Scalar::Num(n) => Lit::Num(*n),
+                            Scalar::Bool(b) => Lit::Bool(*b),
+                        })
+                        .collect();
+                    SelectorTest { key, values }
+                })
+                .collect();
+            FileAttachment {
+                policy: a.policy.value.as_str().into(),
+                attachment: Attachment {
+                    id: a.id.value.as_str().into(),
+                    policy: u32::MAX,
+                    selector: Selector { tests },
+                    origin: a.origin.clone(),
+                },
+                diags,
             }
-        }
-        groups.push(Group {
-            name,
+        })
+        .collect()
+}
+
+/// The groups of one file compiled.
+fn compile_groups(set: &PolicySetDoc) -> Arc<[Group]> {
+    set.groups
+        .iter()
+        .map(|g| Group {
+            name: g.name.value.as_str().into(),
             system: g.system,
             members: g
                 .members
@@ -403,7 +450,54 @@ fn compile(
                 .map(|m| Arc::from(m.value.as_str()))
                 .collect(),
             origin: g.origin.clone(),
+        })
+        .collect()
+}
+
+/// Compiles every document, `policies` (with `policy_diags`), `attachments` and `groups` being those of
+/// [`compile_policies`], [`compile_attachments`] and [`compile_groups`] over the files of `set`. Returns
+/// `None` when something could not be compiled (the errors are in `diags`).
+fn compile(
+    set: &PolicySetDoc,
+    mut policies: Vec<Policy>,
+    file_attachments: &[Arc<[FileAttachment]>],
+    file_groups: &[Arc<[Group]>],
+    policy_diags: Diagnostics,
+    diags: &mut Diagnostics,
+) -> Option<Compiled> {
+    let errors_before = diags.errors().count();
+    diags.extend(policy_diags);
+    policies.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let by_id: FastMap<&str, u32> = policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (&*p.id, i as u32))
+        .collect();
+
+    let mut attachments = Vec::with_capacity(set.attachments.len());
+    for a in file_attachments.iter().flat_map(|file| file.iter()) {
+        let Some(&policy) = by_id.get(&*a.policy) else {
+            continue;
+        };
+        for d in &a.diags {
+            diags.push(d.clone());
+        }
+        attachments.push(Attachment {
+            policy,
+            ..a.attachment.clone()
         });
+    }
+
+    let groups: Vec<Group> = file_groups.iter().flat_map(|file| file.iter().cloned()).collect();
+    // Each member's groups, in the order the groups are written.
+    let mut membership: FastMap<Arc<str>, SmallVec<[Arc<str>; 2]>> = FastMap::default();
+    for g in &groups {
+        for m in g.members.iter() {
+            let list = membership.entry(m.clone()).or_default();
+            if !list.contains(&g.name) {
+                list.push(g.name.clone());
+            }
+        }
     }
 
     let mut guards = Vec::with_capacity(set.guards.len());
@@ -469,7 +563,7 @@ fn compile(
                 policy: a.policy,
                 resource: ri as u32,
             };
-            for key in &keys {
+            for &key in &keys {
                 index.insert(key, r.literal_prefix(), entry);
             }
         }
@@ -484,7 +578,7 @@ fn compile(
         guards,
         membership: membership
             .into_iter()
-            .map(|(k, v)| (Box::from(k), v.into_boxed_slice()))
+            .map(|(k, v)| (k, v.into_iter().collect()))
             .collect(),
         index,
         http,
@@ -492,23 +586,20 @@ fn compile(
 }
 
 /// The index keys a selector is filed under: its ids if it names any, else its groups, else everyone.
-fn principal_keys(selector: &Selector) -> Vec<PrincipalKey> {
-    let strings = |key: &SelectorKey| -> Option<Vec<Box<str>>> {
-        selector.tests.iter().find(|t| &t.key == key).map(|t| {
-            t.values
-                .iter()
-                .filter_map(|v| match v {
-                    Lit::Str(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect()
+fn principal_keys(selector: &Selector) -> SmallVec<[PrincipalKey<'_>; 2]> {
+    let strings = |key: SelectorKey| {
+        selector.tests.iter().find(|t| t.key == key).map(|t| {
+            t.values.iter().filter_map(|v| match v {
+                Lit::Str(s) => Some(&**s),
+                _ => None,
+            })
         })
     };
-    if let Some(ids) = strings(&SelectorKey::Id) {
-        return ids.into_iter().map(PrincipalKey::Id).collect();
+    if let Some(ids) = strings(SelectorKey::Id) {
+        return ids.map(PrincipalKey::Id).collect();
     }
-    if let Some(groups) = strings(&SelectorKey::Groups) {
-        return groups.into_iter().map(PrincipalKey::Group).collect();
+    if let Some(groups) = strings(SelectorKey::Groups) {
+        return groups.map(PrincipalKey::Group).collect();
     }
-    vec![PrincipalKey::Everyone]
+    smallvec::smallvec![PrincipalKey::Everyone]
 }

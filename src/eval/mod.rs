@@ -322,7 +322,7 @@ fn policy_outcome(
 /// The request's groups united with the directory's groups for this principal.
 pub(crate) fn effective_groups<'a>(
     request: &'a Request,
-    membership: &'a crate::ir::FastMap<Box<str>, Box<[Arc<str>]>>,
+    membership: &'a crate::ir::FastMap<Arc<str>, Box<[Arc<str>]>>,
 ) -> SmallVec<[&'a str; 8]> {
     let mut groups: SmallVec<[&str; 8]> = request
         .principal

@@ -32,19 +32,26 @@ impl<'a> TrieBuilder<'a> {
     /// node are contiguous. In sorted order the prefixes under a node form one run: those that end at the node
     /// come first (its entries), then one run per next byte (its children), and a child's edge label is the
     /// common prefix of the first and last prefix of its run. No node is ever built per byte.
-    fn freeze(mut self) -> PrefixTrie {
+    ///
+    /// `runs` is scratch space, shared by the tries of one index. A trie of n prefixes has at most 2n + 1 nodes
+    /// and labels no longer than the prefixes together, so its arrays are sized once.
+    fn freeze(mut self, runs: &mut Vec<(usize, usize, usize)>) -> PrefixTrie {
         // Stable: entries with the same prefix keep their insertion order.
         self.items
             .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let items = &self.items;
+        let max_nodes = 2 * items.len() + 1;
         let mut trie = PrefixTrie {
-            nodes: vec![Node::default()],
-            first_bytes: vec![0],
-            labels: Vec::new(),
+            nodes: Vec::with_capacity(max_nodes),
+            first_bytes: Vec::with_capacity(max_nodes),
+            labels: Vec::with_capacity(items.iter().map(|(p, _)| p.len()).sum()),
             entries: Vec::with_capacity(items.len()),
         };
+        trie.nodes.push(Node::default());
+        trie.first_bytes.push(0);
         // For each frozen node: the run of prefixes below it and the depth (bytes matched) at the node.
-        let mut runs: Vec<(usize, usize, usize)> = vec![(0, items.len(), 0)];
+        runs.clear();
+        runs.push((0, items.len(), 0));
         let mut at = 0;
         while at < runs.len() {
             let (lo, hi, depth) = runs[at];
@@ -147,11 +154,11 @@ impl PrefixTrie {
     }
 }
 
-/// Which principals an attachment can apply to, as far as the index is concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrincipalKey {
-    Id(Box<str>),
-    Group(Box<str>),
+/// Which principals an attachment can apply to, as far as the index is concerned (borrowed from its selector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKey<'a> {
+    Id(&'a str),
+    Group(&'a str),
     Everyone,
 }
 
@@ -173,29 +180,34 @@ impl Default for Index {
 /// prefixes are borrowed from the compiled policies' resource patterns.
 #[derive(Debug, Default)]
 pub struct IndexBuilder<'a> {
-    by_id: FastMap<Box<str>, TrieBuilder<'a>>,
-    by_group: FastMap<Box<str>, TrieBuilder<'a>>,
+    by_id: FastMap<&'a str, TrieBuilder<'a>>,
+    by_group: FastMap<&'a str, TrieBuilder<'a>>,
     everyone: TrieBuilder<'a>,
 }
 
 impl<'a> IndexBuilder<'a> {
-    pub fn insert(&mut self, key: &PrincipalKey, resource_prefix: &'a str, entry: Entry) {
+    pub fn insert(&mut self, key: PrincipalKey<'a>, resource_prefix: &'a str, entry: Entry) {
         let trie = match key {
-            PrincipalKey::Id(id) => self.by_id.entry(id.clone()).or_default(),
-            PrincipalKey::Group(g) => self.by_group.entry(g.clone()).or_default(),
+            PrincipalKey::Id(id) => self.by_id.entry(id).or_default(),
+            PrincipalKey::Group(g) => self.by_group.entry(g).or_default(),
             PrincipalKey::Everyone => &mut self.everyone,
         };
         trie.insert(resource_prefix, entry);
     }
 
     pub fn finish(self) -> Index {
-        let freeze = |map: FastMap<Box<str>, TrieBuilder<'a>>| -> FastMap<Box<str>, PrefixTrie> {
-            map.into_iter().map(|(k, t)| (k, t.freeze())).collect()
+        let mut runs = Vec::new();
+        let mut freeze = |map: FastMap<&'a str, TrieBuilder<'a>>| -> FastMap<Box<str>, PrefixTrie> {
+            map.into_iter()
+                .map(|(k, t)| (Box::from(k), t.freeze(&mut runs)))
+                .collect()
         };
+        let by_id = freeze(self.by_id);
+        let by_group = freeze(self.by_group);
         Index {
-            by_id: freeze(self.by_id),
-            by_group: freeze(self.by_group),
-            everyone: self.everyone.freeze(),
+            by_id,
+            by_group,
+            everyone: self.everyone.freeze(&mut runs),
         }
     }
 }
@@ -257,7 +269,7 @@ mod tests {
         b.insert("kylo:kylo:vault:keys:", e(2));
         b.insert("kylo:kylo:admin:", e(3));
         b.insert("kylo:kylo:vault:keys:k1", e(4));
-        let t = b.freeze();
+        let t = b.freeze(&mut Vec::new());
         let mut got = Vec::new();
         t.for_each_prefix_of("kylo:kylo:vault:keys:k1", |x| got.push(x.policy));
         assert_eq!(got, vec![0, 1, 2, 4]);
@@ -277,7 +289,7 @@ mod tests {
             for (i, p) in prefixes.iter().enumerate() {
                 b.insert(p, e(i as u32));
             }
-            let t = b.freeze();
+            let t = b.freeze(&mut Vec::new());
             for key in &keys {
                 let mut got = Vec::new();
                 t.for_each_prefix_of(key, |x| got.push(x.policy));

@@ -59,10 +59,11 @@ pub struct SelectorTest {
     pub values: Box<[Lit]>,
 }
 
-/// A compiled principal selector: every test must match. No tests matches everyone.
+/// A compiled principal selector: every test must match. No tests matches everyone. Shared, so that a
+/// rebuild reuses the selectors of unchanged files.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Selector {
-    pub tests: Box<[SelectorTest]>,
+    pub tests: Arc<[SelectorTest]>,
 }
 
 /// A compiled attachment.
@@ -79,7 +80,7 @@ pub struct Attachment {
 pub struct Group {
     pub name: Arc<str>,
     pub system: bool,
-    pub members: Box<[Arc<str>]>,
+    pub members: Arc<[Arc<str>]>,
     pub origin: Origin,
 }
 
@@ -114,7 +115,7 @@ pub struct Compiled {
     pub groups: Vec<Group>,
     pub guards: Vec<Guard>,
     /// Principal id → groups the directory gives it.
-    pub membership: FastMap<Box<str>, Box<[Arc<str>]>>,
+    pub membership: FastMap<Arc<str>, Box<[Arc<str>]>>,
     pub index: Index,
     /// The `HttpMapping` routes, for the HTTP doors.
     pub http: http::HttpRoutes,

@@ -132,3 +132,66 @@ proptest! {
         prop_assert_eq!(parse_sources(&set, Some(&mut cache)), parse_sources(&set, None));
     }
 }
+
+/// A policy document of six lines whose id, `p<i>`, sits on its third line, column 5.
+fn six_line_policy(i: usize) -> String {
+    format!(
+        "---\nkind: Policy\nid: p{i}\neffect: allow\nactions: [ReadKey]\nresources: [\"kylo:*\"]\n"
+    )
+}
+
+/// A large file read alone (the first build of a one-file set, or the rebuild after it is edited) is cut at its
+/// document markers and parsed on every core. What it reads is what one pass reads: every document, each
+/// mistake at the line counted here from the text, and a YAML error exactly as the one-pass parser reports it.
+#[test]
+fn a_large_file_read_in_pieces_is_read_as_in_one_pass() {
+    let text: String = (0..1200).map(six_line_policy).collect();
+    assert!(text.len() > 64 * 1024, "large enough to be cut");
+    let set = |text: &str| SourceSet::from_files([(PathBuf::from("big.yaml"), text.to_string())]);
+    let unused_at = |snapshot: &arbiter::Snapshot| -> Vec<u32> {
+        let mut lines: Vec<u32> = snapshot
+            .warnings
+            .iter()
+            .filter(|d| d.code == arbiter::Code::UnusedPolicy)
+            .inspect(|d| assert_eq!(d.pos.col, 5, "{d:?}"))
+            .map(|d| d.pos.line)
+            .collect();
+        lines.sort_unstable();
+        lines
+    };
+    let expected: Vec<u32> = (0..1200).map(|i| 6 * i + 3).collect();
+
+    let mut cache = ParseCache::default();
+    let first = build_cached(&set(&text), &mut cache).expect("valid");
+    assert_eq!(unused_at(&first), expected);
+
+    // An edit near the end: the rebuild reads the file again, in pieces.
+    let edited = text.replace("id: p790\n", "id: p790b\n");
+    let again = build_cached(&set(&edited), &mut cache).expect("valid");
+    assert_eq!(unused_at(&again), expected);
+    assert_eq!(
+        again.warnings,
+        build(&set(&edited)).expect("valid").warnings
+    );
+
+    // A YAML mistake in document 600: reported as one pass reports it, at its line.
+    let broken = text.replace(
+        "id: p600\neffect: allow\nactions: [ReadKey]\n",
+        "id: p600\neffect: allow\nactions: [ReadKey\n",
+    );
+    let (_, one_pass) =
+        arbiter::source::parse_documents_partial(std::path::Path::new("big.yaml"), &broken);
+    let one_pass = one_pass.expect("a YAML error");
+    let errors = build_cached(&set(&broken), &mut cache).expect_err("broken YAML");
+    let yaml: Vec<_> = errors
+        .iter()
+        .filter(|d| d.code == arbiter::Code::Yaml)
+        .collect();
+    assert_eq!(yaml.len(), 1, "{errors:?}");
+    assert_eq!(yaml[0].pos, one_pass.pos);
+    assert_eq!(yaml[0].message, one_pass.message);
+    assert!(
+        (6 * 600 + 5..=6 * 600 + 8).contains(&one_pass.pos.line),
+        "{one_pass:?}"
+    );
+}
