@@ -141,22 +141,20 @@ struct Parsed {
     set: PolicySetDoc,
     diags: Diagnostics,
     policies: Vec<Policy>,
-    attachments: Arc<[FileAttachment]>,
+    attachments: Arc<FileAttachments>,
     groups: Arc<[Group]>,
     policy_diags: Diagnostics,
 }
 
-/// An attachment compiled in its file's pass: all but the index of the policy it names, which depends on the
-/// whole set and is looked up by name in each build.
-#[derive(Debug, Clone)]
-struct FileAttachment {
-    /// The policy it names.
-    policy: Arc<str>,
-    /// Compiled, its `policy` not yet set.
-    attachment: Attachment,
-    /// Its selector's mistakes, reported when the policy it names exists (an attachment naming none is
-    /// reported for that alone).
-    diags: Vec<Diagnostic>,
+/// The attachments of one file compiled in its file's pass: all but the index of the policy each names, which
+/// depends on the whole set and is looked up by name (in the file's documents) in each build.
+#[derive(Debug)]
+struct FileAttachments {
+    /// In the order of the file's attachment documents, each `policy` not yet set.
+    compiled: Box<[Attachment]>,
+    /// Selector mistakes, by attachment: reported when the policy it names exists (an attachment naming none
+    /// is reported for that alone).
+    diags: Box<[(usize, Diagnostic)]>,
 }
 
 /// What the files of a set read into, merged in file order.
@@ -165,7 +163,7 @@ struct FilesRead {
     diags: Diagnostics,
     policies: Vec<Policy>,
     /// Each file's compiled attachments, in file order.
-    attachments: Vec<Arc<[FileAttachment]>>,
+    attachments: Vec<Arc<FileAttachments>>,
     /// Each file's compiled groups, in file order.
     groups: Vec<Arc<[Group]>>,
     policy_diags: Diagnostics,
@@ -387,11 +385,13 @@ fn compile_policies(set: &PolicySetDoc, diags: &mut Diagnostics) -> Vec<Policy> 
 }
 
 /// The attachments of one file compiled, but for the index of the policy each names.
-fn compile_attachments(set: &PolicySetDoc) -> Arc<[FileAttachment]> {
-    set.attachments
+fn compile_attachments(set: &PolicySetDoc) -> Arc<FileAttachments> {
+    let mut diags = Vec::new();
+    let compiled = set
+        .attachments
         .iter()
-        .map(|a| {
-            let mut diags = Vec::new();
+        .enumerate()
+        .map(|(i, a)| {
             let tests = a
                 .selector
                 .iter()
@@ -403,11 +403,14 @@ fn compile_attachments(set: &PolicySetDoc) -> Arc<[FileAttachment]> {
                     };
                     if let SelectorKey::Claim(parts) = &key {
                         if parts.iter().any(|p| p.is_empty()) {
-                            diags.push(Diagnostic::error(
-                                Code::InvalidSelector,
-                                &a.origin.file,
-                                entry.key.pos,
-                                format!("invalid selector key `{}`", entry.key.value),
+                            diags.push((
+                                i,
+                                Diagnostic::error(
+                                    Code::InvalidSelector,
+                                    &a.origin.file,
+                                    entry.key.pos,
+                                    format!("invalid selector key `{}`", entry.key.value),
+                                ),
                             ));
                         }
                     }
@@ -423,18 +426,18 @@ fn compile_attachments(set: &PolicySetDoc) -> Arc<[FileAttachment]> {
                     SelectorTest { key, values }
                 })
                 .collect();
-            FileAttachment {
-                policy: a.policy.value.as_str().into(),
-                attachment: Attachment {
-                    id: a.id.value.as_str().into(),
-                    policy: u32::MAX,
-                    selector: Selector { tests },
-                    origin: a.origin.clone(),
-                },
-                diags,
+            Attachment {
+                id: a.id.value.as_str().into(),
+                policy: u32::MAX,
+                selector: Selector { tests },
+                origin: a.origin.clone(),
             }
         })
-        .collect()
+        .collect();
+    Arc::new(FileAttachments {
+        compiled,
+        diags: diags.into(),
+    })
 }
 
 /// The groups of one file compiled.
@@ -460,7 +463,7 @@ fn compile_groups(set: &PolicySetDoc) -> Arc<[Group]> {
 fn compile(
     set: &PolicySetDoc,
     mut policies: Vec<Policy>,
-    file_attachments: &[Arc<[FileAttachment]>],
+    file_attachments: &[Arc<FileAttachments>],
     file_groups: &[Arc<[Group]>],
     policy_diags: Diagnostics,
     diags: &mut Diagnostics,
@@ -474,18 +477,26 @@ fn compile(
         .map(|(i, p)| (&*p.id, i as u32))
         .collect();
 
+    // The files' compiled attachments come in the order of the set's attachment documents, which name their
+    // policies.
     let mut attachments = Vec::with_capacity(set.attachments.len());
-    for a in file_attachments.iter().flat_map(|file| file.iter()) {
-        let Some(&policy) = by_id.get(&*a.policy) else {
-            continue;
-        };
-        for d in &a.diags {
-            diags.push(d.clone());
+    let mut docs = set.attachments.iter();
+    for file in file_attachments {
+        let mut mistakes = file.diags.iter().peekable();
+        for (i, (a, doc)) in file.compiled.iter().zip(docs.by_ref()).enumerate() {
+            let policy = by_id.get(doc.policy.value.as_str());
+            while let Some((_, d)) = mistakes.next_if(|(at, _)| *at == i) {
+                if policy.is_some() {
+                    diags.push(d.clone());
+                }
+            }
+            if let Some(&policy) = policy {
+                attachments.push(Attachment {
+                    policy,
+                    ..a.clone()
+                });
+            }
         }
-        attachments.push(Attachment {
-            policy,
-            ..a.attachment.clone()
-        });
     }
 
     let groups: Vec<Group> = file_groups.iter().flat_map(|file| file.iter().cloned()).collect();
