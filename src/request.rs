@@ -622,7 +622,7 @@ fn attributes(
 ) -> Result<Map<String, Value>, RequestError> {
     let map = map.unwrap_or_default();
     for name in reserved {
-        if map.contains_key(*name) {
+        if attribute(&map, name).is_some() {
             let part = field.trim_end_matches(".attributes");
             return Err(RequestError::new(
                 format!("{field}.{name}"),
@@ -681,6 +681,20 @@ fn check_value(
     }
 }
 
+/// Most entries of a map that [`attribute`] scans rather than hashes the key.
+const SCANNED_ENTRIES: usize = 8;
+
+/// The value of `key` in an attribute map. Request attributes are mostly small maps, where comparing each key is
+/// cheaper than hashing the one asked for; larger maps are looked up by hash.
+#[inline]
+pub fn attribute<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() <= SCANNED_ENTRIES {
+        map.iter().find_map(|(k, v)| (k == key).then_some(v))
+    } else {
+        map.get(key)
+    }
+}
+
 /// JSON type names for messages.
 pub fn json_type(v: &Value) -> &'static str {
     match v {
@@ -697,6 +711,19 @@ pub fn json_type(v: &Value) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    proptest::proptest! {
+        /// Scanned or hashed, a key finds what the map holds for it, at every size around the cut.
+        #[test]
+        fn attribute_finds_what_the_map_holds(
+            keys in proptest::collection::vec("[a-c]{0,3}", 0..20),
+            asked in "[a-c]{0,3}",
+        ) {
+            let map: Map<String, Value> =
+                keys.iter().enumerate().map(|(i, k)| (k.clone(), Value::from(i))).collect();
+            proptest::prop_assert_eq!(attribute(&map, &asked), map.get(&asked));
+        }
+    }
 
     fn req(v: Value) -> Result<Request, RequestError> {
         Request::from_json(v)

@@ -523,10 +523,10 @@ fn walk_keys<'a, 'k>(
     map: &'a Map<String, Value>,
     mut keys: impl Iterator<Item = &'k str>,
 ) -> Option<&'a Value> {
-    let mut value = map.get(keys.next()?)?;
+    let mut value = crate::request::attribute(map, keys.next()?)?;
     for key in keys {
         value = match value {
-            Value::Object(inner) => inner.get(key)?,
+            Value::Object(inner) => crate::request::attribute(inner, key)?,
             _ => return None,
         };
     }
