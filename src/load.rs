@@ -80,13 +80,32 @@ impl SourceSet {
         self
     }
 
+    /// Computes every file's digest ([`SourceFile::digest`]) not computed yet: on every core when there is
+    /// enough text to be worth the threads (about a millisecond of hashing), else here.
+    pub fn digest_all(&self) {
+        const PARALLEL_BYTES: usize = 1 << 20;
+        let pending: usize = self
+            .files
+            .iter()
+            .filter(|f| f.digest.get().is_none())
+            .map(|f| f.text.len())
+            .sum();
+        if pending >= PARALLEL_BYTES {
+            crate::source::on_parser_threads(&self.files, |f| {
+                f.digest();
+            });
+        } else {
+            self.files.iter().for_each(|f| {
+                f.digest();
+            });
+        }
+    }
+
     /// A content hash of every file's name and text: the snapshot's revision. It hashes each file's name with
-    /// the digest of its text ([`SourceFile::digest`], computed on every core and kept), so that a rebuild
-    /// after an edit hashes only what it has not hashed yet.
+    /// the digest of its text ([`SourceFile::digest`], kept), so that a rebuild after an edit hashes only what
+    /// it has not hashed yet.
     pub fn revision(&self) -> String {
-        crate::source::on_parser_threads(&self.files, |f| {
-            f.digest();
-        });
+        self.digest_all();
         let mut hasher = Sha256::new();
         for f in &self.files {
             let name = match &self.root {

@@ -214,14 +214,17 @@ pub fn parse_sources(
 fn read_sources(sources: &SourceSet, cache: Option<&mut ParseCache>, detail: Detail) -> FilesRead {
     let previous = cache.as_deref();
     // What the cache holds of each file as it is now (the digests computed on every core).
-    let kept: Vec<Option<&Arc<ParsedFile>>> = match previous {
-        Some(c) => crate::source::on_parser_threads(&sources.files, |file| {
-            let kept = c.files.get(&file.path);
-            kept.filter(|p| p.digest == *file.digest() && p.detail == detail)
-        }),
-        None => vec![None; sources.files.len()],
-    };
-    let kept: Vec<(&SourceFile, Option<&Arc<ParsedFile>>)> = sources.files.iter().zip(kept).collect();
+    if previous.is_some() {
+        sources.digest_all();
+    }
+    let kept: Vec<(&SourceFile, Option<&Arc<ParsedFile>>)> = sources
+        .files
+        .iter()
+        .map(|file| {
+            let kept = previous.and_then(|c| c.files.get(&file.path));
+            (file, kept.filter(|p| p.digest == *file.digest() && p.detail == detail))
+        })
+        .collect();
     // Files share the cores; when fewer are to be read than there are cores (after an edit), each is cut into
     // pieces that do.
     let cores = crate::parallel::cores();
