@@ -19,11 +19,12 @@ pub const MAX_FILES: usize = 100_000;
 /// Largest policy set accepted: the sum of all its files' sizes, in bytes (checked before any file is read).
 pub const MAX_TOTAL_BYTES: u64 = 128 * 1024 * 1024;
 
-/// One policy file's text, named by the path it is reported under.
+/// One policy file's text, named by the path it is reported under. The text is read-only, so that its digest,
+/// computed once, always describes it.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     pub path: Arc<Path>,
-    pub text: String,
+    text: String,
     /// The SHA-256 of `text`, computed once, on first use (the revision and the reloader's parse cache both
     /// read it).
     digest: OnceLock<[u8; 32]>,
@@ -37,6 +38,16 @@ impl SourceFile {
             text,
             digest: OnceLock::new(),
         }
+    }
+
+    /// The file's text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The path and the text, given back.
+    pub fn into_parts(self) -> (Arc<Path>, String) {
+        (self.path, self.text)
     }
 
     /// The SHA-256 digest of the text.

@@ -119,8 +119,9 @@ pub fn parse_documents_partial(file: &Path, text: &str) -> (Vec<Node>, Option<Di
 }
 
 /// Feeds the YAML events of `text`, whose first line is line `lines_before + 1` of its file, to `builder`.
-/// Says whether the last node read is an empty block scalar (`|` or `>` with no text): the one node whose
-/// position depends on what follows it, since one pass places it at the next document's marker.
+/// Says whether the last document holds a block scalar (`|` or `>`) with no content line (its text empty, or
+/// line breaks only): the nodes whose position depends on what follows them, as a text that ends after one
+/// places it at its indicator and one pass at the next document's marker.
 fn build_tree(builder: &mut TreeBuilder, text: &str, lines_before: u32) -> Result<bool, YamlError> {
     use granit_parser::{Event, ScalarStyle};
     let pos_of = |marker: &granit_parser::Marker| {
@@ -129,17 +130,16 @@ fn build_tree(builder: &mut TreeBuilder, text: &str, lines_before: u32) -> Resul
     };
     let mut options = granit_parser::Options::default();
     options.set_emit_comments(false);
-    let mut empty_block_last = false;
+    let mut contentless_block = false;
     for event in granit_parser::Parser::new_from_str_with_options(text, options) {
         match event {
             Ok((event, span)) => {
                 match &event {
-                    Event::Scalar(text, style, ..) => {
-                        empty_block_last = text.is_empty()
-                            && matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
-                    }
-                    Event::Alias(..) | Event::SequenceStart(..) | Event::MappingStart(..) => {
-                        empty_block_last = false;
+                    Event::DocumentStart(..) => contentless_block = false,
+                    Event::Scalar(text, ScalarStyle::Literal | ScalarStyle::Folded, ..)
+                        if text.bytes().all(|b| b == b'\n') =>
+                    {
+                        contentless_block = true;
                     }
                     _ => {}
                 }
@@ -153,18 +153,19 @@ fn build_tree(builder: &mut TreeBuilder, text: &str, lines_before: u32) -> Resul
             }
         }
     }
-    Ok(empty_block_last)
+    Ok(contentless_block)
 }
 
-/// Files at least this large are parsed in pieces, in parallel (see [`parse_documents_in_pieces_of`]).
+/// The size of the pieces a file read alone is cut into (so a file must be larger to be cut), see
+/// [`parse_documents_in_pieces_of`].
 const PIECE_BYTES: usize = 32 * 1024;
 
 /// [`parse_documents_partial`], faster for a large file of many documents: the text is cut at its document
 /// markers into pieces of about `piece_bytes` and the pieces are parsed on every core. In YAML a `---` at the
 /// start of a line always starts a document (no scalar or collection may hold one), so the documents are
-/// those of one pass. When a piece holds a mistake, or ends in an empty block scalar (whose position one pass
-/// takes from the marker after it), or the pieces together break a limit of the file, the file is parsed
-/// again in one pass, so that what is reported is exactly what one pass reports. Texts that
+/// those of one pass. When a piece holds a mistake, or its last document a block scalar without content
+/// (whose position one pass takes from the marker after it), or the pieces together break a limit of the
+/// file, the file is parsed again in one pass, so that what is reported is exactly what one pass reports. Texts that
 /// could read differently in pieces are never cut: those with directives (`%YAML`, which apply to the
 /// document after them) or with carriage returns (line counting).
 fn parse_documents_in_pieces_of(
@@ -180,7 +181,7 @@ fn parse_documents_in_pieces_of(
         let mut builder = TreeBuilder::new(text.len());
         let last = end == text.len();
         match build_tree(&mut builder, &text[start..end], lines_before) {
-            Ok(empty_block_last) if last || !empty_block_last => Some(builder),
+            Ok(contentless_block) if last || !contentless_block => Some(builder),
             _ => None,
         }
     });
@@ -783,6 +784,7 @@ mod tests {
         "key: value", "# comment", "", "\t", "--- \"quoted", "more\"", "kind: Policy", "id: p",
         "x: 1\r", "\u{feff}---", "--- |+", "a: |+", "a: >+", "a: |-", "a: |2", "  ", "   # c",
         "- |", "- >", "[", "]", "{", "}", "- [a,", "b]", "\"", "'", "---\t", "--- ...", "... ---",
+        "? |", "? >+", "? |-", "- |+", ": |+", "id: |+", "id: >", "   ", "  x",
     ];
 
     fn in_one_pass_and_in_pieces(text: &str, piece_bytes: usize) {
@@ -807,6 +809,11 @@ mod tests {
             "a: 1\r\n---\r\nb: 2\r\n",
             "---\n---\n---\n",
             "# only a comment\n---\n# another\n",
+            // Block scalars without content before a marker: one pass places them at the marker.
+            "kind: Policy\nid: |+\n\n---\nkind: Policy\n",
+            "kind: Policy\nid: >+\n  \n---\nkind: Policy\n",
+            "kind: Policy\nid: p\n? |\n---\nkind: Policy\n",
+            "- |+\n\n---\n- a\n",
         ];
         for text in cases {
             for piece_bytes in [1, 4, 8, 1024] {
@@ -817,6 +824,30 @@ mod tests {
         let big: String = (0..200).map(|i| format!("---\nkind: Policy\nid: p{i}\n")).collect();
         assert!(pieces(&big, 64).len() > 10);
         in_one_pass_and_in_pieces(&big, 64);
+    }
+
+    /// Map entries that parse, so that most texts built from them are cut and compared whole: block scalars
+    /// with and without content and chomping, anchors, flow collections, complex keys, empty values.
+    const MAP_ENTRIES: &[&str] = &[
+        "a: 1", "b: |\n  text", "c: |+\n", "d: >-\n", "e: \"q\"", "f: [1, 2]", "? |\n", "g: |+\n\n",
+        "h:", "i: &x 1\nj: *x", "k: >\n  folded\n\n", "l: |-\n  \n", "m: {n: 1}", "o: 'single'",
+        "? >+\n\n", "p: |2\n   two\n", "q: # comment", "r: |\n\n  late",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn pieces_of_valid_documents_read_as_one_pass(
+            documents in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(MAP_ENTRIES), 0..5), 1..12),
+            piece_bytes in 1usize..48,
+        ) {
+            let text: String = documents
+                .iter()
+                .map(|entries| format!("---\n{}\n", entries.join("\n")))
+                .collect();
+            in_one_pass_and_in_pieces(&text, piece_bytes);
+        }
     }
 
     proptest::proptest! {

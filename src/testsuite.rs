@@ -52,7 +52,7 @@ pub fn suite_files(paths: &[PathBuf], diags: &mut Diagnostics) -> Vec<(Arc<Path>
     for path in paths {
         if path.is_dir() {
             match crate::load::load_dir(path) {
-                Ok(set) => out.extend(set.files.into_iter().map(|f| (f.path, f.text))),
+                Ok(set) => out.extend(set.files.into_iter().map(|f| f.into_parts())),
                 Err(d) => diags.extend(d),
             }
         } else {

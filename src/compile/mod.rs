@@ -40,14 +40,15 @@ pub fn build_with(sources: &SourceSet, check_suites: bool) -> Result<Snapshot, D
 
 /// [`build`], re-parsing only the files whose path or text is not in `cache` (the reloader's incremental
 /// rebuild), or that it holds at another detail (filled by [`parse_sources`]). The result is the same as
-/// [`build`]'s: parsing is a function of a file's path and text alone. The cache keeps only what a build reads
-/// again (see [`Detail::Build`]).
+/// [`build`]'s: reading a file (whether whole or, alone, in pieces, which read as one pass does) is a function
+/// of its path and text alone. The cache keeps only what a build reads again (see [`Detail::Build`]).
 pub fn build_cached(sources: &SourceSet, cache: &mut ParseCache) -> Result<Snapshot, Diagnostics> {
     build_from(sources, false, Some(cache))
 }
 
-/// The documents, compiled policies and diagnostics of each file of the previous build, by path, with the
-/// SHA-256 digest of the text they were read from. After a build it holds exactly that build's files.
+/// The documents, compiled policies, attachments and groups, and diagnostics of each file of the previous
+/// build, by path, with the SHA-256 digest of the text they were read from. After a build it holds exactly that
+/// build's files.
 #[derive(Debug, Default)]
 pub struct ParseCache {
     files: HashMap<Arc<Path>, Arc<ParsedFile>>,
@@ -176,9 +177,9 @@ fn parse_one(file: &SourceFile, in_pieces: bool) -> Parsed {
     let mut diags = Diagnostics::new();
     // Documents before a YAML error are still read: their own mistakes and ids count in this pass.
     let (docs, error) = if in_pieces {
-        crate::source::parse_documents_in_pieces(&file.path, &file.text)
+        crate::source::parse_documents_in_pieces(&file.path, file.text())
     } else {
-        crate::source::parse_documents_partial(&file.path, &file.text)
+        crate::source::parse_documents_partial(&file.path, file.text())
     };
     crate::parse::parse_file(&file.path, &docs, &mut set, &mut diags);
     if let Some(d) = error {
@@ -209,8 +210,8 @@ pub fn parse_sources(
     (read.set, read.diags)
 }
 
-/// [`parse_sources`], with the policies and attachments compiled file by file, and the policies' diagnostics.
-/// A file kept from a cache of another detail is read again.
+/// [`parse_sources`], with the policies, attachments and groups compiled file by file, and the policies'
+/// diagnostics. A file kept from a cache of another detail is read again.
 fn read_sources(sources: &SourceSet, cache: Option<&mut ParseCache>, detail: Detail) -> FilesRead {
     let previous = cache.as_deref();
     // What the cache holds of each file as it is now (the digests computed on every core).

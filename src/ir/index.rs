@@ -34,7 +34,7 @@ impl<'a> TrieBuilder<'a> {
     /// common prefix of the first and last prefix of its run. No node is ever built per byte.
     ///
     /// `runs` is scratch space, shared by the tries of one index. A trie of n prefixes has at most 2n + 1 nodes
-    /// and labels no longer than the prefixes together, so its arrays are sized once.
+    /// and labels no longer than the prefixes together, so its arrays are allocated once (then trimmed).
     fn freeze(mut self, runs: &mut Vec<(usize, usize, usize)>) -> PrefixTrie {
         // Stable: entries with the same prefix keep their insertion order.
         self.items

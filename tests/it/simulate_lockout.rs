@@ -27,7 +27,7 @@ fn proposed(extra: &[(&str, &str)]) -> SourceSet {
     let mut files: Vec<(PathBuf, String)> = pack()
         .files
         .iter()
-        .map(|f| (f.path.to_path_buf(), f.text.clone()))
+        .map(|f| (f.path.to_path_buf(), f.text().to_string()))
         .collect();
     for (name, text) in extra {
         let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).join(name);
@@ -652,15 +652,15 @@ fn a_base_revision_follows_symlinked_files_like_the_directory_loader() {
         match name {
             // The guard lives outside the directory, linked in.
             "guards.yaml" => {
-                std::fs::write(root.join("shared/guards.yaml"), &f.text).unwrap();
+                std::fs::write(root.join("shared/guards.yaml"), f.text()).unwrap();
                 symlink("../shared/guards.yaml", dir.join("guards.yaml")).unwrap();
             }
             // Kubernetes ConfigMap layout: `keys.yaml -> ..data/keys.yaml`, `..data -> ..2026_…`.
             "keys.yaml" => {
-                std::fs::write(dir.join("..2026_11_22_00_00_00.1/keys.yaml"), &f.text).unwrap();
+                std::fs::write(dir.join("..2026_11_22_00_00_00.1/keys.yaml"), f.text()).unwrap();
                 symlink("..data/keys.yaml", dir.join("keys.yaml")).unwrap();
             }
-            _ => std::fs::write(dir.join(name), &f.text).unwrap(),
+            _ => std::fs::write(dir.join(name), f.text()).unwrap(),
         }
     }
     symlink("..2026_11_22_00_00_00.1", dir.join("..data")).unwrap();
