@@ -8,7 +8,9 @@ ones send `:authority` as a reference into the HPACK dynamic table), and prints 
 """
 
 import json
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -20,6 +22,8 @@ from grpc_tools import protoc
 def main() -> int:
     proto_root, target = sys.argv[1], sys.argv[2]
     out = tempfile.mkdtemp(prefix="arbiter-py-")
+    # The modules are in memory once imported; the directory goes when the process ends.
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     rc = protoc.main([
         "protoc", f"-I{proto_root}", f"-I{well_known}", f"--python_out={out}", f"--grpc_python_out={out}",
