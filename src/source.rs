@@ -156,6 +156,14 @@ fn build_tree(builder: &mut TreeBuilder, text: &str, lines_before: u32) -> Resul
     Ok(contentless_block)
 }
 
+/// Most YAML nodes (aliases' copies included) accepted in a file of `text_len` bytes.
+fn node_budget(text_len: usize) -> usize {
+    text_len
+        .saturating_mul(2)
+        .saturating_add(100_000)
+        .min(MAX_YAML_NODES)
+}
+
 /// The size of the pieces a file read alone is cut into (so a file must be larger to be cut), see
 /// [`parse_documents_in_pieces_of`].
 const PIECE_BYTES: usize = 32 * 1024;
@@ -165,16 +173,19 @@ const PIECE_BYTES: usize = 32 * 1024;
 /// start of a line always starts a document (no scalar or collection may hold one), so the documents are
 /// those of one pass. When a piece holds a mistake, or its last document a block scalar without content
 /// (whose position one pass takes from the marker after it), or the pieces together break a limit of the
-/// file, the file is parsed again in one pass, so that what is reported is exactly what one pass reports. Texts that
-/// could read differently in pieces are never cut: those with directives (`%YAML`, which apply to the
-/// document after them) or with carriage returns (line counting).
+/// file, the file is parsed again in one pass, so that what is reported is exactly what one pass reports.
+/// Texts that could read differently in pieces are never cut: those with directives (`%YAML`, which apply to
+/// the document after them) or with carriage returns (line counting).
 fn parse_documents_in_pieces_of(
     file: &Path,
     text: &str,
     piece_bytes: usize,
 ) -> (Vec<Node>, Option<Diagnostic>) {
+    if text.len() > MAX_FILE_BYTES {
+        return parse_documents_partial(file, text);
+    }
     let pieces = pieces(text, piece_bytes);
-    if pieces.len() < 2 || text.len() > MAX_FILE_BYTES {
+    if pieces.len() < 2 {
         return parse_documents_partial(file, text);
     }
     let read = on_parser_threads(&pieces, |&(start, end, lines_before)| {
@@ -185,7 +196,6 @@ fn parse_documents_in_pieces_of(
             _ => None,
         }
     });
-    let whole = TreeBuilder::new(text.len());
     let mut documents = Vec::new();
     let (mut count, mut nodes, mut aliases) = (0, 0, 0);
     for builder in read {
@@ -197,7 +207,7 @@ fn parse_documents_in_pieces_of(
         aliases += builder.aliases;
         documents.extend(builder.documents);
     }
-    if count > MAX_DOCUMENTS_PER_FILE || nodes > whole.node_budget || aliases > MAX_YAML_ALIASES {
+    if count > MAX_DOCUMENTS_PER_FILE || nodes > node_budget(text.len()) || aliases > MAX_YAML_ALIASES {
         return parse_documents_partial(file, text);
     }
     (documents, None)
@@ -392,10 +402,7 @@ impl TreeBuilder {
             open: Vec::new(),
             anchors: std::collections::HashMap::new(),
             nodes: 0,
-            node_budget: text_len
-                .saturating_mul(2)
-                .saturating_add(100_000)
-                .min(MAX_YAML_NODES),
+            node_budget: node_budget(text_len),
             aliases: 0,
             counted: Vec::new(),
         }

@@ -312,14 +312,16 @@ fn unique<'a>(
     let mut names = HashMap::with_capacity_and_hasher(items.len(), Default::default());
     let mut repeated = false;
     for (i, (_, name)) in items.iter().enumerate() {
-        repeated |= names.insert(name.value.as_str(), i).is_some();
+        match names.entry(name.value.as_str()) {
+            std::collections::hash_map::Entry::Occupied(_) => repeated = true,
+            std::collections::hash_map::Entry::Vacant(first) => {
+                first.insert(i);
+            }
+        }
     }
     // Most sets repeat no name, and then nothing needs ordering.
     if !repeated {
         return names;
-    }
-    for (i, (_, name)) in items.iter().enumerate().rev() {
-        names.insert(name.value.as_str(), i);
     }
     // In the order they are written (files in load order, then by position), whichever documents they are.
     // Files load in path order, so path then position is the order they are written in.

@@ -134,9 +134,9 @@ impl Parsed {
     }
 }
 
-/// One file read on its own: its documents, its parse diagnostics, and its policies and attachments compiled
-/// (with the policies' diagnostics apart, added to the set's after validation, where compiling always reported
-/// them).
+/// One file read on its own: its documents, its parse diagnostics, and its policies, attachments and groups
+/// compiled (with the policies' diagnostics apart, added to the set's after validation, where compiling always
+/// reported them).
 #[derive(Debug, Clone)]
 struct Parsed {
     set: PolicySetDoc,
@@ -170,8 +170,8 @@ struct FilesRead {
     policy_diags: Diagnostics,
 }
 
-/// One file to its documents (YAML, then AST) and its compiled policies, on its own; its YAML is cut into
-/// pieces parsed on every core when `in_pieces` says so.
+/// One file to its documents (YAML, then AST) and its compiled policies, attachments and groups, on its own;
+/// its YAML is cut into pieces parsed on every core when `in_pieces` says so.
 fn parse_one(file: &SourceFile, in_pieces: bool) -> Parsed {
     let mut set = PolicySetDoc::default();
     let mut diags = Diagnostics::new();
