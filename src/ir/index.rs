@@ -4,7 +4,8 @@
 //! the literal prefix of the pattern (the text before its first `*`). A lookup walks the request URI through
 //! the trie of each bucket the principal falls into, so its cost depends on the URI length and the number of
 //! near candidates, not on the size of the policy set. Entries are then confirmed exactly by the evaluator.
-//! The tries are built from sorted prefixes straight into path-compressed flat arrays.
+//! The tries are built from sorted prefixes straight into path-compressed flat arrays, one set of arrays
+//! shared by every trie of the index.
 
 use super::FastMap;
 
@@ -17,86 +18,15 @@ pub struct Entry {
     pub resource: u32,
 }
 
-/// The prefixes of one trie while it is built; [`TrieBuilder::freeze`] turns them into a [`PrefixTrie`].
-#[derive(Debug, Clone, Default)]
-struct TrieBuilder<'a> {
-    items: Vec<(&'a str, Entry)>,
+/// One (principal key, resource prefix, entry) triple while the index is built; `slot` numbers the key.
+#[derive(Debug, Clone, Copy)]
+struct Item<'a> {
+    slot: u32,
+    prefix: &'a str,
+    entry: Entry,
 }
 
-impl<'a> TrieBuilder<'a> {
-    fn insert(&mut self, prefix: &'a str, entry: Entry) {
-        self.items.push((prefix, entry));
-    }
-
-    /// Sorts the prefixes, then lays the path-compressed trie out flat, breadth first, so that the children of a
-    /// node are contiguous. In sorted order the prefixes under a node form one run: those that end at the node
-    /// come first (its entries), then one run per next byte (its children), and a child's edge label is the
-    /// common prefix of the first and last prefix of its run. No node is ever built per byte.
-    ///
-    /// `runs` is scratch space, shared by the tries of one index. A trie of n prefixes has at most 2n + 1 nodes
-    /// and labels no longer than the prefixes together, so its arrays are allocated once (then trimmed).
-    fn freeze(mut self, runs: &mut Vec<(usize, usize, usize)>) -> PrefixTrie {
-        // Stable: entries with the same prefix keep their insertion order.
-        self.items
-            .sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let items = &self.items;
-        let max_nodes = 2 * items.len() + 1;
-        let mut trie = PrefixTrie {
-            nodes: Vec::with_capacity(max_nodes),
-            first_bytes: Vec::with_capacity(max_nodes),
-            labels: Vec::with_capacity(items.iter().map(|(p, _)| p.len()).sum()),
-            entries: Vec::with_capacity(items.len()),
-        };
-        trie.nodes.push(Node::default());
-        trie.first_bytes.push(0);
-        // For each frozen node: the run of prefixes below it and the depth (bytes matched) at the node.
-        runs.clear();
-        runs.push((0, items.len(), 0));
-        let mut at = 0;
-        while at < runs.len() {
-            let (lo, hi, depth) = runs[at];
-            let entries_start = trie.entries.len() as u32;
-            let mut i = lo;
-            while i < hi && items[i].0.len() == depth {
-                trie.entries.push(items[i].1);
-                i += 1;
-            }
-            let children_start = trie.nodes.len() as u32;
-            while i < hi {
-                let byte = items[i].0.as_bytes()[depth];
-                let mut j = i + 1;
-                while j < hi && items[j].0.as_bytes()[depth] == byte {
-                    j += 1;
-                }
-                let (first, last) = (items[i].0.as_bytes(), items[j - 1].0.as_bytes());
-                let mut end = depth + 1;
-                while end < first.len() && end < last.len() && first[end] == last[end] {
-                    end += 1;
-                }
-                let label_start = trie.labels.len() as u32;
-                trie.labels.extend_from_slice(&first[depth..end]);
-                trie.nodes.push(Node {
-                    label: (label_start, trie.labels.len() as u32),
-                    ..Node::default()
-                });
-                trie.first_bytes.push(byte);
-                runs.push((i, j, end));
-                i = j;
-            }
-            let (entries_end, children_end) = (trie.entries.len() as u32, trie.nodes.len() as u32);
-            let node = &mut trie.nodes[at];
-            node.entries = (entries_start, entries_end);
-            node.children = (children_start, children_end);
-            at += 1;
-        }
-        trie.nodes.shrink_to_fit();
-        trie.first_bytes.shrink_to_fit();
-        trie.labels.shrink_to_fit();
-        trie
-    }
-}
-
-/// A frozen node: ranges into the trie's flat arrays.
+/// A frozen node: ranges into the arena's flat arrays.
 #[derive(Debug, Default, Clone, Copy)]
 struct Node {
     /// The bytes on the edge from the parent (empty for the root).
@@ -105,10 +35,10 @@ struct Node {
     entries: (u32, u32),
 }
 
-/// A path-compressed byte trie keyed by the literal prefix of resource patterns, stored in flat arrays so that
-/// a lookup touches a handful of contiguous cache lines rather than one heap node per byte.
-#[derive(Debug, Clone)]
-pub struct PrefixTrie {
+/// The flat arrays every trie of an index lives in: a lookup touches a handful of contiguous cache lines rather
+/// than one heap node per byte, and a build allocates them once rather than per principal key.
+#[derive(Debug, Clone, Default)]
+struct Arena {
     nodes: Vec<Node>,
     /// The first label byte of each node (parallel to `nodes`), sorted within each node's children.
     first_bytes: Vec<u8>,
@@ -116,12 +46,83 @@ pub struct PrefixTrie {
     entries: Vec<Entry>,
 }
 
-impl PrefixTrie {
-    /// Calls `f` for every entry whose prefix is a prefix of `key`.
+/// One path-compressed byte trie of the arena, keyed by the literal prefix of resource patterns: its root node,
+/// and its entries (contiguous, since a trie is laid out in one go).
+#[derive(Debug, Clone, Copy, Default)]
+struct Trie {
+    root: u32,
+    entries: (u32, u32),
+}
+
+impl Trie {
+    fn is_empty(self) -> bool {
+        self.entries.0 == self.entries.1
+    }
+}
+
+impl Arena {
+    /// Lays the trie of `items` out, breadth first, so that the children of a node are contiguous. `items` are
+    /// sorted by prefix bytes (equal prefixes in insertion order). In sorted order the prefixes under a node form
+    /// one run: those that end at the node come first (its entries), then one run per next byte (its children),
+    /// and a child's edge label is the common prefix of the first and last prefix of its run. No node is ever
+    /// built per byte; a trie of n prefixes takes at most 2n + 1 nodes. `runs` is scratch space.
+    fn freeze(&mut self, items: &[Item<'_>], runs: &mut Vec<(usize, usize, usize)>) -> Trie {
+        let root = self.nodes.len();
+        let first_entry = self.entries.len() as u32;
+        self.nodes.push(Node::default());
+        self.first_bytes.push(0);
+        // Run `k` (the prefixes below it and the depth, in bytes matched, at the node) is node `root + k`:
+        // nodes and runs are pushed in step.
+        runs.clear();
+        runs.push((0, items.len(), 0));
+        let mut k = 0;
+        while k < runs.len() {
+            let (lo, hi, depth) = runs[k];
+            let entries_start = self.entries.len() as u32;
+            let mut i = lo;
+            while i < hi && items[i].prefix.len() == depth {
+                self.entries.push(items[i].entry);
+                i += 1;
+            }
+            let children_start = self.nodes.len() as u32;
+            while i < hi {
+                let byte = items[i].prefix.as_bytes()[depth];
+                let mut j = i + 1;
+                while j < hi && items[j].prefix.as_bytes()[depth] == byte {
+                    j += 1;
+                }
+                let (first, last) = (items[i].prefix.as_bytes(), items[j - 1].prefix.as_bytes());
+                let mut end = depth + 1;
+                while end < first.len() && end < last.len() && first[end] == last[end] {
+                    end += 1;
+                }
+                let label_start = self.labels.len() as u32;
+                self.labels.extend_from_slice(&first[depth..end]);
+                self.nodes.push(Node {
+                    label: (label_start, self.labels.len() as u32),
+                    ..Node::default()
+                });
+                self.first_bytes.push(byte);
+                runs.push((i, j, end));
+                i = j;
+            }
+            let (entries_end, children_end) = (self.entries.len() as u32, self.nodes.len() as u32);
+            let node = &mut self.nodes[root + k];
+            node.entries = (entries_start, entries_end);
+            node.children = (children_start, children_end);
+            k += 1;
+        }
+        Trie {
+            root: root as u32,
+            entries: (first_entry, self.entries.len() as u32),
+        }
+    }
+
+    /// Calls `f` for every entry of `trie` whose prefix is a prefix of `key`.
     #[inline]
-    pub fn for_each_prefix_of(&self, key: &str, mut f: impl FnMut(&Entry)) {
+    fn for_each_prefix_of(&self, trie: Trie, key: &str, mut f: impl FnMut(&Entry)) {
         let key = key.as_bytes();
-        let mut at = 0usize;
+        let mut at = trie.root as usize;
         let mut matched = 0usize;
         loop {
             let node = self.nodes[at];
@@ -144,18 +145,14 @@ impl PrefixTrie {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Every entry, whatever its prefix.
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
+    /// Every entry of `trie`, whatever its prefix.
+    fn entries(&self, trie: Trie) -> &[Entry] {
+        &self.entries[trie.entries.0 as usize..trie.entries.1 as usize]
     }
 }
 
 /// Which principals an attachment can apply to, as far as the index is concerned (borrowed from its selector).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PrincipalKey<'a> {
     Id(&'a str),
     Group(&'a str),
@@ -165,9 +162,10 @@ pub enum PrincipalKey<'a> {
 /// The whole index of a snapshot.
 #[derive(Debug, Clone)]
 pub struct Index {
-    by_id: FastMap<Box<str>, PrefixTrie>,
-    by_group: FastMap<Box<str>, PrefixTrie>,
-    everyone: PrefixTrie,
+    arena: Arena,
+    by_id: FastMap<Box<str>, Trie>,
+    by_group: FastMap<Box<str>, Trie>,
+    everyone: Trie,
 }
 
 impl Default for Index {
@@ -176,38 +174,75 @@ impl Default for Index {
     }
 }
 
-/// Collects (principal key, resource prefix, entry) triples; [`IndexBuilder::finish`] freezes them. The
-/// prefixes are borrowed from the compiled policies' resource patterns.
+/// Collects (principal key, resource prefix, entry) triples; [`IndexBuilder::finish`] freezes them. The keys
+/// and prefixes are borrowed from the compiled attachments' selectors and policies' resource patterns.
 #[derive(Debug, Default)]
 pub struct IndexBuilder<'a> {
-    by_id: FastMap<&'a str, TrieBuilder<'a>>,
-    by_group: FastMap<&'a str, TrieBuilder<'a>>,
-    everyone: TrieBuilder<'a>,
+    /// Each key's number, in order of first insertion.
+    slots: FastMap<PrincipalKey<'a>, u32>,
+    keys: Vec<PrincipalKey<'a>>,
+    items: Vec<Item<'a>>,
 }
 
 impl<'a> IndexBuilder<'a> {
     pub fn insert(&mut self, key: PrincipalKey<'a>, resource_prefix: &'a str, entry: Entry) {
-        let trie = match key {
-            PrincipalKey::Id(id) => self.by_id.entry(id).or_default(),
-            PrincipalKey::Group(g) => self.by_group.entry(g).or_default(),
-            PrincipalKey::Everyone => &mut self.everyone,
-        };
-        trie.insert(resource_prefix, entry);
+        let next = self.keys.len() as u32;
+        let slot = *self.slots.entry(key).or_insert(next);
+        if slot == next {
+            self.keys.push(key);
+        }
+        self.items.push(Item {
+            slot,
+            prefix: resource_prefix,
+            entry,
+        });
     }
 
-    pub fn finish(self) -> Index {
-        let mut runs = Vec::new();
-        let mut freeze = |map: FastMap<&'a str, TrieBuilder<'a>>| -> FastMap<Box<str>, PrefixTrie> {
-            map.into_iter()
-                .map(|(k, t)| (Box::from(k), t.freeze(&mut runs)))
-                .collect()
+    /// Sorts the triples once, by key and then prefix, and lays each key's trie out in the shared arena.
+    pub fn finish(mut self) -> Index {
+        // Stable: entries with the same key and prefix keep their insertion order.
+        self.items.sort_by(|a, b| {
+            a.slot
+                .cmp(&b.slot)
+                .then_with(|| a.prefix.as_bytes().cmp(b.prefix.as_bytes()))
+        });
+        let (n, keys) = (self.items.len(), self.keys.len());
+        let mut arena = Arena {
+            nodes: Vec::with_capacity(2 * n + keys + 1),
+            first_bytes: Vec::with_capacity(2 * n + keys + 1),
+            labels: Vec::with_capacity(self.items.iter().map(|i| i.prefix.len()).sum()),
+            entries: Vec::with_capacity(n),
         };
-        let by_id = freeze(self.by_id);
-        let by_group = freeze(self.by_group);
+        let (ids, groups) = self.keys.iter().fold((0, 0), |(i, g), k| match k {
+            PrincipalKey::Id(_) => (i + 1, g),
+            PrincipalKey::Group(_) => (i, g + 1),
+            PrincipalKey::Everyone => (i, g),
+        });
+        let mut by_id = FastMap::with_capacity_and_hasher(ids, Default::default());
+        let mut by_group = FastMap::with_capacity_and_hasher(groups, Default::default());
+        let mut everyone = None;
+        let mut runs = Vec::new();
+        for run in self.items.chunk_by(|a, b| a.slot == b.slot) {
+            let trie = arena.freeze(run, &mut runs);
+            match self.keys[run[0].slot as usize] {
+                PrincipalKey::Id(id) => {
+                    by_id.insert(Box::from(id), trie);
+                }
+                PrincipalKey::Group(g) => {
+                    by_group.insert(Box::from(g), trie);
+                }
+                PrincipalKey::Everyone => everyone = Some(trie),
+            }
+        }
+        let everyone = everyone.unwrap_or_else(|| arena.freeze(&[], &mut runs));
+        arena.nodes.shrink_to_fit();
+        arena.first_bytes.shrink_to_fit();
+        arena.labels.shrink_to_fit();
         Index {
+            arena,
             by_id,
             by_group,
-            everyone: self.everyone.freeze(&mut runs),
+            everyone,
         }
     }
 }
@@ -218,32 +253,30 @@ impl Index {
     #[inline]
     pub fn candidates(&self, id: &str, groups: &[&str], uri: &str, mut f: impl FnMut(&Entry)) {
         if !self.everyone.is_empty() {
-            self.everyone.for_each_prefix_of(uri, &mut f);
+            self.arena.for_each_prefix_of(self.everyone, uri, &mut f);
         }
-        if let Some(t) = self.by_id.get(id) {
-            t.for_each_prefix_of(uri, &mut f);
+        if let Some(&t) = self.by_id.get(id) {
+            self.arena.for_each_prefix_of(t, uri, &mut f);
         }
         if !self.by_group.is_empty() {
             for g in groups {
-                if let Some(t) = self.by_group.get(*g) {
-                    t.for_each_prefix_of(uri, &mut f);
+                if let Some(&t) = self.by_group.get(*g) {
+                    self.arena.for_each_prefix_of(t, uri, &mut f);
                 }
             }
         }
     }
-}
 
-impl Index {
     /// Calls `f` with every entry that may apply to a principal with this id and these (effective) groups, for
     /// any resource: what the query plan starts from, when the URI is not known.
     pub fn candidates_any_resource(&self, id: &str, groups: &[&str], mut f: impl FnMut(&Entry)) {
-        self.everyone.entries().iter().for_each(&mut f);
-        if let Some(t) = self.by_id.get(id) {
-            t.entries().iter().for_each(&mut f);
+        self.arena.entries(self.everyone).iter().for_each(&mut f);
+        if let Some(&t) = self.by_id.get(id) {
+            self.arena.entries(t).iter().for_each(&mut f);
         }
         for g in groups {
-            if let Some(t) = self.by_group.get(*g) {
-                t.entries().iter().for_each(&mut f);
+            if let Some(&t) = self.by_group.get(*g) {
+                self.arena.entries(t).iter().for_each(&mut f);
             }
         }
     }
@@ -261,47 +294,103 @@ mod tests {
         }
     }
 
+    /// What `candidates` reports, in order.
+    fn found(index: &Index, id: &str, groups: &[&str], uri: &str) -> Vec<u32> {
+        let mut got = Vec::new();
+        index.candidates(id, groups, uri, |x| got.push(x.policy));
+        got
+    }
+
     #[test]
     fn trie_reports_every_prefix_and_nothing_else() {
-        let mut b = TrieBuilder::default();
-        b.insert("", e(0));
-        b.insert("kylo:", e(1));
-        b.insert("kylo:kylo:vault:keys:", e(2));
-        b.insert("kylo:kylo:admin:", e(3));
-        b.insert("kylo:kylo:vault:keys:k1", e(4));
-        let t = b.freeze(&mut Vec::new());
-        let mut got = Vec::new();
-        t.for_each_prefix_of("kylo:kylo:vault:keys:k1", |x| got.push(x.policy));
-        assert_eq!(got, vec![0, 1, 2, 4]);
-        got.clear();
-        t.for_each_prefix_of("other", |x| got.push(x.policy));
-        assert_eq!(got, vec![0]);
+        let mut b = IndexBuilder::default();
+        for (i, p) in [
+            "",
+            "kylo:",
+            "kylo:kylo:vault:keys:",
+            "kylo:kylo:admin:",
+            "kylo:kylo:vault:keys:k1",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            b.insert(PrincipalKey::Everyone, p, e(i as u32));
+        }
+        // Same prefix: insertion order.
+        b.insert(PrincipalKey::Everyone, "kylo:", e(5));
+        let index = b.finish();
+        assert_eq!(
+            found(&index, "u", &[], "kylo:kylo:vault:keys:k1"),
+            vec![0, 1, 5, 2, 4]
+        );
+        assert_eq!(found(&index, "u", &[], "other"), vec![0]);
+    }
+
+    #[test]
+    fn an_empty_index_reports_nothing() {
+        let index = Index::default();
+        assert!(found(&index, "u", &["g"], "kylo:").is_empty());
+        let mut any = 0;
+        index.candidates_any_resource("u", &["g"], |_| any += 1);
+        assert_eq!(any, 0);
     }
 
     proptest::proptest! {
-        /// The frozen, path-compressed trie reports exactly the entries whose prefix starts the key, each once.
+        /// Every trie of the shared arena reports exactly the entries filed under its key whose prefix starts
+        /// the URI, each once; and for any resource, exactly those filed under the principal's keys.
         #[test]
-        fn frozen_trie_agrees_with_a_plain_prefix_check(
-            prefixes in proptest::collection::vec("[ab:]{0,6}", 0..24),
-            keys in proptest::collection::vec("[ab:c]{0,8}", 1..8),
+        fn tries_sharing_one_arena_agree_with_a_plain_prefix_check(
+            filed in proptest::collection::vec((0u8..5, "[ab:]{0,6}"), 0..40),
+            principal in 0u8..3,
+            groups in proptest::collection::vec(0u8..3, 0..3),
+            uris in proptest::collection::vec("[ab:c]{0,8}", 1..6),
         ) {
-            let mut b = TrieBuilder::default();
-            for (i, p) in prefixes.iter().enumerate() {
-                b.insert(p, e(i as u32));
+            // Keys 0 and 1 are ids, 2 and 3 groups, 4 everyone; names overlap across kinds on purpose.
+            let names = ["x", "y", "x", "z", ""];
+            let key = |k: u8| match k {
+                0 | 1 => PrincipalKey::Id(names[k as usize]),
+                2 | 3 => PrincipalKey::Group(names[k as usize]),
+                _ => PrincipalKey::Everyone,
+            };
+            let mut b = IndexBuilder::default();
+            for (i, (k, p)) in filed.iter().enumerate() {
+                b.insert(key(*k), p, e(i as u32));
             }
-            let t = b.freeze(&mut Vec::new());
-            for key in &keys {
-                let mut got = Vec::new();
-                t.for_each_prefix_of(key, |x| got.push(x.policy));
+            let index = b.finish();
+            let id = ["x", "y", "w"][principal as usize];
+            let group_names: Vec<&str> = groups.iter().map(|g| ["x", "z", "y"][*g as usize]).collect();
+            let applies = |k: PrincipalKey| match k {
+                PrincipalKey::Id(i) => i == id,
+                PrincipalKey::Group(g) => group_names.contains(&g),
+                PrincipalKey::Everyone => true,
+            };
+            // A group named twice is walked twice: count with repeats, as the index reports.
+            let times = |k: PrincipalKey| match k {
+                PrincipalKey::Group(g) => group_names.iter().filter(|n| **n == g).count(),
+                other => usize::from(applies(other)),
+            };
+            for uri in &uris {
+                let mut got = found(&index, id, &group_names, uri);
                 got.sort_unstable();
-                let want: Vec<u32> = prefixes
+                let mut want: Vec<u32> = filed
                     .iter()
                     .enumerate()
-                    .filter(|(_, p)| key.starts_with(p.as_str()))
-                    .map(|(i, _)| i as u32)
+                    .filter(|(_, (_, p))| uri.starts_with(p.as_str()))
+                    .flat_map(|(i, (k, _))| std::iter::repeat_n(i as u32, times(key(*k))))
                     .collect();
+                want.sort_unstable();
                 proptest::prop_assert_eq!(got, want);
             }
+            let mut any = Vec::new();
+            index.candidates_any_resource(id, &group_names, |x| any.push(x.policy));
+            any.sort_unstable();
+            let mut want: Vec<u32> = filed
+                .iter()
+                .enumerate()
+                .flat_map(|(i, (k, _))| std::iter::repeat_n(i as u32, times(key(*k))))
+                .collect();
+            want.sort_unstable();
+            proptest::prop_assert_eq!(any, want);
         }
     }
 }
