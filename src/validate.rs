@@ -49,8 +49,10 @@ pub const VOCABULARY: &[&str] = &[
     "RevokeCertificate",
 ];
 
-/// Runs every cross-document check, pushing errors and warnings into `diags`.
-pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
+/// Runs every cross-document check, pushing errors and warnings into `diags`. Returns, for each of
+/// `set.attachments`, the position in `set.policies` of the policy it names (the first, if the id repeats), or
+/// `None` when no policy of `set.policies` has that id: compiling reads it rather than looking every name up again.
+pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) -> Vec<Option<u32>> {
     // Documents left out for other errors take part too, so that one pass reports every mistake. Each id maps
     // to where it first appears: one of `set.policies`, or past them a left-out policy's.
     let policy_ids = unique(
@@ -108,6 +110,7 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
     // cannot make validation quadratic.
     let mut suggestions_left = MAX_SUGGESTIONS;
     // Attachments left out for other errors still have the policy they name checked.
+    let mut attachment_policies = Vec::with_capacity(set.attachments.len());
     let references = set
         .attachments
         .iter()
@@ -118,7 +121,11 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
         }));
     for (origin, id, policy) in references {
         let name = policy.value.as_str();
-        if let Some(&i) = policy_ids.get(name) {
+        let named = policy_ids.get(name).copied();
+        if attachment_policies.len() < set.attachments.len() {
+            attachment_policies.push(named.filter(|&i| i < set.policies.len()).map(|i| i as u32));
+        }
+        if let Some(i) = named {
             used[i] = true;
         } else {
             let who = if id.is_empty() {
@@ -207,6 +214,7 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) {
             }
         }
     }
+    attachment_policies
 }
 
 /// A selector key that is not `id` or `groups` names a claim; one that reads like a misspelling of either

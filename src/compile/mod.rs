@@ -299,7 +299,7 @@ fn build_from(
         groups,
         policy_diags,
     } = read_sources(sources, cache, detail);
-    crate::validate::validate(&set, &mut diags);
+    let attachment_policies = crate::validate::validate(&set, &mut diags);
     if check_suites {
         let ids: std::collections::HashSet<&str> = set
             .policies
@@ -321,7 +321,15 @@ fn build_from(
         );
         diags.extend(std::mem::take(&mut set.suite_diags));
     }
-    let compiled = compile(&set, policies, &attachments, &groups, policy_diags, &mut diags);
+    let compiled = compile(
+        &set,
+        policies,
+        &attachment_policies,
+        &attachments,
+        &groups,
+        policy_diags,
+        &mut diags,
+    );
     diags.attach_snippets(|p| sources.text_of(p));
     diags.sort();
     if diags.has_errors() {
@@ -462,11 +470,13 @@ fn compile_groups(set: &PolicySetDoc) -> Arc<[Group]> {
 }
 
 /// Compiles every document, `policies` (with `policy_diags`), `attachments` and `groups` being those of
-/// [`compile_policies`], [`compile_attachments`] and [`compile_groups`] over the files of `set`. Returns
-/// `None` when something could not be compiled (the errors are in `diags`).
+/// [`compile_policies`], [`compile_attachments`] and [`compile_groups`] over the files of `set`, and
+/// `attachment_policies` what validation found each attachment names. Returns `None` when something could not
+/// be compiled (the errors are in `diags`).
 fn compile(
     set: &PolicySetDoc,
-    mut policies: Vec<Policy>,
+    policies: Vec<Policy>,
+    attachment_policies: &[Option<u32>],
     file_attachments: &[Arc<FileAttachments>],
     file_groups: &[Arc<[Group]>],
     policy_diags: Diagnostics,
@@ -474,27 +484,42 @@ fn compile(
 ) -> Option<Compiled> {
     let errors_before = diags.errors().count();
     diags.extend(policy_diags);
-    policies.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    let by_id: FastMap<&str, u32> = policies
+    // The compiled policies are those of `set.policies`, in the same order.
+    debug_assert_eq!(policies.len(), set.policies.len());
+    // Sorted by id: the (id, position) pairs are sorted, then each policy moves once, and `rank` says where the
+    // policy of each position went.
+    let mut order: Vec<(&str, u32)> = policies
         .iter()
         .enumerate()
         .map(|(i, p)| (&*p.id, i as u32))
         .collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
+    let mut rank = vec![0u32; policies.len()];
+    for (to, &from) in order.iter().enumerate() {
+        rank[from as usize] = to as u32;
+    }
+    let mut slots: Vec<Option<Policy>> = policies.into_iter().map(Some).collect();
+    let policies: Vec<Policy> = order
+        .iter()
+        .map(|&from| slots[from as usize].take().expect("each position once"))
+        .collect();
+    drop(slots);
 
-    // The files' compiled attachments come in the order of the set's attachment documents, which name their
-    // policies.
+    // The files' compiled attachments come in the order of the set's attachment documents, whose policies
+    // validation found.
     let mut attachments = Vec::with_capacity(set.attachments.len());
-    let mut docs = set.attachments.iter();
+    let mut named = attachment_policies.iter();
     for file in file_attachments {
         let mut mistakes = file.diags.iter().peekable();
-        for (i, (a, doc)) in file.compiled.iter().zip(docs.by_ref()).enumerate() {
-            let policy = by_id.get(doc.policy.value.as_str());
+        for (i, (a, named)) in file.compiled.iter().zip(named.by_ref()).enumerate() {
+            let policy = named.map(|at| rank[at as usize]);
             while let Some((_, d)) = mistakes.next_if(|(at, _)| *at == i) {
                 if policy.is_some() {
                     diags.push(d.clone());
                 }
             }
-            if let Some(&policy) = policy {
+            if let Some(policy) = policy {
                 attachments.push(Attachment {
                     policy,
                     ..a.clone()
@@ -505,12 +530,24 @@ fn compile(
 
     let groups: Vec<Group> = file_groups.iter().flat_map(|file| file.iter().cloned()).collect();
     // Each member's groups, in the order the groups are written.
-    let mut membership: FastMap<Arc<str>, SmallVec<[Arc<str>; 2]>> = FastMap::default();
+    // Built in its final form: most members are in one group, so each list is allocated once, and the map is
+    // hashed once.
+    let members = groups.iter().map(|g| g.members.len()).sum();
+    let mut membership: FastMap<Arc<str>, Box<[Arc<str>]>> =
+        FastMap::with_capacity_and_hasher(members, Default::default());
     for g in &groups {
         for m in g.members.iter() {
-            let list = membership.entry(m.clone()).or_default();
-            if !list.contains(&g.name) {
-                list.push(g.name.clone());
+            match membership.entry(m.clone()) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Box::new([g.name.clone()]));
+                }
+                std::collections::hash_map::Entry::Occupied(mut list) => {
+                    if !list.get().contains(&g.name) {
+                        let mut grown = std::mem::take(list.get_mut()).into_vec();
+                        grown.push(g.name.clone());
+                        *list.get_mut() = grown.into_boxed_slice();
+                    }
+                }
             }
         }
     }
@@ -591,10 +628,7 @@ fn compile(
         attachments,
         groups,
         guards,
-        membership: membership
-            .into_iter()
-            .map(|(k, v)| (k, v.into_iter().collect()))
-            .collect(),
+        membership,
         index,
         http,
     })
