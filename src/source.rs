@@ -214,9 +214,11 @@ fn parse_documents_in_pieces_of(
 }
 
 /// [`parse_documents_partial`] for a file of at least [`PIECE_BYTES`], with the text cut into pieces parsed
-/// on every core (see [`parse_documents_in_pieces_of`]).
+/// on every core (see [`parse_documents_in_pieces_of`]): two pieces per core of about the same size, so that
+/// no core is left with one piece more than the other, and none under [`PIECE_BYTES`].
 pub fn parse_documents_in_pieces(file: &Path, text: &str) -> (Vec<Node>, Option<Diagnostic>) {
-    parse_documents_in_pieces_of(file, text, PIECE_BYTES)
+    let even = text.len().div_ceil(2 * crate::parallel::cores());
+    parse_documents_in_pieces_of(file, text, PIECE_BYTES.max(even))
 }
 
 /// Where `text` is cut: (start, end, lines before start) of pieces of at least `piece_bytes` (but the last),
