@@ -155,12 +155,14 @@ impl Reloader {
         match built {
             Built::Snapshot(snapshot, allowed_findings) => {
                 let snapshot: Arc<Snapshot> = Arc::from(snapshot);
+                // The status first: whoever sees the new revision (the swap orders these writes before it)
+                // also sees its reload counted and the last error cleared.
+                self.status.last_error.store(None);
+                self.status.ok.fetch_add(1, Ordering::Relaxed);
                 if let Some(previous) = self.store.publish(snapshot.clone()) {
                     // Freed on a blocking thread, not on the executor, when the last reader lets go of it here.
                     tokio::task::spawn_blocking(move || drop(previous));
                 }
-                self.status.last_error.store(None);
-                self.status.ok.fetch_add(1, Ordering::Relaxed);
                 self.metrics.reloads_ok.increment(1);
                 self.metrics.reload_duration.record(elapsed.as_secs_f64());
                 self.metrics
