@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::eval::{eval_condition, Ctx, Truth};
 use crate::ir::condition::{Condition, Lit, NumArg, Op, Operand, TimeArg, WEEKDAYS};
 use crate::ir::glob::Glob;
-use crate::ir::path::{Field, Segment, Target};
+use crate::ir::path::{AttrPath, Field, Segment, Target};
 
 /// Most children compared pairwise for absorption; larger nodes are left as they are (still exact).
 const ABSORB_LIMIT: usize = 256;
@@ -171,35 +171,142 @@ impl Leaf {
             // Each piece ends with NUL `;` (a NUL inside a piece is doubled) and lists say how long they are, so
             // no two leaves spell one key.
             Op::Glob(globs) if self.opaque.is_none() => {
-                fn piece(key: &mut String, text: &str) {
-                    if text.contains('\0') {
-                        key.push_str(&text.replace('\0', "\0\0"));
-                    } else {
-                        key.push_str(text);
-                    }
-                    key.push_str("\0;");
-                }
-                let c = &self.condition;
-                let mut key = String::with_capacity(
-                    c.path.text.len()
-                        + 16
-                        + globs.iter().map(|g| g.as_str().len() + 2).sum::<usize>(),
-                );
-                // Never `!glob`: a `not` node's key is `!` and its child's, so `not (glob)` would read as `!glob`.
-                piece(&mut key, if c.negate { "glob-negated" } else { "glob" });
-                match self.resource_segments() {
-                    Some(ResourcePath::Attribute(segments)) => {
-                        piece(&mut key, &format!("{} segments", segments.len()));
-                        segments.iter().for_each(|s| piece(&mut key, s));
-                    }
-                    _ => piece(&mut key, &c.path.text),
-                }
-                piece(&mut key, &format!("{} patterns", globs.len()));
-                globs.iter().for_each(|g| piece(&mut key, g.as_str()));
-                key
+                self.glob_key(globs.len(), globs.iter().map(Glob::as_str))
             }
             _ => Value::Object(self.to_json()).to_string(),
         })
+    }
+}
+
+impl Leaf {
+    /// The key of a glob leaf with these patterns. Each piece ends with NUL `;` (a NUL inside a piece is
+    /// doubled) and lists say how long they are, so no two leaves spell one key.
+    fn glob_key<'t>(
+        &self,
+        count: usize,
+        patterns: impl Iterator<Item = &'t str> + Clone,
+    ) -> String {
+        fn piece(key: &mut String, text: &str) {
+            if text.contains('\0') {
+                key.push_str(&text.replace('\0', "\0\0"));
+            } else {
+                key.push_str(text);
+            }
+            key.push_str("\0;");
+        }
+        let c = &self.condition;
+        let mut key = String::with_capacity(
+            c.path.text.len() + 32 + patterns.clone().map(|p| p.len() + 2).sum::<usize>(),
+        );
+        // Never `!glob`: a `not` node's key is `!` and its child's, so `not (glob)` would read as `!glob`.
+        piece(&mut key, if c.negate { "glob-negated" } else { "glob" });
+        match self.resource_segments() {
+            Some(ResourcePath::Attribute(segments)) => {
+                piece(&mut key, &format!("{} segments", segments.len()));
+                segments.iter().for_each(|s| piece(&mut key, s));
+            }
+            _ => piece(&mut key, &c.path.text),
+        }
+        piece(&mut key, &format!("{count} patterns"));
+        patterns.for_each(|p| piece(&mut key, p));
+        key
+    }
+
+    /// `resource.uri glob` over the kept patterns of `list`, its key written from the list's copies of their
+    /// texts (reading each pattern again would visit as many scattered heap blocks).
+    pub(crate) fn uri_glob(path: AttrPath, list: &PatternList<'_>, kept: &[usize]) -> Leaf {
+        let leaf = Leaf::new(
+            Condition {
+                path,
+                op_name: crate::ast::OpName::Glob,
+                op: Op::Glob(kept.iter().map(|&i| list.globs[i].clone()).collect()),
+                negate: false,
+                pos: Default::default(),
+                zone_text: None,
+            },
+            None,
+            Map::new(),
+        );
+        let key = leaf.glob_key(kept.len(), kept.iter().map(|&i| list.text(i)));
+        let _ = leaf.key.set(key);
+        leaf
+    }
+}
+
+/// URI patterns gathered for one leaf, with a copy of each one's text in one buffer. In a large set the
+/// patterns live in scattered heap blocks; copying each text where it is gathered (and read anyway) lets
+/// pruning and the leaf's key read the copies, in order, instead of visiting every block again.
+#[derive(Debug, Default)]
+pub(crate) struct PatternList<'g> {
+    globs: Vec<&'g Glob>,
+    texts: String,
+    /// Per pattern: where its text ends in `texts`, and the length of its literal head.
+    spans: Vec<(u32, u32)>,
+}
+
+impl<'g> PatternList<'g> {
+    pub(crate) fn push(&mut self, glob: &'g Glob) {
+        self.texts.push_str(glob.as_str());
+        self.spans
+            .push((self.texts.len() as u32, glob.literal_prefix().len() as u32));
+        self.globs.push(glob);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.globs.len()
+    }
+
+    fn text(&self, i: usize) -> &str {
+        let start = if i == 0 {
+            0
+        } else {
+            self.spans[i - 1].0 as usize
+        };
+        &self.texts[start..self.spans[i].0 as usize]
+    }
+
+    fn head(&self, i: usize) -> &str {
+        &self.text(i)[..self.spans[i].1 as usize]
+    }
+
+    /// `p` when pattern `i` is `p*` with `p` literal.
+    fn star_prefix(&self, i: usize) -> Option<&str> {
+        let text = self.text(i);
+        let head = self.spans[i].1 as usize;
+        (head + 1 == text.len() && text.ends_with('*')).then(|| &text[..head])
+    }
+
+    /// The positions of the patterns that stay when repeats and covered patterns go (see [`prune_covered`]),
+    /// in order.
+    pub(crate) fn pruned(&self) -> Vec<usize> {
+        type Set<'a> = std::collections::HashSet<&'a str, foldhash::fast::RandomState>;
+        // One pass drops repeats and collects the `p*` prefixes; a second drops what they cover.
+        let mut star_prefixes = Set::with_capacity_and_hasher(self.len(), Default::default());
+        let mut others = Set::default();
+        let mut unique = Vec::with_capacity(self.len());
+        for i in 0..self.len() {
+            let fresh = match self.star_prefix(i) {
+                Some(p) => star_prefixes.insert(p),
+                None => others.insert(self.text(i)),
+            };
+            if fresh {
+                unique.push(i);
+            }
+        }
+        // Only prefixes of these lengths can be in the set: a handful, whatever the number of patterns.
+        let mut lengths: Vec<usize> = star_prefixes.iter().map(|p| p.len()).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        unique.retain(|&i| {
+            let own = self.star_prefix(i);
+            let head = self.head(i);
+            !lengths
+                .iter()
+                .take_while(|&&n| n <= head.len())
+                .filter_map(|&n| head.get(..n))
+                .any(|p| Some(p) != own && star_prefixes.contains(p))
+        });
+        unique
     }
 }
 
@@ -282,7 +389,22 @@ impl Filter {
     }
 
     pub(crate) fn with_policies(mut self, policies: Vec<Arc<str>>) -> Filter {
+        if policies.windows(2).all(|w| w[0] < w[1]) {
+            return self.with_sorted_policies(policies);
+        }
         self.add_policies(&policies);
+        self
+    }
+
+    /// [`Filter::with_policies`] for a list that is sorted and without repeats (as every node's is): it moves in
+    /// whole when this node has none.
+    fn with_sorted_policies(mut self, policies: Vec<Arc<str>>) -> Filter {
+        debug_assert!(policies.windows(2).all(|w| w[0] < w[1]));
+        if self.policies.is_empty() {
+            self.policies = policies;
+        } else {
+            self.add_policies(&policies);
+        }
         self
     }
 
@@ -404,7 +526,7 @@ impl Filter {
                 Filter {
                     node: Node::Not(inner),
                     policies: p,
-                } => inner.with_policies(p),
+                } => inner.with_sorted_policies(p),
                 other => Filter::new(Node::Not(Box::new(other))),
             },
             Node::And(children) => simplify_junction(children, true),
@@ -414,7 +536,7 @@ impl Filter {
         match out.node {
             // A constant says nothing about where it came from.
             Node::True | Node::False => out,
-            _ => out.with_policies(policies),
+            _ => out.with_sorted_policies(policies),
         }
     }
 }
@@ -703,36 +825,71 @@ fn uri_globs(l: &Leaf) -> Option<&[Glob]> {
 /// with `p`). Linear in the patterns and their length: the `p*` prefixes go in a set, and each pattern looks up
 /// the prefixes of its literal head.
 pub(crate) fn prune_covered(globs: Vec<&Glob>) -> Vec<&Glob> {
-    type Set<'a> = std::collections::HashSet<&'a str, foldhash::fast::RandomState>;
-    // One pass drops repeats and collects the `p*` prefixes; a second drops what they cover.
-    let mut star_prefixes = Set::with_capacity_and_hasher(globs.len(), Default::default());
-    let mut others = Set::default();
-    let mut unique = Vec::with_capacity(globs.len());
-    for g in globs {
-        let fresh = match g.as_str().strip_suffix('*').filter(|p| !p.contains('*')) {
-            Some(p) => star_prefixes.insert(p),
-            None => others.insert(g.as_str()),
-        };
-        if fresh {
-            unique.push(g);
+    let mut list = PatternList::default();
+    globs.into_iter().for_each(|g| list.push(g));
+    list.pruned().into_iter().map(|i| list.globs[i]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Patterns over a few characters, `*`, NUL and a two-byte character (outside what the workload writes).
+    fn patterns() -> impl Strategy<Value = Vec<Glob>> {
+        proptest::collection::vec("[ab:*\\x00é]{0,6}", 0..24).prop_map(|texts| {
+            texts
+                .iter()
+                .filter_map(|t| Glob::new(t).ok())
+                .collect::<Vec<_>>()
+        })
+    }
+
+    proptest! {
+        /// Pruning keeps exactly the language of the patterns (any URI one of them matches, one kept pattern
+        /// matches), keeps them in order without repeats, and the leaf built from the copies of their texts has
+        /// the key the leaf computes for itself.
+        #[test]
+        fn pruning_keeps_the_language_and_the_key(
+            globs in patterns(),
+            uris in proptest::collection::vec("[ab:\\x00é]{0,8}", 1..12),
+        ) {
+            let mut list = PatternList::default();
+            globs.iter().for_each(|g| list.push(g));
+            let kept = list.pruned();
+            prop_assert!(kept.windows(2).all(|w| w[0] < w[1]), "in order: {kept:?}");
+            let texts: Vec<&str> = kept.iter().map(|&i| globs[i].as_str()).collect();
+            let mut seen = std::collections::HashSet::new();
+            prop_assert!(texts.iter().all(|t| seen.insert(*t)), "no repeats: {texts:?}");
+            for uri in &uris {
+                prop_assert_eq!(
+                    globs.iter().any(|g| g.matches(uri)),
+                    kept.iter().any(|&i| globs[i].matches(uri)),
+                    "{} against {:?} kept {:?}", uri, globs, texts
+                );
+            }
+            // What the patterns themselves say is covered (a `p*` matches every pattern text starting with `p`
+            // once its stars are read as letters) goes, unless it is that pattern.
+            for (i, g) in globs.iter().enumerate() {
+                let covered_by_other = globs.iter().any(|q| {
+                    q.as_str() != g.as_str()
+                        && q.as_str().strip_suffix('*').is_some_and(|p| {
+                            !p.contains('*') && g.as_str().split('*').next().unwrap_or("").starts_with(p)
+                        })
+                });
+                if covered_by_other {
+                    prop_assert!(!kept.contains(&i), "{} is covered, in {:?}", g.as_str(), texts);
+                }
+            }
+            if !kept.is_empty() {
+                let path = AttrPath::parse("resource.uri").unwrap();
+                let built = Leaf::uri_glob(path.clone(), &list, &kept);
+                let fresh = Leaf::new(built.condition.clone(), None, Map::new());
+                prop_assert_eq!(built.key(), fresh.key());
+            }
+            // The slice form agrees with the list form.
+            let by_slice: Vec<&str> = prune_covered(globs.iter().collect()).iter().map(|g| g.as_str()).collect();
+            prop_assert_eq!(by_slice, texts);
         }
     }
-    // Only prefixes of these lengths can be in the set: a handful, whatever the number of patterns.
-    let mut lengths: Vec<usize> = star_prefixes.iter().map(|p| p.len()).collect();
-    lengths.sort_unstable();
-    lengths.dedup();
-    let mut kept = Vec::with_capacity(unique.len());
-    for g in unique {
-        let own = g.as_str().strip_suffix('*').filter(|p| !p.contains('*'));
-        let head = g.literal_prefix();
-        let covered = lengths
-            .iter()
-            .take_while(|&&n| n <= head.len())
-            .filter_map(|&n| head.get(..n))
-            .any(|p| Some(p) != own && star_prefixes.contains(p));
-        if !covered {
-            kept.push(g);
-        }
-    }
-    kept
 }

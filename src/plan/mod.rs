@@ -418,10 +418,10 @@ fn action_filter(
         }
         if terms.is_empty() {
             let slot = &mut plain[usize::from(deny)];
-            slot.1.push(policy.id.clone());
+            slot.ids.push(policy.id.clone());
             match uri {
-                UriMatch::Everywhere => slot.2 = true,
-                UriMatch::Patterns(globs) => slot.0.extend(globs),
+                UriMatch::Everywhere => slot.everywhere = true,
+                UriMatch::Patterns(globs) => globs.into_iter().for_each(|g| slot.patterns.push(g)),
                 UriMatch::Nowhere => {}
             }
             continue;
@@ -434,14 +434,23 @@ fn action_filter(
             allows.push(branch);
         }
     }
-    for (i, PlainTerm(globs, ids, everywhere)) in plain.into_iter().enumerate() {
+    for (i, term) in plain.into_iter().enumerate() {
+        let PlainTerm {
+            patterns,
+            ids,
+            everywhere,
+        } = term;
         if ids.is_empty() {
             continue;
         }
         let term = if everywhere {
             Filter::constant(true)
         } else {
-            UriMatch::Patterns(filter::prune_covered(globs).into()).into_filter()
+            Filter::leaf(Leaf::uri_glob(
+                RESOURCE_URI.clone(),
+                &patterns,
+                &patterns.pruned(),
+            ))
         };
         // An `and` keeps the ids even where the term is a constant.
         let branch = Filter::new(Node::And(vec![term])).with_policies(ids);
@@ -460,7 +469,11 @@ fn action_filter(
 /// The policies of one effect whose conditions are all decided: their URI patterns, their ids, and whether one of
 /// them matches every resource.
 #[derive(Default)]
-struct PlainTerm<'g>(Vec<&'g Glob>, Vec<Arc<str>>, bool);
+struct PlainTerm<'g> {
+    patterns: filter::PatternList<'g>,
+    ids: Vec<Arc<str>>,
+    everywhere: bool,
+}
 
 /// How a policy's resource patterns meet the resources considered.
 enum UriMatch<'g> {
