@@ -29,15 +29,46 @@ pub struct ReloadFailure {
     pub revision: Option<String>,
 }
 
-/// Reload history shared with `GetStatus`. Lock-free.
+/// Reload history shared with `GetStatus`. Decisions never read it; a publication (the snapshot and the
+/// history together) and [`ReloadStatus::view`] take a short lock, so that a status is of one moment.
 #[derive(Debug, Default)]
 pub struct ReloadStatus {
     last_error: ArcSwapOption<ReloadFailure>,
     ok: AtomicU64,
     failed: AtomicU64,
+    moment: Mutex<()>,
+}
+
+/// The reload history and the snapshot served, read at one moment: a new revision always comes with its
+/// reload counted and the last error cleared, and a count never runs ahead of its snapshot.
+#[derive(Debug, Clone)]
+pub struct StatusView {
+    pub last_error: Option<Arc<ReloadFailure>>,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    pub snapshot: Option<Arc<Snapshot>>,
 }
 
 impl ReloadStatus {
+    /// The history and `store`'s snapshot, read together.
+    pub fn view(&self, store: &SnapshotStore) -> StatusView {
+        self.at_one_moment(|status| StatusView {
+            last_error: status.last_error.load_full(),
+            reloads_ok: status.ok.load(Ordering::Relaxed),
+            reloads_failed: status.failed.load(Ordering::Relaxed),
+            snapshot: store.load(),
+        })
+    }
+
+    /// Runs `f` with no view or other update in between.
+    fn at_one_moment<T>(&self, f: impl FnOnce(&Self) -> T) -> T {
+        let _moment = self
+            .moment
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(self)
+    }
+
     pub fn last_error(&self) -> Option<Arc<ReloadFailure>> {
         self.last_error.load_full()
     }
@@ -155,11 +186,12 @@ impl Reloader {
         match built {
             Built::Snapshot(snapshot, allowed_findings) => {
                 let snapshot: Arc<Snapshot> = Arc::from(snapshot);
-                // The status first: whoever sees the new revision (the swap orders these writes before it)
-                // also sees its reload counted and the last error cleared.
-                self.status.last_error.store(None);
-                self.status.ok.fetch_add(1, Ordering::Relaxed);
-                if let Some(previous) = self.store.publish(snapshot.clone()) {
+                let previous = self.status.at_one_moment(|status| {
+                    status.last_error.store(None);
+                    status.ok.fetch_add(1, Ordering::Relaxed);
+                    self.store.publish(snapshot.clone())
+                });
+                if let Some(previous) = previous {
                     // Freed on a blocking thread, not on the executor, when the last reader lets go of it here.
                     tokio::task::spawn_blocking(move || drop(previous));
                 }
@@ -201,7 +233,8 @@ impl Reloader {
             }
             Built::Unchanged => {
                 // The files on disk are what is served: an earlier failure is no longer current.
-                self.status.last_error.store(None);
+                self.status
+                    .at_one_moment(|status| status.last_error.store(None));
                 tracing::debug!(dir = %self.dir.display(), "policy files unchanged");
                 Outcome::Unchanged
             }
@@ -214,7 +247,6 @@ impl Reloader {
                 diagnostics,
                 lockout,
             } => {
-                self.status.failed.fetch_add(1, Ordering::Relaxed);
                 if lockout {
                     self.metrics.reloads_lockout.increment(1);
                 } else {
@@ -235,11 +267,15 @@ impl Reloader {
                         "the policy set is invalid"
                     ),
                 }
-                self.status.last_error.store(Some(Arc::new(ReloadFailure {
+                let failure = Arc::new(ReloadFailure {
                     message,
                     at: Moment::now(),
                     revision,
-                })));
+                });
+                self.status.at_one_moment(|status| {
+                    status.failed.fetch_add(1, Ordering::Relaxed);
+                    status.last_error.store(Some(failure));
+                });
                 Outcome::Failed(diagnostics)
             }
         }

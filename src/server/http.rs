@@ -346,7 +346,8 @@ impl HttpDoor {
 
     fn status(&self) -> Value {
         let state = &*self.state;
-        let failure = state.reload.last_error();
+        let view = state.reload.view(&state.store);
+        let failure = view.last_error;
         let mut status = json!({
             "revision": null,
             "loaded_at": null,
@@ -357,10 +358,10 @@ impl HttpDoor {
             "warnings": 0,
             "last_reload_error": failure.as_ref().map(|f| f.message.clone()).unwrap_or_default(),
             "last_reload_error_at": failure.as_ref().map(|f| f.at.to_string()),
-            "reloads_ok": state.reload.reloads_ok(),
-            "reloads_failed": state.reload.reloads_failed(),
+            "reloads_ok": view.reloads_ok,
+            "reloads_failed": view.reloads_failed,
         });
-        if let Some(snapshot) = state.store.load() {
+        if let Some(snapshot) = view.snapshot {
             status["revision"] = json!(snapshot.revision);
             status["loaded_at"] = json!(snapshot.loaded_at.to_string());
             status["policies"] = json!(snapshot.policy_count());

@@ -103,18 +103,19 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
     ) -> Result<Response<proto::Status>, Status> {
         self.admin("GetStatus")?;
         let state = &*self.state;
-        let failure = state.reload.last_error();
+        let view = state.reload.view(&state.store);
+        let failure = view.last_error;
         let mut status = proto::Status {
             last_reload_error: failure
                 .as_ref()
                 .map(|f| f.message.clone())
                 .unwrap_or_default(),
             last_reload_error_at: failure.as_ref().map(|f| convert::timestamp_to_proto(f.at)),
-            reloads_ok: state.reload.reloads_ok(),
-            reloads_failed: state.reload.reloads_failed(),
+            reloads_ok: view.reloads_ok,
+            reloads_failed: view.reloads_failed,
             ..Default::default()
         };
-        if let Some(snapshot) = state.store.load() {
+        if let Some(snapshot) = view.snapshot {
             status.revision = snapshot.revision.clone();
             status.loaded_at = Some(convert::timestamp_to_proto(snapshot.loaded_at));
             status.policies = snapshot.policy_count() as u32;

@@ -313,7 +313,8 @@ async fn deleting_a_file_removes_its_policies() {
 }
 
 /// 8. While clients hammer `Authorize` from several tasks during 50 reloads, every response carries the old or the
-/// new revision with the decision of that revision, and no call fails.
+/// new revision with the decision of that revision, and no call fails. `GetStatus`, polled meanwhile, always
+/// shows a revision with its own reload count: the states alternate, so the count's parity says which one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hammering_during_50_reloads_sees_only_whole_snapshots() {
     let state_a = allow("p1", "ReadKey");
@@ -364,6 +365,28 @@ async fn hammering_during_50_reloads_sees_only_whole_snapshots() {
 
     let started = Instant::now();
     let ok_before = h.status().await.reloads_ok;
+    let status_poller = {
+        let (stop, mut client) = (stop.clone(), h.client.clone());
+        let (rev_a, rev_b) = (rev_a.clone(), rev_b.clone());
+        tokio::spawn(async move {
+            let mut polls = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let s = client
+                    .get_status(arbiter::server::proto::GetStatusRequest {})
+                    .await
+                    .expect("status")
+                    .into_inner();
+                let reloads = s.reloads_ok - ok_before;
+                let want = if reloads % 2 == 1 { &rev_a } else { &rev_b };
+                assert_eq!(
+                    &s.revision, want,
+                    "revision served with {reloads} reloads since state B"
+                );
+                polls += 1;
+            }
+            polls
+        })
+    };
     for i in 0..50 {
         let (text, rev) = if i % 2 == 0 {
             (&state_a, &rev_a)
@@ -375,6 +398,8 @@ async fn hammering_during_50_reloads_sees_only_whole_snapshots() {
             .await;
     }
     stop.store(true, Ordering::Relaxed);
+    let polls = status_poller.await.expect("status poller");
+    assert!(polls > 0, "the status was polled");
     let mut seen = HashMap::<String, u64>::new();
     for t in tasks {
         for (rev, n) in t.await.expect("hammer task") {
