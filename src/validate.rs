@@ -73,7 +73,8 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) -> Vec<Option<u32>>
                 .filter_map(|a| a.id.as_ref().map(|id| (&a.origin, id))),
         ),
     );
-    unique(
+    // Also the groups defined, which selectors are checked against below.
+    let defined = unique(
         diags,
         "group name",
         set.groups.iter().map(|g| (&g.origin, &g.name)),
@@ -192,12 +193,11 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) -> Vec<Option<u32>>
     }
 
     if !set.groups.is_empty() {
-        let defined: HashSet<&str> = set.groups.iter().map(|g| g.name.value.as_str()).collect();
         for a in &set.attachments {
             for entry in a.selector.iter().filter(|e| e.key.value == "groups") {
                 for v in &entry.values {
                     if let Scalar::Str(name) = &v.value {
-                        if !defined.contains(name.as_str()) {
+                        if !defined.contains_key(name.as_str()) {
                             let mut d = Diagnostic::warning(Code::UndefinedGroup,
                                 &a.origin.file,
                                 v.pos,
@@ -205,7 +205,7 @@ pub fn validate(set: &PolicySetDoc, diags: &mut Diagnostics) -> Vec<Option<u32>>
                             );
                             if suggestions_left > 0 {
                                 suggestions_left -= 1;
-                                d.help = suggestion(name, defined.iter().copied());
+                                d.help = suggestion(name, defined.keys().copied());
                             }
                             diags.push(d);
                         }
