@@ -1,9 +1,8 @@
 //! Cross-document checks over a parsed policy set: unique ids and names, attachments that name real
 //! policies, the reserved `superuser` id, and the advisory warnings of `arbiter check`.
 
-// foldhash: these sets hold every id of the set on each reload (SipHash showed in reload profiles).
+// foldhash: these maps hold every id of the set on each reload (SipHash showed in reload profiles).
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 use crate::ast::{At, Origin, PolicySetDoc, Scalar, TestSuiteDoc};
 use crate::diag::{did_you_mean, suggestion, Code, Diagnostic, Diagnostics};
