@@ -214,10 +214,10 @@ impl Leaf {
 
     /// `resource.uri glob` over the kept patterns of `list`, its key written from the list's copies of their
     /// texts (reading each pattern again would visit as many scattered heap blocks).
-    pub(crate) fn uri_glob(path: AttrPath, list: &PatternList<'_>, kept: &[usize]) -> Leaf {
+    pub(crate) fn uri_glob(list: &PatternList<'_>, kept: &[usize]) -> Leaf {
         let leaf = Leaf::new(
             Condition {
-                path,
+                path: RESOURCE_URI.clone(),
                 op_name: crate::ast::OpName::Glob,
                 op: Op::Glob(kept.iter().map(|&i| list.globs[i].clone()).collect()),
                 negate: false,
@@ -232,6 +232,9 @@ impl Leaf {
         leaf
     }
 }
+
+static RESOURCE_URI: std::sync::LazyLock<AttrPath> =
+    std::sync::LazyLock::new(|| AttrPath::parse("resource.uri").expect("a valid path"));
 
 /// URI patterns gathered for one leaf, with a copy of each one's text in one buffer. In a large set the
 /// patterns live in scattered heap blocks; copying each text where it is gathered (and read anyway) lets
@@ -882,8 +885,7 @@ mod tests {
                 }
             }
             if !kept.is_empty() {
-                let path = AttrPath::parse("resource.uri").unwrap();
-                let built = Leaf::uri_glob(path.clone(), &list, &kept);
+                let built = Leaf::uri_glob(&list, &kept);
                 let fresh = Leaf::new(built.condition.clone(), None, Map::new());
                 prop_assert_eq!(built.key(), fresh.key());
             }

@@ -446,11 +446,7 @@ fn action_filter(
         let term = if everywhere {
             Filter::constant(true)
         } else {
-            Filter::leaf(Leaf::uri_glob(
-                RESOURCE_URI.clone(),
-                &patterns,
-                &patterns.pruned(),
-            ))
+            Filter::leaf(Leaf::uri_glob(&patterns, &patterns.pruned()))
         };
         // An `and` keeps the ids even where the term is a constant.
         let branch = Filter::new(Node::And(vec![term])).with_policies(ids);
@@ -490,24 +486,15 @@ impl UriMatch<'_> {
         match self {
             UriMatch::Everywhere => Filter::constant(true),
             UriMatch::Nowhere => Filter::constant(false),
-            UriMatch::Patterns(globs) => Filter::leaf(Leaf::new(
-                Condition {
-                    path: RESOURCE_URI.clone(),
-                    op_name: crate::ast::OpName::Glob,
-                    op: Op::Glob(globs.into_iter().cloned().collect()),
-                    negate: false,
-                    pos: Default::default(),
-                    zone_text: None,
-                },
-                None,
-                Map::new(),
-            )),
+            UriMatch::Patterns(globs) => {
+                let mut list = filter::PatternList::default();
+                globs.into_iter().for_each(|g| list.push(g));
+                let all: Vec<usize> = (0..list.len()).collect();
+                Filter::leaf(Leaf::uri_glob(&list, &all))
+            }
         }
     }
 }
-
-static RESOURCE_URI: std::sync::LazyLock<AttrPath> =
-    std::sync::LazyLock::new(|| AttrPath::parse("resource.uri").expect("a valid path"));
 
 /// A condition, decided from the request alone or left as a leaf on the resource.
 enum Planned {

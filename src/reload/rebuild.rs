@@ -44,7 +44,9 @@ pub struct ReloadStatus {
 #[derive(Debug, Clone)]
 pub struct StatusView {
     pub last_error: Option<Arc<ReloadFailure>>,
+    /// Snapshots published, the first load included.
     pub reloads_ok: u64,
+    /// Reloads refused.
     pub reloads_failed: u64,
     pub snapshot: Option<Arc<Snapshot>>,
 }
@@ -71,14 +73,6 @@ impl ReloadStatus {
 
     pub fn last_error(&self) -> Option<Arc<ReloadFailure>> {
         self.last_error.load_full()
-    }
-    /// Snapshots published, the first load included.
-    pub fn reloads_ok(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed)
-    }
-    /// Reloads refused.
-    pub fn reloads_failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
     }
 }
 
