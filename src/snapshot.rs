@@ -4,12 +4,13 @@
 //! changes. [`SnapshotStore`] publishes it with `arc-swap`: readers take one `load_full()` per call and never
 //! block writers or each other, and a reader always sees one complete snapshot, old or new, never a mix.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use jiff::Timestamp;
 
 use crate::diag::Diagnostics;
+use crate::ir::plain::PlainClasses;
 use crate::ir::Compiled;
 
 /// One compiled, validated policy set.
@@ -21,6 +22,8 @@ pub struct Snapshot {
     pub compiled: Compiled,
     /// Warnings found while building (never errors).
     pub warnings: Diagnostics,
+    /// The plain classes the query plan reads, found on first use (see `ir::plain`).
+    plain: OnceLock<PlainClasses>,
 }
 
 impl Snapshot {
@@ -30,7 +33,15 @@ impl Snapshot {
             loaded_at: Timestamp::now(),
             compiled,
             warnings,
+            plain: OnceLock::new(),
         }
+    }
+
+    /// The plain classes of the set (found on the first call; the reloader asks once after publishing, so
+    /// that no plan request waits for it).
+    pub(crate) fn plain_classes(&self) -> &PlainClasses {
+        self.plain
+            .get_or_init(|| PlainClasses::build(&self.compiled, crate::ir::plain::MIN_CLASS))
     }
 
     pub fn policy_count(&self) -> usize {

@@ -5,6 +5,8 @@ use ipnet::IpNet;
 use jiff::tz::TimeZone;
 use crate::moment::Moment;
 
+use std::sync::Arc;
+
 use super::glob::Glob;
 use super::path::AttrPath;
 use crate::ast::OpName;
@@ -65,13 +67,13 @@ impl Window {
 }
 
 /// An operator with its compiled values.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Equals(Box<[Operand]>),
     ContainsAll(Box<[Operand]>),
     StartsWith(Box<[Operand]>),
     EndsWith(Box<[Operand]>),
-    Glob(Box<[Glob]>),
+    Glob(Arc<[Glob]>),
     Compare(Cmp, NumArg),
     Before(TimeArg),
     After(TimeArg),

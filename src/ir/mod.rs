@@ -7,6 +7,8 @@ pub mod glob;
 pub mod http;
 pub mod index;
 pub mod path;
+pub mod patterns;
+pub mod plain;
 
 use std::sync::Arc;
 

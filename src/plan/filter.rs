@@ -16,6 +16,7 @@ use crate::eval::{eval_condition, Ctx, Truth};
 use crate::ir::condition::{Condition, Lit, NumArg, Op, Operand, TimeArg, WEEKDAYS};
 use crate::ir::glob::Glob;
 use crate::ir::path::{AttrPath, Field, Segment, Target};
+use crate::ir::patterns::{prune_covered, PatternList};
 
 /// Most children compared pairwise for absorption; larger nodes are left as they are (still exact).
 const ABSORB_LIMIT: usize = 256;
@@ -215,103 +216,31 @@ impl Leaf {
     /// `resource.uri glob` over the kept patterns of `list`, its key written from the list's copies of their
     /// texts (reading each pattern again would visit as many scattered heap blocks).
     pub(crate) fn uri_glob(list: &PatternList<'_>, kept: &[usize]) -> Leaf {
-        let leaf = Leaf::new(
+        let leaf = Leaf::uri_glob_shared(kept.iter().map(|&i| list.glob(i).clone()).collect());
+        let key = leaf.glob_key(kept.len(), kept.iter().map(|&i| list.text(i)));
+        let _ = leaf.key.set(key);
+        leaf
+    }
+
+    /// `resource.uri glob` over a shared list of patterns (a plain class's, `ir::plain`): nothing is copied.
+    pub(crate) fn uri_glob_shared(globs: Arc<[Glob]>) -> Leaf {
+        Leaf::new(
             Condition {
                 path: RESOURCE_URI.clone(),
                 op_name: crate::ast::OpName::Glob,
-                op: Op::Glob(kept.iter().map(|&i| list.globs[i].clone()).collect()),
+                op: Op::Glob(globs),
                 negate: false,
                 pos: Default::default(),
                 zone_text: None,
             },
             None,
             Map::new(),
-        );
-        let key = leaf.glob_key(kept.len(), kept.iter().map(|&i| list.text(i)));
-        let _ = leaf.key.set(key);
-        leaf
+        )
     }
 }
 
 static RESOURCE_URI: std::sync::LazyLock<AttrPath> =
     std::sync::LazyLock::new(|| AttrPath::parse("resource.uri").expect("a valid path"));
-
-/// URI patterns gathered for one leaf, with a copy of each one's text in one buffer. In a large set the
-/// patterns live in scattered heap blocks; copying each text where it is gathered (and read anyway) lets
-/// pruning and the leaf's key read the copies, in order, instead of visiting every block again.
-#[derive(Debug, Default)]
-pub(crate) struct PatternList<'g> {
-    globs: Vec<&'g Glob>,
-    texts: String,
-    /// Per pattern: where its text ends in `texts`, and the length of its literal head.
-    spans: Vec<(u32, u32)>,
-}
-
-impl<'g> PatternList<'g> {
-    pub(crate) fn push(&mut self, glob: &'g Glob) {
-        self.texts.push_str(glob.as_str());
-        self.spans
-            .push((self.texts.len() as u32, glob.literal_prefix().len() as u32));
-        self.globs.push(glob);
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.globs.len()
-    }
-
-    fn text(&self, i: usize) -> &str {
-        let start = if i == 0 {
-            0
-        } else {
-            self.spans[i - 1].0 as usize
-        };
-        &self.texts[start..self.spans[i].0 as usize]
-    }
-
-    fn head(&self, i: usize) -> &str {
-        &self.text(i)[..self.spans[i].1 as usize]
-    }
-
-    /// `p` when pattern `i` is `p*` with `p` literal.
-    fn star_prefix(&self, i: usize) -> Option<&str> {
-        let text = self.text(i);
-        let head = self.spans[i].1 as usize;
-        (head + 1 == text.len() && text.ends_with('*')).then(|| &text[..head])
-    }
-
-    /// The positions of the patterns that stay when repeats and covered patterns go (see [`prune_covered`]),
-    /// in order.
-    pub(crate) fn pruned(&self) -> Vec<usize> {
-        type Set<'a> = std::collections::HashSet<&'a str, foldhash::fast::RandomState>;
-        // One pass drops repeats and collects the `p*` prefixes; a second drops what they cover.
-        let mut star_prefixes = Set::with_capacity_and_hasher(self.len(), Default::default());
-        let mut others = Set::default();
-        let mut unique = Vec::with_capacity(self.len());
-        for i in 0..self.len() {
-            let fresh = match self.star_prefix(i) {
-                Some(p) => star_prefixes.insert(p),
-                None => others.insert(self.text(i)),
-            };
-            if fresh {
-                unique.push(i);
-            }
-        }
-        // Only prefixes of these lengths can be in the set: a handful, whatever the number of patterns.
-        let mut lengths: Vec<usize> = star_prefixes.iter().map(|p| p.len()).collect();
-        lengths.sort_unstable();
-        lengths.dedup();
-        unique.retain(|&i| {
-            let own = self.star_prefix(i);
-            let head = self.head(i);
-            !lengths
-                .iter()
-                .take_while(|&&n| n <= head.len())
-                .filter_map(|&n| head.get(..n))
-                .any(|p| Some(p) != own && star_prefixes.contains(p))
-        });
-        unique
-    }
-}
 
 /// Where a leaf's attribute lives on the resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -401,7 +330,7 @@ impl Filter {
 
     /// [`Filter::with_policies`] for a list that is sorted and without repeats (as every node's is): it moves in
     /// whole when this node has none.
-    fn with_sorted_policies(mut self, policies: Vec<Arc<str>>) -> Filter {
+    pub(crate) fn with_sorted_policies(mut self, policies: Vec<Arc<str>>) -> Filter {
         debug_assert!(policies.windows(2).all(|w| w[0] < w[1]));
         if self.policies.is_empty() {
             self.policies = policies;
@@ -792,7 +721,7 @@ fn merge_uri_globs(children: Vec<Filter>) -> Vec<Filter> {
             if let Op::Glob(mine) = &mut leaf.condition.op {
                 let merged: Vec<&Glob> = mine.iter().chain(globs.iter()).collect();
                 let pruned: Vec<Glob> = prune_covered(merged).into_iter().cloned().collect();
-                *mine = pruned.into_boxed_slice();
+                *mine = pruned.into();
             }
             leaf.key = std::sync::OnceLock::new();
         }
@@ -822,15 +751,6 @@ fn uri_globs(l: &Leaf) -> Option<&[Glob]> {
         }
         _ => None,
     }
-}
-
-/// Drops repeated patterns and those another pattern covers (`p*` covers every pattern whose matches all start
-/// with `p`). Linear in the patterns and their length: the `p*` prefixes go in a set, and each pattern looks up
-/// the prefixes of its literal head.
-pub(crate) fn prune_covered(globs: Vec<&Glob>) -> Vec<&Glob> {
-    let mut list = PatternList::default();
-    globs.into_iter().for_each(|g| list.push(g));
-    list.pruned().into_iter().map(|i| list.globs[i]).collect()
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ use crate::ast::Effect;
 use crate::eval::{bind, effective_groups, eval_condition, selector_matches, Bound, Ctx, Truth};
 use crate::ir::condition::{Condition, Lit, NumArg, Op, Operand, TimeArg};
 use crate::ir::glob::Glob;
-use crate::ir::path::{AttrPath, Field, Part, Segment, Target};
+use crate::ir::path::{AttrPath, Field, Segment, Target};
+use crate::ir::patterns::PatternList;
+use crate::ir::plain::{PlainClass, PlainClasses};
 use crate::request::{
     from_json_value, RawEnvironment, RawPrincipal, RawRequest, Request, RequestError, Resource,
 };
@@ -291,6 +293,21 @@ impl Plan {
 
 /// Plans `plan` against `snapshot`. `now` is the time of requests without one; `superuser` is always allowed.
 pub fn plan(snapshot: &Snapshot, plan: &PlanRequest, now: Moment, superuser: Option<&str>) -> Plan {
+    // Found only for plans that can use them (see `plan_with`).
+    let classes = plan.known.uri.is_none().then(|| snapshot.plain_classes());
+    plan_with(snapshot, plan, now, superuser, classes)
+}
+
+/// [`plan`] with the plain classes given (`None`: every policy is visited on its own).
+pub(crate) fn plan_with(
+    snapshot: &Snapshot,
+    plan: &PlanRequest,
+    now: Moment,
+    superuser: Option<&str>,
+    classes: Option<&PlainClasses>,
+) -> Plan {
+    // A class's patterns are taken whole: not where a known URI narrows them.
+    let classes = classes.filter(|_| plan.known.uri.is_none());
     let compiled = &snapshot.compiled;
     let mut base = plan.request.clone();
     base.environment.time = Some(base.environment.time.unwrap_or(now));
@@ -323,7 +340,7 @@ pub fn plan(snapshot: &Snapshot, plan: &PlanRequest, now: Moment, superuser: Opt
                 action: action.clone(),
                 ..base.clone()
             };
-            per_action.push(action_filter(snapshot, &request, i, &plan.known));
+            per_action.push(action_filter(snapshot, classes, &request, i, &plan.known));
             bases.push(request);
         }
         Filter::new(Node::And(per_action)).simplify()
@@ -346,6 +363,7 @@ pub fn plan(snapshot: &Snapshot, plan: &PlanRequest, now: Moment, superuser: Opt
 /// The resources one action is allowed on: some allow holds and no deny applies.
 fn action_filter(
     snapshot: &Snapshot,
+    classes: Option<&PlainClasses>,
     request: &Request,
     index: usize,
     known: &KnownResource,
@@ -362,10 +380,15 @@ fn action_filter(
         groups: &groups,
         time: request.environment.time.expect("the plan fixes the time"),
     };
+    // Members of plain classes are decided with their class, below.
+    let in_class = |p: u32| classes.is_some_and(|c| c.is_member(p));
     let mut candidates: Vec<u32> = Vec::new();
     compiled
         .index
         .candidates_any_resource(&request.principal.id, &groups, |entry| {
+            if in_class(entry.policy) {
+                return;
+            }
             let policy = &compiled.policies[entry.policy as usize];
             if policy.matches_action(&request.action)
                 && selector_matches(
@@ -400,12 +423,7 @@ fn action_filter(
             match planner.condition(condition) {
                 // A deny applies unless a condition is false; an allow holds only if every one is true.
                 Planned::Decided(truth) => {
-                    let keeps = if deny {
-                        truth != Truth::False
-                    } else {
-                        truth == Truth::True
-                    };
-                    if !keeps {
+                    if !keeps(deny, truth) {
                         continue 'policies;
                     }
                 }
@@ -417,13 +435,7 @@ fn action_filter(
             }
         }
         if terms.is_empty() {
-            let slot = &mut plain[usize::from(deny)];
-            slot.ids.push(policy.id.clone());
-            match uri {
-                UriMatch::Everywhere => slot.everywhere = true,
-                UriMatch::Patterns(globs) => globs.into_iter().for_each(|g| slot.patterns.push(g)),
-                UriMatch::Nowhere => {}
-            }
+            plain[usize::from(deny)].loose.push((p, &policy.id, uri));
             continue;
         }
         terms.insert(0, uri.into_filter());
@@ -434,22 +446,28 @@ fn action_filter(
             allows.push(branch);
         }
     }
-    for (i, term) in plain.into_iter().enumerate() {
-        let PlainTerm {
-            patterns,
-            ids,
-            everywhere,
-        } = term;
-        if ids.is_empty() {
-            continue;
+    // A class is decided by any member: the same actions, and conditions that read no part of the resource
+    // (so the planner would decide each from the request, as here), under a selector the principal met.
+    for c in classes
+        .map(|c| c.reached(&request.principal.id, &groups))
+        .unwrap_or_default()
+    {
+        let class = classes.expect("classes were reached").class(c);
+        let policy = &compiled.policies[class.representative() as usize];
+        let deny = class.effect == Effect::Deny;
+        if policy.matches_action(&request.action)
+            && policy
+                .conditions
+                .iter()
+                .all(|condition| keeps(deny, eval_condition(condition, &ctx)))
+        {
+            plain[usize::from(deny)].classes.push(class);
         }
-        let term = if everywhere {
-            Filter::constant(true)
-        } else {
-            Filter::leaf(Leaf::uri_glob(&patterns, &patterns.pruned()))
+    }
+    for (i, term) in plain.into_iter().enumerate() {
+        let Some(branch) = term.into_filter() else {
+            continue;
         };
-        // An `and` keeps the ids even where the term is a constant.
-        let branch = Filter::new(Node::And(vec![term])).with_policies(ids);
         if i == 1 {
             denies.push(branch);
         } else {
@@ -462,13 +480,110 @@ fn action_filter(
     ]))
 }
 
-/// The policies of one effect whose conditions are all decided: their URI patterns, their ids, and whether one of
-/// them matches every resource.
+/// Whether a policy still counts once a condition is decided: a deny applies unless a condition is false; an
+/// allow holds only if every one is true.
+fn keeps(deny: bool, truth: Truth) -> bool {
+    if deny {
+        truth != Truth::False
+    } else {
+        truth == Truth::True
+    }
+}
+
+/// The policies of one effect whose conditions are all decided: those visited on their own, in policy order
+/// (number, id, patterns), and the plain classes that hold.
 #[derive(Default)]
 struct PlainTerm<'g> {
-    patterns: filter::PatternList<'g>,
-    ids: Vec<Arc<str>>,
-    everywhere: bool,
+    loose: Vec<(u32, &'g Arc<str>, UriMatch<'g>)>,
+    classes: Vec<&'g PlainClass>,
+}
+
+impl PlainTerm<'_> {
+    /// One term: every pattern (without repeats or covered ones) and every id, in policy order. A class alone
+    /// gives its shared, already pruned list.
+    fn into_filter(self) -> Option<Filter> {
+        let PlainTerm { loose, classes } = self;
+        let everywhere = loose
+            .iter()
+            .any(|(_, _, uri)| matches!(uri, UriMatch::Everywhere));
+        if let ([class], false) = (&classes[..], everywhere) {
+            let term = if loose.is_empty() {
+                Leaf::uri_glob_shared(class.kept.clone())
+            } else {
+                let extra: Vec<(u32, &Glob)> = loose
+                    .iter()
+                    .flat_map(|(p, _, uri)| match uri {
+                        UriMatch::Patterns(globs) => globs.iter().map(|g| (*p, *g)).collect(),
+                        _ => smallvec::SmallVec::<[(u32, &Glob); 4]>::new(),
+                    })
+                    .collect();
+                Leaf::uri_glob_shared(class.merged(&extra).into_iter().cloned().collect())
+            };
+            // Ids in policy order: the class's and the others', merged.
+            let mut ids = Vec::with_capacity(class.ids.len() + loose.len());
+            let mut others = loose.iter().peekable();
+            for (&p, id) in class.members.iter().zip(class.ids.iter()) {
+                while let Some((_, other, _)) = others.next_if(|(q, _, _)| *q < p) {
+                    ids.push((*other).clone());
+                }
+                ids.push(id.clone());
+            }
+            ids.extend(others.map(|(_, id, _)| (*id).clone()));
+            return Some(
+                Filter::new(Node::And(vec![Filter::leaf(term)])).with_sorted_policies(ids),
+            );
+        }
+        enum From<'g> {
+            Loose(&'g Arc<str>, UriMatch<'g>),
+            Member(&'g PlainClass, usize),
+        }
+        let mut items: Vec<(u32, From)> = loose
+            .into_iter()
+            .map(|(p, id, uri)| (p, From::Loose(id, uri)))
+            .collect();
+        if items.is_empty() && classes.is_empty() {
+            return None;
+        }
+        if !classes.is_empty() {
+            // A policy is in one class at most, and never both in a class and visited on its own.
+            for class in &classes {
+                items.extend(
+                    class
+                        .members
+                        .iter()
+                        .enumerate()
+                        .map(|(m, &p)| (p, From::Member(class, m))),
+                );
+            }
+            items.sort_unstable_by_key(|(p, _)| *p);
+        }
+        let mut patterns = PatternList::default();
+        let mut ids = Vec::with_capacity(items.len());
+        for (_, from) in items {
+            match from {
+                From::Loose(id, uri) => {
+                    ids.push(id.clone());
+                    if let UriMatch::Patterns(globs) = uri {
+                        globs.into_iter().for_each(|g| patterns.push(g));
+                    }
+                }
+                From::Member(class, m) => {
+                    ids.push(class.ids[m].clone());
+                    class
+                        .member_patterns(m)
+                        .iter()
+                        .for_each(|g| patterns.push(g));
+                }
+            }
+        }
+        let term = if everywhere {
+            Filter::constant(true)
+        } else {
+            Filter::leaf(Leaf::uri_glob(&patterns, &patterns.pruned()))
+        };
+        // An `and` keeps the ids even where the term is a constant.
+        Some(Filter::new(Node::And(vec![term])).with_policies(ids))
+    }
 }
 
 /// How a policy's resource patterns meet the resources considered.
@@ -487,7 +602,7 @@ impl UriMatch<'_> {
             UriMatch::Everywhere => Filter::constant(true),
             UriMatch::Nowhere => Filter::constant(false),
             UriMatch::Patterns(globs) => {
-                let mut list = filter::PatternList::default();
+                let mut list = PatternList::default();
                 globs.into_iter().for_each(|g| list.push(g));
                 let all: Vec<usize> = (0..list.len()).collect();
                 Filter::leaf(Leaf::uri_glob(&list, &all))
@@ -510,17 +625,15 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    /// True when `path` reads a part of the resource that is not known.
+    /// True when `path` reads a part of the resource that is not known (never where `ir::plain` says a path
+    /// does not read the resource, which plain classes rely on).
     fn reads_resource(&self, path: &AttrPath) -> bool {
-        match &path.target {
-            Target::Field(Field::ResourceUri) => self.known.exact_uri().is_none(),
-            Target::Field(Field::ResourceOwner) => self.known.owner.is_none(),
-            Target::Attribute {
-                part: Part::Resource,
-                ..
-            } => true,
-            _ => false,
-        }
+        crate::ir::plain::reads_resource(path)
+            && match &path.target {
+                Target::Field(Field::ResourceUri) => self.known.exact_uri().is_none(),
+                Target::Field(Field::ResourceOwner) => self.known.owner.is_none(),
+                _ => true,
+            }
     }
 
     /// How a policy's resource patterns meet the resources considered. An absent URI is matched as the empty
@@ -752,3 +865,7 @@ fn tail(g: &Glob) -> &str {
         None => g.as_str(),
     }
 }
+
+#[cfg(test)]
+#[path = "classes_tests.rs"]
+mod classes_tests;
