@@ -1,8 +1,9 @@
 //! The immutable, compiled policy set that decisions read, and the lock-free store that swaps it.
 //!
 //! A [`Snapshot`] is built whole by `compile::build` (or `compile::build_cached`, the reloader's) and never
-//! changes. [`SnapshotStore`] publishes it with `arc-swap`: readers take one `load_full()` per call and never
-//! block writers or each other, and a reader always sees one complete snapshot, old or new, never a mix.
+//! changes; the query plan's plain classes, derived from it, are found once, on first use. [`SnapshotStore`]
+//! publishes it with `arc-swap`: readers take one `load_full()` per call and never block writers or each other,
+//! and a reader always sees one complete snapshot, old or new, never a mix.
 
 use std::sync::{Arc, OnceLock};
 
@@ -37,11 +38,17 @@ impl Snapshot {
         }
     }
 
-    /// The plain classes of the set (found on the first call; the reloader asks once after publishing, so
-    /// that no plan request waits for it).
+    /// The plain classes of the set, found on the first call (a plan request that arrives meanwhile waits for
+    /// them). The reloader finds them for each new snapshot off the executor when the one it replaces had them,
+    /// that is when plans are being served.
     pub(crate) fn plain_classes(&self) -> &PlainClasses {
         self.plain
             .get_or_init(|| PlainClasses::build(&self.compiled, crate::ir::plain::MIN_CLASS))
+    }
+
+    /// Whether [`Snapshot::plain_classes`] has been asked for.
+    pub(crate) fn has_plain_classes(&self) -> bool {
+        self.plain.get().is_some()
     }
 
     pub fn policy_count(&self) -> usize {

@@ -45,21 +45,10 @@ impl<'g> PatternList<'g> {
         &self.text(i)[..self.spans[i].1 as usize]
     }
 
-    /// `p` when pattern `i` is `p*` with `p` literal.
+    /// `p` when pattern `i` is `p*` with `p` literal (read from the copy of its text).
     fn star_prefix(&self, i: usize) -> Option<&str> {
-        let text = self.text(i);
-        let head = self.spans[i].1 as usize;
-        (head + 1 == text.len() && text.ends_with('*')).then(|| &text[..head])
+        star_prefix_of(self.text(i), self.spans[i].1 as usize)
     }
-}
-
-/// `p` when the pattern is `p*` with `p` literal: the patterns that cover others.
-pub(crate) fn star_prefix(glob: &Glob) -> Option<&str> {
-    let (text, head) = (glob.as_str(), glob.literal_prefix().len());
-    (head + 1 == text.len() && text.ends_with('*')).then(|| &text[..head])
-}
-
-impl PatternList<'_> {
 
     /// The positions of the patterns that stay when repeats and covered patterns go (see [`prune_covered`]),
     /// in order.
@@ -78,21 +67,49 @@ impl PatternList<'_> {
                 unique.push(i);
             }
         }
-        // Only prefixes of these lengths can be in the set: a handful, whatever the number of patterns.
-        let mut lengths: Vec<usize> = star_prefixes.iter().map(|p| p.len()).collect();
-        lengths.sort_unstable();
-        lengths.dedup();
+        let lengths = lengths(star_prefixes.iter().copied());
         unique.retain(|&i| {
-            let own = self.star_prefix(i);
-            let head = self.head(i);
-            !lengths
-                .iter()
-                .take_while(|&&n| n <= head.len())
-                .filter_map(|&n| head.get(..n))
-                .any(|p| Some(p) != own && star_prefixes.contains(p))
+            !covered(self.head(i), self.star_prefix(i), &lengths, |p| {
+                star_prefixes.contains(p)
+            })
         });
         unique
     }
+}
+
+/// `p` when a pattern with this text and literal head length is `p*` with `p` literal: the patterns that cover
+/// others.
+fn star_prefix_of(text: &str, head: usize) -> Option<&str> {
+    (head + 1 == text.len() && text.ends_with('*')).then(|| &text[..head])
+}
+
+/// [`star_prefix_of`] a pattern.
+pub(crate) fn star_prefix(glob: &Glob) -> Option<&str> {
+    star_prefix_of(glob.as_str(), glob.literal_prefix().len())
+}
+
+/// The lengths of some `p*` prefixes, ascending, without repeats: only prefixes of these lengths can be among
+/// them (a handful, whatever the number of patterns).
+pub(crate) fn lengths<'p>(prefixes: impl Iterator<Item = &'p str>) -> Vec<usize> {
+    let mut lengths: Vec<usize> = prefixes.map(str::len).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    lengths
+}
+
+/// Whether a pattern with this literal head (and `own` star prefix, if it is `own*`) is covered by a `p*`
+/// among some prefixes (`is_star`, whose lengths are `lengths`) other than itself.
+pub(crate) fn covered(
+    head: &str,
+    own: Option<&str>,
+    lengths: &[usize],
+    is_star: impl Fn(&str) -> bool,
+) -> bool {
+    lengths
+        .iter()
+        .take_while(|&&n| n <= head.len())
+        .filter_map(|&n| head.get(..n))
+        .any(|p| Some(p) != own && is_star(p))
 }
 
 /// Drops repeated patterns and those another pattern covers (`p*` covers every pattern whose matches all start

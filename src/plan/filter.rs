@@ -222,7 +222,8 @@ impl Leaf {
         leaf
     }
 
-    /// `resource.uri glob` over a shared list of patterns (a plain class's, `ir::plain`): nothing is copied.
+    /// `resource.uri glob` over a list of patterns that may be shared (a plain class's, `ir::plain`): the list
+    /// is not copied.
     pub(crate) fn uri_glob_shared(globs: Arc<[Glob]>) -> Leaf {
         Leaf::new(
             Condition {

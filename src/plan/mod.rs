@@ -4,9 +4,10 @@
 //!
 //! The plan is exact: a resource passes exactly when `Authorize` would answer ALLOW for every action asked,
 //! three-valued rules included. It is built from the evaluator's own pieces, never a second evaluator: the
-//! attachments come from the index and the selector test, conditions that do not read the resource are decided
-//! by `eval_condition` on the request, and the leaves that do are conditions that `eval_condition` decides per
-//! resource. For each action the tree is
+//! attachments come from the index and the selector test (for the members of a plain class, `ir::plain`, from
+//! the key the principal reached, decided once by one member), conditions that do not read the resource are
+//! decided by `eval_condition` on the request, and the leaves that do are conditions that `eval_condition`
+//! decides per resource. For each action the tree is
 //!
 //! ```text
 //! or(allow_p: uri_p and cond_1 is true and ...) and not or(deny_q: uri_q and cond_1 is not false and ...)
@@ -507,6 +508,8 @@ impl PlainTerm<'_> {
             .iter()
             .any(|(_, _, uri)| matches!(uri, UriMatch::Everywhere));
         if let ([class], false) = (&classes[..], everywhere) {
+            #[cfg(test)]
+            count_term(usize::from(!loose.is_empty()));
             let term = if loose.is_empty() {
                 Leaf::uri_glob_shared(class.kept.clone())
             } else {
@@ -533,18 +536,20 @@ impl PlainTerm<'_> {
                 Filter::new(Node::And(vec![Filter::leaf(term)])).with_sorted_policies(ids),
             );
         }
-        enum From<'g> {
+        enum Source<'g> {
             Loose(&'g Arc<str>, UriMatch<'g>),
             Member(&'g PlainClass, usize),
         }
-        let mut items: Vec<(u32, From)> = loose
+        let mut items: Vec<(u32, Source)> = loose
             .into_iter()
-            .map(|(p, id, uri)| (p, From::Loose(id, uri)))
+            .map(|(p, id, uri)| (p, Source::Loose(id, uri)))
             .collect();
         if items.is_empty() && classes.is_empty() {
             return None;
         }
         if !classes.is_empty() {
+            #[cfg(test)]
+            count_term(2);
             // A policy is in one class at most, and never both in a class and visited on its own.
             for class in &classes {
                 items.extend(
@@ -552,7 +557,7 @@ impl PlainTerm<'_> {
                         .members
                         .iter()
                         .enumerate()
-                        .map(|(m, &p)| (p, From::Member(class, m))),
+                        .map(|(m, &p)| (p, Source::Member(class, m))),
                 );
             }
             items.sort_unstable_by_key(|(p, _)| *p);
@@ -561,13 +566,13 @@ impl PlainTerm<'_> {
         let mut ids = Vec::with_capacity(items.len());
         for (_, from) in items {
             match from {
-                From::Loose(id, uri) => {
+                Source::Loose(id, uri) => {
                     ids.push(id.clone());
                     if let UriMatch::Patterns(globs) = uri {
                         globs.into_iter().for_each(|g| patterns.push(g));
                     }
                 }
-                From::Member(class, m) => {
+                Source::Member(class, m) => {
                     ids.push(class.ids[m].clone());
                     class
                         .member_patterns(m)
@@ -584,6 +589,22 @@ impl PlainTerm<'_> {
         // An `and` keeps the ids even where the term is a constant.
         Some(Filter::new(Node::And(vec![term])).with_policies(ids))
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How plain terms with classes were built on this thread, for the tests: one class alone, one class with
+    /// other patterns merged in, several classes (or a pattern matching everything) through the general path.
+    static TERMS_WITH_CLASSES: std::cell::Cell<[usize; 3]> = const { std::cell::Cell::new([0; 3]) };
+}
+
+#[cfg(test)]
+fn count_term(way: usize) {
+    TERMS_WITH_CLASSES.with(|c| {
+        let mut counts = c.get();
+        counts[way] += 1;
+        c.set(counts);
+    });
 }
 
 /// How a policy's resource patterns meet the resources considered.
