@@ -46,7 +46,7 @@ impl Snapshot {
             .get_or_init(|| PlainClasses::build(&self.compiled, crate::ir::plain::MIN_CLASS))
     }
 
-    /// Whether [`Snapshot::plain_classes`] has been asked for.
+    /// Whether the plain classes have been found (not while they are being found).
     pub(crate) fn has_plain_classes(&self) -> bool {
         self.plain.get().is_some()
     }

@@ -1,7 +1,7 @@
 //! Plain classes: policies that the query plan can take as one block, found once per snapshot.
 //!
 //! A policy is *plain* when nothing about it reads the resource but its URI patterns: none of its conditions
-//! reads `resource.*` (path or reference), none of its patterns is all `*`, and it has exactly one attachment,
+//! reads `resource.*` (path or reference), it has patterns and none is all `*`, and it has exactly one attachment,
 //! whose selector names exactly one principal key (no tests: everyone; or one `id` or `groups` test with one
 //! string). Plain policies filed under the same key with the same effect, actions and conditions form a class.
 //! For one plan request every member of a class is decided alike (same actions, same conditions read from the
@@ -231,7 +231,8 @@ impl PlainClass {
     /// pattern, in policy order), join the class's: exactly what pruning the whole list in policy order keeps
     /// ([`PatternList::pruned`]), in that order. A pattern stays when it is the first of its text and no other
     /// `p*` covers it; the class's kept patterns already satisfy that among themselves, so only what the extras
-    /// add is looked up: the cost grows with the extras and the class patterns they cover, not with the class.
+    /// add is looked up (the lookups grow with the extras and the class patterns they cover); the result is
+    /// still a new list as long as the class's.
     pub fn merged<'a>(&'a self, extra: &[(u32, &'a Glob)]) -> Vec<&'a Glob> {
         type Set<'s> = std::collections::HashSet<&'s str, foldhash::fast::RandomState>;
         let extra_stars: Set = extra.iter().filter_map(|(_, g)| star_prefix(g)).collect();
@@ -370,7 +371,7 @@ fn alike(a: &Policy, b: &Policy) -> bool {
 }
 
 /// What [`alike`] compares, hashed: policies alike hash alike (but `0.0` and `-0.0`, which only costs sharing),
-/// so a bucket holds one group unless hashes collide.
+/// so a bucket holds one group unless hashes collide or a NaN makes alike-looking policies unlike.
 struct Shared<'a>(&'a Policy);
 
 impl std::hash::Hash for Shared<'_> {

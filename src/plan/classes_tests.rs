@@ -290,12 +290,14 @@ fn the_snapshot_classes_give_the_plan_without_them() {
     }))
     .expect("a valid plan request");
     let now = Moment::from(jiff::Timestamp::UNIX_EPOCH);
+    super::TERMS_WITH_CLASSES.with(|c| c.set([0; 3]));
     let with = super::plan(&snapshot, &request, now, None).to_json();
+    // The deny term was built from the class, with the other two denies' patterns merged in.
+    assert_eq!(super::TERMS_WITH_CLASSES.with(|c| c.get()), [0, 1, 0]);
     let without = plan_with(&snapshot, &request, now, None, None).to_json();
     assert_eq!(with, without);
     // What pruning the whole list keeps, in policy order: `k:t8-*` from p00a, before p08 (whose copy is the
-    // repeat), and
-    // `k:t1*` from p05b, which covers every `k:t1...` pattern of p01 and p10 to p19.
+    // repeat), and `k:t1*` from p05b, which covers every `k:t1...` pattern of p01 and p10 to p19.
     let values = &with["filter"]["not"]["values"];
     assert_eq!(
         values,
