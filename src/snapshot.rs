@@ -5,6 +5,7 @@
 //! publishes it with `arc-swap`: readers take one `load_full()` per call and never block writers or each other,
 //! and a reader always sees one complete snapshot, old or new, never a mix.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
@@ -25,6 +26,8 @@ pub struct Snapshot {
     pub warnings: Diagnostics,
     /// The plain classes the query plan reads, found on first use (see `ir::plain`).
     plain: OnceLock<PlainClasses>,
+    /// Whether a plan asked for them (set before they are found).
+    plain_asked: AtomicBool,
 }
 
 impl Snapshot {
@@ -35,20 +38,28 @@ impl Snapshot {
             compiled,
             warnings,
             plain: OnceLock::new(),
+            plain_asked: AtomicBool::new(false),
         }
     }
 
     /// The plain classes of the set, found on the first call (a plan request that arrives meanwhile waits for
-    /// them). The reloader finds them for each new snapshot off the executor when the one it replaces had them,
-    /// that is when plans are being served.
+    /// them). The reloader finds them for each new snapshot off the executor when plans were asked of the one it
+    /// replaces.
     pub(crate) fn plain_classes(&self) -> &PlainClasses {
+        self.plain_asked.store(true, Ordering::Relaxed);
         self.plain
             .get_or_init(|| PlainClasses::build(&self.compiled, crate::ir::plain::MIN_CLASS))
     }
 
     /// Whether the plain classes have been found (not while they are being found).
+    #[cfg(test)]
     pub(crate) fn has_plain_classes(&self) -> bool {
         self.plain.get().is_some()
+    }
+
+    /// Whether the plain classes were asked for, found yet or not: plans are made on this snapshot.
+    pub(crate) fn plain_classes_asked(&self) -> bool {
+        self.plain_asked.load(Ordering::Relaxed)
     }
 
     pub fn policy_count(&self) -> usize {
