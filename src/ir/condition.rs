@@ -1,11 +1,11 @@
 //! Compiled conditions (IR): operators with their values checked, parsed and pre-built once (globs, CIDRs, time
 //! windows, zones, instants, `${...}` references), so evaluation never parses anything.
 
+use std::sync::Arc;
+
 use ipnet::IpNet;
 use jiff::tz::TimeZone;
 use crate::moment::Moment;
-
-use std::sync::Arc;
 
 use super::glob::Glob;
 use super::path::AttrPath;

@@ -111,6 +111,11 @@ impl Glob {
         matches!(self.kind, Kind::Exact)
     }
 
+    /// True when the pattern is all `*`: it matches every string, the empty one included.
+    pub fn matches_everything(&self) -> bool {
+        matches!(self.kind, Kind::Any)
+    }
+
     /// The literal text every match starts with.
     pub fn literal_prefix(&self) -> &str {
         match &self.kind {

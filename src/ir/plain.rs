@@ -332,10 +332,7 @@ fn single_key(selector: &Selector) -> Option<PrincipalKey<'_>> {
 /// True when nothing about the policy reads the resource but its patterns, and no pattern is all `*`.
 fn is_plain(policy: &Policy) -> bool {
     !policy.resources.is_empty()
-        && !policy
-            .resources
-            .iter()
-            .any(|g| g.as_str().bytes().all(|b| b == b'*'))
+        && !policy.resources.iter().any(Glob::matches_everything)
         && !policy
             .conditions
             .iter()

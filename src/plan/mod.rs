@@ -449,20 +449,19 @@ fn action_filter(
     }
     // A class is decided by any member: the same actions, and conditions that read no part of the resource
     // (so the planner would decide each from the request, as here), under a selector the principal met.
-    for c in classes
-        .map(|c| c.reached(&request.principal.id, &groups))
-        .unwrap_or_default()
-    {
-        let class = classes.expect("classes were reached").class(c);
-        let policy = &compiled.policies[class.representative() as usize];
-        let deny = class.effect == Effect::Deny;
-        if policy.matches_action(&request.action)
-            && policy
-                .conditions
-                .iter()
-                .all(|condition| keeps(deny, eval_condition(condition, &ctx)))
-        {
-            plain[usize::from(deny)].classes.push(class);
+    if let Some(classes) = classes {
+        for c in classes.reached(&request.principal.id, &groups) {
+            let class = classes.class(c);
+            let policy = &compiled.policies[class.representative() as usize];
+            let deny = class.effect == Effect::Deny;
+            if policy.matches_action(&request.action)
+                && policy
+                    .conditions
+                    .iter()
+                    .all(|condition| keeps(deny, eval_condition(condition, &ctx)))
+            {
+                plain[usize::from(deny)].classes.push(class);
+            }
         }
     }
     for (i, term) in plain.into_iter().enumerate() {
@@ -669,7 +668,7 @@ impl Planner<'_> {
         }
         let mut open = smallvec::SmallVec::new();
         for g in patterns {
-            if g.as_str().bytes().all(|b| b == b'*') {
+            if g.matches_everything() {
                 return UriMatch::Everywhere;
             }
             match self.known.uri.as_ref().map(|k| relate(k, g)) {
