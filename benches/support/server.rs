@@ -1,6 +1,6 @@
 //! The real `arbiter serve` process for the benchmarks that measure it from outside (`loadgen`, `scale`):
 //! writing a policy directory, starting the binary on an ephemeral port, waiting for `SERVING`, and reading its
-//! resident memory.
+//! resident memory. `ARBITER_BIN` names another build to start instead of this one.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
@@ -47,13 +47,20 @@ impl Drop for Server {
     }
 }
 
+/// The binary to start: `ARBITER_BIN` when set (to measure another build beside this one), else this build's.
+pub fn server_binary() -> PathBuf {
+    std::env::var_os("ARBITER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_arbiter")))
+}
+
 pub fn start_server(dir: &Path) -> Server {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_arbiter"))
+    let child = Command::new(server_binary())
         .args(["serve", "--policies"])
         .arg(dir)
         .args([

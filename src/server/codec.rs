@@ -60,7 +60,7 @@ impl<U: prost::Message + Default> Decoder for ArbiterDecoder<U> {
 
 /// The status for a message `U` that did not decode: a hostile nesting names the attribute map at fault,
 /// anything else names the message.
-fn decode_error<U>(message: &str) -> Status {
+pub(crate) fn decode_error<U>(message: &str) -> Status {
     if message.contains("recursion limit reached") {
         return Status::invalid_argument(format!(
             "{}: nested too deeply (more than {} levels)",

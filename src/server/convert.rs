@@ -175,7 +175,7 @@ pub fn plan_response(answer: &super::decide::PlanAnswer) -> proto::PlanResources
 }
 
 /// JSON map to Struct. Only used on validated requests, whose depth is bounded.
-fn json_to_struct(m: &Map<String, Value>) -> prost_types::Struct {
+pub(crate) fn json_to_struct(m: &Map<String, Value>) -> prost_types::Struct {
     prost_types::Struct {
         fields: m
             .iter()
@@ -554,13 +554,17 @@ fn value_to_json(
 /// Struct numbers are doubles; whole numbers within ±2^53 become JSON integers (numbers compare by value, so
 /// this only changes how they print).
 fn number(field: &FieldPath<'_>, n: f64) -> Result<Value, RequestError> {
+    number_value(n)
+        .ok_or_else(|| RequestError::new(field.to_string(), format!("{n} is not a finite number")))
+}
+
+/// A Struct number as JSON ([`number`]); `None` when it is not finite.
+pub(crate) fn number_value(n: f64) -> Option<Value> {
     const EXACT: f64 = 9_007_199_254_740_992.0;
     if n.fract() == 0.0 && n.abs() <= EXACT {
-        return Ok(Value::from(n as i64));
+        return Some(Value::from(n as i64));
     }
-    Number::from_f64(n)
-        .map(Value::Number)
-        .ok_or_else(|| RequestError::new(field.to_string(), format!("{n} is not a finite number")))
+    Number::from_f64(n).map(Value::Number)
 }
 
 /// Builds the proto response for one verdict. The decision enum is derived from `allowed` alone; the

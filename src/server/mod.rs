@@ -27,6 +27,9 @@ mod supervisor;
 pub mod tls;
 pub mod token;
 mod uds;
+mod wire;
+#[cfg(test)]
+mod wire_tests;
 
 use authority::AuthorityFix;
 pub use config::*;
@@ -522,8 +525,7 @@ fn router(
     let health_service = tonic_health::pb::health_server::HealthServer::new(
         tonic_health::server::HealthService::from_health_reporter(services.health.clone()),
     );
-    let authorizer = proto::authorizer_server::AuthorizerServer::new(services.authorizer.clone())
-        .max_decoding_message_size(max_message_bytes);
+    let authorizer = service::AuthorizerRoutes::new(services.authorizer.clone(), max_message_bytes);
     let ext_authz =
         envoy_types::ext_authz::v3::pb::AuthorizationServer::new(services.ext_authz.clone())
             .max_decoding_message_size(max_message_bytes);

@@ -1,14 +1,24 @@
-//! The `arbiter.v1.Authorizer` gRPC service: `Authorize`, `AuthorizeBatch`, `GetStatus` and `Simulate`. The
-//! decision path itself is `decide`, shared with the other doors; this file maps protobuf in and out.
+//! The `arbiter.v1.Authorizer` gRPC service: `Authorize`, `AuthorizeBatch`, `GetStatus`, `PlanResources` and
+//! `Simulate`. The decision path itself is `decide`, shared with the other doors; this file maps protobuf in and
+//! out. [`AuthorizerRoutes`] serves `Authorize` with the hand-written wire format of `wire` and every other
+//! call with the generated service.
 
+use std::convert::Infallible;
+use std::future::{ready, Ready};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use tonic::body::Body;
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, AuthorizeInput, BatchInput};
 use super::decide::{guarded, internal_panic, DoorError, ServiceState};
 use super::proto;
+use super::proto::authorizer_server::AuthorizerServer;
+use super::wire::{self, AuthorizeCodec, AuthorizeReply, ReadError};
 
 /// The tonic service.
 #[derive(Debug, Clone)]
@@ -51,6 +61,90 @@ impl ServiceState {
         })?;
         let (verdict, snapshot) = self.decide(input)?;
         Ok(convert::response(&verdict, &snapshot.revision))
+    }
+
+    /// [`ServiceState::authorize`] on the encoded message, read by `wire` and answered with a reply written
+    /// from the verdict.
+    pub(crate) fn authorize_wire(&self, bytes: &[u8]) -> Result<AuthorizeReply, Status> {
+        let read = catch_unwind(AssertUnwindSafe(|| {
+            wire::read_authorize(bytes, &|p| self.identify(p))
+        }))
+        .map_err(|_| Status::from(internal_panic("reading the request")))?;
+        let input = match read {
+            Ok(input) => input,
+            Err(ReadError::Undecodable(status)) => return Err(status),
+            Err(ReadError::Invalid(e)) => return Err(DoorError::Invalid(e).into()),
+        };
+        let (verdict, snapshot) = self.decide(input)?;
+        Ok(AuthorizeReply::new(verdict, snapshot))
+    }
+}
+
+const AUTHORIZE_PATH: &str = "/arbiter.v1.Authorizer/Authorize";
+
+/// The `arbiter.v1.Authorizer` routes: `Authorize` through [`AuthorizeCodec`] (synchronously, no future boxed
+/// beyond tonic's own), everything else through the generated server.
+#[derive(Debug, Clone)]
+pub struct AuthorizerRoutes {
+    generated: AuthorizerServer<AuthorizerService>,
+    authorize: WireAuthorize,
+    max_message_bytes: usize,
+}
+
+impl AuthorizerRoutes {
+    /// Both routes decode at most `max_message_bytes` per message.
+    pub fn new(service: AuthorizerService, max_message_bytes: usize) -> Self {
+        AuthorizerRoutes {
+            authorize: WireAuthorize(service.state.clone()),
+            generated: AuthorizerServer::new(service).max_decoding_message_size(max_message_bytes),
+            max_message_bytes,
+        }
+    }
+}
+
+impl NamedService for AuthorizerRoutes {
+    const NAME: &'static str = <AuthorizerServer<AuthorizerService> as NamedService>::NAME;
+}
+
+impl<B> tower::Service<http::Request<B>> for AuthorizerRoutes
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != AUTHORIZE_PATH {
+            return self.generated.call(req);
+        }
+        let method = self.authorize.clone();
+        let max = self.max_message_bytes;
+        Box::pin(async move {
+            let mut grpc =
+                Grpc::new(AuthorizeCodec).apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(method, req).await)
+        })
+    }
+}
+
+/// `Authorize` on the wire format of `wire`: decided synchronously, so its future is ready at once.
+#[derive(Debug, Clone)]
+struct WireAuthorize(Arc<ServiceState>);
+
+impl UnaryService<Bytes> for WireAuthorize {
+    type Response = AuthorizeReply;
+    type Future = Ready<Result<Response<AuthorizeReply>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        ready(self.0.authorize_wire(request.get_ref()).map(Response::new))
     }
 }
 

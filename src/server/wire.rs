@@ -1,0 +1,591 @@
+//! The `Authorize` call's protobuf on the hot path, read and written by hand with prost's wire primitives.
+//!
+//! - **Reading.** [`read_authorize`] reads an encoded `AuthorizeRequest` straight into the request's parts: a
+//!   `google.protobuf.Struct` becomes the attribute map directly, without prost's `BTreeMap` of boxed values
+//!   and the conversion after it. It reads the form every protobuf library writes: each singular field at
+//!   most once, each map key once, each `Value` with one kind, no groups, nesting within
+//!   [`MAX_ATTRIBUTE_DEPTH`] and finite numbers. Anything else (a repeated field that protobuf merges, a
+//!   truncated or ill-typed field, invalid UTF-8, a fault) is handed whole to prost and to
+//!   [`AuthorizeInput::from_proto`], which decide it as they decide every other call. Both paths therefore give
+//!   the same answer, errors included; a property test checks that over random and damaged messages.
+//! - **Writing.** [`AuthorizeReply`] writes an `AuthorizeResponse` from the verdict and the snapshot's revision,
+//!   byte for byte what prost writes for [`convert::response`], without copying the policy ids and strings into
+//!   a message first. A reply with an explanation is built and encoded by prost.
+//!
+//! [`AuthorizeCodec`] carries both through tonic: its decoder keeps the message's bytes (no copy) for the
+//! handler to read.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes};
+use prost::encoding::{
+    decode_key, decode_varint, encode_key, encode_varint, encoded_len_varint, key_len, skip_field,
+    DecodeContext, WireType,
+};
+use prost::Message;
+use serde_json::{Map, Value};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
+
+use super::convert::{self, number_value, AuthorizeInput, Identify};
+use super::decide::Verdict;
+use super::proto;
+use crate::snapshot::Snapshot;
+use crate::request::{
+    RawEnvironment, RawPrincipal, RawRequest, RawResource, RequestError, MAX_ATTRIBUTE_DEPTH,
+};
+
+/// Why an `AuthorizeRequest` could not be decided: it does not decode, or it is invalid.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The bytes are not an `AuthorizeRequest` (`INVALID_ARGUMENT`, as the codec words it).
+    Undecodable(Status),
+    /// A field is invalid.
+    Invalid(RequestError),
+}
+
+/// Reads and validates an encoded `AuthorizeRequest`: the fast reader, or prost and the proto conversion for a
+/// message outside the fast reader's form.
+pub fn read_authorize(bytes: &[u8], identify: Identify<'_>) -> Result<AuthorizeInput, ReadError> {
+    match read_fast(bytes) {
+        Ok((raw, time)) => {
+            let time = time
+                .map(|t| convert::timestamp_from_proto("environment.time", &t))
+                .transpose()
+                .map_err(ReadError::Invalid)?;
+            AuthorizeInput::from_raw(raw, time, identify).map_err(ReadError::Invalid)
+        }
+        Err(Fallback) => read_with_prost(bytes, identify),
+    }
+}
+
+/// The reference path: prost's message, then [`AuthorizeInput::from_proto`].
+fn read_with_prost(bytes: &[u8], identify: Identify<'_>) -> Result<AuthorizeInput, ReadError> {
+    let msg = proto::AuthorizeRequest::decode(bytes).map_err(|e| {
+        ReadError::Undecodable(super::codec::decode_error::<proto::AuthorizeRequest>(
+            &e.to_string(),
+        ))
+    })?;
+    AuthorizeInput::from_proto(msg, identify).map_err(ReadError::Invalid)
+}
+
+/// Whether the fast reader reads `bytes` itself (for tests counting both paths).
+#[cfg(test)]
+pub(crate) fn reads_fast(bytes: &[u8]) -> bool {
+    read_fast(bytes).is_ok()
+}
+
+/// The message is outside the fast reader's form: prost reads it.
+#[derive(Debug)]
+struct Fallback;
+
+type Read<T> = Result<T, Fallback>;
+
+/// A cursor over one message's bytes.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn done(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn key(&mut self) -> Read<(u32, WireType)> {
+        decode_key(&mut self.buf).map_err(|_| Fallback)
+    }
+
+    fn varint(&mut self, wire_type: WireType) -> Read<u64> {
+        expect(wire_type, WireType::Varint)?;
+        decode_varint(&mut self.buf).map_err(|_| Fallback)
+    }
+
+    fn double(&mut self, wire_type: WireType) -> Read<f64> {
+        expect(wire_type, WireType::SixtyFourBit)?;
+        if self.buf.len() < 8 {
+            return Err(Fallback);
+        }
+        Ok(self.buf.get_f64_le())
+    }
+
+    /// A length-delimited field's bytes, as a reader of their own.
+    fn delimited(&mut self, wire_type: WireType) -> Read<Reader<'a>> {
+        expect(wire_type, WireType::LengthDelimited)?;
+        let len = decode_varint(&mut self.buf).map_err(|_| Fallback)?;
+        if len > self.buf.len() as u64 {
+            return Err(Fallback);
+        }
+        let (inner, rest) = self.buf.split_at(len as usize);
+        self.buf = rest;
+        Ok(Reader { buf: inner })
+    }
+
+    fn string(&mut self, wire_type: WireType) -> Read<String> {
+        let bytes = self.delimited(wire_type)?.buf;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| Fallback)
+    }
+
+    /// An unknown field, skipped as prost skips it (groups are left to prost, which counts their nesting).
+    fn skip(&mut self, tag: u32, wire_type: WireType) -> Read<()> {
+        if matches!(wire_type, WireType::StartGroup | WireType::EndGroup) {
+            return Err(Fallback);
+        }
+        skip_field(wire_type, tag, &mut self.buf, DecodeContext::default()).map_err(|_| Fallback)
+    }
+}
+
+fn expect(got: WireType, want: WireType) -> Read<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(Fallback)
+    }
+}
+
+/// Marks field `tag` as read; a second occurrence (which protobuf merges or overrides) goes to prost.
+fn once(seen: &mut u32, tag: u32) -> Read<()> {
+    let bit = 1u32 << tag;
+    if *seen & bit != 0 {
+        return Err(Fallback);
+    }
+    *seen |= bit;
+    Ok(())
+}
+
+/// The request's parts as [`AuthorizeInput::from_proto`] would build them, and `environment.time`.
+fn read_fast(bytes: &[u8]) -> Read<(RawRequest, Option<prost_types::Timestamp>)> {
+    let mut r = Reader { buf: bytes };
+    let mut seen = 0;
+    let mut raw = RawRequest {
+        action: Some(String::new()),
+        explain: Some(false),
+        ..RawRequest::default()
+    };
+    let mut time = None;
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        match tag {
+            1 => {
+                once(&mut seen, tag)?;
+                raw.principal = Some(read_principal(r.delimited(wire_type)?)?);
+            }
+            2 => {
+                once(&mut seen, tag)?;
+                raw.action = Some(r.string(wire_type)?);
+            }
+            3 => {
+                once(&mut seen, tag)?;
+                raw.resource = Some(read_resource(r.delimited(wire_type)?)?);
+            }
+            4 => {
+                once(&mut seen, tag)?;
+                let (environment, at) = read_environment(r.delimited(wire_type)?)?;
+                raw.environment = Some(environment);
+                time = at;
+            }
+            5 => {
+                once(&mut seen, tag)?;
+                raw.explain = Some(r.varint(wire_type)? != 0);
+            }
+            _ => r.skip(tag, wire_type)?,
+        }
+    }
+    Ok((raw, time))
+}
+
+fn read_principal(mut r: Reader<'_>) -> Read<RawPrincipal> {
+    let mut seen = 0;
+    let (mut id, mut groups, mut attributes, mut token) = (String::new(), Vec::new(), None, None);
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        match tag {
+            1 => {
+                once(&mut seen, tag)?;
+                id = r.string(wire_type)?;
+            }
+            2 => groups.push(r.string(wire_type)?),
+            3 => {
+                once(&mut seen, tag)?;
+                attributes = Some(read_struct(r.delimited(wire_type)?, 1)?);
+            }
+            4 => {
+                once(&mut seen, tag)?;
+                token = Some(r.string(wire_type)?).filter(|t| !t.is_empty());
+            }
+            _ => r.skip(tag, wire_type)?,
+        }
+    }
+    Ok(RawPrincipal {
+        id: Some(id),
+        groups: Some(groups),
+        attributes,
+        token,
+    })
+}
+
+fn read_resource(mut r: Reader<'_>) -> Read<RawResource> {
+    let mut seen = 0;
+    let (mut uri, mut owner, mut attributes) = (String::new(), String::new(), None);
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        match tag {
+            1 => {
+                once(&mut seen, tag)?;
+                uri = r.string(wire_type)?;
+            }
+            2 => {
+                once(&mut seen, tag)?;
+                owner = r.string(wire_type)?;
+            }
+            3 => {
+                once(&mut seen, tag)?;
+                attributes = Some(read_struct(r.delimited(wire_type)?, 1)?);
+            }
+            _ => r.skip(tag, wire_type)?,
+        }
+    }
+    Ok(RawResource {
+        uri: Some(uri),
+        owner: Some(owner),
+        attributes,
+    })
+}
+
+fn read_environment(
+    mut r: Reader<'_>,
+) -> Read<(RawEnvironment, Option<prost_types::Timestamp>)> {
+    let mut seen = 0;
+    let (mut time, mut source_ip, mut port, mut attributes) = (None, String::new(), 0u32, None);
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        match tag {
+            1 => {
+                once(&mut seen, tag)?;
+                time = Some(read_timestamp(r.delimited(wire_type)?)?);
+            }
+            2 => {
+                once(&mut seen, tag)?;
+                source_ip = r.string(wire_type)?;
+            }
+            3 => {
+                once(&mut seen, tag)?;
+                port = r.varint(wire_type)? as u32;
+            }
+            4 => {
+                once(&mut seen, tag)?;
+                attributes = Some(read_struct(r.delimited(wire_type)?, 1)?);
+            }
+            _ => r.skip(tag, wire_type)?,
+        }
+    }
+    let environment = RawEnvironment {
+        // The time is set on the validated request directly, not through text.
+        time: None,
+        source_ip: Some(source_ip),
+        port: Some(Value::from(port)),
+        attributes,
+    };
+    Ok((environment, time))
+}
+
+fn read_timestamp(mut r: Reader<'_>) -> Read<prost_types::Timestamp> {
+    let mut seen = 0;
+    let mut t = prost_types::Timestamp::default();
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        match tag {
+            1 => {
+                once(&mut seen, tag)?;
+                t.seconds = r.varint(wire_type)? as i64;
+            }
+            2 => {
+                once(&mut seen, tag)?;
+                t.nanos = r.varint(wire_type)? as i32;
+            }
+            _ => r.skip(tag, wire_type)?,
+        }
+    }
+    Ok(t)
+}
+
+/// A `Struct` whose values sit at `depth` (1 for an attribute map's own keys), as a map in key order: the
+/// order prost's `BTreeMap` gives the proto conversion.
+fn read_struct(mut r: Reader<'_>, depth: usize) -> Read<Map<String, Value>> {
+    let mut map = Map::new();
+    let mut sorted = true;
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        if tag != 1 {
+            r.skip(tag, wire_type)?;
+            continue;
+        }
+        let mut entry = r.delimited(wire_type)?;
+        let mut seen = 0;
+        let (mut key, mut value) = (String::new(), None);
+        while !entry.done() {
+            let (tag, wire_type) = entry.key()?;
+            match tag {
+                1 => {
+                    once(&mut seen, tag)?;
+                    key = entry.string(wire_type)?;
+                }
+                2 => {
+                    once(&mut seen, tag)?;
+                    value = Some(read_value(entry.delimited(wire_type)?, depth)?);
+                }
+                _ => entry.skip(tag, wire_type)?,
+            }
+        }
+        // An entry without a value is a null, at this depth all the same.
+        let value = match value {
+            Some(v) => v,
+            None => read_value(Reader { buf: &[] }, depth)?,
+        };
+        if sorted && map.keys().next_back().is_some_and(|last| *last >= key) {
+            sorted = false;
+        }
+        if map.insert(key, value).is_some() {
+            return Err(Fallback);
+        }
+    }
+    if !sorted {
+        map.sort_keys();
+    }
+    Ok(map)
+}
+
+fn read_value(mut r: Reader<'_>, depth: usize) -> Read<Value> {
+    if depth > MAX_ATTRIBUTE_DEPTH {
+        return Err(Fallback);
+    }
+    let mut value = None;
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        let kind = match tag {
+            1 => {
+                r.varint(wire_type)?;
+                Value::Null
+            }
+            2 => number_value(r.double(wire_type)?).ok_or(Fallback)?,
+            3 => Value::String(r.string(wire_type)?),
+            4 => Value::Bool(r.varint(wire_type)? != 0),
+            5 => Value::Object(read_struct(r.delimited(wire_type)?, depth + 1)?),
+            6 => Value::Array(read_list(r.delimited(wire_type)?, depth + 1)?),
+            _ => {
+                r.skip(tag, wire_type)?;
+                continue;
+            }
+        };
+        // A second kind replaces or merges into the first: prost's to decide.
+        if value.replace(kind).is_some() {
+            return Err(Fallback);
+        }
+    }
+    Ok(value.unwrap_or(Value::Null))
+}
+
+fn read_list(mut r: Reader<'_>, depth: usize) -> Read<Vec<Value>> {
+    let mut items = Vec::new();
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        if tag == 1 {
+            items.push(read_value(r.delimited(wire_type)?, depth)?);
+        } else {
+            r.skip(tag, wire_type)?;
+        }
+    }
+    Ok(items)
+}
+
+/// An `AuthorizeResponse` to write.
+#[derive(Debug)]
+pub enum AuthorizeReply {
+    /// Written by hand from the verdict (no explanation), naming the revision of the snapshot that decided.
+    Verdict {
+        verdict: Verdict,
+        snapshot: Arc<Snapshot>,
+    },
+    /// Built and encoded by prost (an explanation, a token's failure).
+    Message(proto::AuthorizeResponse),
+}
+
+const DECISION: u32 = 1;
+const POLICIES: u32 = 2;
+const REASON: u32 = 3;
+const REVISION: u32 = 4;
+const CALL_ID: u32 = 6;
+const TIME: u32 = 7;
+const UNDETERMINED_ALLOW: u32 = 9;
+const SECONDS: u32 = 1;
+const NANOS: u32 = 2;
+
+impl AuthorizeReply {
+    /// The reply to `verdict`, decided on `snapshot`.
+    pub fn new(verdict: Verdict, snapshot: Arc<Snapshot>) -> AuthorizeReply {
+        let explained = verdict.unauthenticated.is_some()
+            || verdict.unmapped.is_some()
+            || verdict.decision.explanation.is_some();
+        if explained {
+            AuthorizeReply::Message(convert::response(&verdict, &snapshot.revision))
+        } else {
+            AuthorizeReply::Verdict { verdict, snapshot }
+        }
+    }
+
+    /// The encoded length, as prost computes it.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            AuthorizeReply::Message(m) => m.encoded_len(),
+            AuthorizeReply::Verdict { verdict, snapshot } => {
+                let d = &verdict.decision;
+                key_len(DECISION)
+                    + 1
+                    + d.policies
+                        .iter()
+                        .map(|p| delimited_len(POLICIES, p.len()))
+                        .sum::<usize>()
+                    + str_len(REASON, d.reason.as_str())
+                    + str_len(REVISION, &snapshot.revision)
+                    + str_len(CALL_ID, &verdict.call_id)
+                    + delimited_len(TIME, timestamp_len(verdict.time))
+                    + d.undetermined_allow
+                        .iter()
+                        .map(|p| delimited_len(UNDETERMINED_ALLOW, p.len()))
+                        .sum::<usize>()
+            }
+        }
+    }
+
+    /// Writes the message, fields in number order, defaults left out: as prost writes it.
+    pub fn encode(&self, buf: &mut impl BufMut) {
+        match self {
+            AuthorizeReply::Message(m) => m.encode_raw(buf),
+            AuthorizeReply::Verdict { verdict, snapshot } => {
+                let d = &verdict.decision;
+                let decision = if d.allowed {
+                    proto::Decision::Allow
+                } else {
+                    proto::Decision::Deny
+                };
+                encode_key(DECISION, WireType::Varint, buf);
+                encode_varint(decision as u64, buf);
+                for p in &d.policies {
+                    put_item(POLICIES, p, buf);
+                }
+                put_str(REASON, d.reason.as_str(), buf);
+                put_str(REVISION, &snapshot.revision, buf);
+                put_str(CALL_ID, &verdict.call_id, buf);
+                encode_key(TIME, WireType::LengthDelimited, buf);
+                encode_varint(timestamp_len(verdict.time) as u64, buf);
+                let (seconds, nanos) = timestamp_parts(verdict.time);
+                if seconds != 0 {
+                    encode_key(SECONDS, WireType::Varint, buf);
+                    encode_varint(seconds as u64, buf);
+                }
+                if nanos != 0 {
+                    encode_key(NANOS, WireType::Varint, buf);
+                    encode_varint(nanos as u64, buf);
+                }
+                for p in &d.undetermined_allow {
+                    put_item(UNDETERMINED_ALLOW, p, buf);
+                }
+            }
+        }
+    }
+}
+
+fn timestamp_parts(t: crate::moment::Moment) -> (i64, i32) {
+    let t = convert::timestamp_to_proto(t);
+    (t.seconds, t.nanos)
+}
+
+fn timestamp_len(t: crate::moment::Moment) -> usize {
+    let (seconds, nanos) = timestamp_parts(t);
+    let field = |tag, v: u64| {
+        if v == 0 {
+            0
+        } else {
+            key_len(tag) + encoded_len_varint(v)
+        }
+    };
+    // Negative integers are written as ten-byte varints (their two's complement), as prost writes them.
+    field(SECONDS, seconds as u64) + field(NANOS, nanos as i64 as u64)
+}
+
+fn delimited_len(tag: u32, len: usize) -> usize {
+    key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
+/// A singular string field's length; an empty string is left out.
+fn str_len(tag: u32, s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        delimited_len(tag, s.len())
+    }
+}
+
+/// A singular string field; an empty string is left out.
+fn put_str(tag: u32, s: &str, buf: &mut impl BufMut) {
+    if !s.is_empty() {
+        put_item(tag, s, buf);
+    }
+}
+
+/// A string, written even when empty (an item of a repeated field).
+fn put_item(tag: u32, s: &str, buf: &mut impl BufMut) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(s.len() as u64, buf);
+    buf.put_slice(s.as_bytes());
+}
+
+/// The codec of the `Authorize` route: the request's bytes in, an [`AuthorizeReply`] out.
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizeCodec;
+
+impl Codec for AuthorizeCodec {
+    type Encode = AuthorizeReply;
+    type Decode = Bytes;
+    type Encoder = AuthorizeCodec;
+    type Decoder = AuthorizeCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        AuthorizeCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        AuthorizeCodec
+    }
+}
+
+impl Encoder for AuthorizeCodec {
+    type Item = AuthorizeReply;
+    type Error = Status;
+
+    fn encode(&mut self, item: AuthorizeReply, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.reserve(item.encoded_len());
+        item.encode(buf);
+        Ok(())
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
+    }
+}
+
+impl Decoder for AuthorizeCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    /// The message's bytes, shared with the receive buffer (no copy); the handler reads them.
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        let len = buf.remaining();
+        Ok(Some(buf.copy_to_bytes(len)))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
+    }
+}

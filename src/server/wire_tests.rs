@@ -1,0 +1,457 @@
+//! Tests of `wire` against prost: random `AuthorizeRequest`s (deep and wide attribute maps, numbers that are
+//! not finite, timestamps out of range, tokens), some of them damaged (merged with another message, unknown
+//! fields, truncated, a byte changed, attributes out of key order), must read exactly as prost and the proto
+//! conversion read them; random verdicts must be written byte for byte as prost writes `convert::response`.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use prost::encoding::{encode_key, encode_varint, WireType};
+use prost::Message;
+use prost_types::value::Kind;
+use proptest::prelude::*;
+
+use super::convert::{self, no_tokens, AuthorizeInput};
+use super::decide::Verdict;
+use super::proto;
+use super::wire::{read_authorize, AuthorizeReply, ReadError};
+use crate::eval::{Decision, Reason};
+use crate::moment::Moment;
+use crate::request::MAX_ATTRIBUTE_DEPTH;
+
+/// Text from outside any alphabet the code knows: empty, ASCII, dots, multi-byte characters.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "[a-c]{1,3}",
+        "[a-zA-Z0-9._:/*-]{1,12}",
+        "\\PC{0,6}",
+    ]
+}
+
+fn number() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<f64>(),
+        (-1000i64..1000).prop_map(|n| n as f64),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(-0.0),
+        Just(9_007_199_254_740_993.0),
+        (-100i32..100).prop_map(|n| n as f64 / 8.0),
+    ]
+}
+
+fn leaf() -> impl Strategy<Value = Option<Kind>> {
+    prop_oneof![
+        Just(None),
+        (0..3i32).prop_map(|n| Some(Kind::NullValue(n))),
+        number().prop_map(|n| Some(Kind::NumberValue(n))),
+        text().prop_map(|s| Some(Kind::StringValue(s))),
+        any::<bool>().prop_map(|b| Some(Kind::BoolValue(b))),
+    ]
+}
+
+fn value() -> impl Strategy<Value = prost_types::Value> {
+    let leaf = leaf().prop_map(|kind| prost_types::Value { kind });
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::btree_map(text(), inner.clone(), 0..4).prop_map(|fields| {
+                prost_types::Value {
+                    kind: Some(Kind::StructValue(prost_types::Struct { fields })),
+                }
+            }),
+            prop::collection::vec(inner, 0..4).prop_map(|values| prost_types::Value {
+                kind: Some(Kind::ListValue(prost_types::ListValue { values })),
+            }),
+        ]
+    })
+}
+
+/// A chain of `levels` structs and lists around a leaf: as deep as the limit, or just past it.
+fn chain() -> impl Strategy<Value = prost_types::Value> {
+    let depths = (MAX_ATTRIBUTE_DEPTH - 2)..(MAX_ATTRIBUTE_DEPTH + 3);
+    (depths, prop::collection::vec(any::<bool>(), MAX_ATTRIBUTE_DEPTH + 3), leaf()).prop_map(
+        |(levels, lists, kind)| {
+            let mut v = prost_types::Value { kind };
+            for list in lists.into_iter().take(levels) {
+                let kind = if list {
+                    Kind::ListValue(prost_types::ListValue { values: vec![v] })
+                } else {
+                    Kind::StructValue(prost_types::Struct {
+                        fields: BTreeMap::from([("d".to_string(), v)]),
+                    })
+                };
+                v = prost_types::Value { kind: Some(kind) };
+            }
+            v
+        },
+    )
+}
+
+fn attributes() -> impl Strategy<Value = Option<prost_types::Struct>> {
+    let fields = prop::collection::btree_map(text(), prop_oneof![4 => value(), 1 => chain()], 0..5);
+    prop::option::weighted(0.6, fields.prop_map(|fields| prost_types::Struct { fields }))
+}
+
+fn timestamp() -> impl Strategy<Value = prost_types::Timestamp> {
+    let seconds = prop_oneof![
+        1_500_000_000i64..1_900_000_000,
+        Just(0),
+        Just(-62_135_596_801),
+        Just(253_402_300_799),
+        any::<i64>(),
+    ];
+    let nanos = prop_oneof![Just(0), 0..1_000_000_000i32, any::<i32>()];
+    (seconds, nanos).prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos })
+}
+
+fn request() -> impl Strategy<Value = proto::AuthorizeRequest> {
+    let principal = (
+        text(),
+        prop::collection::vec(text(), 0..3),
+        attributes(),
+        prop_oneof![8 => Just(String::new()), 1 => text()],
+    )
+        .prop_map(|(id, groups, attributes, token)| proto::Principal {
+            id,
+            groups,
+            attributes,
+            token,
+        });
+    let resource = (text(), text(), attributes()).prop_map(|(uri, owner, attributes)| {
+        proto::Resource {
+            uri,
+            owner,
+            attributes,
+        }
+    });
+    let source_ip = prop_oneof![
+        Just(String::new()),
+        Just("10.1.2.3".to_string()),
+        Just("::1".to_string()),
+        text()
+    ];
+    let port = prop_oneof![Just(0u32), 1..65536u32, any::<u32>()];
+    let environment = (prop::option::of(timestamp()), source_ip, port, attributes()).prop_map(
+        |(time, source_ip, port, attributes)| proto::Environment {
+            time,
+            source_ip,
+            port,
+            attributes,
+        },
+    );
+    (
+        prop::option::weighted(0.9, principal),
+        text(),
+        prop::option::weighted(0.8, resource),
+        prop::option::of(environment),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(principal, action, resource, environment, explain)| proto::AuthorizeRequest {
+                principal,
+                action,
+                resource,
+                environment,
+                explain,
+            },
+        )
+}
+
+/// What is done to the encoded message before it is read.
+#[derive(Debug, Clone)]
+enum Damage {
+    None,
+    /// Another message appended: protobuf merges the two.
+    Merged(Box<proto::AuthorizeRequest>),
+    /// An unknown field appended, of each wire type (a group included).
+    Unknown(u32, u8),
+    Truncated(usize),
+    ByteChanged(usize, u8),
+    /// The resource's attributes written in another key order.
+    Reordered(Vec<usize>),
+    /// One of the resource's attributes written again with another value: the last one counts.
+    Repeated(usize, prost_types::Value),
+    /// An attribute whose value is two values' encodings one after the other (protobuf replaces a scalar kind
+    /// and merges a struct or list into one of the same kind).
+    TwoKinds(String, prost_types::Value, prost_types::Value),
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        6 => Just(Damage::None),
+        1 => request().prop_map(|m| Damage::Merged(Box::new(m))),
+        1 => (6u32..40, 0u8..6).prop_map(|(t, w)| Damage::Unknown(t, w)),
+        1 => any::<usize>().prop_map(Damage::Truncated),
+        1 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Damage::ByteChanged(i, b)),
+        2 => prop::collection::vec(any::<usize>(), 5).prop_map(Damage::Reordered),
+        1 => (any::<usize>(), value()).prop_map(|(i, v)| Damage::Repeated(i, v)),
+        1 => (text(), value(), value()).prop_map(|(k, a, b)| Damage::TwoKinds(k, a, b)),
+    ]
+}
+
+fn encode(msg: &proto::AuthorizeRequest, damage: &Damage) -> Vec<u8> {
+    let mut bytes = msg.encode_to_vec();
+    match damage {
+        Damage::None => {}
+        Damage::Merged(other) => other.encode(&mut bytes).unwrap(),
+        Damage::Unknown(tag, wire) => {
+            let wire_type = WireType::try_from(u64::from(*wire)).unwrap();
+            encode_key(*tag, wire_type, &mut bytes);
+            match wire_type {
+                WireType::Varint => encode_varint(300, &mut bytes),
+                WireType::SixtyFourBit => bytes.extend_from_slice(&[7; 8]),
+                WireType::ThirtyTwoBit => bytes.extend_from_slice(&[7; 4]),
+                WireType::LengthDelimited => {
+                    encode_varint(3, &mut bytes);
+                    bytes.extend_from_slice(b"abc");
+                }
+                WireType::StartGroup => encode_key(*tag, WireType::EndGroup, &mut bytes),
+                WireType::EndGroup => {}
+            }
+        }
+        Damage::Truncated(at) => bytes.truncate(at % (bytes.len() + 1)),
+        Damage::ByteChanged(at, b) => {
+            if !bytes.is_empty() {
+                let i = at % bytes.len();
+                bytes[i] = *b;
+            }
+        }
+        Damage::Reordered(order) => {
+            bytes = with_entries(msg, |entries| {
+                let n = entries.len();
+                for (i, pick) in order.iter().enumerate() {
+                    if n > 1 {
+                        entries.swap(i % n, pick % n);
+                    }
+                }
+            })
+        }
+        Damage::Repeated(at, value) => {
+            let keys: Vec<String> = msg
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter().flat_map(|a| a.fields.keys().cloned()))
+                .collect();
+            if !keys.is_empty() {
+                let key = keys[at % keys.len()].clone();
+                bytes = with_entries(msg, |entries| {
+                    entries.push(entry(&key, &value.encode_to_vec()))
+                });
+            }
+        }
+        Damage::TwoKinds(key, a, b) => {
+            let mut both = a.encode_to_vec();
+            both.extend(b.encode_to_vec());
+            bytes = with_entries(msg, |entries| entries.push(entry(key, &both)));
+        }
+    }
+    bytes
+}
+
+/// One entry of a Struct (its field 1), as a one-entry Struct's encoding, with the value's bytes as given.
+fn entry(key: &str, value: &[u8]) -> Vec<u8> {
+    let mut inner = Vec::new();
+    prost::encoding::string::encode(1, &key.to_string(), &mut inner);
+    encode_key(2, WireType::LengthDelimited, &mut inner);
+    encode_varint(value.len() as u64, &mut inner);
+    inner.extend_from_slice(value);
+    let mut out = Vec::new();
+    encode_key(1, WireType::LengthDelimited, &mut out);
+    encode_varint(inner.len() as u64, &mut out);
+    out.extend(inner);
+    out
+}
+
+/// The message with its resource attributes' entries changed by `change` (each entry is a one-entry Struct's
+/// encoding; a Struct is the concatenation of its entries), and a resource added when it has none.
+fn with_entries(msg: &proto::AuthorizeRequest, change: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
+    let mut without = msg.clone();
+    let mut resource = without.resource.take().unwrap_or_default();
+    let mut entries: Vec<Vec<u8>> = resource
+        .attributes
+        .take()
+        .map(|a| a.fields)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            prost_types::Struct {
+                fields: BTreeMap::from([(k, v)]),
+            }
+            .encode_to_vec()
+        })
+        .collect();
+    change(&mut entries);
+    let mut resource_bytes = resource.encode_to_vec();
+    encode_key(3, WireType::LengthDelimited, &mut resource_bytes);
+    encode_varint(entries.iter().map(Vec::len).sum::<usize>() as u64, &mut resource_bytes);
+    resource_bytes.extend(entries.concat());
+    let mut bytes = without.encode_to_vec();
+    encode_key(3, WireType::LengthDelimited, &mut bytes);
+    encode_varint(resource_bytes.len() as u64, &mut bytes);
+    bytes.extend(resource_bytes);
+    bytes
+}
+
+/// The reference: prost's message and the proto conversion, errors worded as the codec words them.
+fn reference(bytes: &[u8]) -> Result<AuthorizeInput, String> {
+    let msg = proto::AuthorizeRequest::decode(bytes).map_err(|e| {
+        super::codec::decode_error::<proto::AuthorizeRequest>(&e.to_string())
+            .message()
+            .to_string()
+    })?;
+    AuthorizeInput::from_proto(msg, &no_tokens).map_err(|e| format!("{}: {}", e.field, e.message))
+}
+
+fn fast(bytes: &[u8]) -> Result<AuthorizeInput, String> {
+    read_authorize(bytes, &no_tokens).map_err(|e| match e {
+        ReadError::Undecodable(status) => status.message().to_string(),
+        ReadError::Invalid(e) => format!("{}: {}", e.field, e.message),
+    })
+}
+
+/// The request as JSON text: the attribute maps in their order.
+fn text_of(r: &Result<AuthorizeInput, String>) -> Result<String, String> {
+    r.as_ref()
+        .map(|i| format!("{} {} {:?}", i.request.to_json(), i.explain, i.unauthenticated))
+        .map_err(Clone::clone)
+}
+
+#[test]
+fn the_fast_reader_reads_as_prost_and_the_proto_conversion() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 3000,
+        ..ProptestConfig::default()
+    });
+    let (fast_read, handed_over, decided, reordered_read) =
+        (Cell::new(0), Cell::new(0), Cell::new(0), Cell::new(0));
+    let count = |c: &Cell<usize>| c.set(c.get() + 1);
+    runner
+        .run(&(request(), damage()), |(msg, damage)| {
+            let bytes = encode(&msg, &damage);
+            let want = reference(&bytes);
+            let got = fast(&bytes);
+            prop_assert_eq!(text_of(&got), text_of(&want));
+            prop_assert_eq!(got.is_ok(), want.is_ok());
+            if let (Ok(g), Ok(w)) = (&got, &want) {
+                prop_assert_eq!(g, w);
+            }
+            if super::wire::reads_fast(&bytes) {
+                count(&fast_read);
+                if matches!(damage, Damage::Reordered(_)) {
+                    count(&reordered_read);
+                }
+            } else {
+                count(&handed_over);
+            }
+            if got.is_ok() {
+                count(&decided);
+            }
+            Ok(())
+        })
+        .unwrap();
+    // Both paths, valid requests and out-of-order maps must all have been exercised.
+    let (fast_read, handed_over, decided, reordered_read) = (
+        fast_read.get(),
+        handed_over.get(),
+        decided.get(),
+        reordered_read.get(),
+    );
+    assert!(fast_read >= 600, "{fast_read} read fast");
+    assert!(handed_over >= 300, "{handed_over} handed to prost");
+    assert!(decided >= 300, "{decided} valid");
+    assert!(reordered_read >= 100, "{reordered_read} reordered and read fast");
+}
+
+#[test]
+fn the_benchmark_request_is_read_fast() {
+    let msg = proto::AuthorizeRequest {
+        principal: Some(proto::Principal {
+            id: "u1".into(),
+            groups: vec!["team1".into()],
+            ..Default::default()
+        }),
+        action: "CreateKey".into(),
+        resource: Some(proto::Resource {
+            uri: "kylo:kylo:vault:keys:k1".into(),
+            owner: "u2".into(),
+            attributes: Some(convert::json_to_struct(
+                serde_json::json!({"permissions": {"Sign": ["team1"]}, "global": false})
+                    .as_object()
+                    .unwrap(),
+            )),
+        }),
+        environment: Some(proto::Environment {
+            time: Some(prost_types::Timestamp {
+                seconds: 1_800_000_000,
+                nanos: 0,
+            }),
+            source_ip: "10.1.2.3".into(),
+            ..Default::default()
+        }),
+        explain: false,
+    };
+    let bytes = msg.encode_to_vec();
+    assert!(super::wire::reads_fast(&bytes));
+    assert_eq!(text_of(&fast(&bytes)), text_of(&reference(&bytes)));
+}
+
+fn reason() -> impl Strategy<Value = Reason> {
+    prop_oneof![
+        Just(Reason::Superuser),
+        Just(Reason::Allowed),
+        Just(Reason::Denied),
+        Just(Reason::NoApplicablePolicy),
+        Just(Reason::Error),
+    ]
+}
+
+fn ids() -> impl Strategy<Value = Vec<Arc<str>>> {
+    prop::collection::vec(text().prop_map(Arc::from), 0..4)
+}
+
+#[test]
+fn replies_are_written_as_prost_writes_the_response() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 2000,
+        ..ProptestConfig::default()
+    });
+    let seconds = prop_oneof![
+        Just(0i64),
+        -62_135_596_800i64..253_402_300_799,
+        1_700_000_000i64..1_800_000_000
+    ];
+    let nanos = prop_oneof![Just(0i32), 0..1_000_000_000i32];
+    let verdict = (any::<bool>(), reason(), ids(), ids(), text(), seconds, nanos, text());
+    runner
+        .run(
+            &verdict,
+            |(allowed, reason, policies, undetermined_allow, call_id, s, n, revision)| {
+                let decision = Decision {
+                    allowed,
+                    reason,
+                    policies,
+                    undetermined_allow,
+                    explanation: None,
+                };
+                let verdict = Verdict {
+                    call_id: Arc::from(call_id.as_str()),
+                    ..Verdict::replayed(decision, Moment::new(s, n).unwrap())
+                };
+                let mut snapshot =
+                    crate::compile::build(&crate::load::SourceSet::default()).unwrap();
+                snapshot.revision = revision;
+                let want = convert::response(&verdict, &snapshot.revision).encode_to_vec();
+                let reply = AuthorizeReply::new(verdict, Arc::new(snapshot));
+                let by_hand = matches!(reply, AuthorizeReply::Verdict { .. });
+                prop_assert!(by_hand, "a reply without explanation is written by hand");
+                let mut got = Vec::new();
+                reply.encode(&mut got);
+                prop_assert_eq!(reply.encoded_len(), got.len());
+                prop_assert_eq!(got, want);
+                Ok(())
+            },
+        )
+        .unwrap();
+}
