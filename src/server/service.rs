@@ -9,7 +9,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use tonic::body::Body;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
@@ -18,7 +17,7 @@ use super::convert::{self, AuthorizeInput, BatchInput};
 use super::decide::{guarded, internal_panic, DoorError, ServiceState};
 use super::proto;
 use super::proto::authorizer_server::AuthorizerServer;
-use super::wire::{self, AuthorizeCodec, AuthorizeReply, ReadError};
+use super::wire::{AuthorizeCodec, AuthorizeMessage, AuthorizeReply};
 
 /// The tonic service.
 #[derive(Debug, Clone)]
@@ -63,18 +62,12 @@ impl ServiceState {
         Ok(convert::response(&verdict, &snapshot.revision))
     }
 
-    /// [`ServiceState::authorize`] on the encoded message, read by `wire` and answered with a reply written
-    /// from the verdict.
-    pub(crate) fn authorize_wire(&self, bytes: &[u8]) -> Result<AuthorizeReply, Status> {
-        let read = catch_unwind(AssertUnwindSafe(|| {
-            wire::read_authorize(bytes, &|p| self.identify(p))
-        }))
-        .map_err(|_| Status::from(internal_panic("reading the request")))?;
-        let input = match read {
-            Ok(input) => input,
-            Err(ReadError::Undecodable(status)) => return Err(status),
-            Err(ReadError::Invalid(e)) => return Err(DoorError::Invalid(e).into()),
-        };
+    /// [`ServiceState::authorize`] on a message decoded by `wire`, answered with a reply written from the
+    /// verdict.
+    pub(crate) fn authorize_wire(&self, msg: AuthorizeMessage) -> Result<AuthorizeReply, Status> {
+        let input = guarded("reading the request", || {
+            msg.validate(&|p| self.identify(p))
+        })?;
         let (verdict, snapshot) = self.decide(input)?;
         Ok(AuthorizeReply::new(verdict, snapshot))
     }
@@ -82,8 +75,9 @@ impl ServiceState {
 
 const AUTHORIZE_PATH: &str = "/arbiter.v1.Authorizer/Authorize";
 
-/// The `arbiter.v1.Authorizer` routes: `Authorize` through [`AuthorizeCodec`] (synchronously, no future boxed
-/// beyond tonic's own), everything else through the generated server.
+/// The `arbiter.v1.Authorizer` routes: `Authorize` through [`AuthorizeCodec`], decided synchronously in a
+/// ready future (the generated route boxes one more, for the `async` trait method); everything else through
+/// the generated server.
 #[derive(Debug, Clone)]
 pub struct AuthorizerRoutes {
     generated: AuthorizerServer<AuthorizerService>,
@@ -139,12 +133,12 @@ where
 #[derive(Debug, Clone)]
 struct WireAuthorize(Arc<ServiceState>);
 
-impl UnaryService<Bytes> for WireAuthorize {
+impl UnaryService<AuthorizeMessage> for WireAuthorize {
     type Response = AuthorizeReply;
     type Future = Ready<Result<Response<AuthorizeReply>, Status>>;
 
-    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        ready(self.0.authorize_wire(request.get_ref()).map(Response::new))
+    fn call(&mut self, request: Request<AuthorizeMessage>) -> Self::Future {
+        ready(self.0.authorize_wire(request.into_inner()).map(Response::new))
     }
 }
 

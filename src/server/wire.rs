@@ -1,23 +1,24 @@
 //! The `Authorize` call's protobuf on the hot path, read and written by hand with prost's wire primitives.
 //!
-//! - **Reading.** [`read_authorize`] reads an encoded `AuthorizeRequest` straight into the request's parts: a
+//! - **Reading.** [`decode_authorize`] reads an encoded `AuthorizeRequest` straight into the request's parts: a
 //!   `google.protobuf.Struct` becomes the attribute map directly, without prost's `BTreeMap` of boxed values
 //!   and the conversion after it. It reads the form every protobuf library writes: each singular field at
 //!   most once, each map key once, each `Value` with one kind, no groups, nesting within
-//!   [`MAX_ATTRIBUTE_DEPTH`] and finite numbers. Anything else (a repeated field that protobuf merges, a
-//!   truncated or ill-typed field, invalid UTF-8, a fault) is handed whole to prost and to
-//!   [`AuthorizeInput::from_proto`], which decide it as they decide every other call. Both paths therefore give
-//!   the same answer, errors included; a property test checks that over random and damaged messages.
+//!   [`MAX_ATTRIBUTE_DEPTH`] and finite numbers. Anything else (a field repeated, which protobuf merges or
+//!   overrides; a truncated or ill-typed field; invalid UTF-8; a fault) is decoded by prost and validated by
+//!   [`AuthorizeInput::from_proto`], as before. The fast reader is meant to give the same answer, errors
+//!   included: `wire_tests` checks it against prost over random and damaged messages. A hostile message
+//!   that is read fast up to a late anomaly is read twice (bounded by the message size limit).
 //! - **Writing.** [`AuthorizeReply`] writes an `AuthorizeResponse` from the verdict and the snapshot's revision,
 //!   byte for byte what prost writes for [`convert::response`], without copying the policy ids and strings into
 //!   a message first. A reply with an explanation is built and encoded by prost.
 //!
-//! [`AuthorizeCodec`] carries both through tonic: its decoder keeps the message's bytes (no copy) for the
-//! handler to read.
+//! [`AuthorizeCodec`] carries both through tonic: decoding happens in the codec, as for every other message,
+//! and validation in the handler.
 
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut};
 use prost::encoding::{
     decode_key, decode_varint, encode_key, encode_varint, encoded_len_varint, key_len, skip_field,
     DecodeContext, WireType,
@@ -35,38 +36,41 @@ use crate::request::{
     RawEnvironment, RawPrincipal, RawRequest, RawResource, RequestError, MAX_ATTRIBUTE_DEPTH,
 };
 
-/// Why an `AuthorizeRequest` could not be decided: it does not decode, or it is invalid.
+/// A decoded `AuthorizeRequest`, not yet validated: read by the fast reader, or by prost.
 #[derive(Debug)]
-pub enum ReadError {
-    /// The bytes are not an `AuthorizeRequest` (`INVALID_ARGUMENT`, as the codec words it).
-    Undecodable(Status),
-    /// A field is invalid.
-    Invalid(RequestError),
+// The large variant is the common one: boxing it would cost an allocation on every call.
+#[allow(clippy::large_enum_variant)]
+pub enum AuthorizeMessage {
+    /// The request's parts as [`AuthorizeInput::from_proto`] would build them, and `environment.time`.
+    Read(RawRequest, Option<prost_types::Timestamp>),
+    /// A message outside the fast reader's form, as prost decoded it.
+    Decoded(Box<proto::AuthorizeRequest>),
 }
 
-/// Reads and validates an encoded `AuthorizeRequest`: the fast reader, or prost and the proto conversion for a
-/// message outside the fast reader's form.
-pub fn read_authorize(bytes: &[u8], identify: Identify<'_>) -> Result<AuthorizeInput, ReadError> {
+/// Decodes an `AuthorizeRequest`: the fast reader, or prost for a message outside its form. A message that does
+/// not decode is `INVALID_ARGUMENT`, worded as the codec words it for every other message.
+pub fn decode_authorize(bytes: &[u8]) -> Result<AuthorizeMessage, Status> {
     match read_fast(bytes) {
-        Ok((raw, time)) => {
-            let time = time
-                .map(|t| convert::timestamp_from_proto("environment.time", &t))
-                .transpose()
-                .map_err(ReadError::Invalid)?;
-            AuthorizeInput::from_raw(raw, time, identify).map_err(ReadError::Invalid)
-        }
-        Err(Fallback) => read_with_prost(bytes, identify),
+        Ok((raw, time)) => Ok(AuthorizeMessage::Read(raw, time)),
+        Err(Fallback) => proto::AuthorizeRequest::decode(bytes)
+            .map(|msg| AuthorizeMessage::Decoded(Box::new(msg)))
+            .map_err(|e| super::codec::decode_error::<proto::AuthorizeRequest>(&e.to_string())),
     }
 }
 
-/// The reference path: prost's message, then [`AuthorizeInput::from_proto`].
-fn read_with_prost(bytes: &[u8], identify: Identify<'_>) -> Result<AuthorizeInput, ReadError> {
-    let msg = proto::AuthorizeRequest::decode(bytes).map_err(|e| {
-        ReadError::Undecodable(super::codec::decode_error::<proto::AuthorizeRequest>(
-            &e.to_string(),
-        ))
-    })?;
-    AuthorizeInput::from_proto(msg, identify).map_err(ReadError::Invalid)
+impl AuthorizeMessage {
+    /// Validates the message as [`AuthorizeInput::from_proto`] validates prost's.
+    pub fn validate(self, identify: Identify<'_>) -> Result<AuthorizeInput, RequestError> {
+        match self {
+            AuthorizeMessage::Read(raw, time) => {
+                let time = time
+                    .map(|t| convert::timestamp_from_proto("environment.time", &t))
+                    .transpose()?;
+                AuthorizeInput::from_raw(raw, time, identify)
+            }
+            AuthorizeMessage::Decoded(msg) => AuthorizeInput::from_proto(*msg, identify),
+        }
+    }
 }
 
 /// Whether the fast reader reads `bytes` itself (for tests counting both paths).
@@ -127,7 +131,9 @@ impl<'a> Reader<'a> {
             .map_err(|_| Fallback)
     }
 
-    /// An unknown field, skipped as prost skips it (groups are left to prost, which counts their nesting).
+    /// An unknown field, skipped as prost skips it. Groups are left to prost, which counts their nesting; a
+    /// varint, fixed or length-delimited field only checks prost's recursion budget, which a message read fast
+    /// never exhausts (see the assertion under [`expect`]).
     fn skip(&mut self, tag: u32, wire_type: WireType) -> Read<()> {
         if matches!(wire_type, WireType::StartGroup | WireType::EndGroup) {
             return Err(Fallback);
@@ -143,6 +149,13 @@ fn expect(got: WireType, want: WireType) -> Read<()> {
         Err(Fallback)
     }
 }
+
+// Prost's recursion budget is 100 nested messages. An attribute at depth d is merged with 100 - 3d of it left
+// (each level is a `Value`, a `Struct` and a map entry), and what a value at the deepest level may hold (an
+// empty struct or list, unknown fields) spends two more. Past `MAX_ATTRIBUTE_DEPTH` the fast reader hands the
+// message to prost, so no message it reads itself would exhaust prost's budget, which its skipping of unknown
+// fields (with a fresh budget) relies on.
+const _: () = assert!(3 * MAX_ATTRIBUTE_DEPTH + 2 < 100);
 
 /// Marks field `tag` as read; a second occurrence (which protobuf merges or overrides) goes to prost.
 fn once(seen: &mut u32, tag: u32) -> Read<()> {
@@ -541,13 +554,13 @@ fn put_item(tag: u32, s: &str, buf: &mut impl BufMut) {
     buf.put_slice(s.as_bytes());
 }
 
-/// The codec of the `Authorize` route: the request's bytes in, an [`AuthorizeReply`] out.
+/// The codec of the `Authorize` route: an [`AuthorizeMessage`] in, an [`AuthorizeReply`] out.
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizeCodec;
 
 impl Codec for AuthorizeCodec {
     type Encode = AuthorizeReply;
-    type Decode = Bytes;
+    type Decode = AuthorizeMessage;
     type Encoder = AuthorizeCodec;
     type Decoder = AuthorizeCodec;
 
@@ -576,13 +589,16 @@ impl Encoder for AuthorizeCodec {
 }
 
 impl Decoder for AuthorizeCodec {
-    type Item = Bytes;
+    type Item = AuthorizeMessage;
     type Error = Status;
 
-    /// The message's bytes, shared with the receive buffer (no copy); the handler reads them.
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+    /// Decodes the message where tonic decodes every other (so a unary body's extra messages are decoded, and
+    /// a bad one refused, as before); validation is the handler's.
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<AuthorizeMessage>, Status> {
         let len = buf.remaining();
-        Ok(Some(buf.copy_to_bytes(len)))
+        // The receive buffer is contiguous: this shares it (no copy).
+        let bytes = buf.copy_to_bytes(len);
+        decode_authorize(&bytes).map(Some)
     }
 
     fn buffer_settings(&self) -> BufferSettings {

@@ -14,8 +14,9 @@ use proptest::prelude::*;
 
 use super::convert::{self, no_tokens, AuthorizeInput};
 use super::decide::Verdict;
+use super::token::TokenError;
 use super::proto;
-use super::wire::{read_authorize, AuthorizeReply, ReadError};
+use super::wire::{decode_authorize, AuthorizeReply};
 use crate::eval::{Decision, Reason};
 use crate::moment::Moment;
 use crate::request::MAX_ATTRIBUTE_DEPTH;
@@ -52,7 +53,7 @@ fn leaf() -> impl Strategy<Value = Option<Kind>> {
     ]
 }
 
-fn value() -> impl Strategy<Value = prost_types::Value> {
+fn value() -> BoxedStrategy<prost_types::Value> {
     let leaf = leaf().prop_map(|kind| prost_types::Value { kind });
     leaf.prop_recursive(4, 24, 4, |inner| {
         prop_oneof![
@@ -66,12 +67,19 @@ fn value() -> impl Strategy<Value = prost_types::Value> {
             }),
         ]
     })
+    .boxed()
 }
 
-/// A chain of `levels` structs and lists around a leaf: as deep as the limit, or just past it.
-fn chain() -> impl Strategy<Value = prost_types::Value> {
+/// A chain of `levels` structs and lists around a leaf or an empty struct or list: as deep as the limit, or
+/// just past it.
+fn chain() -> BoxedStrategy<prost_types::Value> {
     let depths = (MAX_ATTRIBUTE_DEPTH - 2)..(MAX_ATTRIBUTE_DEPTH + 3);
-    (depths, prop::collection::vec(any::<bool>(), MAX_ATTRIBUTE_DEPTH + 3), leaf()).prop_map(
+    let end = prop_oneof![
+        3 => leaf(),
+        1 => Just(Some(Kind::StructValue(prost_types::Struct::default()))),
+        1 => Just(Some(Kind::ListValue(prost_types::ListValue::default()))),
+    ];
+    (depths, prop::collection::vec(any::<bool>(), MAX_ATTRIBUTE_DEPTH + 3), end).prop_map(
         |(levels, lists, kind)| {
             let mut v = prost_types::Value { kind };
             for list in lists.into_iter().take(levels) {
@@ -87,11 +95,12 @@ fn chain() -> impl Strategy<Value = prost_types::Value> {
             v
         },
     )
+    .boxed()
 }
 
-fn attributes() -> impl Strategy<Value = Option<prost_types::Struct>> {
+fn attributes() -> BoxedStrategy<Option<prost_types::Struct>> {
     let fields = prop::collection::btree_map(text(), prop_oneof![4 => value(), 1 => chain()], 0..5);
-    prop::option::weighted(0.6, fields.prop_map(|fields| prost_types::Struct { fields }))
+    prop::option::weighted(0.6, fields.prop_map(|fields| prost_types::Struct { fields })).boxed()
 }
 
 fn timestamp() -> impl Strategy<Value = prost_types::Timestamp> {
@@ -106,7 +115,7 @@ fn timestamp() -> impl Strategy<Value = prost_types::Timestamp> {
     (seconds, nanos).prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos })
 }
 
-fn request() -> impl Strategy<Value = proto::AuthorizeRequest> {
+fn request() -> BoxedStrategy<proto::AuthorizeRequest> {
     let principal = (
         text(),
         prop::collection::vec(text(), 0..3),
@@ -157,6 +166,7 @@ fn request() -> impl Strategy<Value = proto::AuthorizeRequest> {
                 explain,
             },
         )
+    .boxed()
 }
 
 /// What is done to the encoded message before it is read.
@@ -176,9 +186,19 @@ enum Damage {
     /// An attribute whose value is two values' encodings one after the other (protobuf replaces a scalar kind
     /// and merges a struct or list into one of the same kind).
     TwoKinds(String, prost_types::Value, prost_types::Value),
+    /// A field holding a message written twice inside a message (protobuf merges the two): the resource's
+    /// attributes, the environment's time, or an attribute's value.
+    NestedRepeat(Nested),
 }
 
-fn damage() -> impl Strategy<Value = Damage> {
+#[derive(Debug, Clone)]
+enum Nested {
+    Attributes(prost_types::Struct),
+    Time(i32),
+    Value(String, prost_types::Value, prost_types::Value),
+}
+
+fn damage() -> BoxedStrategy<Damage> {
     prop_oneof![
         6 => Just(Damage::None),
         1 => request().prop_map(|m| Damage::Merged(Box::new(m))),
@@ -188,7 +208,14 @@ fn damage() -> impl Strategy<Value = Damage> {
         2 => prop::collection::vec(any::<usize>(), 5).prop_map(Damage::Reordered),
         1 => (any::<usize>(), value()).prop_map(|(i, v)| Damage::Repeated(i, v)),
         1 => (text(), value(), value()).prop_map(|(k, a, b)| Damage::TwoKinds(k, a, b)),
+        2 => prop_oneof![
+            attributes().prop_map(|a| Nested::Attributes(a.unwrap_or_default())),
+            any::<i32>().prop_map(Nested::Time),
+            (text(), value(), value()).prop_map(|(k, a, b)| Nested::Value(k, a, b)),
+        ]
+        .prop_map(Damage::NestedRepeat),
     ]
+    .boxed()
 }
 
 fn encode(msg: &proto::AuthorizeRequest, damage: &Damage) -> Vec<u8> {
@@ -246,7 +273,52 @@ fn encode(msg: &proto::AuthorizeRequest, damage: &Damage) -> Vec<u8> {
             both.extend(b.encode_to_vec());
             bytes = with_entries(msg, |entries| entries.push(entry(key, &both)));
         }
+        Damage::NestedRepeat(Nested::Attributes(more)) => {
+            bytes = with_resource_tail(msg, |tail| {
+                prost::encoding::message::encode(3, more, tail)
+            })
+        }
+        Damage::NestedRepeat(Nested::Value(key, a, b)) => {
+            // One entry whose field 2 (the value) is written twice.
+            let mut inner = Vec::new();
+            prost::encoding::string::encode(1, key, &mut inner);
+            prost::encoding::message::encode(2, a, &mut inner);
+            prost::encoding::message::encode(2, b, &mut inner);
+            let mut one = Vec::new();
+            encode_key(1, WireType::LengthDelimited, &mut one);
+            encode_varint(inner.len() as u64, &mut one);
+            one.extend(inner);
+            bytes = with_entries(msg, |entries| entries.push(one));
+        }
+        Damage::NestedRepeat(Nested::Time(nanos)) => {
+            let mut without = msg.clone();
+            let mut environment = without.environment.take().unwrap_or_default();
+            let more = prost_types::Timestamp {
+                seconds: 0,
+                nanos: *nanos,
+            };
+            let mut env_bytes = environment.encode_to_vec();
+            prost::encoding::message::encode(1, &more, &mut env_bytes);
+            environment.time = None;
+            bytes = without.encode_to_vec();
+            encode_key(4, WireType::LengthDelimited, &mut bytes);
+            encode_varint(env_bytes.len() as u64, &mut bytes);
+            bytes.extend(env_bytes);
+        }
     }
+    bytes
+}
+
+/// The message with `tail` written at the end of its resource (a resource added when it has none).
+fn with_resource_tail(msg: &proto::AuthorizeRequest, tail: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut without = msg.clone();
+    let resource = without.resource.take().unwrap_or_default();
+    let mut resource_bytes = resource.encode_to_vec();
+    tail(&mut resource_bytes);
+    let mut bytes = without.encode_to_vec();
+    encode_key(3, WireType::LengthDelimited, &mut bytes);
+    encode_varint(resource_bytes.len() as u64, &mut bytes);
+    bytes.extend(resource_bytes);
     bytes
 }
 
@@ -305,10 +377,10 @@ fn reference(bytes: &[u8]) -> Result<AuthorizeInput, String> {
 }
 
 fn fast(bytes: &[u8]) -> Result<AuthorizeInput, String> {
-    read_authorize(bytes, &no_tokens).map_err(|e| match e {
-        ReadError::Undecodable(status) => status.message().to_string(),
-        ReadError::Invalid(e) => format!("{}: {}", e.field, e.message),
-    })
+    decode_authorize(bytes)
+        .map_err(|status| status.message().to_string())?
+        .validate(&no_tokens)
+        .map_err(|e| format!("{}: {}", e.field, e.message))
 }
 
 /// The request as JSON text: the attribute maps in their order.
@@ -423,11 +495,21 @@ fn replies_are_written_as_prost_writes_the_response() {
         1_700_000_000i64..1_800_000_000
     ];
     let nanos = prop_oneof![Just(0i32), 0..1_000_000_000i32];
-    let verdict = (any::<bool>(), reason(), ids(), ids(), text(), seconds, nanos, text());
+    let explained = prop_oneof![
+        6 => Just((None, None)),
+        1 => Just((Some(TokenError::Expired), None)),
+        1 => text().prop_map(|why| (None, Some(why))),
+    ];
+    let verdict = (
+        (any::<bool>(), reason(), ids(), ids()),
+        (text(), seconds, nanos, text()),
+        explained,
+    );
+    let (by_hand, by_prost) = (Cell::new(0), Cell::new(0));
     runner
         .run(
             &verdict,
-            |(allowed, reason, policies, undetermined_allow, call_id, s, n, revision)| {
+            |((allowed, reason, policies, undetermined_allow), (call_id, s, n, revision), why)| {
                 let decision = Decision {
                     allowed,
                     reason,
@@ -435,17 +517,23 @@ fn replies_are_written_as_prost_writes_the_response() {
                     undetermined_allow,
                     explanation: None,
                 };
+                let (unauthenticated, unmapped) = why;
                 let verdict = Verdict {
                     call_id: Arc::from(call_id.as_str()),
+                    unauthenticated,
+                    unmapped,
                     ..Verdict::replayed(decision, Moment::new(s, n).unwrap())
                 };
+                let explained = verdict.explanation_json().is_some();
                 let mut snapshot =
                     crate::compile::build(&crate::load::SourceSet::default()).unwrap();
                 snapshot.revision = revision;
                 let want = convert::response(&verdict, &snapshot.revision).encode_to_vec();
                 let reply = AuthorizeReply::new(verdict, Arc::new(snapshot));
-                let by_hand = matches!(reply, AuthorizeReply::Verdict { .. });
-                prop_assert!(by_hand, "a reply without explanation is written by hand");
+                let written = matches!(reply, AuthorizeReply::Verdict { .. });
+                prop_assert_eq!(written, !explained, "written by hand exactly when unexplained");
+                let c = if written { &by_hand } else { &by_prost };
+                c.set(c.get() + 1);
                 let mut got = Vec::new();
                 reply.encode(&mut got);
                 prop_assert_eq!(reply.encoded_len(), got.len());
@@ -454,4 +542,7 @@ fn replies_are_written_as_prost_writes_the_response() {
             },
         )
         .unwrap();
+    assert!(by_hand.get() >= 1000, "{} written by hand", by_hand.get());
+    assert!(by_prost.get() >= 200, "{} written by prost", by_prost.get());
 }
+
