@@ -104,6 +104,17 @@ pub fn request_to_proto(r: &Request) -> proto::AuthorizeRequest {
     }
 }
 
+/// At most [`MAX_BATCH_CHECKS`] checks in one batch.
+pub(crate) fn check_batch_size(checks: usize) -> Result<(), RequestError> {
+    if checks > MAX_BATCH_CHECKS {
+        return Err(RequestError::new(
+            "checks",
+            format!("{checks} checks, more than the limit of {MAX_BATCH_CHECKS}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A `PlanResourcesRequest` as the JSON plan request, and the time it sets.
 pub fn plan_from_proto(
     msg: proto::PlanResourcesRequest,
@@ -322,15 +333,7 @@ impl BatchInput {
         time: Option<Moment>,
         identify: Identify<'_>,
     ) -> Result<BatchInput, RequestError> {
-        if batch.checks.len() > MAX_BATCH_CHECKS {
-            return Err(RequestError::new(
-                "checks",
-                format!(
-                    "{} checks, more than the limit of {MAX_BATCH_CHECKS}",
-                    batch.checks.len()
-                ),
-            ));
-        }
+        check_batch_size(batch.checks.len())?;
         let mut principal = batch.principal.unwrap_or_default();
         let unauthenticated = identify(&mut principal)?;
         // The shared parts are validated once, with a stand-in action that is then discarded.
@@ -384,15 +387,7 @@ impl BatchInput {
         msg: proto::AuthorizeBatchRequest,
         identify: Identify<'_>,
     ) -> Result<BatchInput, RequestError> {
-        if msg.checks.len() > MAX_BATCH_CHECKS {
-            return Err(RequestError::new(
-                "checks",
-                format!(
-                    "{} checks, more than the limit of {MAX_BATCH_CHECKS}",
-                    msg.checks.len()
-                ),
-            ));
-        }
+        check_batch_size(msg.checks.len())?;
         let principal = msg.principal.map(principal).transpose()?;
         let (environment, time) = match msg.environment {
             Some(e) => {

@@ -17,7 +17,7 @@ use super::convert::{self, AuthorizeInput, BatchInput};
 use super::decide::{guarded, internal_panic, DoorError, ServiceState};
 use super::proto;
 use super::proto::authorizer_server::AuthorizerServer;
-use super::wire::{AuthorizeCodec, AuthorizeMessage, AuthorizeReply};
+use super::wire::{AuthorizeMessage, AuthorizeReply, BatchMessage, BatchReply, WireCodec};
 
 /// The tonic service.
 #[derive(Debug, Clone)]
@@ -71,17 +71,27 @@ impl ServiceState {
         let (verdict, snapshot) = self.decide(input)?;
         Ok(AuthorizeReply::new(verdict, snapshot))
     }
+
+    /// `AuthorizeBatch` on a message decoded by `wire`, answered with a reply written from the verdicts.
+    pub(crate) fn authorize_batch_wire(&self, msg: BatchMessage) -> Result<BatchReply, Status> {
+        let input = guarded("reading the request", || {
+            msg.validate(&|p| self.identify(p))
+        })?;
+        let (verdicts, snapshot) = self.decide_batch(input)?;
+        Ok(BatchReply::new(verdicts, snapshot))
+    }
 }
 
 const AUTHORIZE_PATH: &str = "/arbiter.v1.Authorizer/Authorize";
+const AUTHORIZE_BATCH_PATH: &str = "/arbiter.v1.Authorizer/AuthorizeBatch";
 
-/// The `arbiter.v1.Authorizer` routes: `Authorize` through [`AuthorizeCodec`], decided synchronously in a
-/// ready future (the generated route boxes one more, for the `async` trait method); everything else through
-/// the generated server.
+/// The `arbiter.v1.Authorizer` routes: `Authorize` and `AuthorizeBatch` through [`WireCodec`], decided
+/// synchronously in a ready future (the generated route boxes one more, for the `async` trait method);
+/// everything else through the generated server.
 #[derive(Debug, Clone)]
 pub struct AuthorizerRoutes {
     generated: AuthorizerServer<AuthorizerService>,
-    authorize: WireAuthorize,
+    wire: Wire,
     max_message_bytes: usize,
 }
 
@@ -89,7 +99,7 @@ impl AuthorizerRoutes {
     /// Both routes decode at most `max_message_bytes` per message.
     pub fn new(service: AuthorizerService, max_message_bytes: usize) -> Self {
         AuthorizerRoutes {
-            authorize: WireAuthorize(service.state.clone()),
+            wire: Wire(service.state.clone()),
             generated: AuthorizerServer::new(service).max_decoding_message_size(max_message_bytes),
             max_message_bytes,
         }
@@ -116,29 +126,44 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != AUTHORIZE_PATH {
-            return self.generated.call(req);
+        let max = Some(self.max_message_bytes);
+        let wire = self.wire.clone();
+        match req.uri().path() {
+            AUTHORIZE_PATH => Box::pin(async move {
+                let mut grpc = Grpc::new(WireCodec::<AuthorizeMessage>::default())
+                    .apply_max_message_size_config(max, None);
+                Ok(grpc.unary(wire, req).await)
+            }),
+            AUTHORIZE_BATCH_PATH => Box::pin(async move {
+                let mut grpc = Grpc::new(WireCodec::<BatchMessage>::default())
+                    .apply_max_message_size_config(max, None);
+                Ok(grpc.unary(wire, req).await)
+            }),
+            _ => self.generated.call(req),
         }
-        let method = self.authorize.clone();
-        let max = self.max_message_bytes;
-        Box::pin(async move {
-            let mut grpc =
-                Grpc::new(AuthorizeCodec).apply_max_message_size_config(Some(max), None);
-            Ok(grpc.unary(method, req).await)
-        })
     }
 }
 
-/// `Authorize` on the wire format of `wire`: decided synchronously, so its future is ready at once.
+/// `Authorize` and `AuthorizeBatch` on the wire format of `wire`: decided synchronously, so their futures are
+/// ready at once.
 #[derive(Debug, Clone)]
-struct WireAuthorize(Arc<ServiceState>);
+struct Wire(Arc<ServiceState>);
 
-impl UnaryService<AuthorizeMessage> for WireAuthorize {
+impl UnaryService<AuthorizeMessage> for Wire {
     type Response = AuthorizeReply;
     type Future = Ready<Result<Response<AuthorizeReply>, Status>>;
 
     fn call(&mut self, request: Request<AuthorizeMessage>) -> Self::Future {
         ready(self.0.authorize_wire(request.into_inner()).map(Response::new))
+    }
+}
+
+impl UnaryService<BatchMessage> for Wire {
+    type Response = BatchReply;
+    type Future = Ready<Result<Response<BatchReply>, Status>>;
+
+    fn call(&mut self, request: Request<BatchMessage>) -> Self::Future {
+        ready(self.0.authorize_batch_wire(request.into_inner()).map(Response::new))
     }
 }
 

@@ -9,12 +9,14 @@
 //!   [`AuthorizeInput::from_proto`], as before. The fast reader is meant to give the same answer, errors
 //!   included: `wire_tests` checks it against prost over random and damaged messages. A hostile message
 //!   that is read fast up to a late anomaly is read twice (bounded by the message size limit).
+//!   [`decode_batch`] reads an `AuthorizeBatchRequest` the same way.
 //! - **Writing.** [`AuthorizeReply`] writes an `AuthorizeResponse` from the verdict and the snapshot's revision,
 //!   byte for byte what prost writes for [`convert::response`], without copying the policy ids and strings into
-//!   a message first. A reply with an explanation is built and encoded by prost.
+//!   a message first; [`BatchReply`] writes an `AuthorizeBatchResponse` of them. A reply with an explanation
+//!   is built and encoded by prost.
 //!
-//! [`AuthorizeCodec`] carries both through tonic: decoding happens in the codec, as for every other message,
-//! and validation in the handler.
+//! [`WireCodec`] carries both through tonic: decoding happens in the codec, as for every other message, and
+//! validation in the handler.
 
 use std::sync::Arc;
 
@@ -28,7 +30,7 @@ use serde_json::{Map, Value};
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
-use super::convert::{self, number_value, AuthorizeInput, Identify};
+use super::convert::{self, number_value, AuthorizeInput, BatchInput, Identify, RawBatch, RawCheck};
 use super::decide::Verdict;
 use super::proto;
 use crate::snapshot::Snapshot;
@@ -73,10 +75,56 @@ impl AuthorizeMessage {
     }
 }
 
+/// A decoded `AuthorizeBatchRequest`, not yet validated: read by the fast reader, or by prost.
+#[derive(Debug)]
+// As for `AuthorizeMessage`: the large variant is the common one.
+#[allow(clippy::large_enum_variant)]
+pub enum BatchMessage {
+    /// The batch's parts as [`BatchInput::from_proto`] would build them, and `environment.time`.
+    Read(RawBatch, Option<prost_types::Timestamp>),
+    /// A message outside the fast reader's form, as prost decoded it.
+    Decoded(Box<proto::AuthorizeBatchRequest>),
+}
+
+/// [`decode_authorize`] for an `AuthorizeBatchRequest`.
+pub fn decode_batch(bytes: &[u8]) -> Result<BatchMessage, Status> {
+    match read_batch(bytes) {
+        Ok((batch, time)) => Ok(BatchMessage::Read(batch, time)),
+        Err(Fallback) => proto::AuthorizeBatchRequest::decode(bytes)
+            .map(|msg| BatchMessage::Decoded(Box::new(msg)))
+            .map_err(|e| {
+                super::codec::decode_error::<proto::AuthorizeBatchRequest>(&e.to_string())
+            }),
+    }
+}
+
+impl BatchMessage {
+    /// Validates the batch as [`BatchInput::from_proto`] validates prost's: the number of checks first, then
+    /// the time, then the rest.
+    pub fn validate(self, identify: Identify<'_>) -> Result<BatchInput, RequestError> {
+        match self {
+            BatchMessage::Read(batch, time) => {
+                convert::check_batch_size(batch.checks.len())?;
+                let time = time
+                    .map(|t| convert::timestamp_from_proto("environment.time", &t))
+                    .transpose()?;
+                BatchInput::from_raw(batch, time, identify)
+            }
+            BatchMessage::Decoded(msg) => BatchInput::from_proto(*msg, identify),
+        }
+    }
+}
+
 /// Whether the fast reader reads `bytes` itself (for tests counting both paths).
 #[cfg(test)]
 pub(crate) fn reads_fast(bytes: &[u8]) -> bool {
     read_fast(bytes).is_ok()
+}
+
+/// Whether the fast reader reads the batch `bytes` itself (for tests counting both paths).
+#[cfg(test)]
+pub(crate) fn batch_reads_fast(bytes: &[u8]) -> bool {
+    read_batch(bytes).is_ok()
 }
 
 /// The message is outside the fast reader's form: prost reads it.
@@ -206,6 +254,62 @@ fn read_fast(bytes: &[u8]) -> Read<(RawRequest, Option<prost_types::Timestamp>)>
         }
     }
     Ok((raw, time))
+}
+
+/// The batch's parts as [`BatchInput::from_proto`] would build them, and `environment.time`.
+fn read_batch(bytes: &[u8]) -> Read<(RawBatch, Option<prost_types::Timestamp>)> {
+    let mut r = Reader { buf: bytes };
+    let mut seen = 0;
+    let mut batch = RawBatch {
+        explain: Some(false),
+        ..RawBatch::default()
+    };
+    let mut time = None;
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        match tag {
+            1 => {
+                once(&mut seen, tag)?;
+                batch.principal = Some(read_principal(r.delimited(wire_type)?)?);
+            }
+            2 => {
+                once(&mut seen, tag)?;
+                let (environment, at) = read_environment(r.delimited(wire_type)?)?;
+                batch.environment = Some(environment);
+                time = at;
+            }
+            3 => batch.checks.push(read_check(r.delimited(wire_type)?)?),
+            4 => {
+                once(&mut seen, tag)?;
+                batch.explain = Some(r.varint(wire_type)? != 0);
+            }
+            _ => r.skip(tag, wire_type)?,
+        }
+    }
+    Ok((batch, time))
+}
+
+fn read_check(mut r: Reader<'_>) -> Read<RawCheck> {
+    let mut seen = 0;
+    let mut check = RawCheck {
+        action: Some(String::new()),
+        resource: None,
+    };
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        match tag {
+            1 => {
+                once(&mut seen, tag)?;
+                check.action = Some(r.string(wire_type)?);
+            }
+            2 => {
+                once(&mut seen, tag)?;
+                check.resource = Some(read_resource(r.delimited(wire_type)?)?);
+            }
+            _ => r.skip(tag, wire_type)?,
+        }
+    }
+    Ok(check)
 }
 
 fn read_principal(mut r: Reader<'_>) -> Read<RawPrincipal> {
@@ -437,10 +541,7 @@ const NANOS: u32 = 2;
 impl AuthorizeReply {
     /// The reply to `verdict`, decided on `snapshot`.
     pub fn new(verdict: Verdict, snapshot: Arc<Snapshot>) -> AuthorizeReply {
-        let explained = verdict.unauthenticated.is_some()
-            || verdict.unmapped.is_some()
-            || verdict.decision.explanation.is_some();
-        if explained {
+        if explained(&verdict) {
             AuthorizeReply::Message(convert::response(&verdict, &snapshot.revision))
         } else {
             AuthorizeReply::Verdict { verdict, snapshot }
@@ -452,21 +553,7 @@ impl AuthorizeReply {
         match self {
             AuthorizeReply::Message(m) => m.encoded_len(),
             AuthorizeReply::Verdict { verdict, snapshot } => {
-                let d = &verdict.decision;
-                key_len(DECISION)
-                    + 1
-                    + d.policies
-                        .iter()
-                        .map(|p| delimited_len(POLICIES, p.len()))
-                        .sum::<usize>()
-                    + str_len(REASON, d.reason.as_str())
-                    + str_len(REVISION, &snapshot.revision)
-                    + str_len(CALL_ID, &verdict.call_id)
-                    + delimited_len(TIME, timestamp_len(verdict.time))
-                    + d.undetermined_allow
-                        .iter()
-                        .map(|p| delimited_len(UNDETERMINED_ALLOW, p.len()))
-                        .sum::<usize>()
+                verdict_len(verdict, &snapshot.revision)
             }
         }
     }
@@ -476,36 +563,130 @@ impl AuthorizeReply {
         match self {
             AuthorizeReply::Message(m) => m.encode_raw(buf),
             AuthorizeReply::Verdict { verdict, snapshot } => {
-                let d = &verdict.decision;
-                let decision = if d.allowed {
-                    proto::Decision::Allow
-                } else {
-                    proto::Decision::Deny
-                };
-                encode_key(DECISION, WireType::Varint, buf);
-                encode_varint(decision as u64, buf);
-                for p in &d.policies {
-                    put_item(POLICIES, p, buf);
-                }
-                put_str(REASON, d.reason.as_str(), buf);
-                put_str(REVISION, &snapshot.revision, buf);
-                put_str(CALL_ID, &verdict.call_id, buf);
-                encode_key(TIME, WireType::LengthDelimited, buf);
-                encode_varint(timestamp_len(verdict.time) as u64, buf);
-                let (seconds, nanos) = timestamp_parts(verdict.time);
-                if seconds != 0 {
-                    encode_key(SECONDS, WireType::Varint, buf);
-                    encode_varint(seconds as u64, buf);
-                }
-                if nanos != 0 {
-                    encode_key(NANOS, WireType::Varint, buf);
-                    encode_varint(nanos as u64, buf);
-                }
-                for p in &d.undetermined_allow {
-                    put_item(UNDETERMINED_ALLOW, p, buf);
-                }
+                encode_verdict(verdict, &snapshot.revision, buf)
             }
         }
+    }
+}
+
+/// An `AuthorizeBatchResponse` to write.
+#[derive(Debug)]
+pub enum BatchReply {
+    /// Written by hand from the verdicts (none explained), naming the revision of the snapshot that decided.
+    Verdicts {
+        verdicts: Vec<Verdict>,
+        snapshot: Arc<Snapshot>,
+    },
+    /// Built and encoded by prost (an explanation, a token's failure).
+    Message(proto::AuthorizeBatchResponse),
+}
+
+const RESULTS: u32 = 1;
+const BATCH_REVISION: u32 = 2;
+
+impl BatchReply {
+    /// The reply to `verdicts`, decided on `snapshot`.
+    pub fn new(verdicts: Vec<Verdict>, snapshot: Arc<Snapshot>) -> BatchReply {
+        if verdicts.iter().any(explained) {
+            BatchReply::Message(proto::AuthorizeBatchResponse {
+                results: verdicts
+                    .iter()
+                    .map(|v| convert::response(v, &snapshot.revision))
+                    .collect(),
+                revision: snapshot.revision.clone(),
+            })
+        } else {
+            BatchReply::Verdicts { verdicts, snapshot }
+        }
+    }
+
+    /// The encoded length, as prost computes it.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            BatchReply::Message(m) => m.encoded_len(),
+            BatchReply::Verdicts { verdicts, snapshot } => {
+                let revision = &snapshot.revision;
+                verdicts
+                    .iter()
+                    .map(|v| delimited_len(RESULTS, verdict_len(v, revision)))
+                    .sum::<usize>()
+                    + str_len(BATCH_REVISION, revision)
+            }
+        }
+    }
+
+    /// Writes the message as prost writes it: each result a nested `AuthorizeResponse`, then the revision.
+    pub fn encode(&self, buf: &mut impl BufMut) {
+        match self {
+            BatchReply::Message(m) => m.encode_raw(buf),
+            BatchReply::Verdicts { verdicts, snapshot } => {
+                let revision = &snapshot.revision;
+                for v in verdicts {
+                    encode_key(RESULTS, WireType::LengthDelimited, buf);
+                    encode_varint(verdict_len(v, revision) as u64, buf);
+                    encode_verdict(v, revision, buf);
+                }
+                put_str(BATCH_REVISION, revision, buf);
+            }
+        }
+    }
+}
+
+/// Whether the reply to `verdict` carries an explanation (which prost writes).
+fn explained(verdict: &Verdict) -> bool {
+    verdict.unauthenticated.is_some()
+        || verdict.unmapped.is_some()
+        || verdict.decision.explanation.is_some()
+}
+
+/// The length of an unexplained verdict's `AuthorizeResponse`.
+fn verdict_len(verdict: &Verdict, revision: &str) -> usize {
+    let d = &verdict.decision;
+    key_len(DECISION)
+        + 1
+        + d.policies
+            .iter()
+            .map(|p| delimited_len(POLICIES, p.len()))
+            .sum::<usize>()
+        + str_len(REASON, d.reason.as_str())
+        + str_len(REVISION, revision)
+        + str_len(CALL_ID, &verdict.call_id)
+        + delimited_len(TIME, timestamp_len(verdict.time))
+        + d.undetermined_allow
+            .iter()
+            .map(|p| delimited_len(UNDETERMINED_ALLOW, p.len()))
+            .sum::<usize>()
+}
+
+/// Writes an unexplained verdict's `AuthorizeResponse` (fields in number order, defaults left out).
+fn encode_verdict(verdict: &Verdict, revision: &str, buf: &mut impl BufMut) {
+    let d = &verdict.decision;
+    let decision = if d.allowed {
+        proto::Decision::Allow
+    } else {
+        proto::Decision::Deny
+    };
+    encode_key(DECISION, WireType::Varint, buf);
+    encode_varint(decision as u64, buf);
+    for p in &d.policies {
+        put_item(POLICIES, p, buf);
+    }
+    put_str(REASON, d.reason.as_str(), buf);
+    put_str(REVISION, revision, buf);
+    put_str(CALL_ID, &verdict.call_id, buf);
+    encode_key(TIME, WireType::LengthDelimited, buf);
+    encode_varint(timestamp_len(verdict.time) as u64, buf);
+    let (seconds, nanos) = timestamp_parts(verdict.time);
+    if seconds != 0 {
+        encode_key(SECONDS, WireType::Varint, buf);
+        encode_varint(seconds as u64, buf);
+    }
+    if nanos != 0 {
+        encode_key(NANOS, WireType::Varint, buf);
+        encode_varint(nanos as u64, buf);
+    }
+    for p in &d.undetermined_allow {
+        put_item(UNDETERMINED_ALLOW, p, buf);
     }
 }
 
@@ -554,32 +735,74 @@ fn put_item(tag: u32, s: &str, buf: &mut impl BufMut) {
     buf.put_slice(s.as_bytes());
 }
 
-/// The codec of the `Authorize` route: an [`AuthorizeMessage`] in, an [`AuthorizeReply`] out.
-#[derive(Debug, Clone, Default)]
-pub struct AuthorizeCodec;
+/// A request message the wire codec decodes, and the reply it writes.
+pub trait WireCall: Send + 'static {
+    type Reply: Send + 'static;
+    fn decode(bytes: &[u8]) -> Result<Self, Status>
+    where
+        Self: Sized;
+    fn reply_len(reply: &Self::Reply) -> usize;
+    fn encode_reply(reply: &Self::Reply, buf: &mut EncodeBuf<'_>);
+}
 
-impl Codec for AuthorizeCodec {
-    type Encode = AuthorizeReply;
-    type Decode = AuthorizeMessage;
-    type Encoder = AuthorizeCodec;
-    type Decoder = AuthorizeCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        AuthorizeCodec
+impl WireCall for AuthorizeMessage {
+    type Reply = AuthorizeReply;
+    fn decode(bytes: &[u8]) -> Result<Self, Status> {
+        decode_authorize(bytes)
     }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        AuthorizeCodec
+    fn reply_len(reply: &AuthorizeReply) -> usize {
+        reply.encoded_len()
+    }
+    fn encode_reply(reply: &AuthorizeReply, buf: &mut EncodeBuf<'_>) {
+        reply.encode(buf)
     }
 }
 
-impl Encoder for AuthorizeCodec {
-    type Item = AuthorizeReply;
+impl WireCall for BatchMessage {
+    type Reply = BatchReply;
+    fn decode(bytes: &[u8]) -> Result<Self, Status> {
+        decode_batch(bytes)
+    }
+    fn reply_len(reply: &BatchReply) -> usize {
+        reply.encoded_len()
+    }
+    fn encode_reply(reply: &BatchReply, buf: &mut EncodeBuf<'_>) {
+        reply.encode(buf)
+    }
+}
+
+/// The codec of the `Authorize` and `AuthorizeBatch` routes: a message `M` in, its reply out.
+#[derive(Debug)]
+pub struct WireCodec<M>(std::marker::PhantomData<fn() -> M>);
+
+impl<M> Default for WireCodec<M> {
+    fn default() -> Self {
+        WireCodec(std::marker::PhantomData)
+    }
+}
+
+impl<M: WireCall> Codec for WireCodec<M> {
+    type Encode = M::Reply;
+    type Decode = M;
+    type Encoder = WireCodec<M>;
+    type Decoder = WireCodec<M>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        WireCodec::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        WireCodec::default()
+    }
+}
+
+impl<M: WireCall> Encoder for WireCodec<M> {
+    type Item = M::Reply;
     type Error = Status;
 
-    fn encode(&mut self, item: AuthorizeReply, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        buf.reserve(item.encoded_len());
-        item.encode(buf);
+    fn encode(&mut self, item: M::Reply, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.reserve(M::reply_len(&item));
+        M::encode_reply(&item, buf);
         Ok(())
     }
 
@@ -588,17 +811,17 @@ impl Encoder for AuthorizeCodec {
     }
 }
 
-impl Decoder for AuthorizeCodec {
-    type Item = AuthorizeMessage;
+impl<M: WireCall> Decoder for WireCodec<M> {
+    type Item = M;
     type Error = Status;
 
     /// Decodes the message where tonic decodes every other (so a unary body's extra messages are decoded, and
     /// a bad one refused, as before); validation is the handler's.
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<AuthorizeMessage>, Status> {
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<M>, Status> {
         let len = buf.remaining();
         // The receive buffer is contiguous: this shares it (no copy).
         let bytes = buf.copy_to_bytes(len);
-        decode_authorize(&bytes).map(Some)
+        M::decode(&bytes).map(Some)
     }
 
     fn buffer_settings(&self) -> BufferSettings {
