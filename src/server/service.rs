@@ -1,7 +1,7 @@
 //! The `arbiter.v1.Authorizer` gRPC service: `Authorize`, `AuthorizeBatch`, `GetStatus`, `PlanResources` and
 //! `Simulate`. The decision path itself is `decide`, shared with the other doors; this file maps protobuf in and
-//! out. [`AuthorizerRoutes`] serves `Authorize` with the hand-written wire format of `wire` and every other
-//! call with the generated service.
+//! out. [`AuthorizerRoutes`] serves `Authorize` and `AuthorizeBatch` with the hand-written wire format of `wire`
+//! and every other call with the generated service.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};

@@ -1,4 +1,5 @@
-//! The `Authorize` call's protobuf on the hot path, read and written by hand with prost's wire primitives.
+//! The `Authorize` and `AuthorizeBatch` calls' protobuf on the hot path, read and written by hand with prost's wire
+//! primitives.
 //!
 //! - **Reading.** [`decode_authorize`] reads an encoded `AuthorizeRequest` straight into the request's parts: a
 //!   `google.protobuf.Struct` becomes the attribute map directly, without prost's `BTreeMap` of boxed values
@@ -30,71 +31,75 @@ use serde_json::{Map, Value};
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
-use super::convert::{self, number_value, AuthorizeInput, BatchInput, Identify, RawBatch, RawCheck};
+use super::convert::{
+    self, number_value, AuthorizeInput, BatchInput, Identify, RawBatch, RawCheck, MAX_BATCH_CHECKS,
+};
 use super::decide::Verdict;
 use super::proto;
+use crate::moment::Moment;
 use crate::snapshot::Snapshot;
 use crate::request::{
     RawEnvironment, RawPrincipal, RawRequest, RawResource, RequestError, MAX_ATTRIBUTE_DEPTH,
 };
 
-/// A decoded `AuthorizeRequest`, not yet validated: read by the fast reader, or by prost.
+/// A decoded request message, not yet validated: its parts as read by the fast reader (`R`, and
+/// `environment.time`), or prost's message `P` for a message outside the fast reader's form.
 #[derive(Debug)]
 // The large variant is the common one: boxing it would cost an allocation on every call.
 #[allow(clippy::large_enum_variant)]
-pub enum AuthorizeMessage {
-    /// The request's parts as [`AuthorizeInput::from_proto`] would build them, and `environment.time`.
-    Read(RawRequest, Option<prost_types::Timestamp>),
-    /// A message outside the fast reader's form, as prost decoded it.
-    Decoded(Box<proto::AuthorizeRequest>),
+pub enum WireMessage<R, P> {
+    Read(R, Option<prost_types::Timestamp>),
+    Decoded(Box<P>),
 }
 
-/// Decodes an `AuthorizeRequest`: the fast reader, or prost for a message outside its form. A message that does
-/// not decode is `INVALID_ARGUMENT`, worded as the codec words it for every other message.
-pub fn decode_authorize(bytes: &[u8]) -> Result<AuthorizeMessage, Status> {
-    match read_fast(bytes) {
-        Ok((raw, time)) => Ok(AuthorizeMessage::Read(raw, time)),
-        Err(Fallback) => proto::AuthorizeRequest::decode(bytes)
-            .map(|msg| AuthorizeMessage::Decoded(Box::new(msg)))
-            .map_err(|e| super::codec::decode_error::<proto::AuthorizeRequest>(&e.to_string())),
+/// A decoded `AuthorizeRequest`.
+pub type AuthorizeMessage = WireMessage<RawRequest, proto::AuthorizeRequest>;
+
+/// A decoded `AuthorizeBatchRequest`.
+pub type BatchMessage = WireMessage<RawBatch, proto::AuthorizeBatchRequest>;
+
+/// A message's parts as the fast reader reads them, and `environment.time`.
+type Parts<R> = (R, Option<prost_types::Timestamp>);
+
+/// Decodes with the fast reader `read`, or with prost for a message outside its form. A message that does not
+/// decode is `INVALID_ARGUMENT`, worded as the codec words it for every other message.
+fn decode_with<R, P: Message + Default>(
+    bytes: &[u8],
+    read: fn(&[u8]) -> Read<Parts<R>>,
+) -> Result<WireMessage<R, P>, Status> {
+    match read(bytes) {
+        Ok((parts, time)) => Ok(WireMessage::Read(parts, time)),
+        Err(Fallback) => P::decode(bytes)
+            .map(|msg| WireMessage::Decoded(Box::new(msg)))
+            .map_err(|e| super::codec::decode_error::<P>(&e.to_string())),
     }
+}
+
+/// Decodes an `AuthorizeRequest` ([`decode_with`]).
+pub fn decode_authorize(bytes: &[u8]) -> Result<AuthorizeMessage, Status> {
+    decode_with(bytes, read_fast)
+}
+
+/// Decodes an `AuthorizeBatchRequest` ([`decode_with`]).
+pub fn decode_batch(bytes: &[u8]) -> Result<BatchMessage, Status> {
+    decode_with(bytes, read_batch)
+}
+
+/// `environment.time` checked as [`convert`] checks it.
+fn checked_time(time: Option<prost_types::Timestamp>) -> Result<Option<Moment>, RequestError> {
+    time.map(|t| convert::timestamp_from_proto("environment.time", &t))
+        .transpose()
 }
 
 impl AuthorizeMessage {
     /// Validates the message as [`AuthorizeInput::from_proto`] validates prost's.
     pub fn validate(self, identify: Identify<'_>) -> Result<AuthorizeInput, RequestError> {
         match self {
-            AuthorizeMessage::Read(raw, time) => {
-                let time = time
-                    .map(|t| convert::timestamp_from_proto("environment.time", &t))
-                    .transpose()?;
-                AuthorizeInput::from_raw(raw, time, identify)
+            WireMessage::Read(raw, time) => {
+                AuthorizeInput::from_raw(raw, checked_time(time)?, identify)
             }
-            AuthorizeMessage::Decoded(msg) => AuthorizeInput::from_proto(*msg, identify),
+            WireMessage::Decoded(msg) => AuthorizeInput::from_proto(*msg, identify),
         }
-    }
-}
-
-/// A decoded `AuthorizeBatchRequest`, not yet validated: read by the fast reader, or by prost.
-#[derive(Debug)]
-// As for `AuthorizeMessage`: the large variant is the common one.
-#[allow(clippy::large_enum_variant)]
-pub enum BatchMessage {
-    /// The batch's parts as [`BatchInput::from_proto`] would build them, and `environment.time`.
-    Read(RawBatch, Option<prost_types::Timestamp>),
-    /// A message outside the fast reader's form, as prost decoded it.
-    Decoded(Box<proto::AuthorizeBatchRequest>),
-}
-
-/// [`decode_authorize`] for an `AuthorizeBatchRequest`.
-pub fn decode_batch(bytes: &[u8]) -> Result<BatchMessage, Status> {
-    match read_batch(bytes) {
-        Ok((batch, time)) => Ok(BatchMessage::Read(batch, time)),
-        Err(Fallback) => proto::AuthorizeBatchRequest::decode(bytes)
-            .map(|msg| BatchMessage::Decoded(Box::new(msg)))
-            .map_err(|e| {
-                super::codec::decode_error::<proto::AuthorizeBatchRequest>(&e.to_string())
-            }),
     }
 }
 
@@ -103,14 +108,11 @@ impl BatchMessage {
     /// the time, then the rest.
     pub fn validate(self, identify: Identify<'_>) -> Result<BatchInput, RequestError> {
         match self {
-            BatchMessage::Read(batch, time) => {
+            WireMessage::Read(batch, time) => {
                 convert::check_batch_size(batch.checks.len())?;
-                let time = time
-                    .map(|t| convert::timestamp_from_proto("environment.time", &t))
-                    .transpose()?;
-                BatchInput::from_raw(batch, time, identify)
+                BatchInput::from_raw(batch, checked_time(time)?, identify)
             }
-            BatchMessage::Decoded(msg) => BatchInput::from_proto(*msg, identify),
+            WireMessage::Decoded(msg) => BatchInput::from_proto(*msg, identify),
         }
     }
 }
@@ -198,142 +200,121 @@ fn expect(got: WireType, want: WireType) -> Read<()> {
     }
 }
 
-// Prost's recursion budget is 100 nested messages. An attribute at depth d is merged with 100 - 3d of it left
-// (each level is a `Value`, a `Struct` and a map entry), and what a value at the deepest level may hold (an
-// empty struct or list, unknown fields) spends two more. Past `MAX_ATTRIBUTE_DEPTH` the fast reader hands the
-// message to prost, so no message it reads itself would exhaust prost's budget, which its skipping of unknown
-// fields (with a fresh budget) relies on.
-const _: () = assert!(3 * MAX_ATTRIBUTE_DEPTH + 2 < 100);
+// Prost's recursion budget is 100 nested messages, and a merge fails only when none is left. Each attribute
+// level spends three (a `Value`, its `Struct`, the map entry); above the attribute maps an `AuthorizeRequest`
+// spends one (the principal, resource or environment) and an `AuthorizeBatchRequest` two (a check and its
+// resource), so a value at depth d is merged with 99 - 3d left in a batch. What a value at the deepest level read
+// fast may hold (an empty struct or list with unknown fields) spends two more, leaving 97 - 3d, which must stay
+// at least 1. Past `MAX_ATTRIBUTE_DEPTH` the fast reader hands the message to prost, so no message it reads itself
+// would exhaust prost's budget, which its skipping of unknown fields (with a fresh budget) relies on.
+const _: () = assert!(3 * MAX_ATTRIBUTE_DEPTH + 4 <= 100);
 
-/// Marks field `tag` as read; a second occurrence (which protobuf merges or overrides) goes to prost.
-fn once(seen: &mut u32, tag: u32) -> Read<()> {
-    let bit = 1u32 << tag;
-    if *seen & bit != 0 {
-        return Err(Fallback);
+/// Reads every field of the message in `r`: `read` reads a field it knows and returns `false` for one it does
+/// not, which is skipped as prost skips it. A field numbered in `singular` may occur once: a second occurrence,
+/// which protobuf merges or overrides, goes to prost.
+fn read_fields<'a>(
+    mut r: Reader<'a>,
+    singular: &[u32],
+    mut read: impl FnMut(u32, WireType, &mut Reader<'a>) -> Read<bool>,
+) -> Read<()> {
+    let mut seen = 0u64;
+    while !r.done() {
+        let (tag, wire_type) = r.key()?;
+        if singular.contains(&tag) {
+            let bit = 1u64 << tag;
+            if seen & bit != 0 {
+                return Err(Fallback);
+            }
+            seen |= bit;
+        }
+        if !read(tag, wire_type, &mut r)? {
+            r.skip(tag, wire_type)?;
+        }
     }
-    *seen |= bit;
     Ok(())
 }
 
 /// The request's parts as [`AuthorizeInput::from_proto`] would build them, and `environment.time`.
-fn read_fast(bytes: &[u8]) -> Read<(RawRequest, Option<prost_types::Timestamp>)> {
-    let mut r = Reader { buf: bytes };
-    let mut seen = 0;
+fn read_fast(bytes: &[u8]) -> Read<Parts<RawRequest>> {
     let mut raw = RawRequest {
         action: Some(String::new()),
         explain: Some(false),
         ..RawRequest::default()
     };
     let mut time = None;
-    while !r.done() {
-        let (tag, wire_type) = r.key()?;
+    read_fields(Reader { buf: bytes }, &[1, 2, 3, 4, 5], |tag, wire_type, r| {
         match tag {
-            1 => {
-                once(&mut seen, tag)?;
-                raw.principal = Some(read_principal(r.delimited(wire_type)?)?);
-            }
-            2 => {
-                once(&mut seen, tag)?;
-                raw.action = Some(r.string(wire_type)?);
-            }
-            3 => {
-                once(&mut seen, tag)?;
-                raw.resource = Some(read_resource(r.delimited(wire_type)?)?);
-            }
+            1 => raw.principal = Some(read_principal(r.delimited(wire_type)?)?),
+            2 => raw.action = Some(r.string(wire_type)?),
+            3 => raw.resource = Some(read_resource(r.delimited(wire_type)?)?),
             4 => {
-                once(&mut seen, tag)?;
                 let (environment, at) = read_environment(r.delimited(wire_type)?)?;
                 raw.environment = Some(environment);
                 time = at;
             }
-            5 => {
-                once(&mut seen, tag)?;
-                raw.explain = Some(r.varint(wire_type)? != 0);
-            }
-            _ => r.skip(tag, wire_type)?,
+            5 => raw.explain = Some(r.varint(wire_type)? != 0),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok((raw, time))
 }
 
 /// The batch's parts as [`BatchInput::from_proto`] would build them, and `environment.time`.
-fn read_batch(bytes: &[u8]) -> Read<(RawBatch, Option<prost_types::Timestamp>)> {
-    let mut r = Reader { buf: bytes };
-    let mut seen = 0;
+fn read_batch(bytes: &[u8]) -> Read<Parts<RawBatch>> {
     let mut batch = RawBatch {
         explain: Some(false),
         ..RawBatch::default()
     };
     let mut time = None;
-    while !r.done() {
-        let (tag, wire_type) = r.key()?;
+    read_fields(Reader { buf: bytes }, &[1, 2, 4], |tag, wire_type, r| {
         match tag {
-            1 => {
-                once(&mut seen, tag)?;
-                batch.principal = Some(read_principal(r.delimited(wire_type)?)?);
-            }
+            1 => batch.principal = Some(read_principal(r.delimited(wire_type)?)?),
             2 => {
-                once(&mut seen, tag)?;
                 let (environment, at) = read_environment(r.delimited(wire_type)?)?;
                 batch.environment = Some(environment);
                 time = at;
             }
+            // Past the limit the batch is refused; prost decodes it, so that a decoding error still comes
+            // first, and nothing more is built here.
+            3 if batch.checks.len() == MAX_BATCH_CHECKS => return Err(Fallback),
             3 => batch.checks.push(read_check(r.delimited(wire_type)?)?),
-            4 => {
-                once(&mut seen, tag)?;
-                batch.explain = Some(r.varint(wire_type)? != 0);
-            }
-            _ => r.skip(tag, wire_type)?,
+            4 => batch.explain = Some(r.varint(wire_type)? != 0),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok((batch, time))
 }
 
-fn read_check(mut r: Reader<'_>) -> Read<RawCheck> {
-    let mut seen = 0;
+fn read_check(r: Reader<'_>) -> Read<RawCheck> {
     let mut check = RawCheck {
         action: Some(String::new()),
         resource: None,
     };
-    while !r.done() {
-        let (tag, wire_type) = r.key()?;
+    read_fields(r, &[1, 2], |tag, wire_type, r| {
         match tag {
-            1 => {
-                once(&mut seen, tag)?;
-                check.action = Some(r.string(wire_type)?);
-            }
-            2 => {
-                once(&mut seen, tag)?;
-                check.resource = Some(read_resource(r.delimited(wire_type)?)?);
-            }
-            _ => r.skip(tag, wire_type)?,
+            1 => check.action = Some(r.string(wire_type)?),
+            2 => check.resource = Some(read_resource(r.delimited(wire_type)?)?),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok(check)
 }
 
-fn read_principal(mut r: Reader<'_>) -> Read<RawPrincipal> {
-    let mut seen = 0;
+fn read_principal(r: Reader<'_>) -> Read<RawPrincipal> {
     let (mut id, mut groups, mut attributes, mut token) = (String::new(), Vec::new(), None, None);
-    while !r.done() {
-        let (tag, wire_type) = r.key()?;
+    read_fields(r, &[1, 3, 4], |tag, wire_type, r| {
         match tag {
-            1 => {
-                once(&mut seen, tag)?;
-                id = r.string(wire_type)?;
-            }
+            1 => id = r.string(wire_type)?,
             2 => groups.push(r.string(wire_type)?),
-            3 => {
-                once(&mut seen, tag)?;
-                attributes = Some(read_struct(r.delimited(wire_type)?, 1)?);
-            }
-            4 => {
-                once(&mut seen, tag)?;
-                token = Some(r.string(wire_type)?).filter(|t| !t.is_empty());
-            }
-            _ => r.skip(tag, wire_type)?,
+            3 => attributes = Some(read_struct(r.delimited(wire_type)?, 1)?),
+            4 => token = Some(r.string(wire_type)?).filter(|t| !t.is_empty()),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok(RawPrincipal {
         id: Some(id),
         groups: Some(groups),
@@ -342,27 +323,17 @@ fn read_principal(mut r: Reader<'_>) -> Read<RawPrincipal> {
     })
 }
 
-fn read_resource(mut r: Reader<'_>) -> Read<RawResource> {
-    let mut seen = 0;
+fn read_resource(r: Reader<'_>) -> Read<RawResource> {
     let (mut uri, mut owner, mut attributes) = (String::new(), String::new(), None);
-    while !r.done() {
-        let (tag, wire_type) = r.key()?;
+    read_fields(r, &[1, 2, 3], |tag, wire_type, r| {
         match tag {
-            1 => {
-                once(&mut seen, tag)?;
-                uri = r.string(wire_type)?;
-            }
-            2 => {
-                once(&mut seen, tag)?;
-                owner = r.string(wire_type)?;
-            }
-            3 => {
-                once(&mut seen, tag)?;
-                attributes = Some(read_struct(r.delimited(wire_type)?, 1)?);
-            }
-            _ => r.skip(tag, wire_type)?,
+            1 => uri = r.string(wire_type)?,
+            2 => owner = r.string(wire_type)?,
+            3 => attributes = Some(read_struct(r.delimited(wire_type)?, 1)?),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok(RawResource {
         uri: Some(uri),
         owner: Some(owner),
@@ -370,33 +341,18 @@ fn read_resource(mut r: Reader<'_>) -> Read<RawResource> {
     })
 }
 
-fn read_environment(
-    mut r: Reader<'_>,
-) -> Read<(RawEnvironment, Option<prost_types::Timestamp>)> {
-    let mut seen = 0;
+fn read_environment(r: Reader<'_>) -> Read<(RawEnvironment, Option<prost_types::Timestamp>)> {
     let (mut time, mut source_ip, mut port, mut attributes) = (None, String::new(), 0u32, None);
-    while !r.done() {
-        let (tag, wire_type) = r.key()?;
+    read_fields(r, &[1, 2, 3, 4], |tag, wire_type, r| {
         match tag {
-            1 => {
-                once(&mut seen, tag)?;
-                time = Some(read_timestamp(r.delimited(wire_type)?)?);
-            }
-            2 => {
-                once(&mut seen, tag)?;
-                source_ip = r.string(wire_type)?;
-            }
-            3 => {
-                once(&mut seen, tag)?;
-                port = r.varint(wire_type)? as u32;
-            }
-            4 => {
-                once(&mut seen, tag)?;
-                attributes = Some(read_struct(r.delimited(wire_type)?, 1)?);
-            }
-            _ => r.skip(tag, wire_type)?,
+            1 => time = Some(read_timestamp(r.delimited(wire_type)?)?),
+            2 => source_ip = r.string(wire_type)?,
+            3 => port = r.varint(wire_type)? as u32,
+            4 => attributes = Some(read_struct(r.delimited(wire_type)?, 1)?),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     let environment = RawEnvironment {
         // The time is set on the validated request directly, not through text.
         time: None,
@@ -407,54 +363,37 @@ fn read_environment(
     Ok((environment, time))
 }
 
-fn read_timestamp(mut r: Reader<'_>) -> Read<prost_types::Timestamp> {
-    let mut seen = 0;
+fn read_timestamp(r: Reader<'_>) -> Read<prost_types::Timestamp> {
     let mut t = prost_types::Timestamp::default();
-    while !r.done() {
-        let (tag, wire_type) = r.key()?;
+    read_fields(r, &[1, 2], |tag, wire_type, r| {
         match tag {
-            1 => {
-                once(&mut seen, tag)?;
-                t.seconds = r.varint(wire_type)? as i64;
-            }
-            2 => {
-                once(&mut seen, tag)?;
-                t.nanos = r.varint(wire_type)? as i32;
-            }
-            _ => r.skip(tag, wire_type)?,
+            1 => t.seconds = r.varint(wire_type)? as i64,
+            2 => t.nanos = r.varint(wire_type)? as i32,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok(t)
 }
 
 /// A `Struct` whose values sit at `depth` (1 for an attribute map's own keys), as a map in key order: the
 /// order prost's `BTreeMap` gives the proto conversion.
-fn read_struct(mut r: Reader<'_>, depth: usize) -> Read<Map<String, Value>> {
+fn read_struct(r: Reader<'_>, depth: usize) -> Read<Map<String, Value>> {
     let mut map = Map::new();
     let mut sorted = true;
-    while !r.done() {
-        let (tag, wire_type) = r.key()?;
+    read_fields(r, &[], |tag, wire_type, r| {
         if tag != 1 {
-            r.skip(tag, wire_type)?;
-            continue;
+            return Ok(false);
         }
-        let mut entry = r.delimited(wire_type)?;
-        let mut seen = 0;
         let (mut key, mut value) = (String::new(), None);
-        while !entry.done() {
-            let (tag, wire_type) = entry.key()?;
+        read_fields(r.delimited(wire_type)?, &[1, 2], |tag, wire_type, entry| {
             match tag {
-                1 => {
-                    once(&mut seen, tag)?;
-                    key = entry.string(wire_type)?;
-                }
-                2 => {
-                    once(&mut seen, tag)?;
-                    value = Some(read_value(entry.delimited(wire_type)?, depth)?);
-                }
-                _ => entry.skip(tag, wire_type)?,
+                1 => key = entry.string(wire_type)?,
+                2 => value = Some(read_value(entry.delimited(wire_type)?, depth)?),
+                _ => return Ok(false),
             }
-        }
+            Ok(true)
+        })?;
         // An entry without a value is a null, at this depth all the same.
         let value = match value {
             Some(v) => v,
@@ -466,20 +405,20 @@ fn read_struct(mut r: Reader<'_>, depth: usize) -> Read<Map<String, Value>> {
         if map.insert(key, value).is_some() {
             return Err(Fallback);
         }
-    }
+        Ok(true)
+    })?;
     if !sorted {
         map.sort_keys();
     }
     Ok(map)
 }
 
-fn read_value(mut r: Reader<'_>, depth: usize) -> Read<Value> {
+fn read_value(r: Reader<'_>, depth: usize) -> Read<Value> {
     if depth > MAX_ATTRIBUTE_DEPTH {
         return Err(Fallback);
     }
     let mut value = None;
-    while !r.done() {
-        let (tag, wire_type) = r.key()?;
+    read_fields(r, &[], |tag, wire_type, r| {
         let kind = match tag {
             1 => {
                 r.varint(wire_type)?;
@@ -490,29 +429,26 @@ fn read_value(mut r: Reader<'_>, depth: usize) -> Read<Value> {
             4 => Value::Bool(r.varint(wire_type)? != 0),
             5 => Value::Object(read_struct(r.delimited(wire_type)?, depth + 1)?),
             6 => Value::Array(read_list(r.delimited(wire_type)?, depth + 1)?),
-            _ => {
-                r.skip(tag, wire_type)?;
-                continue;
-            }
+            _ => return Ok(false),
         };
         // A second kind replaces or merges into the first: prost's to decide.
         if value.replace(kind).is_some() {
             return Err(Fallback);
         }
-    }
+        Ok(true)
+    })?;
     Ok(value.unwrap_or(Value::Null))
 }
 
-fn read_list(mut r: Reader<'_>, depth: usize) -> Read<Vec<Value>> {
+fn read_list(r: Reader<'_>, depth: usize) -> Read<Vec<Value>> {
     let mut items = Vec::new();
-    while !r.done() {
-        let (tag, wire_type) = r.key()?;
-        if tag == 1 {
-            items.push(read_value(r.delimited(wire_type)?, depth)?);
-        } else {
-            r.skip(tag, wire_type)?;
+    read_fields(r, &[], |tag, wire_type, r| {
+        if tag != 1 {
+            return Ok(false);
         }
-    }
+        items.push(read_value(r.delimited(wire_type)?, depth)?);
+        Ok(true)
+    })?;
     Ok(items)
 }
 
@@ -690,12 +626,12 @@ fn encode_verdict(verdict: &Verdict, revision: &str, buf: &mut impl BufMut) {
     }
 }
 
-fn timestamp_parts(t: crate::moment::Moment) -> (i64, i32) {
+fn timestamp_parts(t: Moment) -> (i64, i32) {
     let t = convert::timestamp_to_proto(t);
     (t.seconds, t.nanos)
 }
 
-fn timestamp_len(t: crate::moment::Moment) -> usize {
+fn timestamp_len(t: Moment) -> usize {
     let (seconds, nanos) = timestamp_parts(t);
     let field = |tag, v: u64| {
         if v == 0 {
