@@ -10,9 +10,10 @@ use std::hint::black_box;
 use std::io::Cursor;
 use std::time::Duration;
 
-use arbiter::server::convert::{request_to_proto, AuthorizeInput};
+use arbiter::server::convert::{self, request_to_proto, AuthorizeInput};
 use arbiter::server::decide::ServiceState;
 use arbiter::server::proto;
+use arbiter::server::wire::{self, WireMessage};
 use arbiter::simulate::replay::{read_lines, replay};
 use arbiter::simulate::{analyze, LockoutOptions};
 use arbiter::SnapshotStore;
@@ -195,8 +196,9 @@ principal_selector: {groups: [admin]}
 }
 
 /// What the server does per `Authorize` call besides HTTP/2: decode the protobuf request (with its
-/// `google.protobuf.Struct` resource attributes), then `ServiceState::authorize` (validate and convert, evaluate,
-/// record metrics through the Prometheus recorder, build the response), then encode the response. The steps are
+/// `google.protobuf.Struct` resource attributes), then `ServiceState::authorize` (validate, evaluate, record
+/// metrics through the Prometheus recorder), then write the response. Timed twice: through prost and the proto
+/// conversion, and through the hand-written wire path the server takes (`arbiter::server::wire`). The steps are
 /// also timed cumulatively, so the cost of each shows as a difference.
 fn authorize_edge(c: &mut Criterion) {
     let mut group = c.benchmark_group("authorize_edge");
@@ -234,9 +236,35 @@ fn authorize_edge(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("decode+authorize+encode", size), |b| {
         b.iter(|| {
             let msg = proto::AuthorizeRequest::decode(next()).unwrap();
-            black_box(state.authorize(msg).unwrap().encode_to_vec())
+            let (verdict, snapshot) = state
+                .authorize(WireMessage::Decoded(Box::new(msg)))
+                .unwrap();
+            black_box(convert::response(&verdict, &snapshot.revision).encode_to_vec())
         })
     });
+    // The hand-written wire path the server takes (`arbiter::server::wire`), beside prost's above.
+    group.bench_function(BenchmarkId::new("wire decode", size), |b| {
+        b.iter(|| black_box(wire::decode_authorize(next()).unwrap()))
+    });
+    group.bench_function(BenchmarkId::new("wire decode+validate", size), |b| {
+        b.iter(|| {
+            let msg = wire::decode_authorize(next()).unwrap();
+            black_box(msg.validate(&convert::no_tokens).unwrap())
+        })
+    });
+    let mut out = Vec::with_capacity(1024);
+    group.bench_function(
+        BenchmarkId::new("wire decode+authorize+encode", size),
+        |b| {
+            b.iter(|| {
+                let msg = wire::decode_authorize(next()).unwrap();
+                let (verdict, snapshot) = state.authorize(msg).unwrap();
+                out.clear();
+                wire::AuthorizeReply::new(verdict, snapshot).encode(&mut out);
+                black_box(out.len())
+            })
+        },
+    );
     group.finish();
 }
 

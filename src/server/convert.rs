@@ -562,6 +562,14 @@ pub(crate) fn number_value(n: f64) -> Option<Value> {
     Number::from_f64(n).map(Value::Number)
 }
 
+/// The proto response for a batch's verdicts, decided on `revision`.
+pub fn batch_response(verdicts: &[Verdict], revision: &str) -> proto::AuthorizeBatchResponse {
+    proto::AuthorizeBatchResponse {
+        results: verdicts.iter().map(|v| response(v, revision)).collect(),
+        revision: revision.to_string(),
+    }
+}
+
 /// Builds the proto response for one verdict. The decision enum is derived from `allowed` alone; the
 /// explanation is given both as JSON text and as a Struct.
 pub fn response(verdict: &Verdict, revision: &str) -> proto::AuthorizeResponse {

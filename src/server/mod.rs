@@ -27,7 +27,7 @@ mod supervisor;
 pub mod tls;
 pub mod token;
 mod uds;
-mod wire;
+pub mod wire;
 #[cfg(test)]
 mod wire_tests;
 

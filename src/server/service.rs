@@ -13,11 +13,14 @@ use tonic::body::Body;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use super::convert::{self, AuthorizeInput, BatchInput};
-use super::decide::{guarded, internal_panic, DoorError, ServiceState};
+use super::convert;
+use super::decide::{guarded, internal_panic, DoorError, ServiceState, Verdict};
 use super::proto;
 use super::proto::authorizer_server::AuthorizerServer;
-use super::wire::{AuthorizeMessage, AuthorizeReply, BatchMessage, BatchReply, WireCodec};
+use super::wire::{
+    AuthorizeMessage, AuthorizeReply, BatchMessage, BatchReply, WireCodec, WireMessage,
+};
+use crate::snapshot::Snapshot;
 
 /// The tonic service.
 #[derive(Debug, Clone)]
@@ -53,32 +56,23 @@ impl ServiceState {
     /// One `Authorize` call, synchronously: validate, identify, evaluate against one snapshot, record, log.
     pub fn authorize(
         &self,
-        msg: proto::AuthorizeRequest,
-    ) -> Result<proto::AuthorizeResponse, Status> {
-        let input = guarded("reading the request", || {
-            AuthorizeInput::from_proto(msg, &|p| self.identify(p))
-        })?;
-        let (verdict, snapshot) = self.decide(input)?;
-        Ok(convert::response(&verdict, &snapshot.revision))
-    }
-
-    /// [`ServiceState::authorize`] on a message decoded by `wire`, answered with a reply written from the
-    /// verdict.
-    pub(crate) fn authorize_wire(&self, msg: AuthorizeMessage) -> Result<AuthorizeReply, Status> {
+        msg: AuthorizeMessage,
+    ) -> Result<(Verdict, Arc<Snapshot>), Status> {
         let input = guarded("reading the request", || {
             msg.validate(&|p| self.identify(p))
         })?;
-        let (verdict, snapshot) = self.decide(input)?;
-        Ok(AuthorizeReply::new(verdict, snapshot))
+        Ok(self.decide(input)?)
     }
 
-    /// `AuthorizeBatch` on a message decoded by `wire`, answered with a reply written from the verdicts.
-    pub(crate) fn authorize_batch_wire(&self, msg: BatchMessage) -> Result<BatchReply, Status> {
+    /// One `AuthorizeBatch` call, as [`ServiceState::authorize`], every check against one snapshot.
+    pub fn authorize_batch(
+        &self,
+        msg: BatchMessage,
+    ) -> Result<(Vec<Verdict>, Arc<Snapshot>), Status> {
         let input = guarded("reading the request", || {
             msg.validate(&|p| self.identify(p))
         })?;
-        let (verdicts, snapshot) = self.decide_batch(input)?;
-        Ok(BatchReply::new(verdicts, snapshot))
+        Ok(self.decide_batch(input)?)
     }
 }
 
@@ -154,7 +148,8 @@ impl UnaryService<AuthorizeMessage> for Wire {
     type Future = Ready<Result<Response<AuthorizeReply>, Status>>;
 
     fn call(&mut self, request: Request<AuthorizeMessage>) -> Self::Future {
-        ready(self.0.authorize_wire(request.into_inner()).map(Response::new))
+        let decided = self.0.authorize(request.into_inner());
+        ready(decided.map(|(verdict, snapshot)| Response::new(AuthorizeReply::new(verdict, snapshot))))
     }
 }
 
@@ -163,7 +158,8 @@ impl UnaryService<BatchMessage> for Wire {
     type Future = Ready<Result<Response<BatchReply>, Status>>;
 
     fn call(&mut self, request: Request<BatchMessage>) -> Self::Future {
-        ready(self.0.authorize_batch_wire(request.into_inner()).map(Response::new))
+        let decided = self.0.authorize_batch(request.into_inner());
+        ready(decided.map(|(verdicts, snapshot)| Response::new(BatchReply::new(verdicts, snapshot))))
     }
 }
 
@@ -180,34 +176,29 @@ impl From<DoorError> for Status {
     }
 }
 
+/// The generated service's trait. [`AuthorizerRoutes`] serves `Authorize` and `AuthorizeBatch` itself, so their
+/// methods here are reached only by a direct call of the trait; they decide prost's message the same way.
 #[tonic::async_trait]
 impl proto::authorizer_server::Authorizer for AuthorizerService {
     async fn authorize(
         &self,
         request: Request<proto::AuthorizeRequest>,
     ) -> Result<Response<proto::AuthorizeResponse>, Status> {
-        self.state
-            .authorize(request.into_inner())
-            .map(Response::new)
+        let msg = WireMessage::Decoded(Box::new(request.into_inner()));
+        let (verdict, snapshot) = self.state.authorize(msg)?;
+        Ok(Response::new(convert::response(&verdict, &snapshot.revision)))
     }
 
     async fn authorize_batch(
         &self,
         request: Request<proto::AuthorizeBatchRequest>,
     ) -> Result<Response<proto::AuthorizeBatchResponse>, Status> {
-        let state = &*self.state;
-        let msg = request.into_inner();
-        let input = guarded("reading the request", || {
-            BatchInput::from_proto(msg, &|p| state.identify(p))
-        })?;
-        let (verdicts, snapshot) = state.decide_batch(input)?;
-        Ok(Response::new(proto::AuthorizeBatchResponse {
-            results: verdicts
-                .iter()
-                .map(|v| convert::response(v, &snapshot.revision))
-                .collect(),
-            revision: snapshot.revision.clone(),
-        }))
+        let msg = WireMessage::Decoded(Box::new(request.into_inner()));
+        let (verdicts, snapshot) = self.state.authorize_batch(msg)?;
+        Ok(Response::new(convert::batch_response(
+            &verdicts,
+            &snapshot.revision,
+        )))
     }
 
     async fn get_status(

@@ -524,13 +524,7 @@ impl BatchReply {
     /// The reply to `verdicts`, decided on `snapshot`.
     pub fn new(verdicts: Vec<Verdict>, snapshot: Arc<Snapshot>) -> BatchReply {
         if verdicts.iter().any(explained) {
-            BatchReply::Message(proto::AuthorizeBatchResponse {
-                results: verdicts
-                    .iter()
-                    .map(|v| convert::response(v, &snapshot.revision))
-                    .collect(),
-                revision: snapshot.revision.clone(),
-            })
+            BatchReply::Message(convert::batch_response(&verdicts, &snapshot.revision))
         } else {
             BatchReply::Verdicts { verdicts, snapshot }
         }
