@@ -11,7 +11,7 @@ use prost::encoding::{encode_key, encode_varint, WireType};
 use prost::Message;
 use prost_types::value::Kind;
 use proptest::prelude::*;
-use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::{RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
 use super::convert::{self, no_tokens, AuthorizeInput, BatchInput};
 use super::decide::Verdict;
@@ -540,6 +540,19 @@ fn explained() -> impl Strategy<Value = (Option<TokenError>, Option<String>)> {
     ]
 }
 
+/// What `encode` writes must be prost's bytes `want`, and as long as `encoded_len` says.
+fn written_as(
+    encoded_len: usize,
+    encode: impl FnOnce(&mut Vec<u8>),
+    want: Vec<u8>,
+) -> Result<(), TestCaseError> {
+    let mut got = Vec::new();
+    encode(&mut got);
+    prop_assert_eq!(encoded_len, got.len());
+    prop_assert_eq!(got, want);
+    Ok(())
+}
+
 #[test]
 fn replies_are_written_as_prost_writes_the_response() {
     let mut runner = runner(ProptestConfig {
@@ -586,11 +599,7 @@ fn replies_are_written_as_prost_writes_the_response() {
                 prop_assert_eq!(written, !explained, "written by hand exactly when unexplained");
                 let c = if written { &by_hand } else { &by_prost };
                 c.set(c.get() + 1);
-                let mut got = Vec::new();
-                reply.encode(&mut got);
-                prop_assert_eq!(reply.encoded_len(), got.len());
-                prop_assert_eq!(got, want);
-                Ok(())
+                written_as(reply.encoded_len(), |buf| reply.encode(buf), want)
             },
         )
         .unwrap();
@@ -806,11 +815,7 @@ fn batch_replies_are_written_as_prost_writes_them() {
                 let written = matches!(reply, BatchReply::Verdicts { .. });
                 prop_assert_eq!(written, !any_explained, "written by hand exactly when none is explained");
                 count(if written { &by_hand } else { &by_prost });
-                let mut got = Vec::new();
-                reply.encode(&mut got);
-                prop_assert_eq!(reply.encoded_len(), got.len());
-                prop_assert_eq!(got, want);
-                Ok(())
+                written_as(reply.encoded_len(), |buf| reply.encode(buf), want)
             },
         )
         .unwrap();
