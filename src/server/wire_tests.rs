@@ -22,8 +22,12 @@ use crate::eval::{Decision, Reason};
 use crate::moment::Moment;
 use crate::request::{RawPrincipal, RequestError, MAX_ATTRIBUTE_DEPTH};
 
-/// A runner with a fixed seed: the tests assert how often each path is taken, which must not vary between runs.
-fn runner(config: ProptestConfig) -> TestRunner {
+/// A runner of `cases` cases with a fixed seed: the tests assert how often each path is taken, which must not vary between runs.
+fn runner(cases: u32) -> TestRunner {
+    let config = ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    };
     TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
 }
 
@@ -408,13 +412,15 @@ fn identify(p: &mut RawPrincipal) -> Result<Option<TokenError>, RequestError> {
     }
 }
 
+/// Prost's message, a decoding error worded as the codec words it.
+fn prost_decode<P: Message + Default>(bytes: &[u8]) -> Result<P, String> {
+    P::decode(bytes)
+        .map_err(|e| super::codec::decode_error::<P>(&e.to_string()).message().to_string())
+}
+
 /// The reference: prost's message and the proto conversion, errors worded as the codec words them.
 fn reference(bytes: &[u8]) -> Result<AuthorizeInput, String> {
-    let msg = proto::AuthorizeRequest::decode(bytes).map_err(|e| {
-        super::codec::decode_error::<proto::AuthorizeRequest>(&e.to_string())
-            .message()
-            .to_string()
-    })?;
+    let msg = prost_decode::<proto::AuthorizeRequest>(bytes)?;
     AuthorizeInput::from_proto(msg, &identify).map_err(|e| format!("{}: {}", e.field, e.message))
 }
 
@@ -434,10 +440,7 @@ fn text_of(r: &Result<AuthorizeInput, String>) -> Result<String, String> {
 
 #[test]
 fn the_fast_reader_reads_as_prost_and_the_proto_conversion() {
-    let mut runner = runner(ProptestConfig {
-        cases: 3000,
-        ..ProptestConfig::default()
-    });
+    let mut runner = runner(3000);
     let (fast_read, handed_over, decided, reordered_read) =
         (Cell::new(0), Cell::new(0), Cell::new(0), Cell::new(0));
     let count = |c: &Cell<usize>| c.set(c.get() + 1);
@@ -555,10 +558,7 @@ fn written_as(
 
 #[test]
 fn replies_are_written_as_prost_writes_the_response() {
-    let mut runner = runner(ProptestConfig {
-        cases: 2000,
-        ..ProptestConfig::default()
-    });
+    let mut runner = runner(2000);
     let seconds = prop_oneof![
         Just(0i64),
         -62_135_596_800i64..253_402_300_799,
@@ -640,11 +640,7 @@ fn batch() -> BoxedStrategy<proto::AuthorizeBatchRequest> {
 }
 
 fn batch_reference(bytes: &[u8]) -> Result<String, String> {
-    let msg = proto::AuthorizeBatchRequest::decode(bytes).map_err(|e| {
-        super::codec::decode_error::<proto::AuthorizeBatchRequest>(&e.to_string())
-            .message()
-            .to_string()
-    })?;
+    let msg = prost_decode::<proto::AuthorizeBatchRequest>(bytes)?;
     BatchInput::from_proto(msg, &identify)
         .map(|input| format!("{input:?}"))
         .map_err(|e| format!("{}: {}", e.field, e.message))
@@ -660,10 +656,7 @@ fn batch_fast(bytes: &[u8]) -> Result<String, String> {
 
 #[test]
 fn batches_are_read_as_prost_and_the_proto_conversion_read_them() {
-    let mut runner = runner(ProptestConfig {
-        cases: 1500,
-        ..ProptestConfig::default()
-    });
+    let mut runner = runner(1500);
     let damage = prop_oneof![
         6 => Just(None),
         1 => batch().prop_map(|b| Some(BatchDamage::Merged(Box::new(b)))),
@@ -761,10 +754,7 @@ fn check_extra() -> BoxedStrategy<CheckExtra> {
 
 #[test]
 fn batch_replies_are_written_as_prost_writes_them() {
-    let mut runner = runner(ProptestConfig {
-        cases: 500,
-        ..ProptestConfig::default()
-    });
+    let mut runner = runner(500);
     let one = (
         (any::<bool>(), reason(), ids(), ids()),
         (id_text(), explained()),
