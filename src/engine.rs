@@ -2,7 +2,8 @@
 //!
 //! [`Engine`] wraps an immutable snapshot (`Arc`, cheap to clone and to share between threads); [`Engine::decide`]
 //! is the same evaluation the sidecar runs for `Authorize`. [`Request::builder`] builds requests without JSON,
-//! through the same validation as every other door. [`ReloadingEngine`] watches a directory and swaps new sets in
+//! through the same validation as every other door; [`Engine::decide_ref`] decides a [`RequestRef`] borrowed from the
+//! caller's own data, with the same checks and no copy. [`ReloadingEngine`] watches a directory and swaps new sets in
 //! with the sidecar's own reload code.
 
 use std::path::{Path, PathBuf};
@@ -12,9 +13,10 @@ use crate::moment::Moment;
 
 use crate::diag::Diagnostic;
 use crate::error::Error;
-use crate::eval::{evaluate, Decision, EvalOptions};
+use crate::eval::{evaluate, evaluate_ref, Decision, EvalOptions};
 use crate::load::{load_dir, SourceSet};
 use crate::request::Request;
+use crate::request_ref::RequestRef;
 use crate::snapshot::Snapshot;
 
 /// A compiled policy set, ready to decide.
@@ -104,6 +106,22 @@ impl Engine {
     /// that carries none.
     pub fn decide_at(&self, request: &Request, now: impl Into<Moment>) -> Decision {
         evaluate(&self.snapshot, request, now.into(), &self.options(false))
+    }
+
+    /// Decides a request borrowed from the caller's data (see [`RequestRef`]), after the checks every door
+    /// applies; the error names the field at fault. A request without a time is decided at the current instant.
+    pub fn decide_ref(&self, request: &RequestRef<'_>) -> Result<Decision, Error> {
+        self.decide_ref_at(request, Moment::now())
+    }
+
+    /// [`Engine::decide_ref`], with `now` standing for the time of a request that carries none.
+    pub fn decide_ref_at(
+        &self,
+        request: &RequestRef<'_>,
+        now: impl Into<Moment>,
+    ) -> Result<Decision, Error> {
+        evaluate_ref(&self.snapshot, request, now.into(), &self.options(false))
+            .map_err(Error::Request)
     }
 
     /// Decides one request and explains it: every candidate policy and every condition's outcome.

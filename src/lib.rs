@@ -2,7 +2,8 @@
 //!
 //! Embedded use goes through a small façade: [`Engine`] (a compiled policy set: [`Engine::from_dir`],
 //! [`Engine::from_sources`], [`Engine::decide`], [`Engine::decide_batch`]), [`Request`] (built with
-//! [`Request::builder`], no JSON needed), [`Decision`], [`ReloadingEngine`] (follows a directory with the
+//! [`Request::builder`], no JSON needed), [`RequestRef`] (a request borrowed from the caller's data, decided by
+//! [`Engine::decide_ref`] with no copy), [`Decision`], [`ReloadingEngine`] (follows a directory with the
 //! sidecar's reload code; feature `server`), [`simulate()`] (the lockout simulator) and one [`Error`].
 //!
 //! Features: `server` (the gRPC sidecar, hot reload, metrics; tonic, hyper, notify, the Prometheus exporter) and
@@ -68,6 +69,7 @@ internal! {
     #[cfg(feature = "server")]
     reload;
     request;
+    request_ref;
     #[cfg(feature = "server")]
     server;
     #[cfg(feature = "server")]
@@ -92,7 +94,7 @@ pub use engine::{simulate, Engine};
 pub use error::Error;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
-pub use eval::{evaluate, EvalOptions};
+pub use eval::{evaluate, evaluate_ref, EvalOptions};
 pub use eval::{
     CandidateExplanation, ConditionExplanation, Decision, Explanation, NearMiss, Reason,
     ReferenceExplanation, Truth, MAX_NEAR_MISSES,
@@ -101,6 +103,7 @@ pub use moment::Moment;
 pub use plan::sql::{SqlFilter, SqlMapping};
 pub use plan::{Plan, PlanKind, PlanRequest};
 pub use request::{Request, RequestBuilder, RequestError};
+pub use request_ref::{Groups, RequestRef};
 pub use simulate::report::SimulationReport as Report;
 pub use simulate::LockoutOptions as SimulateOptions;
 #[cfg(feature = "internals")]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ir::path::{ENVIRONMENT_RESERVED, PRINCIPAL_RESERVED, RESOURCE_RESERVED};
+use crate::request_ref::RequestView;
 
 /// Deepest nesting accepted inside an attribute map.
 pub const MAX_ATTRIBUTE_DEPTH: usize = 32;
@@ -206,60 +207,60 @@ impl RawRequest {
         from_json_value(value)
     }
 
-    /// Validates and normalises. Every rule of SPEC section 1 on request input lives here.
+    /// Validates and normalises. Every rule of SPEC section 1 on request input lives here, and in the checks it
+    /// shares with [`RequestBuilder::build`].
     pub fn normalize(self) -> Result<Request, RequestError> {
-        let principal = self.principal.unwrap_or_default();
-        if principal.token.as_deref().is_some_and(|t| !t.is_empty()) {
+        let RawRequest {
+            principal,
+            action,
+            resource,
+            environment,
+            explain: _,
+        } = self;
+        let RawPrincipal {
+            id,
+            groups,
+            attributes: principal_attributes,
+            token,
+        } = principal.unwrap_or_default();
+        if token.as_deref().is_some_and(|t| !t.is_empty()) {
             return Err(RequestError::new(
                 "principal.token",
                 "tokens are verified by the server (`arbiter serve --jwks`), not here",
             ));
         }
-        let id = principal.id.unwrap_or_default();
-        if id.is_empty() {
-            return Err(RequestError::new("principal.id", "must not be empty"));
-        }
-        check_len("principal.id", &id)?;
-        let groups = principal.groups.unwrap_or_default();
-        for (i, g) in groups.iter().enumerate() {
-            if g.is_empty() {
-                return Err(RequestError::new(
-                    format!("principal.groups[{i}]"),
-                    "must not be empty",
-                ));
-            }
-            check_len("principal.groups", g)?;
-        }
-        let action = self.action.unwrap_or_default();
-        if action.is_empty() {
-            return Err(RequestError::new("action", "must not be empty"));
-        }
-        check_len("action", &action)?;
-
-        let resource = self.resource.unwrap_or_default();
-        let environment = self.environment.unwrap_or_default();
-
-        let mut budget = MAX_ATTRIBUTE_VALUES;
-        let principal_attributes = attributes(
-            "principal.attributes",
-            principal.attributes,
-            &PRINCIPAL_RESERVED,
-            &mut budget,
-        )?;
-        let resource_attributes = attributes(
-            "resource.attributes",
-            resource.attributes,
-            &RESOURCE_RESERVED,
-            &mut budget,
-        )?;
-        let environment_attributes = attributes(
-            "environment.attributes",
-            environment.attributes,
-            &ENVIRONMENT_RESERVED,
-            &mut budget,
-        )?;
-
-        let time = match environment.time.as_deref() {
+        let RawResource {
+            uri,
+            owner,
+            attributes: resource_attributes,
+        } = resource.unwrap_or_default();
+        let RawEnvironment {
+            time,
+            source_ip,
+            port,
+            attributes: environment_attributes,
+        } = environment.unwrap_or_default();
+        let mut request = Request {
+            principal: Principal {
+                id: id.unwrap_or_default(),
+                groups: groups.unwrap_or_default(),
+                attributes: principal_attributes.unwrap_or_default(),
+            },
+            action: action.unwrap_or_default(),
+            resource: Resource {
+                uri: non_empty(uri),
+                owner: non_empty(owner),
+                attributes: resource_attributes.unwrap_or_default(),
+            },
+            environment: Environment {
+                time: None,
+                source_ip: None,
+                port: None,
+                attributes: environment_attributes.unwrap_or_default(),
+            },
+        };
+        check_identity_and_attributes(&RequestView::from(&request))?;
+        request.environment.time = match time.as_deref() {
             None | Some("") => None,
             Some(t) => Some(parse_rfc3339(t).ok_or_else(|| {
                 RequestError::new(
@@ -268,20 +269,8 @@ impl RawRequest {
                 )
             })?),
         };
-        let source_ip = match environment.source_ip {
-            None => None,
-            Some(ip) if ip.is_empty() => None,
-            Some(ip) => Some(SourceIp {
-                addr: ip.parse::<IpAddr>().map_err(|_| {
-                    RequestError::new(
-                        "environment.source_ip",
-                        format!("`{ip}` is not an IP address"),
-                    )
-                })?,
-                text: ip.into(),
-            }),
-        };
-        let port = match environment.port {
+        request.environment.source_ip = parse_source_ip(source_ip)?;
+        request.environment.port = match port {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(0) => None,
@@ -300,34 +289,90 @@ impl RawRequest {
                 ))
             }
         };
-        let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
-        let uri = non_empty(resource.uri);
-        let owner = non_empty(resource.owner);
-        for (field, v) in [("resource.uri", &uri), ("resource.owner", &owner)] {
-            if let Some(v) = v {
-                check_len(field, v)?;
-            }
-        }
-        Ok(Request {
-            principal: Principal {
-                id,
-                groups,
-                attributes: principal_attributes,
-            },
-            action,
-            resource: Resource {
-                uri,
-                owner,
-                attributes: resource_attributes,
-            },
-            environment: Environment {
-                time,
-                source_ip,
-                port,
-                attributes: environment_attributes,
-            },
-        })
+        check_uri_owner(
+            request.resource.uri.as_deref(),
+            request.resource.owner.as_deref(),
+        )?;
+        Ok(request)
     }
+}
+
+/// An empty typed string means absent.
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.is_empty())
+}
+
+/// The rules on a request's id, groups, action and attributes, in the order their errors are reported; they read
+/// the request in place, owned or borrowed.
+pub(crate) fn check_identity_and_attributes(request: &RequestView<'_>) -> Result<(), RequestError> {
+    let id = request.principal_id;
+    if id.is_empty() {
+        return Err(RequestError::new("principal.id", "must not be empty"));
+    }
+    check_len("principal.id", id)?;
+    for (i, g) in request.groups.iter().enumerate() {
+        if g.is_empty() {
+            return Err(RequestError::new(
+                format!("principal.groups[{i}]"),
+                "must not be empty",
+            ));
+        }
+        check_len("principal.groups", g)?;
+    }
+    if request.action.is_empty() {
+        return Err(RequestError::new("action", "must not be empty"));
+    }
+    check_len("action", request.action)?;
+    let mut budget = MAX_ATTRIBUTE_VALUES;
+    for (field, map, reserved) in [
+        (
+            "principal.attributes",
+            request.principal_attributes,
+            &PRINCIPAL_RESERVED[..],
+        ),
+        (
+            "resource.attributes",
+            request.resource_attributes,
+            &RESOURCE_RESERVED[..],
+        ),
+        (
+            "environment.attributes",
+            request.environment_attributes,
+            &ENVIRONMENT_RESERVED[..],
+        ),
+    ] {
+        if let Some(map) = map {
+            check_attributes(field, map, reserved, &mut budget)?;
+        }
+    }
+    Ok(())
+}
+
+/// `environment.source_ip` as sent; empty means absent.
+fn parse_source_ip(text: Option<String>) -> Result<Option<SourceIp>, RequestError> {
+    match text {
+        None => Ok(None),
+        Some(ip) if ip.is_empty() => Ok(None),
+        Some(ip) => Ok(Some(SourceIp {
+            addr: ip.parse::<IpAddr>().map_err(|_| {
+                RequestError::new(
+                    "environment.source_ip",
+                    format!("`{ip}` is not an IP address"),
+                )
+            })?,
+            text: ip.into(),
+        })),
+    }
+}
+
+/// The length rule on `resource.uri` and `resource.owner` (reported last).
+pub(crate) fn check_uri_owner(uri: Option<&str>, owner: Option<&str>) -> Result<(), RequestError> {
+    for (field, v) in [("resource.uri", uri), ("resource.owner", owner)] {
+        if let Some(v) = v {
+            check_len(field, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// The top-level keys a decision-log line adds around the request (see `crate::decision_log`). A request read
@@ -442,61 +487,52 @@ fn array_for_object(value: &Value, prefix: &str) -> Option<String> {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct RequestBuilder {
-    raw: RawRequest,
+    /// The request as set so far; [`RequestBuilder::build`] checks it in place. Boxed, so that each step of a
+    /// chain moves a pointer rather than the whole request.
+    request: Box<Request>,
+    /// `environment.source_ip` as given, parsed by [`RequestBuilder::build`] so that its error surfaces there.
+    source_ip: Option<String>,
 }
 
 impl RequestBuilder {
-    fn principal(&mut self) -> &mut RawPrincipal {
-        self.raw.principal.get_or_insert_with(Default::default)
-    }
-    fn resource_part(&mut self) -> &mut RawResource {
-        self.raw.resource.get_or_insert_with(Default::default)
-    }
-    fn environment(&mut self) -> &mut RawEnvironment {
-        self.raw.environment.get_or_insert_with(Default::default)
-    }
-
     /// Adds a group the principal belongs to (the directory's `Group` documents add theirs at decision time).
     pub fn group(mut self, group: impl Into<String>) -> Self {
-        self.principal()
-            .groups
-            .get_or_insert_with(Vec::new)
-            .push(group.into());
+        self.request.principal.groups.push(group.into());
         self
     }
 
     /// Sets a principal claim, read as `principal.<name>`.
     pub fn claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.principal()
+        self.request
+            .principal
             .attributes
-            .get_or_insert_with(Map::new)
             .insert(name.into(), value.into());
         self
     }
 
     /// The action, e.g. `EncryptWithKey`.
     pub fn action(mut self, action: impl Into<String>) -> Self {
-        self.raw.action = Some(action.into());
+        self.request.action = action.into();
         self
     }
 
-    /// The resource URI, e.g. `kylo:kylo:vault:keys:k1`.
+    /// The resource URI, e.g. `kylo:kylo:vault:keys:k1` (empty means absent).
     pub fn resource(mut self, uri: impl Into<String>) -> Self {
-        self.resource_part().uri = Some(uri.into());
+        self.request.resource.uri = Some(uri.into());
         self
     }
 
-    /// The resource's owner, read as `resource.owner`.
+    /// The resource's owner, read as `resource.owner` (empty means absent).
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
-        self.resource_part().owner = Some(owner.into());
+        self.request.resource.owner = Some(owner.into());
         self
     }
 
     /// Sets a resource attribute, read as `resource.<name>` (nested maps with dots).
     pub fn resource_attribute(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.resource_part()
+        self.request
+            .resource
             .attributes
-            .get_or_insert_with(Map::new)
             .insert(name.into(), value.into());
         self
     }
@@ -509,19 +545,19 @@ impl RequestBuilder {
     /// The instant of the request as a [`Moment`], which also reaches the last hours of year 9999 (past
     /// [`jiff::Timestamp`]'s range).
     pub fn moment(mut self, time: Moment) -> Self {
-        self.environment().time = Some(time.to_string());
+        self.request.environment.time = Some(time);
         self
     }
 
-    /// The caller's address, as text (`cidr` and `equals` read it as an IP).
+    /// The caller's address, as text (`cidr` and `equals` read it as an IP; empty means absent).
     pub fn source_ip(mut self, ip: impl Into<String>) -> Self {
-        self.environment().source_ip = Some(ip.into());
+        self.source_ip = Some(ip.into());
         self
     }
 
-    /// The port the call came to.
+    /// The port the call came to (0 means absent).
     pub fn port(mut self, port: u16) -> Self {
-        self.environment().port = Some(Value::from(port));
+        self.request.environment.port = (port != 0).then_some(u32::from(port));
         self
     }
 
@@ -531,16 +567,30 @@ impl RequestBuilder {
         name: impl Into<String>,
         value: impl Into<Value>,
     ) -> Self {
-        self.environment()
+        self.request
+            .environment
             .attributes
-            .get_or_insert_with(Map::new)
             .insert(name.into(), value.into());
         self
     }
 
-    /// Validates the request; the error names the field at fault.
+    /// Validates the request with the rules every door applies ([`RawRequest::normalize`]'s); the error names
+    /// the field at fault.
     pub fn build(self) -> Result<Request, crate::Error> {
-        self.raw.normalize().map_err(crate::Error::Request)
+        let RequestBuilder {
+            mut request,
+            source_ip,
+        } = self;
+        let checked = (|| {
+            check_identity_and_attributes(&RequestView::from(&*request))?;
+            request.environment.source_ip = parse_source_ip(source_ip)?;
+            let resource = &mut request.resource;
+            resource.uri = non_empty(resource.uri.take());
+            resource.owner = non_empty(resource.owner.take());
+            check_uri_owner(resource.uri.as_deref(), resource.owner.as_deref())
+        })();
+        checked.map_err(crate::Error::Request)?;
+        Ok(*request)
     }
 }
 
@@ -548,7 +598,7 @@ impl Request {
     /// Starts a request for the principal `id`.
     pub fn builder(id: impl Into<String>) -> RequestBuilder {
         let mut b = RequestBuilder::default();
-        b.principal().id = Some(id.into());
+        b.request.principal.id = id.into();
         b
     }
 
@@ -614,15 +664,14 @@ fn check_key(field: &str, key: &str) -> Result<(), RequestError> {
     Ok(())
 }
 
-fn attributes(
+fn check_attributes(
     field: &str,
-    map: Option<Map<String, Value>>,
+    map: &Map<String, Value>,
     reserved: &[&str],
     budget: &mut usize,
-) -> Result<Map<String, Value>, RequestError> {
-    let map = map.unwrap_or_default();
+) -> Result<(), RequestError> {
     for name in reserved {
-        if attribute(&map, name).is_some() {
+        if attribute(map, name).is_some() {
             let part = field.trim_end_matches(".attributes");
             return Err(RequestError::new(
                 format!("{field}.{name}"),
@@ -631,11 +680,11 @@ fn attributes(
         }
     }
     let root = FieldPath::Root(field);
-    for (k, v) in &map {
+    for (k, v) in map {
         check_key(field, k)?;
         check_value(&root.key(k), v, 1, budget)?;
     }
-    Ok(map)
+    Ok(())
 }
 
 fn check_value(

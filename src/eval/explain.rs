@@ -335,7 +335,7 @@ pub(super) fn near_misses(
         }
         let policy = &compiled.policies[attachment.policy as usize];
         let selector = selector_matches(&attachment.selector, ctx);
-        let action = policy.matches_action(&ctx.request.action);
+        let action = policy.matches_action(ctx.request.action);
         let resource = policy.resources.iter().any(|r| r.matches(uri));
         let (missed, wanted) = match (selector, action, resource) {
             (true, false, true) => ("action", globs(&policy.actions)),

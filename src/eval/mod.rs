@@ -15,7 +15,8 @@ use crate::ast::Effect;
 use crate::ir::condition::{Cmp, Condition, Lit, NumArg, Op, Operand, TimeArg};
 use crate::ir::path::{AttrPath, Field, Part, Segment, Target};
 use crate::ir::{Policy, Selector, SelectorKey};
-use crate::request::{parse_rfc3339, Request};
+use crate::request::{parse_rfc3339, Request, RequestError};
+use crate::request_ref::{Groups, RequestRef, RequestView};
 use crate::snapshot::Snapshot;
 
 mod explain;
@@ -72,7 +73,7 @@ pub struct Decision {
     pub undetermined_allow: Vec<Arc<str>>,
     /// Every candidate policy and condition, when asked for ([`crate::Engine::explain`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub explanation: Option<Explanation>,
+    pub explanation: Option<Box<Explanation>>,
 }
 
 impl Decision {
@@ -156,15 +157,38 @@ pub fn evaluate(
     now: impl Into<Moment>,
     options: &EvalOptions,
 ) -> Decision {
-    if options.superuser == Some(request.principal.id.as_str()) {
+    evaluate_view(snapshot, request.into(), now.into(), options)
+}
+
+/// Decides one borrowed request against one snapshot, after the checks every door applies (the error names the
+/// field at fault).
+pub fn evaluate_ref(
+    snapshot: &Snapshot,
+    request: &RequestRef<'_>,
+    now: impl Into<Moment>,
+    options: &EvalOptions,
+) -> Result<Decision, RequestError> {
+    Ok(evaluate_view(snapshot, request.view()?, now.into(), options))
+}
+
+/// Decides one checked request, owned or borrowed.
+fn evaluate_view(
+    snapshot: &Snapshot,
+    request: RequestView<'_>,
+    now: Moment,
+    options: &EvalOptions,
+) -> Decision {
+    if options.superuser == Some(request.principal_id) {
         return Decision {
             allowed: true,
             reason: Reason::Superuser,
             policies: vec![Arc::from(crate::validate::RESERVED_POLICY_ID)],
             undetermined_allow: Vec::new(),
-            explanation: options.explain.then(|| Explanation {
-                superuser: true,
-                ..Explanation::default()
+            explanation: options.explain.then(|| {
+                Box::new(Explanation {
+                    superuser: true,
+                    ..Explanation::default()
+                })
             }),
         };
     }
@@ -173,21 +197,21 @@ pub fn evaluate(
     let ctx = Ctx {
         request,
         groups: &groups,
-        time: request.environment.time.unwrap_or_else(|| now.into()),
+        time: request.time.unwrap_or(now),
     };
 
     // Candidates: policies attached to this principal whose action and resource patterns match.
-    let uri = request.resource.uri.as_deref().unwrap_or("");
+    let uri = request.uri.unwrap_or("");
     let mut candidates: SmallVec<[u32; 16]> = SmallVec::new();
     compiled
         .index
-        .candidates(&request.principal.id, &groups, uri, |entry| {
+        .candidates(request.principal_id, &groups, uri, |entry| {
             if candidates.contains(&entry.policy) {
                 return;
             }
             let policy = &compiled.policies[entry.policy as usize];
             if policy.resources[entry.resource as usize].matches(uri)
-                && policy.matches_action(&request.action)
+                && policy.matches_action(request.action)
                 && selector_matches(
                     &compiled.attachments[entry.attachment as usize].selector,
                     &ctx,
@@ -212,16 +236,18 @@ pub fn evaluate(
 
 /// Combines the outcomes of the candidate policies (sorted by id) with deny overrides.
 fn decide<'p>(candidates: impl Iterator<Item = &'p Policy>, ctx: &Ctx, explain: bool) -> Decision {
-    let mut explanation = explain.then(|| Explanation {
-        principal_groups: ctx.groups.iter().map(|g| g.to_string()).collect(),
-        ..Explanation::default()
+    let mut explanation = explain.then(|| {
+        Box::new(Explanation {
+            principal_groups: ctx.groups.iter().map(|g| g.to_string()).collect(),
+            ..Explanation::default()
+        })
     });
     let mut denies: Vec<Arc<str>> = Vec::new();
     let mut allows: Vec<Arc<str>> = Vec::new();
     let mut undetermined_allow: Vec<Arc<str>> = Vec::new();
     let (mut deny_held, mut deny_fault, mut allow_fault) = (false, false, false);
     for policy in candidates {
-        let outcome = policy_outcome(policy, ctx, explanation.as_mut());
+        let outcome = policy_outcome(policy, ctx, explanation.as_deref_mut());
         match (policy.effect, outcome) {
             (Effect::Deny, PolicyOutcome::Holds) => {
                 deny_held = true;
@@ -319,18 +345,18 @@ fn policy_outcome(
     outcome
 }
 
-/// The request's groups united with the directory's groups for this principal.
+/// The request's groups united with the directory's groups for this principal. Inlined, so that the list is built
+/// in the caller's frame rather than copied out.
+#[inline(always)]
 pub(crate) fn effective_groups<'a>(
-    request: &'a Request,
+    request: RequestView<'a>,
     membership: &'a crate::ir::FastMap<Arc<str>, Box<[Arc<str>]>>,
 ) -> SmallVec<[&'a str; 8]> {
-    let mut groups: SmallVec<[&str; 8]> = request
-        .principal
-        .groups
-        .iter()
-        .map(String::as_str)
-        .collect();
-    if let Some(extra) = membership.get(request.principal.id.as_str()) {
+    let mut groups: SmallVec<[&str; 8]> = match request.groups {
+        Groups::Strings(owned) => owned.iter().map(String::as_str).collect(),
+        Groups::Strs(borrowed) => borrowed.iter().copied().collect(),
+    };
+    if let Some(extra) = membership.get(request.principal_id) {
         for g in extra.iter() {
             if !groups.contains(&&**g) {
                 groups.push(g);
@@ -342,7 +368,7 @@ pub(crate) fn effective_groups<'a>(
 
 /// What conditions read from.
 pub struct Ctx<'a> {
-    pub request: &'a Request,
+    pub request: RequestView<'a>,
     pub groups: &'a [&'a str],
     pub time: Moment,
 }
@@ -454,29 +480,25 @@ fn sc_ip(s: Sc) -> Option<IpAddr> {
 impl<'a> Ctx<'a> {
     /// Resolves a path; `None` when absent (JSON `null` included).
     fn resolve(&self, path: &AttrPath) -> Option<Val<'a>> {
-        let r = self.request;
+        let r = &self.request;
         match &path.target {
             Target::Field(f) => match f {
-                Field::PrincipalId => Some(Val::Str(&r.principal.id)),
+                Field::PrincipalId => Some(Val::Str(r.principal_id)),
                 Field::PrincipalGroups => Some(Val::Groups(self.groups)),
-                Field::Action => Some(Val::Str(&r.action)),
-                Field::ResourceUri => r.resource.uri.as_deref().map(Val::Str),
-                Field::ResourceOwner => r.resource.owner.as_deref().map(Val::Str),
+                Field::Action => Some(Val::Str(r.action)),
+                Field::ResourceUri => r.uri.map(Val::Str),
+                Field::ResourceOwner => r.owner.map(Val::Str),
                 Field::EnvironmentTime => Some(Val::Time(self.time)),
-                Field::EnvironmentSourceIp => r
-                    .environment
-                    .source_ip
-                    .as_ref()
-                    .map(|ip| Val::Ip(ip.addr, &ip.text)),
-                Field::EnvironmentPort => r.environment.port.map(|p| Val::Num(p as f64)),
+                Field::EnvironmentSourceIp => r.source_ip.map(|(addr, text)| Val::Ip(addr, text)),
+                Field::EnvironmentPort => r.port.map(|p| Val::Num(p as f64)),
             },
             Target::Attribute { part, segments } => {
                 let map = match part {
-                    Part::Principal => &r.principal.attributes,
-                    Part::Resource => &r.resource.attributes,
-                    Part::Environment => &r.environment.attributes,
+                    Part::Principal => r.principal_attributes,
+                    Part::Resource => r.resource_attributes,
+                    Part::Environment => r.environment_attributes,
                 };
-                walk(map, segments, &r.action).map(Val::Json)
+                walk(map?, segments, r.action).map(Val::Json)
             }
         }
     }
@@ -533,7 +555,9 @@ fn walk_keys<'a, 'k>(
     (!value.is_null()).then_some(value)
 }
 
-/// The values of an operand list, resolved: `Err(Truth)` when a reference is missing or unusable.
+/// The values of an operand list, resolved: `Err(Truth)` when a reference is missing or unusable. Inlined, so that
+/// the list is built in the caller's frame rather than copied out.
+#[inline(always)]
 fn resolve_operands<'a>(
     operands: &'a [Operand],
     ctx: &Ctx<'a>,
@@ -728,7 +752,7 @@ pub(crate) fn selector_matches(selector: &Selector, ctx: &Ctx) -> bool {
         SelectorKey::Id => test
             .values
             .iter()
-            .any(|v| sc_eq(Sc::Str(&ctx.request.principal.id), lit_scalar(v))),
+            .any(|v| sc_eq(Sc::Str(ctx.request.principal_id), lit_scalar(v))),
         SelectorKey::Groups => test
             .values
             .iter()
@@ -740,7 +764,8 @@ pub(crate) fn selector_matches(selector: &Selector, ctx: &Ctx) -> bool {
 /// One selector test on a claim: the claim at `path` (dots walk nested maps) equals one of `values`, or, as a
 /// list, holds one of them. A missing claim never matches.
 pub(crate) fn claim_matches(path: &[Box<str>], values: &[Lit], ctx: &Ctx) -> bool {
-    match walk_keys(&ctx.request.principal.attributes, path.iter().map(|s| &**s)) {
+    let claims = ctx.request.principal_attributes;
+    match claims.and_then(|m| walk_keys(m, path.iter().map(|s| &**s))) {
         None => false,
         Some(v) => Val::Json(v).any_element(|a| values.iter().any(|l| sc_eq(a, lit_scalar(l)))),
     }

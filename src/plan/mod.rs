@@ -271,7 +271,7 @@ impl Plan {
             .iter()
             .zip(&groups)
             .map(|(r, g)| Ctx {
-                request: r,
+                request: r.into(),
                 groups: g,
                 time: r.environment.time.unwrap_or_else(Moment::now),
             })
@@ -318,7 +318,7 @@ pub(crate) fn plan_with(
         attributes: Map::new(),
     };
     // The directory's groups join the request's, as they do before every decision.
-    let groups: Vec<String> = effective_groups(&base, &compiled.membership)
+    let groups: Vec<String> = effective_groups((&base).into(), &compiled.membership)
         .iter()
         .map(|g| g.to_string())
         .collect();
@@ -377,7 +377,7 @@ fn action_filter(
         .map(String::as_str)
         .collect();
     let ctx = Ctx {
-        request,
+        request: request.into(),
         groups: &groups,
         time: request.environment.time.expect("the plan fixes the time"),
     };
@@ -722,7 +722,7 @@ impl Planner<'_> {
         if condition.path.uses_action() || references.iter().any(|p| p.uses_action()) {
             bindings.insert(
                 "action".into(),
-                Value::String(self.ctx.request.action.clone()),
+                Value::String(self.ctx.request.action.to_string()),
             );
         }
         Leaf::new(condition.clone(), Some(self.index), bindings)
@@ -733,10 +733,10 @@ impl Planner<'_> {
         let mut c = condition.clone();
         if c.path.uses_action() {
             if let Target::Attribute { segments, .. } = &mut c.path.target {
-                let action = &self.ctx.request.action;
+                let action = self.ctx.request.action;
                 for s in segments.iter_mut() {
                     if *s == Segment::Action {
-                        *s = Segment::Name(action.as_str().into());
+                        *s = Segment::Name(action.into());
                     }
                 }
                 c.path.text = c.path.text.replace("${action}", action).into();

@@ -522,7 +522,7 @@ impl<'a> Search<'a> {
             .unwrap_or_else(|| whole_second_from(self.as_of));
         let group_refs = fixed.group_refs();
         let ctx = Ctx {
-            request: &request,
+            request: (&request).into(),
             groups: &group_refs,
             time,
         };

@@ -618,7 +618,7 @@ fn build_group(vars: Vec<Var>, preds: &[Pred], fixed: &Fixed, as_of: Moment) -> 
         let request = fixed.request(&assigned);
         let groups = fixed.group_refs();
         let ctx = Ctx {
-            request: &request,
+            request: (&request).into(),
             groups: &groups,
             time: request.environment.time.unwrap_or(as_of),
         };
@@ -893,7 +893,7 @@ fn keep_per_class(
                 let request = fixed.request(&[(var.clone(), c.clone())]);
                 let groups = fixed.group_refs();
                 let ctx = Ctx {
-                    request: &request,
+                    request: (&request).into(),
                     groups: &groups,
                     time: as_of,
                 };
@@ -1035,7 +1035,7 @@ fn check_mixed(
         let request = fixed.request(&assigned);
         let groups = fixed.group_refs();
         let ctx = Ctx {
-            request: &request,
+            request: (&request).into(),
             groups: &groups,
             time: as_of,
         };

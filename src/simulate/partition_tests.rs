@@ -284,7 +284,7 @@ fn covered(snapshot: &Snapshot, samples: &[Vec<(Var, Choice)>]) -> Result<bool, 
         let request = fixed.request(assigned);
         let groups = fixed.group_refs();
         let ctx = Ctx {
-            request: &request,
+            request: (&request).into(),
             groups: &groups,
             time: request.environment.time.unwrap_or(as_of()),
         };

@@ -147,3 +147,196 @@ principal_selector: {groups: [readers]}
         .unwrap();
     assert!(engine.decide(&r).allowed);
 }
+
+/// A borrowed request is checked by the same rules as every door: over random fields, valid or not,
+/// `RequestRef::to_request` gives exactly what `RawRequest::normalize` gives for the same values (the same request,
+/// or the same error naming the same field), and `Engine::decide_ref` decides what `Engine::decide` decides.
+mod borrowed {
+    use arbiter::request::{RawEnvironment, RawPrincipal, RawRequest, RawResource};
+    use arbiter::{Engine, Moment, RequestRef};
+    use proptest::prelude::*;
+    use serde_json::{json, Map, Value};
+    use std::sync::LazyLock;
+
+    /// Text that is empty, ordinary, or past the string limit.
+    fn text(ordinary: &'static [&'static str]) -> impl Strategy<Value = String> {
+        prop_oneof![
+            2 => Just(String::new()),
+            6 => prop::sample::select(ordinary).prop_map(str::to_string),
+            1 => Just("x".repeat(arbiter::request::MAX_STRING_BYTES + 1)),
+        ]
+    }
+
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(json!(1), |v, _| json!({ "n": v }))
+    }
+
+    fn attributes() -> impl Strategy<Value = Option<Map<String, Value>>> {
+        let key = prop::sample::select(
+            &[
+                "id",
+                "groups",
+                "uri",
+                "owner",
+                "time",
+                "source_ip",
+                "port",
+                "dept",
+                "level",
+                "",
+            ][..],
+        );
+        let value = prop_oneof![
+            Just(json!("ops")),
+            Just(json!(3)),
+            Just(json!(null)),
+            Just(json!(["a", 2, [true]])),
+            Just(nested(31)),
+            Just(nested(32)),
+            Just(json!("y".repeat(arbiter::request::MAX_STRING_BYTES + 1))),
+        ];
+        prop::option::of(
+            prop::collection::vec((key, value), 0..4).prop_map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect()
+            }),
+        )
+    }
+
+    /// The shipped policies.
+    static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+        Engine::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            .expect("shipped policies")
+    });
+
+    #[derive(Debug, Clone)]
+    struct Fields {
+        id: String,
+        groups: Vec<String>,
+        action: String,
+        uri: Option<String>,
+        owner: Option<String>,
+        time: Option<Moment>,
+        source_ip: Option<String>,
+        port: Option<u16>,
+        principal: Option<Map<String, Value>>,
+        resource: Option<Map<String, Value>>,
+        environment: Option<Map<String, Value>>,
+    }
+
+    fn fields() -> impl Strategy<Value = Fields> {
+        const INSTANTS: [&str; 4] = [
+            "2026-06-01T00:00:00Z",
+            "2026-06-01T02:00:00.4+02:00",
+            "9999-12-31T23:59:59.999999999Z",
+            "0001-01-01T00:00:00Z",
+        ];
+        (
+            (
+                text(&["alice", "admin"]),
+                prop::collection::vec(text(&["readers", "ops"]), 0..3),
+                text(&["ReadKey", "EncryptWithKey"]),
+                prop::option::of(text(&["kylo:kylo:vault:keys:k"])),
+                prop::option::of(text(&["alice", "bob"])),
+            ),
+            (
+                prop::option::of(prop::sample::select(&INSTANTS[..])),
+                prop::option::of(prop::sample::select(
+                    &[
+                        "",
+                        "10.1.2.3",
+                        "10.1",
+                        "::1",
+                        "2001:DB8::5",
+                        " 10.1.2.3",
+                        "::ffff:10.1.2.3",
+                    ][..],
+                )),
+                prop::option::of(prop_oneof![Just(0u16), Just(443), Just(65535)]),
+            ),
+            (attributes(), attributes(), attributes()),
+        )
+            .prop_map(
+                |(
+                    (id, groups, action, uri, owner),
+                    (time, source_ip, port),
+                    (principal, resource, environment),
+                )| {
+                    Fields {
+                        id,
+                        groups,
+                        action,
+                        uri,
+                        owner,
+                        time: time.map(|t| t.parse().expect("instant")),
+                        source_ip: source_ip.map(str::to_string),
+                        port,
+                        principal,
+                        resource,
+                        environment,
+                    }
+                },
+            )
+    }
+
+    impl Fields {
+        fn borrowed(&self) -> RequestRef<'_> {
+            RequestRef {
+                principal_id: &self.id,
+                groups: (&self.groups).into(),
+                principal_attributes: self.principal.as_ref(),
+                action: &self.action,
+                resource_uri: self.uri.as_deref(),
+                resource_owner: self.owner.as_deref(),
+                resource_attributes: self.resource.as_ref(),
+                time: self.time,
+                source_ip: self.source_ip.as_deref(),
+                port: self.port,
+                environment_attributes: self.environment.as_ref(),
+            }
+        }
+
+        fn raw(&self) -> RawRequest {
+            RawRequest {
+                principal: Some(RawPrincipal {
+                    id: Some(self.id.clone()),
+                    groups: Some(self.groups.clone()),
+                    attributes: self.principal.clone(),
+                    token: None,
+                }),
+                action: Some(self.action.clone()),
+                resource: Some(RawResource {
+                    uri: self.uri.clone(),
+                    owner: self.owner.clone(),
+                    attributes: self.resource.clone(),
+                }),
+                environment: Some(RawEnvironment {
+                    time: self.time.map(|t| t.to_string()),
+                    source_ip: self.source_ip.clone(),
+                    port: self.port.map(Value::from),
+                    attributes: self.environment.clone(),
+                }),
+                explain: None,
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_borrowed_request_is_checked_and_decided_like_an_owned_one(f in fields()) {
+            let owned = f.raw().normalize();
+            prop_assert_eq!(&f.borrowed().to_request(), &owned);
+            let engine = &*ENGINE;
+            let now: Moment = "2026-06-01T12:00:00Z".parse().unwrap();
+            match (engine.decide_ref_at(&f.borrowed(), now), owned) {
+                (Ok(got), Ok(request)) => prop_assert_eq!(got, engine.decide_at(&request, now)),
+                (Err(arbiter::Error::Request(got)), Err(want)) => prop_assert_eq!(got, want),
+                (got, want) => prop_assert!(false, "borrowed {:?}, owned {:?}", got, want),
+            }
+        }
+    }
+}

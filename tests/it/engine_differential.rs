@@ -3,15 +3,16 @@
 //! The reference loops over every attachment of the parsed documents, matches globs with `regex`, and
 //! evaluates conditions straight from the YAML text with its own three-valued logic. Random policy sets
 //! (globs, selectors by id / group / claim, directory groups, conditions with `${...}` references, negation,
-//! allows and denies) are decided both ways over random requests, including missing and mistyped attributes.
+//! allows and denies) are decided both ways over random requests, including missing and mistyped attributes. Each
+//! request is decided twice by the engine: owned (read from JSON) and borrowed (a `RequestRef` over the JSON).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::common::reference::{self, elements, glob_regex, T3};
-use arbiter::eval::{evaluate, EvalOptions};
+use arbiter::eval::{evaluate, evaluate_ref, EvalOptions};
 use arbiter::load::SourceSet;
-use arbiter::Request;
+use arbiter::{Request, RequestRef, Snapshot};
 use jiff::Timestamp;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -521,6 +522,34 @@ fn reference(set: &Set, req: &Value) -> (bool, &'static str, Vec<String>) {
     }
 }
 
+/// The same request read straight from its JSON into a borrowed [`RequestRef`] (empty strings left as they are,
+/// for it to read as absent), and decided through it.
+fn decide_borrowed(snapshot: &Snapshot, raw: &Value, now: Timestamp) -> arbiter::Decision {
+    let (principal, resource) = (&raw["principal"], &raw["resource"]);
+    let groups: Vec<&str> = principal["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g.as_str().expect("group"))
+        .collect();
+    let request = RequestRef {
+        principal_id: principal["id"].as_str().expect("id"),
+        groups: groups.as_slice().into(),
+        principal_attributes: principal["attributes"].as_object(),
+        action: raw["action"].as_str().expect("action"),
+        resource_uri: resource["uri"].as_str(),
+        resource_owner: resource["owner"].as_str(),
+        resource_attributes: resource["attributes"].as_object(),
+        source_ip: raw["environment"]["source_ip"].as_str(),
+        ..RequestRef::default()
+    };
+    let options = EvalOptions {
+        superuser: None,
+        explain: false,
+    };
+    evaluate_ref(snapshot, &request, now, &options).expect("generated request valid")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 700, ..ProptestConfig::default() })]
 
@@ -536,7 +565,10 @@ proptest! {
             let got = evaluate(&snapshot, &request, now, &EvalOptions { superuser: None, explain: false });
             let got = (got.allowed, got.reason.as_str(), got.policies.iter().map(|p| p.to_string()).collect::<Vec<_>>());
             let want = reference(&set, &raw);
-            prop_assert_eq!(got, want, "\nset:\n{}\nrequest: {}", yaml, raw);
+            prop_assert_eq!(&got, &want, "\nset:\n{}\nrequest: {}", yaml, raw);
+            let borrowed = decide_borrowed(&snapshot, &raw, now);
+            let borrowed = (borrowed.allowed, borrowed.reason.as_str(), borrowed.policies.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            prop_assert_eq!(borrowed, want, "borrowed\nset:\n{}\nrequest: {}", yaml, raw);
         }
     }
 }

@@ -1,0 +1,214 @@
+//! A request borrowed from the caller's own data ([`RequestRef`]), and the view every evaluation reads
+//! ([`RequestView`]). An owned [`Request`] and a borrowed one are decided by the same code, after the same checks:
+//! a borrowed request copies nothing and allocates nothing before its decision.
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value};
+
+use crate::moment::Moment;
+use crate::request::{check_identity_and_attributes, check_uri_owner, Request, RequestError};
+
+/// The principal's groups, as the caller holds them.
+#[derive(Debug, Clone, Copy)]
+pub enum Groups<'a> {
+    /// Owned strings, as in [`Request`].
+    Strings(&'a [String]),
+    /// Borrowed strings.
+    Strs(&'a [&'a str]),
+}
+
+impl Default for Groups<'_> {
+    fn default() -> Self {
+        Groups::Strs(&[])
+    }
+}
+
+impl<'a> Groups<'a> {
+    /// Each group, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let (strings, strs): (&'a [String], &'a [&'a str]) = match *self {
+            Groups::Strings(s) => (s, &[]),
+            Groups::Strs(s) => (&[], s),
+        };
+        strings.iter().map(String::as_str).chain(strs.iter().copied())
+    }
+}
+
+impl<'a> From<&'a [String]> for Groups<'a> {
+    fn from(groups: &'a [String]) -> Self {
+        Groups::Strings(groups)
+    }
+}
+
+impl<'a> From<&'a Vec<String>> for Groups<'a> {
+    fn from(groups: &'a Vec<String>) -> Self {
+        Groups::Strings(groups)
+    }
+}
+
+impl<'a> From<&'a [&'a str]> for Groups<'a> {
+    fn from(groups: &'a [&'a str]) -> Self {
+        Groups::Strs(groups)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [&'a str; N]> for Groups<'a> {
+    fn from(groups: &'a [&'a str; N]) -> Self {
+        Groups::Strs(groups)
+    }
+}
+
+/// An authorization request that borrows every field from the caller: the same request as [`Request`] (SPEC
+/// section 3), checked by the same rules when it is decided ([`crate::Engine::decide_ref`]), without copying a
+/// string or building a map. Empty strings, `Some("")` and port 0 mean absent, as at every door.
+///
+/// ```
+/// use arbiter::{Engine, RequestRef};
+///
+/// let engine = Engine::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))?;
+/// let groups = ["admin"];
+/// let request = RequestRef {
+///     principal_id: "carol",
+///     groups: (&groups).into(),
+///     action: "EncryptWithKey",
+///     resource_uri: Some("kylo:kylo:vault:keys:k1"),
+///     source_ip: Some("10.1.2.3"),
+///     ..RequestRef::default()
+/// };
+/// let decision = engine.decide_ref(&request)?;
+/// assert!(decision.allowed);
+///
+/// // The same checks as every door: the error names the field.
+/// let bad = RequestRef { source_ip: Some("10.1"), ..request };
+/// assert!(engine.decide_ref(&bad).unwrap_err().to_string().contains("environment.source_ip"));
+/// # Ok::<(), arbiter::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestRef<'a> {
+    /// `principal.id`: non-empty.
+    pub principal_id: &'a str,
+    /// `principal.groups`: each non-empty.
+    pub groups: Groups<'a>,
+    /// `principal.attributes` (claims).
+    pub principal_attributes: Option<&'a Map<String, Value>>,
+    /// `action`: non-empty.
+    pub action: &'a str,
+    /// `resource.uri`.
+    pub resource_uri: Option<&'a str>,
+    /// `resource.owner`.
+    pub resource_owner: Option<&'a str>,
+    /// `resource.attributes`.
+    pub resource_attributes: Option<&'a Map<String, Value>>,
+    /// `environment.time`; `None` means the instant of the decision.
+    pub time: Option<Moment>,
+    /// `environment.source_ip`, as text (an IPv4 or IPv6 address).
+    pub source_ip: Option<&'a str>,
+    /// `environment.port`.
+    pub port: Option<u16>,
+    /// `environment.attributes`.
+    pub environment_attributes: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> RequestRef<'a> {
+    /// Checks the request with the rules every door applies; the view is what evaluation reads.
+    pub(crate) fn view(&self) -> Result<RequestView<'a>, RequestError> {
+        let non_empty = |s: Option<&'a str>| s.filter(|s| !s.is_empty());
+        let mut view = RequestView {
+            principal_id: self.principal_id,
+            groups: self.groups,
+            principal_attributes: self.principal_attributes,
+            action: self.action,
+            uri: non_empty(self.resource_uri),
+            owner: non_empty(self.resource_owner),
+            resource_attributes: self.resource_attributes,
+            time: self.time,
+            source_ip: None,
+            port: self.port.filter(|&p| p != 0).map(u32::from),
+            environment_attributes: self.environment_attributes,
+        };
+        check_identity_and_attributes(&view)?;
+        if let Some(text) = non_empty(self.source_ip) {
+            let addr = text.parse::<IpAddr>().map_err(|_| {
+                RequestError::new(
+                    "environment.source_ip",
+                    format!("`{text}` is not an IP address"),
+                )
+            })?;
+            view.source_ip = Some((addr, text));
+        }
+        check_uri_owner(view.uri, view.owner)?;
+        Ok(view)
+    }
+
+    /// The same request, owned and checked.
+    pub fn to_request(&self) -> Result<Request, RequestError> {
+        Ok(self.view()?.to_request())
+    }
+}
+
+/// A checked request as evaluation reads it, borrowed from a [`Request`] or a [`RequestRef`].
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub principal_id: &'a str,
+    pub groups: Groups<'a>,
+    pub principal_attributes: Option<&'a Map<String, Value>>,
+    pub action: &'a str,
+    /// `None` when absent (never empty).
+    pub uri: Option<&'a str>,
+    /// `None` when absent (never empty).
+    pub owner: Option<&'a str>,
+    pub resource_attributes: Option<&'a Map<String, Value>>,
+    pub time: Option<Moment>,
+    /// The address and its text as sent.
+    pub source_ip: Option<(IpAddr, &'a str)>,
+    pub port: Option<u32>,
+    pub environment_attributes: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> From<&'a Request> for RequestView<'a> {
+    fn from(r: &'a Request) -> Self {
+        RequestView {
+            principal_id: &r.principal.id,
+            groups: Groups::Strings(&r.principal.groups),
+            principal_attributes: Some(&r.principal.attributes),
+            action: &r.action,
+            uri: r.resource.uri.as_deref(),
+            owner: r.resource.owner.as_deref(),
+            resource_attributes: Some(&r.resource.attributes),
+            time: r.environment.time,
+            source_ip: r.environment.source_ip.as_ref().map(|ip| (ip.addr, &*ip.text)),
+            port: r.environment.port,
+            environment_attributes: Some(&r.environment.attributes),
+        }
+    }
+}
+
+impl RequestView<'_> {
+    /// An owned copy.
+    pub(crate) fn to_request(self) -> Request {
+        let map = |m: Option<&Map<String, Value>>| m.cloned().unwrap_or_default();
+        Request {
+            principal: crate::request::Principal {
+                id: self.principal_id.to_string(),
+                groups: self.groups.iter().map(str::to_string).collect(),
+                attributes: map(self.principal_attributes),
+            },
+            action: self.action.to_string(),
+            resource: crate::request::Resource {
+                uri: self.uri.map(str::to_string),
+                owner: self.owner.map(str::to_string),
+                attributes: map(self.resource_attributes),
+            },
+            environment: crate::request::Environment {
+                time: self.time,
+                source_ip: self.source_ip.map(|(addr, text)| crate::request::SourceIp {
+                    addr,
+                    text: text.into(),
+                }),
+                port: self.port,
+                attributes: map(self.environment_attributes),
+            },
+        }
+    }
+}
