@@ -21,6 +21,11 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use prost::Message;
 use workload::{requests, workload, BENCH_REQUESTS, SIZES};
 
+/// The `arbiter` binary's allocator, so that allocation costs here are the server's (every side of a comparison
+/// runs with it).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("arbiter_decide");
     group.warm_up_time(Duration::from_secs(1));
@@ -39,6 +44,26 @@ fn decide(c: &mut Criterion) {
                 i += 1;
                 let request = r.to_raw().normalize().unwrap();
                 black_box(arbiter::evaluate(&snapshot, &request, now, &options).allowed)
+            })
+        });
+        // The same, through the request builder and through a borrowed request (the embedder's other two
+        // entry points).
+        group.bench_function(BenchmarkId::new("builder+evaluate", size), |b| {
+            b.iter(|| {
+                let r = &reqs[i % reqs.len()];
+                i += 1;
+                let request = r.to_request();
+                black_box(arbiter::evaluate(&snapshot, &request, now, &options).allowed)
+            })
+        });
+        group.bench_function(BenchmarkId::new("borrowed+evaluate", size), |b| {
+            b.iter(|| {
+                let r = &reqs[i % reqs.len()];
+                i += 1;
+                r.with_request_ref(|request| {
+                    let decision = arbiter::evaluate_ref(&snapshot, request, now, &options);
+                    black_box(decision.unwrap().allowed)
+                })
             })
         });
         // Evaluation alone, on pre-built requests.

@@ -25,6 +25,11 @@ use server_process::{
 };
 use workload::{requests, workload, BENCH_REQUESTS};
 
+/// The `arbiter` binary's allocator, so that allocation costs here are the server's (every side of a comparison
+/// runs with it).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// How long the server idles before its resident memory is read.
 const IDLE: Duration = Duration::from_secs(12);
 

@@ -491,7 +491,10 @@ impl RequestM {
     fn permissions_json(&self) -> Map<String, Value> {
         self.permissions
             .iter()
-            .map(|(a, gs)| (a.clone(), json!(gs)))
+            .map(|(a, gs)| {
+                let groups = gs.iter().map(|g| Value::String(g.clone())).collect();
+                (a.clone(), Value::Array(groups))
+            })
             .collect()
     }
 
@@ -504,6 +507,45 @@ impl RequestM {
             Value::String(self.classification.clone()),
         );
         attrs
+    }
+
+    /// Arbiter's embedding input: the request builder fed from the neutral request, the time and address parsed
+    /// and every field checked as at the doors (timed on the Arbiter side).
+    pub fn to_request(&self) -> arbiter::Request {
+        let time: arbiter::Moment = self.time.parse().expect("benchmark time");
+        let mut builder = arbiter::Request::builder(self.principal.clone());
+        for group in &self.groups {
+            builder = builder.group(group.clone());
+        }
+        builder
+            .action(self.action.clone())
+            .resource(self.uri.clone())
+            .owner(self.owner.clone())
+            .resource_attribute("permissions", Value::Object(self.permissions_json()))
+            .resource_attribute("global", self.global)
+            .resource_attribute("classification", self.classification.clone())
+            .moment(time)
+            .source_ip(self.source_ip.clone())
+            .build()
+            .expect("benchmark request")
+    }
+
+    /// Arbiter's borrowed input ([`arbiter::RequestRef`]), passed to `f`: the resource's attribute map is built
+    /// and the time parsed on every call (timed on the Arbiter side); every string is borrowed.
+    pub fn with_request_ref<T>(&self, f: impl FnOnce(&arbiter::RequestRef) -> T) -> T {
+        let attributes = self.resource_attributes();
+        let time: arbiter::Moment = self.time.parse().expect("benchmark time");
+        f(&arbiter::RequestRef {
+            principal_id: &self.principal,
+            groups: (&self.groups).into(),
+            action: &self.action,
+            resource_uri: Some(&self.uri),
+            resource_owner: Some(&self.owner),
+            resource_attributes: Some(&attributes),
+            time: Some(time),
+            source_ip: Some(&self.source_ip),
+            ..arbiter::RequestRef::default()
+        })
     }
 
     /// Arbiter's edge input, built from the neutral request (timed on the Arbiter side).
