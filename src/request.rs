@@ -208,7 +208,7 @@ impl RawRequest {
     }
 
     /// Validates and normalises. Every rule of SPEC section 1 on request input lives here, and in the checks it
-    /// shares with [`RequestBuilder::build`].
+    /// shares with [`RequestBuilder::build`] and [`crate::RequestRef`], which apply them in the same order.
     pub fn normalize(self) -> Result<Request, RequestError> {
         let RawRequest {
             principal,
@@ -346,6 +346,18 @@ pub(crate) fn check_identity_and_attributes(request: &RequestView<'_>) -> Result
         }
     }
     Ok(())
+}
+
+/// A time given as a [`Moment`] (the builder's, a borrowed request's) must be one a door would read: RFC 3339
+/// reaches years 1 to 9999 only, where a `Moment` goes further back.
+pub(crate) fn check_time(time: Option<Moment>) -> Result<(), RequestError> {
+    match time {
+        Some(t) if t < Moment::FIRST_RFC3339 => Err(RequestError::new(
+            "environment.time",
+            format!("`{t}` is not an RFC 3339 instant"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `environment.source_ip` as sent; empty means absent.
@@ -583,6 +595,7 @@ impl RequestBuilder {
         } = self;
         let checked = (|| {
             check_identity_and_attributes(&RequestView::from(&*request))?;
+            check_time(request.environment.time)?;
             request.environment.source_ip = parse_source_ip(source_ip)?;
             let resource = &mut request.resource;
             resource.uri = non_empty(resource.uri.take());

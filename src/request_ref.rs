@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use crate::moment::Moment;
-use crate::request::{check_identity_and_attributes, check_uri_owner, Request, RequestError};
+use crate::request::{
+    check_identity_and_attributes, check_time, check_uri_owner, Request, RequestError,
+};
 
 /// The principal's groups, as the caller holds them.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +63,8 @@ impl<'a, const N: usize> From<&'a [&'a str; N]> for Groups<'a> {
 
 /// An authorization request that borrows every field from the caller: the same request as [`Request`] (SPEC
 /// section 3), checked by the same rules when it is decided ([`crate::Engine::decide_ref`]), without copying a
-/// string or building a map. Empty strings, `Some("")` and port 0 mean absent, as at every door.
+/// string or building a map. As at every door, `Some("")` is absent for the URI, the owner and the address, and
+/// port 0 is absent; an empty principal id, action or group is an error, and so is a time before year 1.
 ///
 /// ```
 /// use arbiter::{Engine, RequestRef};
@@ -128,6 +131,7 @@ impl<'a> RequestRef<'a> {
             environment_attributes: self.environment_attributes,
         };
         check_identity_and_attributes(&view)?;
+        check_time(view.time)?;
         if let Some(text) = non_empty(self.source_ip) {
             let addr = text.parse::<IpAddr>().map_err(|_| {
                 RequestError::new(
@@ -141,9 +145,10 @@ impl<'a> RequestRef<'a> {
         Ok(view)
     }
 
-    /// The same request, owned and checked.
-    pub fn to_request(&self) -> Result<Request, RequestError> {
-        Ok(self.view()?.to_request())
+    /// The same request, owned and checked (the error names the field at fault).
+    pub fn to_request(&self) -> Result<Request, crate::Error> {
+        let view = self.view().map_err(crate::Error::Request)?;
+        Ok(view.to_request())
     }
 }
 

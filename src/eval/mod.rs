@@ -73,7 +73,7 @@ pub struct Decision {
     pub undetermined_allow: Vec<Arc<str>>,
     /// Every candidate policy and condition, when asked for ([`crate::Engine::explain`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub explanation: Option<Box<Explanation>>,
+    pub explanation: Option<Explanation>,
 }
 
 impl Decision {
@@ -184,11 +184,9 @@ fn evaluate_view(
             reason: Reason::Superuser,
             policies: vec![Arc::from(crate::validate::RESERVED_POLICY_ID)],
             undetermined_allow: Vec::new(),
-            explanation: options.explain.then(|| {
-                Box::new(Explanation {
-                    superuser: true,
-                    ..Explanation::default()
-                })
+            explanation: options.explain.then(|| Explanation {
+                superuser: true,
+                ..Explanation::default()
             }),
         };
     }
@@ -236,18 +234,16 @@ fn evaluate_view(
 
 /// Combines the outcomes of the candidate policies (sorted by id) with deny overrides.
 fn decide<'p>(candidates: impl Iterator<Item = &'p Policy>, ctx: &Ctx, explain: bool) -> Decision {
-    let mut explanation = explain.then(|| {
-        Box::new(Explanation {
-            principal_groups: ctx.groups.iter().map(|g| g.to_string()).collect(),
-            ..Explanation::default()
-        })
+    let mut explanation = explain.then(|| Explanation {
+        principal_groups: ctx.groups.iter().map(|g| g.to_string()).collect(),
+        ..Explanation::default()
     });
     let mut denies: Vec<Arc<str>> = Vec::new();
     let mut allows: Vec<Arc<str>> = Vec::new();
     let mut undetermined_allow: Vec<Arc<str>> = Vec::new();
     let (mut deny_held, mut deny_fault, mut allow_fault) = (false, false, false);
     for policy in candidates {
-        let outcome = policy_outcome(policy, ctx, explanation.as_deref_mut());
+        let outcome = policy_outcome(policy, ctx, explanation.as_mut());
         match (policy.effect, outcome) {
             (Effect::Deny, PolicyOutcome::Holds) => {
                 deny_held = true;
@@ -345,9 +341,7 @@ fn policy_outcome(
     outcome
 }
 
-/// The request's groups united with the directory's groups for this principal. Inlined, so that the list is built
-/// in the caller's frame rather than copied out.
-#[inline(always)]
+/// The request's groups united with the directory's groups for this principal.
 pub(crate) fn effective_groups<'a>(
     request: RequestView<'a>,
     membership: &'a crate::ir::FastMap<Arc<str>, Box<[Arc<str>]>>,
@@ -555,9 +549,7 @@ fn walk_keys<'a, 'k>(
     (!value.is_null()).then_some(value)
 }
 
-/// The values of an operand list, resolved: `Err(Truth)` when a reference is missing or unusable. Inlined, so that
-/// the list is built in the caller's frame rather than copied out.
-#[inline(always)]
+/// The values of an operand list, resolved: `Err(Truth)` when a reference is missing or unusable.
 fn resolve_operands<'a>(
     operands: &'a [Operand],
     ctx: &Ctx<'a>,

@@ -148,21 +148,29 @@ principal_selector: {groups: [readers]}
     assert!(engine.decide(&r).allowed);
 }
 
-/// A borrowed request is checked by the same rules as every door: over random fields, valid or not,
-/// `RequestRef::to_request` gives exactly what `RawRequest::normalize` gives for the same values (the same request,
-/// or the same error naming the same field), and `Engine::decide_ref` decides what `Engine::decide` decides.
+/// A borrowed request and the builder are checked by the same rules as every door: over random fields, valid or
+/// not, `RequestRef::to_request` and `RequestBuilder::build` give exactly what `RawRequest::normalize` gives for the
+/// same values (the same request, or the same error naming the same field), and `Engine::decide_ref` decides what
+/// `Engine::decide` decides. The referee reads the time as text, so a `Moment` no door would accept is caught.
 mod borrowed {
     use arbiter::request::{RawEnvironment, RawPrincipal, RawRequest, RawResource};
-    use arbiter::{Engine, Moment, RequestRef};
+    use arbiter::{Engine, Moment, Request, RequestRef};
     use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
     use serde_json::{json, Map, Value};
     use std::sync::LazyLock;
 
-    /// Text that is empty, ordinary, or past the string limit.
+    /// The shipped policies.
+    static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+        Engine::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
+            .expect("shipped policies")
+    });
+
+    /// Text that is mostly ordinary, sometimes empty, rarely past the string limit.
     fn text(ordinary: &'static [&'static str]) -> impl Strategy<Value = String> {
         prop_oneof![
-            2 => Just(String::new()),
-            6 => prop::sample::select(ordinary).prop_map(str::to_string),
+            1 => Just(String::new()),
+            12 => prop::sample::select(ordinary).prop_map(str::to_string),
             1 => Just("x".repeat(arbiter::request::MAX_STRING_BYTES + 1)),
         ]
     }
@@ -171,29 +179,24 @@ mod borrowed {
         (0..depth).fold(json!(1), |v, _| json!({ "n": v }))
     }
 
+    /// Attribute maps with the names the shipped policies read, reserved names, and values at and past the
+    /// limits on depth, length and (across the three maps) the number of values.
     fn attributes() -> impl Strategy<Value = Option<Map<String, Value>>> {
-        let key = prop::sample::select(
-            &[
-                "id",
-                "groups",
-                "uri",
-                "owner",
-                "time",
-                "source_ip",
-                "port",
-                "dept",
-                "level",
-                "",
-            ][..],
-        );
+        let key = prop_oneof![
+            8 => prop::sample::select(&["permissions", "global", "dept", "level", ""][..]),
+            1 => prop::sample::select(&["id", "groups", "uri", "owner", "time", "source_ip", "port"][..]),
+        ];
         let value = prop_oneof![
-            Just(json!("ops")),
-            Just(json!(3)),
-            Just(json!(null)),
-            Just(json!(["a", 2, [true]])),
-            Just(nested(31)),
-            Just(nested(32)),
-            Just(json!("y".repeat(arbiter::request::MAX_STRING_BYTES + 1))),
+            4 => Just(json!({"ReadKey": ["readers"], "EncryptWithKey": ["ops", "readers"]})),
+            3 => Just(json!(true)),
+            2 => Just(json!("ops")),
+            2 => Just(json!(3)),
+            1 => Just(json!(null)),
+            1 => Just(json!(["a", 2, [true]])),
+            1 => Just(nested(31)),
+            1 => Just(nested(32)),
+            1 => Just(json!("y".repeat(arbiter::request::MAX_STRING_BYTES + 1))),
+            1 => Just(Value::Array(vec![json!(0); 3_400])),
         ];
         prop::option::of(
             prop::collection::vec((key, value), 0..4).prop_map(|entries| {
@@ -205,16 +208,12 @@ mod borrowed {
         )
     }
 
-    /// The shipped policies.
-    static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
-        Engine::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))
-            .expect("shipped policies")
-    });
-
     #[derive(Debug, Clone)]
     struct Fields {
         id: String,
         groups: Vec<String>,
+        /// Whether the borrowed request holds its groups as `&[&str]` rather than `&[String]`.
+        borrowed_groups: bool,
         action: String,
         uri: Option<String>,
         owner: Option<String>,
@@ -226,23 +225,38 @@ mod borrowed {
         environment: Option<Map<String, Value>>,
     }
 
+    fn instant() -> impl Strategy<Value = Moment> {
+        prop_oneof![
+            prop::sample::select(
+                &[
+                    "2026-06-01T00:00:00Z",
+                    "2026-06-01T02:00:00.4+02:00",
+                    "9999-12-31T23:59:59.999999999Z",
+                    "0001-01-01T00:00:00Z",
+                ][..]
+            )
+            .prop_map(|t| t.parse::<Moment>().expect("instant")),
+            // Before year 1: a `Moment`, never an RFC 3339 instant.
+            (1i64..=1_000_000_000).prop_map(|back| {
+                let first = Moment::FIRST_RFC3339.as_second();
+                Moment::new(first - back, 0).expect("in jiff's range")
+            }),
+            Just(Moment::from(jiff::Timestamp::MIN)),
+        ]
+    }
+
     fn fields() -> impl Strategy<Value = Fields> {
-        const INSTANTS: [&str; 4] = [
-            "2026-06-01T00:00:00Z",
-            "2026-06-01T02:00:00.4+02:00",
-            "9999-12-31T23:59:59.999999999Z",
-            "0001-01-01T00:00:00Z",
-        ];
         (
             (
-                text(&["alice", "admin"]),
-                prop::collection::vec(text(&["readers", "ops"]), 0..3),
-                text(&["ReadKey", "EncryptWithKey"]),
+                text(&["alice", "bob", "carol", "admin"]),
+                prop::collection::vec(text(&["readers", "ops", "admin"]), 0..3),
+                any::<bool>(),
+                text(&["ReadKey", "EncryptWithKey", "CreateKey"]),
                 prop::option::of(text(&["kylo:kylo:vault:keys:k"])),
                 prop::option::of(text(&["alice", "bob"])),
             ),
             (
-                prop::option::of(prop::sample::select(&INSTANTS[..])),
+                prop::option::weighted(0.3, instant()),
                 prop::option::of(prop::sample::select(
                     &[
                         "",
@@ -260,32 +274,35 @@ mod borrowed {
         )
             .prop_map(
                 |(
-                    (id, groups, action, uri, owner),
+                    (id, groups, borrowed_groups, action, uri, owner),
                     (time, source_ip, port),
                     (principal, resource, environment),
-                )| {
-                    Fields {
-                        id,
-                        groups,
-                        action,
-                        uri,
-                        owner,
-                        time: time.map(|t| t.parse().expect("instant")),
-                        source_ip: source_ip.map(str::to_string),
-                        port,
-                        principal,
-                        resource,
-                        environment,
-                    }
+                )| Fields {
+                    id,
+                    groups,
+                    borrowed_groups,
+                    action,
+                    uri,
+                    owner,
+                    time,
+                    source_ip: source_ip.map(str::to_string),
+                    port,
+                    principal,
+                    resource,
+                    environment,
                 },
             )
     }
 
     impl Fields {
-        fn borrowed(&self) -> RequestRef<'_> {
+        fn borrowed<'a>(&'a self, strs: &'a [&'a str]) -> RequestRef<'a> {
             RequestRef {
                 principal_id: &self.id,
-                groups: (&self.groups).into(),
+                groups: if self.borrowed_groups {
+                    strs.into()
+                } else {
+                    (&self.groups).into()
+                },
                 principal_attributes: self.principal.as_ref(),
                 action: &self.action,
                 resource_uri: self.uri.as_deref(),
@@ -296,6 +313,38 @@ mod borrowed {
                 port: self.port,
                 environment_attributes: self.environment.as_ref(),
             }
+        }
+
+        fn built(&self) -> Result<Request, arbiter::Error> {
+            let mut b = Request::builder(self.id.clone()).action(self.action.clone());
+            for g in &self.groups {
+                b = b.group(g.clone());
+            }
+            if let Some(uri) = &self.uri {
+                b = b.resource(uri.clone());
+            }
+            if let Some(owner) = &self.owner {
+                b = b.owner(owner.clone());
+            }
+            if let Some(t) = self.time {
+                b = b.moment(t);
+            }
+            if let Some(ip) = &self.source_ip {
+                b = b.source_ip(ip.clone());
+            }
+            if let Some(p) = self.port {
+                b = b.port(p);
+            }
+            for (k, v) in self.principal.iter().flatten() {
+                b = b.claim(k.clone(), v.clone());
+            }
+            for (k, v) in self.resource.iter().flatten() {
+                b = b.resource_attribute(k.clone(), v.clone());
+            }
+            for (k, v) in self.environment.iter().flatten() {
+                b = b.environment_attribute(k.clone(), v.clone());
+            }
+            b.build()
         }
 
         fn raw(&self) -> RawRequest {
@@ -323,20 +372,53 @@ mod borrowed {
         }
     }
 
+    /// The request error inside a façade error.
+    fn request_error<T>(r: Result<T, arbiter::Error>) -> Result<T, arbiter::RequestError> {
+        r.map_err(|e| match e {
+            arbiter::Error::Request(e) => e,
+            other => panic!("not a request error: {other}"),
+        })
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
 
         #[test]
-        fn a_borrowed_request_is_checked_and_decided_like_an_owned_one(f in fields()) {
+        fn borrowed_and_built_requests_are_checked_and_decided_like_owned_ones(f in fields()) {
+            let strs: Vec<&str> = f.groups.iter().map(String::as_str).collect();
+            let borrowed = f.borrowed(&strs);
             let owned = f.raw().normalize();
-            prop_assert_eq!(&f.borrowed().to_request(), &owned);
+            prop_assert_eq!(&request_error(borrowed.to_request()), &owned);
+            prop_assert_eq!(&request_error(f.built()), &owned);
             let engine = &*ENGINE;
             let now: Moment = "2026-06-01T12:00:00Z".parse().unwrap();
-            match (engine.decide_ref_at(&f.borrowed(), now), owned) {
+            let decided = request_error(engine.decide_ref_at(&borrowed, now));
+            match (decided, owned) {
                 (Ok(got), Ok(request)) => prop_assert_eq!(got, engine.decide_at(&request, now)),
-                (Err(arbiter::Error::Request(got)), Err(want)) => prop_assert_eq!(got, want),
+                (Err(got), Err(want)) => prop_assert_eq!(got, want),
                 (got, want) => prop_assert!(false, "borrowed {:?}, owned {:?}", got, want),
             }
         }
+    }
+
+    /// The generator above reaches valid requests that the shipped policies allow and deny, so the decisions
+    /// compared are not all the same one.
+    #[test]
+    fn the_generated_requests_reach_allows_denies_and_errors() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut allowed, mut denied, mut invalid) = (0, 0, 0);
+        let now: Moment = "2026-06-01T12:00:00Z".parse().unwrap();
+        for _ in 0..600 {
+            let f = fields().new_tree(&mut runner).unwrap().current();
+            let strs: Vec<&str> = f.groups.iter().map(String::as_str).collect();
+            match ENGINE.decide_ref_at(&f.borrowed(&strs), now) {
+                Ok(d) if d.allowed && d.reason.as_str() != "superuser" => allowed += 1,
+                Ok(d) if !d.allowed => denied += 1,
+                Ok(_) => {}
+                Err(_) => invalid += 1,
+            }
+        }
+        eprintln!("{allowed} allowed, {denied} denied, {invalid} invalid");
+        assert!(allowed >= 30 && denied >= 30 && invalid >= 30);
     }
 }

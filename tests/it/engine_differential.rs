@@ -535,11 +535,14 @@ fn decide_borrowed(snapshot: &Snapshot, raw: &Value, now: Timestamp) -> arbiter:
     let request = RequestRef {
         principal_id: principal["id"].as_str().expect("id"),
         groups: groups.as_slice().into(),
-        principal_attributes: principal["attributes"].as_object(),
+        // An empty map is given as none at all, which must read the same.
+        principal_attributes: principal["attributes"]
+            .as_object()
+            .filter(|m| !m.is_empty()),
         action: raw["action"].as_str().expect("action"),
         resource_uri: resource["uri"].as_str(),
         resource_owner: resource["owner"].as_str(),
-        resource_attributes: resource["attributes"].as_object(),
+        resource_attributes: resource["attributes"].as_object().filter(|m| !m.is_empty()),
         source_ip: raw["environment"]["source_ip"].as_str(),
         ..RequestRef::default()
     };
