@@ -21,8 +21,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use prost::Message;
 use workload::{requests, workload, BENCH_REQUESTS, SIZES};
 
-/// The `arbiter` binary's allocator, so that allocation costs here are the server's (every side of a comparison
-/// runs with it).
+/// The `arbiter` binary's allocator, so that allocation costs here are the server's.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

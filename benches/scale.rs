@@ -25,8 +25,8 @@ use server_process::{
 };
 use workload::{requests, workload, BENCH_REQUESTS};
 
-/// The `arbiter` binary's allocator, so that allocation costs here are the server's (every side of a comparison
-/// runs with it).
+/// The `arbiter` binary's allocator, so that the in-process figures (decisions, builds, analyses) allocate like
+/// the server measured beside them.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -674,11 +674,20 @@ pub fn arbiter_outcome(snapshot: &arbiter::Snapshot, req: &RequestM) -> Outcome 
         .to_raw()
         .normalize()
         .expect("generated requests are valid");
-    let d = arbiter::evaluate(
-        snapshot,
-        &request,
-        jiff::Timestamp::UNIX_EPOCH,
-        &arbiter::EvalOptions::default(),
+    const EPOCH: jiff::Timestamp = jiff::Timestamp::UNIX_EPOCH;
+    let options = arbiter::EvalOptions::default();
+    let d = arbiter::evaluate(snapshot, &request, EPOCH, &options);
+    // The builder and a borrowed request decide exactly the same.
+    let built = arbiter::evaluate(snapshot, &req.to_request(), EPOCH, &options);
+    assert_eq!(
+        built, d,
+        "the builder's request decides differently: {req:#?}"
+    );
+    let borrowed = req.with_request_ref(|r| arbiter::evaluate_ref(snapshot, r, EPOCH, &options));
+    assert_eq!(
+        borrowed.as_ref(),
+        Ok(&d),
+        "a borrowed request decides differently: {req:#?}"
     );
     let mut policies: Vec<String> = d.policies.iter().map(|p| p.to_string()).collect();
     policies.sort();
