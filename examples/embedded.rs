@@ -1,11 +1,11 @@
-//! Arbiter embedded in a Rust service: load the shipped policy pack, build requests without JSON, decide,
-//! explain a denial, and check a proposed change with the lockout simulator.
+//! Arbiter embedded in a Rust service: load the shipped policy pack, build requests without JSON, decide (also
+//! from borrowed data), explain a denial, and check a proposed change with the lockout simulator.
 //!
 //! Run: `cargo run --example embedded`
 
 use std::time::Duration;
 
-use arbiter::{Engine, Request, SimulateOptions};
+use arbiter::{Engine, Request, RequestRef, SimulateOptions};
 
 fn main() -> Result<(), arbiter::Error> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
@@ -35,6 +35,24 @@ fn main() -> Result<(), arbiter::Error> {
             d.policies
         );
     }
+
+    // The same decision from the service's own data, borrowed: nothing is copied, the same checks apply.
+    let permissions = serde_json::json!({"EncryptWithKey": ["hr"]});
+    let attributes = serde_json::Map::from_iter([("permissions".to_string(), permissions)]);
+    let groups = ["hr"];
+    let borrowed = RequestRef {
+        principal_id: "carol",
+        groups: (&groups).into(),
+        action: "EncryptWithKey",
+        resource_uri: Some("kylo:kylo:vault:keys:k2"),
+        resource_owner: Some("bob"),
+        resource_attributes: Some(&attributes),
+        ..RequestRef::default()
+    };
+    println!(
+        "carol, borrowed: {}",
+        engine.decide_ref(&borrowed)?.decision_str()
+    );
 
     // Why eve is denied, condition by condition.
     let explained = engine.explain(&key("eve")?);
