@@ -36,7 +36,8 @@ fn main() -> Result<(), arbiter::Error> {
         );
     }
 
-    // The same decision from the service's own data, borrowed: nothing is copied, the same checks apply.
+    // Carol's request again, as a `RequestRef` over data the service already holds (built inline here): Arbiter
+    // copies none of it and applies the same checks.
     let permissions = serde_json::json!({"EncryptWithKey": ["hr"]});
     let attributes = serde_json::Map::from_iter([("permissions".to_string(), permissions)]);
     let groups = ["hr"];

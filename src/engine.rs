@@ -109,12 +109,14 @@ impl Engine {
     }
 
     /// Decides a request borrowed from the caller's data (see [`RequestRef`]), after the checks every door
-    /// applies; the error names the field at fault. A request without a time is decided at the current instant.
+    /// applies; an invalid request returns [`Error::Request`] naming the field. A request without a time is
+    /// decided at the current instant.
     pub fn decide_ref(&self, request: &RequestRef<'_>) -> Result<Decision, Error> {
         self.decide_ref_at(request, Moment::now())
     }
 
-    /// [`Engine::decide_ref`], with `now` standing for the time of a request that carries none.
+    /// [`Engine::decide_ref`], with `now` (a [`jiff::Timestamp`] or a [`Moment`]) standing for the time of a
+    /// request that carries none.
     pub fn decide_ref_at(
         &self,
         request: &RequestRef<'_>,

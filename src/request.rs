@@ -366,15 +366,20 @@ fn parse_source_ip(text: Option<String>) -> Result<Option<SourceIp>, RequestErro
         None => Ok(None),
         Some(ip) if ip.is_empty() => Ok(None),
         Some(ip) => Ok(Some(SourceIp {
-            addr: ip.parse::<IpAddr>().map_err(|_| {
-                RequestError::new(
-                    "environment.source_ip",
-                    format!("`{ip}` is not an IP address"),
-                )
-            })?,
+            addr: parse_ip(&ip)?,
             text: ip.into(),
         })),
     }
+}
+
+/// The address in a non-empty `environment.source_ip`.
+pub(crate) fn parse_ip(text: &str) -> Result<IpAddr, RequestError> {
+    text.parse::<IpAddr>().map_err(|_| {
+        RequestError::new(
+            "environment.source_ip",
+            format!("`{text}` is not an IP address"),
+        )
+    })
 }
 
 /// The length rule on `resource.uri` and `resource.owner` (reported last).

@@ -8,15 +8,15 @@ use serde_json::{Map, Value};
 
 use crate::moment::Moment;
 use crate::request::{
-    check_identity_and_attributes, check_time, check_uri_owner, Request, RequestError,
+    check_identity_and_attributes, check_time, check_uri_owner, parse_ip, Request, RequestError,
 };
 
 /// The principal's groups, as the caller holds them.
 #[derive(Debug, Clone, Copy)]
 pub enum Groups<'a> {
-    /// Owned strings, as in [`Request`].
+    /// A slice of `String`s (as a [`Request`] holds them).
     Strings(&'a [String]),
-    /// Borrowed strings.
+    /// A slice of `&str`.
     Strs(&'a [&'a str]),
 }
 
@@ -61,10 +61,12 @@ impl<'a, const N: usize> From<&'a [&'a str; N]> for Groups<'a> {
     }
 }
 
-/// An authorization request that borrows every field from the caller: the same request as [`Request`] (SPEC
-/// section 3), checked by the same rules when it is decided ([`crate::Engine::decide_ref`]), without copying a
-/// string or building a map. As at every door, `Some("")` is absent for the URI, the owner and the address, and
-/// port 0 is absent; an empty principal id, action or group is an error, and so is a time before year 1.
+/// An authorization request that borrows every string and map from the caller: the same request as [`Request`]
+/// (SPEC section 3), checked by the same rules when it is decided ([`crate::Engine::decide_ref`]), without copying
+/// a string or building a map. As at every door, `Some("")` is absent for the URI, the owner and the address, and
+/// port 0 is absent; an empty principal id, action or group is an error, and so are an address that is not an IP,
+/// a string over 64 KiB, a reserved name, too deep a value or too many values in the attribute maps, and a time
+/// before year 1.
 ///
 /// ```
 /// use arbiter::{Engine, RequestRef};
@@ -103,7 +105,8 @@ pub struct RequestRef<'a> {
     pub resource_owner: Option<&'a str>,
     /// `resource.attributes`.
     pub resource_attributes: Option<&'a Map<String, Value>>,
-    /// `environment.time`; `None` means the instant of the decision.
+    /// `environment.time`; `None`: decided at `now` ([`crate::Engine::decide_ref_at`]; the current instant for
+    /// [`crate::Engine::decide_ref`]).
     pub time: Option<Moment>,
     /// `environment.source_ip`, as text (an IPv4 or IPv6 address).
     pub source_ip: Option<&'a str>,
@@ -133,13 +136,7 @@ impl<'a> RequestRef<'a> {
         check_identity_and_attributes(&view)?;
         check_time(view.time)?;
         if let Some(text) = non_empty(self.source_ip) {
-            let addr = text.parse::<IpAddr>().map_err(|_| {
-                RequestError::new(
-                    "environment.source_ip",
-                    format!("`{text}` is not an IP address"),
-                )
-            })?;
-            view.source_ip = Some((addr, text));
+            view.source_ip = Some((parse_ip(text)?, text));
         }
         check_uri_owner(view.uri, view.owner)?;
         Ok(view)
@@ -152,16 +149,16 @@ impl<'a> RequestRef<'a> {
     }
 }
 
-/// A checked request as evaluation reads it, borrowed from a [`Request`] or a [`RequestRef`].
+/// A request as evaluation and the checks read it, borrowed from a [`Request`] or a [`RequestRef`].
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
     pub principal_id: &'a str,
     pub groups: Groups<'a>,
     pub principal_attributes: Option<&'a Map<String, Value>>,
     pub action: &'a str,
-    /// `None` when absent (never empty).
+    /// `None` when absent (never empty once checked).
     pub uri: Option<&'a str>,
-    /// `None` when absent (never empty).
+    /// `None` when absent (never empty once checked).
     pub owner: Option<&'a str>,
     pub resource_attributes: Option<&'a Map<String, Value>>,
     pub time: Option<Moment>,
