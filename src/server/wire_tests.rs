@@ -543,6 +543,39 @@ fn explained() -> impl Strategy<Value = (Option<TokenError>, Option<String>)> {
     ]
 }
 
+/// A decision's generated parts: allowed, reason, policies, undetermined allows.
+type DecisionParts = (bool, Reason, Vec<Arc<str>>, Vec<Arc<str>>);
+
+/// The verdict the reply tests write: a decision from its parts, the call id, the time, and the identity step's
+/// outcome (a token's failure, or a principal the mapping could not find), either of which explains the reply.
+fn verdict_of(
+    (allowed, reason, policies, undetermined_allow): DecisionParts,
+    call_id: &str,
+    time: Moment,
+    (unauthenticated, unmapped): (Option<TokenError>, Option<String>),
+) -> Verdict {
+    let decision = Decision {
+        allowed,
+        reason,
+        policies,
+        undetermined_allow,
+        explanation: None,
+    };
+    Verdict {
+        call_id: Arc::from(call_id),
+        unauthenticated,
+        unmapped,
+        ..Verdict::replayed(decision, time)
+    }
+}
+
+/// An empty snapshot at `revision`.
+fn snapshot_at(revision: String) -> crate::snapshot::Snapshot {
+    let mut snapshot = crate::compile::build(&crate::load::SourceSet::default()).unwrap();
+    snapshot.revision = revision;
+    snapshot
+}
+
 /// What `encode` writes must be prost's bytes `want`, and as long as `encoded_len` says.
 fn written_as(
     encoded_len: usize,
@@ -574,25 +607,10 @@ fn replies_are_written_as_prost_writes_the_response() {
     runner
         .run(
             &verdict,
-            |((allowed, reason, policies, undetermined_allow), (call_id, s, n, revision), why)| {
-                let decision = Decision {
-                    allowed,
-                    reason,
-                    policies,
-                    undetermined_allow,
-                    explanation: None,
-                };
-                let (unauthenticated, unmapped) = why;
-                let verdict = Verdict {
-                    call_id: Arc::from(call_id.as_str()),
-                    unauthenticated,
-                    unmapped,
-                    ..Verdict::replayed(decision, Moment::new(s, n).unwrap())
-                };
+            |(parts, (call_id, s, n, revision), why)| {
+                let verdict = verdict_of(parts, &call_id, Moment::new(s, n).unwrap(), why);
                 let explained = verdict.explanation_json().is_some();
-                let mut snapshot =
-                    crate::compile::build(&crate::load::SourceSet::default()).unwrap();
-                snapshot.revision = revision;
+                let snapshot = snapshot_at(revision);
                 let want = convert::response(&verdict, &snapshot.revision).encode_to_vec();
                 let reply = AuthorizeReply::new(verdict, Arc::new(snapshot));
                 let written = matches!(reply, AuthorizeReply::Verdict { .. });
@@ -768,27 +786,13 @@ fn batch_replies_are_written_as_prost_writes_them() {
                 let verdicts: Vec<Verdict> = verdicts
                     .into_iter()
                     .enumerate()
-                    .map(|(i, ((allowed, reason, policies, undetermined_allow), (call_id, why)))| {
-                        let decision = Decision {
-                            allowed,
-                            reason,
-                            policies,
-                            undetermined_allow,
-                            explanation: None,
-                        };
+                    .map(|(i, (parts, (call_id, why)))| {
                         let time = Moment::new(1_800_000_000 + i as i64, 5).unwrap();
-                        Verdict {
-                            call_id: Arc::from(call_id.as_str()),
-                            unauthenticated: why.0,
-                            unmapped: why.1,
-                            ..Verdict::replayed(decision, time)
-                        }
+                        verdict_of(parts, &call_id, time, why)
                     })
                     .collect();
                 let any_explained = verdicts.iter().any(|v| v.explanation_json().is_some());
-                let mut snapshot =
-                    crate::compile::build(&crate::load::SourceSet::default()).unwrap();
-                snapshot.revision = revision;
+                let snapshot = snapshot_at(revision);
                 let results: Vec<proto::AuthorizeResponse> = verdicts
                     .iter()
                     .map(|v| convert::response(v, &snapshot.revision))
