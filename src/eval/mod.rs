@@ -16,7 +16,7 @@ use crate::ir::condition::{Cmp, Condition, Lit, NumArg, Op, Operand, TimeArg};
 use crate::ir::path::{AttrPath, Field, Part, Segment, Target};
 use crate::ir::{Policy, Selector, SelectorKey};
 use crate::request::{parse_rfc3339, Request, RequestError};
-use crate::request_ref::{Groups, RequestRef, RequestView};
+use crate::request_ref::{RequestRef, RequestView};
 use crate::snapshot::Snapshot;
 
 mod explain;
@@ -346,10 +346,7 @@ pub(crate) fn effective_groups<'a>(
     request: RequestView<'a>,
     membership: &'a crate::ir::FastMap<Arc<str>, Box<[Arc<str>]>>,
 ) -> SmallVec<[&'a str; 8]> {
-    let mut groups: SmallVec<[&str; 8]> = match request.groups {
-        Groups::Strings(owned) => owned.iter().map(String::as_str).collect(),
-        Groups::Strs(borrowed) => borrowed.iter().copied().collect(),
-    };
+    let mut groups: SmallVec<[&str; 8]> = request.groups.iter().collect();
     if let Some(extra) = membership.get(request.principal_id) {
         for g in extra.iter() {
             if !groups.contains(&&**g) {
