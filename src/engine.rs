@@ -246,7 +246,7 @@ impl ReloadingEngine {
                 quiet: std::time::Duration::from_millis(200),
             },
             forced,
-            false,
+            None,
             stop.clone(),
         ));
         Ok(ReloadingEngine {

@@ -248,20 +248,17 @@ impl Debounce {
     }
 }
 
-/// The reload loop: file events (debounced), forced requests and SIGHUP, until `stop` is pulled.
+/// The reload loop: file events (debounced), forced requests and SIGHUP, until `stop` is pulled. `hangups` is
+/// installed by the caller before it announces anything, so that an early SIGHUP becomes a reload rather than the
+/// signal's default action, which ends the process.
 pub async fn run(
     reloader: Arc<Reloader>,
     mut watch: Watch,
     debounce: Debounce,
     mut forced: mpsc::Receiver<()>,
-    sighup: bool,
+    mut hangups: Option<tokio::signal::unix::Signal>,
     stop: Trigger,
 ) {
-    let mut hangups = if sighup {
-        crate::shutdown::hangups()
-    } else {
-        None
-    };
     let mut root_check = tokio::time::interval(ROOT_CHECK);
     root_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

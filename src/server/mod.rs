@@ -168,6 +168,10 @@ where
             "the superuser name must not be empty".into(),
         ));
     }
+    // SIGHUP is taken over before anything is announced: from the first listener's log line on, a SIGHUP is a
+    // reload (after the first load, if it comes during it), never the signal's default action, which ends the
+    // process.
+    let hangups = config.sighup.then(crate::shutdown::hangups).flatten();
     let max_message_bytes = config.max_message_bytes.max(1024);
     if config.limits.idle_timeout <= config.limits.keepalive_interval {
         return Err(ServeError::Config(format!(
@@ -432,7 +436,7 @@ where
             quiet: config.debounce,
         },
         forced: Some(forced),
-        sighup: config.sighup,
+        hangups,
         gate: config.first_load_gate.clone(),
         health,
         stop: stop.clone(),

@@ -24,7 +24,9 @@ pub(super) struct Supervisor {
     pub(super) watch: Option<Watch>,
     pub(super) debounce: Debounce,
     pub(super) forced: Option<tokio::sync::mpsc::Receiver<()>>,
-    pub(super) sighup: bool,
+    /// SIGHUP, taken over before the listeners are announced (see [`reload::run`]); `None` when SIGHUP reloads
+    /// are off.
+    pub(super) hangups: Option<tokio::signal::unix::Signal>,
     pub(super) gate: Option<Arc<Notify>>,
     pub(super) health: HealthReporter,
     pub(super) stop: Trigger,
@@ -93,7 +95,7 @@ impl Supervisor {
             watch,
             self.debounce,
             forced,
-            self.sighup,
+            self.hangups.take(),
             reload_stop.clone(),
         ));
         self.stop.pulled().await;

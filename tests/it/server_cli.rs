@@ -183,6 +183,42 @@ fn help_documents_every_environment_variable() {
     }
 }
 
+/// A SIGHUP that arrives while the first load is still running (after the listeners are announced) is a reload
+/// once the set is served, never the signal's default action, which would end the process.
+#[test]
+fn a_sighup_during_the_first_load_is_a_reload_not_an_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    // Enough policies that the first load outlasts the signal's way from this test to the server by far.
+    let yaml: String = (0..3_000)
+        .map(|i| {
+            format!(
+                "kind: Policy\nid: p{i}\neffect: allow\nactions: [ReadKey]\n\
+                 resources: [\"kylo:kylo:vault:keys:t{i}-*\"]\n---\n"
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("many.yaml"), yaml).unwrap();
+    let mut p = Proc::spawn(
+        Command::new(BIN)
+            .args(["serve", "--policies"])
+            .arg(dir.path())
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]),
+    );
+    p.wait_for_line("gRPC listening on TCP");
+    p.signal("HUP");
+    let first = p.wait_for_line("policy set loaded");
+    assert_eq!(field(&first, "policies"), "3000");
+    p.wait_for_line("serving");
+    p.wait_for_line("SIGHUP: reloading");
+    p.wait_for_line("policy set loaded");
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "the server is still running"
+    );
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(), 0);
+}
+
 /// The shipped `policies/` is the default; flags come from the environment; SIGHUP reloads; SIGTERM drains a
 /// call in flight and exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
