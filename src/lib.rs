@@ -50,6 +50,7 @@ macro_rules! internal {
 
 internal! {
     ast;
+    attr;
     #[cfg(feature = "cli")]
     cli;
     compile;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ir::path::{ENVIRONMENT_RESERVED, PRINCIPAL_RESERVED, RESOURCE_RESERVED};
+use crate::attr::{Attr, Shape};
 use crate::request_ref::RequestView;
 
 /// Deepest nesting accepted inside an attribute map.
@@ -684,12 +685,12 @@ fn check_key(field: &str, key: &str) -> Result<(), RequestError> {
 
 fn check_attributes(
     field: &str,
-    map: &Map<String, Value>,
+    map: Attr<'_>,
     reserved: &[&str],
     budget: &mut usize,
 ) -> Result<(), RequestError> {
     for name in reserved {
-        if attribute(map, name).is_some() {
+        if map.get(name).is_some() {
             let part = field.trim_end_matches(".attributes");
             return Err(RequestError::new(
                 format!("{field}.{name}"),
@@ -698,7 +699,7 @@ fn check_attributes(
         }
     }
     let root = FieldPath::Root(field);
-    for (k, v) in map {
+    for (k, v) in map.entries() {
         check_key(field, k)?;
         check_value(&root.key(k), v, 1, budget)?;
     }
@@ -707,7 +708,7 @@ fn check_attributes(
 
 fn check_value(
     field: &FieldPath<'_>,
-    v: &Value,
+    v: Attr<'_>,
     depth: usize,
     budget: &mut usize,
 ) -> Result<(), RequestError> {
@@ -724,15 +725,15 @@ fn check_value(
         ));
     }
     *budget -= 1;
-    match v {
-        Value::String(s) if s.len() > MAX_STRING_BYTES => Err(RequestError::new(
+    match v.shape() {
+        Shape::Str(s) if s.len() > MAX_STRING_BYTES => Err(RequestError::new(
             field.to_string(),
             format!("longer than {MAX_STRING_BYTES} bytes"),
         )),
-        Value::Array(items) => items
-            .iter()
+        Shape::List => v
+            .items()
             .try_for_each(|i| check_value(field, i, depth + 1, budget)),
-        Value::Object(m) => m.iter().try_for_each(|(k, i)| {
+        Shape::Map => v.entries().try_for_each(|(k, i)| {
             if k.len() > MAX_STRING_BYTES {
                 return Err(RequestError::new(
                     field.to_string(),
@@ -741,7 +742,7 @@ fn check_value(
             }
             check_value(&field.key(k), i, depth + 1, budget)
         }),
-        Value::Number(n) if n.as_f64().is_none_or(|f| !f.is_finite()) => {
+        Shape::Num(n) if n.is_none_or(|f| !f.is_finite()) => {
             Err(RequestError::new(field.to_string(), "number out of range"))
         }
         _ => Ok(()),

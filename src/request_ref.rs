@@ -1,11 +1,13 @@
 //! A request borrowed from the caller's own data ([`RequestRef`]), and the view every evaluation reads
-//! ([`RequestView`]). An owned [`Request`] and a borrowed one are decided by the same code, after the same checks:
-//! a borrowed request copies nothing and allocates nothing before its decision.
+//! ([`RequestView`]): of an owned [`Request`], a borrowed one, or a request the gRPC door read into an
+//! [`AttrDoc`]. All three are decided by the same code, after the same checks: a borrowed request copies
+//! nothing and allocates nothing before its decision.
 
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
+use crate::attr::{Attr, AttrDoc, Span};
 use crate::moment::Moment;
 use crate::request::{
     check_identity_and_attributes, check_time, check_uri_owner, parse_ip, Request, RequestError,
@@ -120,26 +122,20 @@ impl<'a> RequestRef<'a> {
     /// Checks the request with the rules every door applies; the view is what evaluation reads.
     pub(crate) fn view(&self) -> Result<RequestView<'a>, RequestError> {
         let non_empty = |s: Option<&'a str>| s.filter(|s| !s.is_empty());
-        let mut view = RequestView {
+        RequestView {
             principal_id: self.principal_id,
-            groups: self.groups,
-            principal_attributes: self.principal_attributes,
+            groups: ViewGroups::Given(self.groups),
+            principal_attributes: self.principal_attributes.map(Attr::Map),
             action: self.action,
             uri: non_empty(self.resource_uri),
             owner: non_empty(self.resource_owner),
-            resource_attributes: self.resource_attributes,
+            resource_attributes: self.resource_attributes.map(Attr::Map),
             time: self.time,
             source_ip: None,
             port: self.port.filter(|&p| p != 0).map(u32::from),
-            environment_attributes: self.environment_attributes,
-        };
-        check_identity_and_attributes(&view)?;
-        check_time(view.time)?;
-        if let Some(text) = non_empty(self.source_ip) {
-            view.source_ip = Some((parse_ip(text)?, text));
+            environment_attributes: self.environment_attributes.map(Attr::Map),
         }
-        check_uri_owner(view.uri, view.owner)?;
-        Ok(view)
+        .checked(self.source_ip)
     }
 
     /// The same request, owned and checked (the error names the field at fault).
@@ -149,47 +145,100 @@ impl<'a> RequestRef<'a> {
     }
 }
 
-/// A request as evaluation and the checks read it, borrowed from a [`Request`] or a [`RequestRef`].
+/// The groups a [`RequestView`] holds: as the caller gave them, or stored in a document.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ViewGroups<'a> {
+    Given(Groups<'a>),
+    Doc(&'a AttrDoc, &'a [Span]),
+}
+
+impl<'a> ViewGroups<'a> {
+    /// Each group, in order.
+    #[inline]
+    pub(crate) fn iter(&self) -> ViewGroupsIter<'a> {
+        match *self {
+            ViewGroups::Given(Groups::Strings(groups)) => ViewGroupsIter::Strings(groups.iter()),
+            ViewGroups::Given(Groups::Strs(groups)) => ViewGroupsIter::Strs(groups.iter()),
+            ViewGroups::Doc(doc, spans) => ViewGroupsIter::Doc(doc, spans.iter()),
+        }
+    }
+}
+
+/// The groups of a [`ViewGroups`].
+#[derive(Debug, Clone)]
+pub(crate) enum ViewGroupsIter<'a> {
+    Strings(std::slice::Iter<'a, String>),
+    Strs(std::slice::Iter<'a, &'a str>),
+    Doc(&'a AttrDoc, std::slice::Iter<'a, Span>),
+}
+
+impl<'a> Iterator for ViewGroupsIter<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            ViewGroupsIter::Strings(groups) => groups.next().map(String::as_str),
+            ViewGroupsIter::Strs(groups) => groups.next().copied(),
+            ViewGroupsIter::Doc(doc, spans) => spans.next().map(|s| doc.text(*s)),
+        }
+    }
+}
+
+/// A request as evaluation and the checks read it, borrowed from a [`Request`], a [`RequestRef`] or a request
+/// the gRPC door read into an [`AttrDoc`]. Each attribute map is an [`Attr`] of shape map.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
     pub principal_id: &'a str,
-    pub groups: Groups<'a>,
-    pub principal_attributes: Option<&'a Map<String, Value>>,
+    pub(crate) groups: ViewGroups<'a>,
+    pub(crate) principal_attributes: Option<Attr<'a>>,
     pub action: &'a str,
     /// `None` when absent (never empty once checked).
     pub uri: Option<&'a str>,
     /// `None` when absent (never empty once checked).
     pub owner: Option<&'a str>,
-    pub resource_attributes: Option<&'a Map<String, Value>>,
+    pub(crate) resource_attributes: Option<Attr<'a>>,
     pub time: Option<Moment>,
     /// The address and its text as sent.
     pub source_ip: Option<(IpAddr, &'a str)>,
     pub port: Option<u32>,
-    pub environment_attributes: Option<&'a Map<String, Value>>,
+    pub(crate) environment_attributes: Option<Attr<'a>>,
 }
 
 impl<'a> From<&'a Request> for RequestView<'a> {
     fn from(r: &'a Request) -> Self {
         RequestView {
             principal_id: &r.principal.id,
-            groups: Groups::Strings(&r.principal.groups),
-            principal_attributes: Some(&r.principal.attributes),
+            groups: ViewGroups::Given(Groups::Strings(&r.principal.groups)),
+            principal_attributes: Some(Attr::Map(&r.principal.attributes)),
             action: &r.action,
             uri: r.resource.uri.as_deref(),
             owner: r.resource.owner.as_deref(),
-            resource_attributes: Some(&r.resource.attributes),
+            resource_attributes: Some(Attr::Map(&r.resource.attributes)),
             time: r.environment.time,
             source_ip: r.environment.source_ip.as_ref().map(|ip| (ip.addr, &*ip.text)),
             port: r.environment.port,
-            environment_attributes: Some(&r.environment.attributes),
+            environment_attributes: Some(Attr::Map(&r.environment.attributes)),
         }
     }
 }
 
-impl RequestView<'_> {
+impl<'a> RequestView<'a> {
+    /// Applies the checks every door applies, in their order, to a view whose address is still text
+    /// (`source_ip` is left `None` and set here from `source_ip_text`).
+    pub(crate) fn checked(mut self, source_ip_text: Option<&'a str>) -> Result<Self, RequestError> {
+        check_identity_and_attributes(&self)?;
+        check_time(self.time)?;
+        if let Some(text) = source_ip_text.filter(|s| !s.is_empty()) {
+            self.source_ip = Some((parse_ip(text)?, text));
+        }
+        check_uri_owner(self.uri, self.owner)?;
+        Ok(self)
+    }
+
     /// An owned copy.
     pub(crate) fn to_request(self) -> Request {
-        let map = |m: Option<&Map<String, Value>>| m.cloned().unwrap_or_default();
+        let map = |m: Option<Attr<'_>>| m.map(Attr::to_json_map).unwrap_or_default();
         Request {
             principal: crate::request::Principal {
                 id: self.principal_id.to_string(),

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::attr::Shape;
+
 use super::{sc_ip, sc_time, selector_matches, Ctx, Sc, Truth, Val};
 use crate::ast::Origin;
 use crate::diag::Pos;
@@ -174,7 +176,7 @@ pub(super) fn condition(
 /// Why the operator cannot read `v`: a string that is not an instant or an IP is of the right type but
 /// unreadable; anything else is of the wrong type.
 fn unreadable(op: &Op, v: Val) -> String {
-    let text = matches!(v, Val::Str(_) | Val::Json(Value::String(_)));
+    let text = matches!(v, Val::Str(_)) || matches!(v, Val::Attr(a) if matches!(a.shape(), Shape::Str(_)));
     match op {
         Op::Before(_) | Op::After(_) | Op::TimeOfDay(..) | Op::Weekday(..) if text => {
             "not an RFC 3339 instant".to_string()
@@ -217,7 +219,7 @@ fn values(
             .iter()
             .map(|o| match o {
                 Operand::Lit(l) => lit(l),
-                Operand::Ref(p) => reference(p, |v| !matches!(v, Val::Json(Value::Object(_)))),
+                Operand::Ref(p) => reference(p, |v| !matches!(v, Val::Attr(a) if a.is_map())),
             })
             .collect(),
         Op::StartsWith(operands) | Op::EndsWith(operands) => operands
@@ -283,7 +285,7 @@ fn fits(op: &Op, v: Val) -> bool {
     match op {
         Op::Exists => true,
         Op::IsTrue => matches!(v.as_scalar(), Sc::Bool(_)),
-        Op::Equals(_) => !matches!(v, Val::Json(Value::Object(_))),
+        Op::Equals(_) => !matches!(v, Val::Attr(a) if a.is_map()),
         Op::ContainsAll(_) => v.is_list(),
         Op::StartsWith(_) | Op::EndsWith(_) | Op::Glob(_) => all_strings(v),
         Op::Compare(..) => matches!(v.as_scalar(), Sc::Num(_)),
@@ -296,12 +298,17 @@ fn fits(op: &Op, v: Val) -> bool {
 
 fn type_name(v: Val) -> &'static str {
     match v {
-        Val::Json(Value::String(_)) | Val::Str(_) => "string",
-        Val::Json(Value::Number(_)) | Val::Num(_) => "number",
-        Val::Json(Value::Bool(_)) => "boolean",
-        Val::Json(Value::Array(_)) | Val::Groups(_) => "list",
-        Val::Json(Value::Object(_)) => "map",
-        Val::Json(Value::Null) => "null",
+        Val::Attr(a) => match a.shape() {
+            Shape::Str(_) => "string",
+            Shape::Num(_) => "number",
+            Shape::Bool(_) => "boolean",
+            Shape::List => "list",
+            Shape::Map => "map",
+            Shape::Null => "null",
+        },
+        Val::Str(_) => "string",
+        Val::Num(_) => "number",
+        Val::Groups(_) => "list",
         Val::Time(_) => "instant",
         Val::Ip(..) => "IP address",
     }
@@ -309,7 +316,7 @@ fn type_name(v: Val) -> &'static str {
 
 fn to_json(v: Val) -> Value {
     match v {
-        Val::Json(v) => v.clone(),
+        Val::Attr(a) => a.to_json(),
         Val::Str(s) => json!(s),
         Val::Num(n) => number(n),
         Val::Time(t) => json!(t.to_string()),

@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use crate::moment::Moment;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use smallvec::SmallVec;
 
 use crate::ast::Effect;
+use crate::attr::{Attr, Shape};
 use crate::ir::condition::{Cmp, Condition, Lit, NumArg, Op, Operand, TimeArg};
 use crate::ir::path::{AttrPath, Field, Part, Segment, Target};
 use crate::ir::{Policy, Selector, SelectorKey};
@@ -172,7 +173,7 @@ pub fn evaluate_ref(
 }
 
 /// Decides one checked request, owned or borrowed.
-fn evaluate_view(
+pub(crate) fn evaluate_view(
     snapshot: &Snapshot,
     request: RequestView<'_>,
     now: Moment,
@@ -367,7 +368,8 @@ pub struct Ctx<'a> {
 /// A resolved attribute.
 #[derive(Debug, Clone, Copy)]
 enum Val<'a> {
-    Json(&'a Value),
+    /// An attribute's value, or a literal boolean.
+    Attr(Attr<'a>),
     Str(&'a str),
     Num(f64),
     Time(Moment),
@@ -391,15 +393,19 @@ enum Sc<'a> {
 
 impl<'a> Val<'a> {
     fn is_list(&self) -> bool {
-        matches!(self, Val::Groups(_) | Val::Json(Value::Array(_)))
+        match self {
+            Val::Groups(_) => true,
+            Val::Attr(a) => a.is_list(),
+            _ => false,
+        }
     }
 
     /// Calls `f` on each element (each list item, or the value itself); stops when `f` returns true.
     fn any_element(&self, mut f: impl FnMut(Sc<'a>) -> bool) -> bool {
         match *self {
-            Val::Json(Value::Array(items)) => items.iter().any(|v| f(json_scalar(v))),
+            Val::Attr(a) if a.is_list() => a.items().any(|v| f(attr_scalar(v))),
             Val::Groups(g) => g.iter().any(|s| f(Sc::Str(s))),
-            Val::Json(v) => f(json_scalar(v)),
+            Val::Attr(a) => f(attr_scalar(a)),
             Val::Str(s) => f(Sc::Str(s)),
             Val::Num(n) => f(Sc::Num(n)),
             Val::Time(t) => f(Sc::Time(t)),
@@ -409,7 +415,7 @@ impl<'a> Val<'a> {
 
     fn as_scalar(&self) -> Sc<'a> {
         match *self {
-            Val::Json(v) => json_scalar(v),
+            Val::Attr(a) => attr_scalar(a),
             Val::Str(s) => Sc::Str(s),
             Val::Num(n) => Sc::Num(n),
             Val::Time(t) => Sc::Time(t),
@@ -419,12 +425,12 @@ impl<'a> Val<'a> {
     }
 }
 
-fn json_scalar(v: &Value) -> Sc<'_> {
-    match v {
-        Value::String(s) => Sc::Str(s),
-        Value::Number(n) => n.as_f64().map(Sc::Num).unwrap_or(Sc::Composite),
-        Value::Bool(b) => Sc::Bool(*b),
-        Value::Null | Value::Array(_) | Value::Object(_) => Sc::Composite,
+fn attr_scalar(v: Attr<'_>) -> Sc<'_> {
+    match v.shape() {
+        Shape::Str(s) => Sc::Str(s),
+        Shape::Num(n) => n.map(Sc::Num).unwrap_or(Sc::Composite),
+        Shape::Bool(b) => Sc::Bool(b),
+        Shape::Null | Shape::List | Shape::Map => Sc::Composite,
     }
 }
 
@@ -489,7 +495,7 @@ impl<'a> Ctx<'a> {
                     Part::Resource => r.resource_attributes,
                     Part::Environment => r.environment_attributes,
                 };
-                walk(map?, segments, r.action).map(Val::Json)
+                walk(map?, segments, r.action).map(Val::Attr)
             }
         }
     }
@@ -508,7 +514,7 @@ pub(crate) enum Bound {
 /// Resolves `path` for the query plan; `None` when absent.
 pub(crate) fn bind(path: &AttrPath, ctx: &Ctx) -> Option<Bound> {
     Some(match ctx.resolve(path)? {
-        Val::Json(v) => Bound::Json(v.clone()),
+        Val::Attr(a) => Bound::Json(a.to_json()),
         Val::Str(s) => Bound::Json(Value::String(s.to_string())),
         Val::Num(n) => {
             Bound::Json(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
@@ -521,7 +527,7 @@ pub(crate) fn bind(path: &AttrPath, ctx: &Ctx) -> Option<Bound> {
     })
 }
 
-fn walk<'a>(map: &'a Map<String, Value>, segments: &[Segment], action: &str) -> Option<&'a Value> {
+fn walk<'a>(map: Attr<'a>, segments: &[Segment], action: &str) -> Option<Attr<'a>> {
     walk_keys(
         map,
         segments.iter().map(|s| match s {
@@ -532,18 +538,12 @@ fn walk<'a>(map: &'a Map<String, Value>, segments: &[Segment], action: &str) -> 
 }
 
 /// Walks nested maps key by key; `None` when a key is missing, a step is not a map, or the value is `null`.
-fn walk_keys<'a, 'k>(
-    map: &'a Map<String, Value>,
-    mut keys: impl Iterator<Item = &'k str>,
-) -> Option<&'a Value> {
-    let mut value = crate::request::attribute(map, keys.next()?)?;
+fn walk_keys<'a, 'k>(map: Attr<'a>, mut keys: impl Iterator<Item = &'k str>) -> Option<Attr<'a>> {
+    let mut value = map.get(keys.next()?)?;
     for key in keys {
-        value = match value {
-            Value::Object(inner) => crate::request::attribute(inner, key)?,
-            _ => return None,
-        };
+        value = value.get(key)?;
     }
-    (!value.is_null()).then_some(value)
+    (value.shape() != Shape::Null).then_some(value)
 }
 
 /// The values of an operand list, resolved: `Err(Truth)` when a reference is missing or unusable.
@@ -557,11 +557,11 @@ fn resolve_operands<'a>(
         match o {
             Operand::Lit(Lit::Str(s)) => out.push(Val::Str(s)),
             Operand::Lit(Lit::Num(n)) => out.push(Val::Num(*n)),
-            Operand::Lit(Lit::Bool(b)) => out.push(Val::Json(if *b { &TRUE } else { &FALSE })),
+            Operand::Lit(Lit::Bool(b)) => out.push(Val::Attr(Attr::Json(if *b { &TRUE } else { &FALSE }))),
             Operand::Ref(p) => match ctx.resolve(p) {
                 // Missing is decided before type, whatever the order of the values.
                 None => return Err(Truth::Unknown),
-                Some(Val::Json(Value::Object(_))) => fault = true,
+                Some(Val::Attr(a)) if a.is_map() => fault = true,
                 Some(v) => out.push(v),
             },
         }
@@ -608,7 +608,7 @@ fn eval_op<'a>(op: &'a Op, attr: Val<'a>, ctx: &Ctx<'a>) -> Truth {
                 Ok(v) => v,
                 Err(t) => return t,
             };
-            if matches!(attr, Val::Json(Value::Object(_))) {
+            if matches!(attr, Val::Attr(a) if a.is_map()) {
                 return Truth::Fault;
             }
             Truth::from_bool(attr.any_element(|a| any_value_element(&values, |v| sc_eq(a, v))))
@@ -756,6 +756,6 @@ pub(crate) fn claim_matches(path: &[Box<str>], values: &[Lit], ctx: &Ctx) -> boo
     let claims = ctx.request.principal_attributes;
     match claims.and_then(|m| walk_keys(m, path.iter().map(|s| &**s))) {
         None => false,
-        Some(v) => Val::Json(v).any_element(|a| values.iter().any(|l| sc_eq(a, lit_scalar(l)))),
+        Some(v) => Val::Attr(v).any_element(|a| values.iter().any(|l| sc_eq(a, lit_scalar(l)))),
     }
 }

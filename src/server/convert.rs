@@ -6,9 +6,10 @@
 //! hostile deeply nested Struct is refused rather than recursed into) and `google.protobuf.Timestamp` (range
 //! checked, then set on the request directly). Every error names the offending field.
 
+use crate::attr::number_value;
 use crate::moment::Moment;
 use prost_types::value::Kind;
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use super::decide::Verdict;
 use super::proto;
@@ -551,15 +552,6 @@ fn value_to_json(
 fn number(field: &FieldPath<'_>, n: f64) -> Result<Value, RequestError> {
     number_value(n)
         .ok_or_else(|| RequestError::new(field.to_string(), format!("{n} is not a finite number")))
-}
-
-/// A Struct number as JSON ([`number`]); `None` when it is not finite.
-pub(crate) fn number_value(n: f64) -> Option<Value> {
-    const EXACT: f64 = 9_007_199_254_740_992.0;
-    if n.fract() == 0.0 && n.abs() <= EXACT {
-        return Some(Value::from(n as i64));
-    }
-    Number::from_f64(n).map(Value::Number)
 }
 
 /// The proto response for a batch's verdicts, decided on `revision`.

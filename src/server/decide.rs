@@ -16,12 +16,14 @@ use crate::moment::Moment;
 use serde_json::{json, Map, Value};
 
 use super::convert::{AuthorizeInput, BatchInput};
+use super::wire_request::{Decidable, WireInput};
 use super::token::{TokenError, Verifier};
 use crate::decision_log::{DecisionLogger, Entry, Subject};
-use crate::eval::{evaluate, Decision, EvalOptions, Reason};
+use crate::eval::{evaluate_view, Decision, EvalOptions, Reason};
 use crate::metrics::Metrics;
 use crate::reload::ReloadStatus;
 use crate::request::{RawPrincipal, Request, RequestError, Resource};
+use crate::request_ref::RequestView;
 use crate::snapshot::{Snapshot, SnapshotStore};
 
 /// Why a door could not decide. Each door maps it to its own status (gRPC code, HTTP status).
@@ -291,7 +293,7 @@ impl ServiceState {
 
     /// Metrics and the superuser audit line for one decision.
     #[inline]
-    fn record(&self, decision: &Decision, request: &Request, call_id: &str, seconds: f64) {
+    fn record(&self, decision: &Decision, request: RequestView<'_>, call_id: &str, seconds: f64) {
         if decision.allowed {
             self.metrics.allow.increment(1);
         } else {
@@ -302,9 +304,9 @@ impl ServiceState {
             self.metrics.superuser.increment(1);
             tracing::info!(
                 call_id,
-                principal = %request.principal.id,
+                principal = %request.principal_id,
                 action = %request.action,
-                resource = request.resource.uri.as_deref().unwrap_or(""),
+                resource = request.uri.unwrap_or(""),
                 "superuser decision: allowed by the superuser rule"
             );
         }
@@ -314,7 +316,7 @@ impl ServiceState {
     fn evaluate(
         &self,
         snapshot: &Snapshot,
-        request: &Request,
+        request: RequestView<'_>,
         now: Moment,
         explain: bool,
         unauthenticated: Option<&TokenError>,
@@ -330,7 +332,7 @@ impl ServiceState {
         }
         let options = self.options(explain);
         catch_unwind(AssertUnwindSafe(|| {
-            evaluate(snapshot, request, now, &options)
+            evaluate_view(snapshot, request, now, &options)
         }))
         .map_err(|_| internal_panic("evaluating"))
     }
@@ -347,33 +349,51 @@ impl ServiceState {
         snapshot: Arc<Snapshot>,
         input: AuthorizeInput,
     ) -> Result<(Verdict, Arc<Snapshot>), DoorError> {
+        let AuthorizeInput {
+            request,
+            explain,
+            unauthenticated,
+        } = input;
+        self.decide_request(snapshot, request, explain, unauthenticated)
+    }
+
+    /// One request the gRPC door decides from the document it read ([`WireInput`]), as [`ServiceState::decide`].
+    pub fn decide_wire(&self, input: WireInput) -> Result<(Verdict, Arc<Snapshot>), DoorError> {
+        let snapshot = self.snapshot()?;
+        let explain = input.explain();
+        self.decide_request(snapshot, input, explain, None)
+    }
+
+    /// Evaluates, records and logs one request, owned or read into a document.
+    fn decide_request(
+        &self,
+        snapshot: Arc<Snapshot>,
+        request: impl Decidable,
+        explain: bool,
+        unauthenticated: Option<TokenError>,
+    ) -> Result<(Verdict, Arc<Snapshot>), DoorError> {
         let started = Instant::now();
         let now = Moment::now();
-        let decision = self.evaluate(
-            &snapshot,
-            &input.request,
-            now,
-            input.explain,
-            input.unauthenticated.as_ref(),
-        )?;
+        let view = request.view();
+        let decision = self.evaluate(&snapshot, view, now, explain, unauthenticated.as_ref())?;
         let elapsed = started.elapsed();
         let call_id = self.next_call_id();
-        let time = input.request.environment.time.unwrap_or(now);
-        self.record(&decision, &input.request, &call_id, elapsed.as_secs_f64());
+        let time = view.time.unwrap_or(now);
+        self.record(&decision, view, &call_id, elapsed.as_secs_f64());
         if let Some(log) = &self.log {
             let Request {
                 principal,
                 action,
                 resource,
                 mut environment,
-            } = input.request;
+            } = request.into_request();
             environment.time = Some(time);
             log.log(Entry {
                 timestamp: now,
                 call_id: call_id.clone(),
                 check: None,
                 subject: Arc::new(Subject {
-                    principal: unauthenticated_principal(principal, &input.unauthenticated),
+                    principal: unauthenticated_principal(principal, &unauthenticated),
                     environment,
                 }),
                 action,
@@ -384,7 +404,7 @@ impl ServiceState {
                 undetermined_allow: decision.undetermined_allow.clone(),
                 revision: snapshot.revision.clone(),
                 duration_us: elapsed.as_micros() as u64,
-                cause: input.unauthenticated.as_ref().map(|c| c.to_string().into()),
+                cause: unauthenticated.as_ref().map(|c| c.to_string().into()),
             });
         }
         Ok((
@@ -392,7 +412,7 @@ impl ServiceState {
                 decision,
                 call_id,
                 time,
-                unauthenticated: input.unauthenticated,
+                unauthenticated,
                 unmapped: None,
             },
             snapshot,
@@ -485,10 +505,10 @@ impl ServiceState {
             let started = Instant::now();
             request.action = check.action;
             request.resource = check.resource;
-            let decision =
-                self.evaluate(&snapshot, &request, now, explain, unauthenticated.as_ref())?;
+            let view = RequestView::from(&request);
+            let decision = self.evaluate(&snapshot, view, now, explain, unauthenticated.as_ref())?;
             let elapsed = started.elapsed();
-            self.record(&decision, &request, &call_id, elapsed.as_secs_f64());
+            self.record(&decision, view, &call_id, elapsed.as_secs_f64());
             if let (Some(log), Some(subject)) = (&self.log, &subject) {
                 log.log(Entry {
                     timestamp: now,

@@ -28,6 +28,7 @@ pub mod tls;
 pub mod token;
 mod uds;
 pub mod wire;
+pub mod wire_request;
 #[cfg(test)]
 mod wire_tests;
 

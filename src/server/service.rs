@@ -17,6 +17,7 @@ use super::convert;
 use super::decide::{guarded, internal_panic, DoorError, ServiceState, Verdict};
 use super::proto;
 use super::proto::authorizer_server::AuthorizerServer;
+use super::wire_request::Validated;
 use super::wire::{
     AuthorizeMessage, AuthorizeReply, BatchMessage, BatchReply, WireCodec, WireMessage,
 };
@@ -61,7 +62,10 @@ impl ServiceState {
         let input = guarded("reading the request", || {
             msg.validate(&|p| self.identify(p))
         })?;
-        Ok(self.decide(input)?)
+        Ok(match input {
+            Validated::Wire(input) => self.decide_wire(input)?,
+            Validated::Owned(input) => self.decide(input)?,
+        })
     }
 
     /// One `AuthorizeBatch` call, as [`ServiceState::authorize`], every check against one snapshot.

@@ -1,16 +1,17 @@
 //! The `Authorize` and `AuthorizeBatch` calls' protobuf on the hot path, read and written by hand with prost's wire
 //! primitives.
 //!
-//! - **Reading.** [`decode_authorize`] reads an encoded `AuthorizeRequest` straight into the request's parts: a
-//!   `google.protobuf.Struct` becomes the attribute map directly, without prost's `BTreeMap` of boxed values
-//!   and the conversion after it. It reads the form every protobuf library writes: each singular field at
-//!   most once, each map key once, each `Value` with one kind, no groups, nesting within
-//!   [`MAX_ATTRIBUTE_DEPTH`] and finite numbers. Anything else (a field repeated, which protobuf merges or
-//!   overrides; a truncated or ill-typed field; invalid UTF-8; a fault) is decoded by prost and validated by
-//!   [`AuthorizeInput::from_proto`], as before. The fast reader is meant to give the same answer, errors
-//!   included: `wire_tests` checks it against prost over random and damaged messages. A hostile message
-//!   that is read fast up to a late anomaly is read twice (bounded by the message size limit).
-//!   [`decode_batch`] reads an `AuthorizeBatchRequest` the same way.
+//! - **Reading.** [`decode_authorize`] reads an encoded `AuthorizeRequest` into a [`WireRequest`]: every string
+//!   and every `google.protobuf.Struct` value in one [`AttrDoc`], without prost's `BTreeMap` of boxed values, a
+//!   `String` per string, or a JSON map per `Struct`. It reads the form every protobuf library writes: each
+//!   singular field at most once, each map key once (in any order), at most [`MAX_FAST_MAP_ENTRIES`] entries
+//!   per map, each `Value` with one kind, no groups, nesting within [`MAX_ATTRIBUTE_DEPTH`] and finite
+//!   numbers. Anything else (a field repeated, which protobuf merges or overrides; a truncated or ill-typed
+//!   field; invalid UTF-8; a fault) is decoded by prost and validated by [`AuthorizeInput::from_proto`], as
+//!   before. The fast reader is meant to give the same answer, errors included: `wire_tests` checks it against
+//!   prost over random and damaged messages. A hostile message that is read fast up to a late anomaly is read
+//!   twice (bounded by the message size limit). [`decode_batch`] reads an `AuthorizeBatchRequest` the same
+//!   way, and turns its parts into the owned ones of [`BatchInput::from_raw`].
 //! - **Writing.** [`AuthorizeReply`] writes an `AuthorizeResponse` from the verdict and the snapshot's revision,
 //!   byte for byte what prost writes for [`convert::response`], without copying the policy ids and strings into
 //!   a message first; [`BatchReply`] writes an `AuthorizeBatchResponse` of them. A reply with an explanation
@@ -27,20 +28,21 @@ use prost::encoding::{
     DecodeContext, WireType,
 };
 use prost::Message;
-use serde_json::{Map, Value};
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
 use super::convert::{
-    self, number_value, AuthorizeInput, BatchInput, Identify, RawBatch, RawCheck, MAX_BATCH_CHECKS,
+    self, AuthorizeInput, BatchInput, Identify, RawBatch, RawCheck, MAX_BATCH_CHECKS,
 };
 use super::decide::Verdict;
 use super::proto;
 use crate::moment::Moment;
 use crate::snapshot::Snapshot;
-use crate::request::{
-    RawEnvironment, RawPrincipal, RawRequest, RawResource, RequestError, MAX_ATTRIBUTE_DEPTH,
+use super::wire_request::{
+    Validated, WireEnvironment, WirePrincipal, WireRequest, WireResource,
 };
+use crate::attr::{AttrDoc, Span};
+use crate::request::{RequestError, MAX_ATTRIBUTE_DEPTH};
 
 /// A decoded request message, not yet validated: its parts as read by the fast reader (`R`, and
 /// `environment.time`), or prost's message `P` for a message outside the fast reader's form.
@@ -53,7 +55,7 @@ pub enum WireMessage<R, P> {
 }
 
 /// A decoded `AuthorizeRequest`.
-pub type AuthorizeMessage = WireMessage<RawRequest, proto::AuthorizeRequest>;
+pub type AuthorizeMessage = WireMessage<WireRequest, proto::AuthorizeRequest>;
 
 /// A decoded `AuthorizeBatchRequest`.
 pub type BatchMessage = WireMessage<RawBatch, proto::AuthorizeBatchRequest>;
@@ -92,13 +94,14 @@ fn checked_time(time: Option<prost_types::Timestamp>) -> Result<Option<Moment>, 
 }
 
 impl AuthorizeMessage {
-    /// Validates the message as [`AuthorizeInput::from_proto`] validates prost's.
-    pub fn validate(self, identify: Identify<'_>) -> Result<AuthorizeInput, RequestError> {
+    /// Validates the message as [`AuthorizeInput::from_proto`] validates prost's: the time first, then the
+    /// rest ([`WireRequest::validate`]).
+    pub fn validate(self, identify: Identify<'_>) -> Result<Validated, RequestError> {
         match self {
-            WireMessage::Read(raw, time) => {
-                AuthorizeInput::from_raw(raw, checked_time(time)?, identify)
+            WireMessage::Read(request, time) => request.validate(checked_time(time)?, identify),
+            WireMessage::Decoded(msg) => {
+                AuthorizeInput::from_proto(*msg, identify).map(Validated::Owned)
             }
-            WireMessage::Decoded(msg) => AuthorizeInput::from_proto(*msg, identify),
         }
     }
 }
@@ -174,11 +177,11 @@ impl<'a> Reader<'a> {
         Ok(Reader { buf: inner })
     }
 
-    fn string(&mut self, wire_type: WireType) -> Read<String> {
+    /// A string, stored in `doc`.
+    fn string(&mut self, wire_type: WireType, doc: &mut AttrDoc) -> Read<Span> {
         let bytes = self.delimited(wire_type)?.buf;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| Fallback)
+        let s = std::str::from_utf8(bytes).map_err(|_| Fallback)?;
+        doc.push_str(s).ok_or(Fallback)
     }
 
     /// An unknown field, skipped as prost skips it. Groups are left to prost, which counts their nesting; a
@@ -234,34 +237,35 @@ fn read_fields<'a>(
     Ok(())
 }
 
-/// The request's parts as [`AuthorizeInput::from_proto`] would build them, and `environment.time`.
-fn read_fast(bytes: &[u8]) -> Read<Parts<RawRequest>> {
-    let mut raw = RawRequest {
-        action: Some(String::new()),
-        explain: Some(false),
-        ..RawRequest::default()
+/// The request's parts, its strings and attribute maps in one document, and `environment.time`.
+fn read_fast(bytes: &[u8]) -> Read<Parts<WireRequest>> {
+    let mut request = WireRequest {
+        doc: AttrDoc::with_capacity(bytes.len()),
+        ..WireRequest::default()
     };
     let mut time = None;
     read_fields(Reader { buf: bytes }, &[1, 2, 3, 4, 5], |tag, wire_type, r| {
+        let doc = &mut request.doc;
         match tag {
-            1 => raw.principal = Some(read_principal(r.delimited(wire_type)?)?),
-            2 => raw.action = Some(r.string(wire_type)?),
-            3 => raw.resource = Some(read_resource(r.delimited(wire_type)?)?),
+            1 => request.principal = Some(read_principal(r.delimited(wire_type)?, doc)?),
+            2 => request.action = r.string(wire_type, doc)?,
+            3 => request.resource = Some(read_resource(r.delimited(wire_type)?, doc)?),
             4 => {
-                let (environment, at) = read_environment(r.delimited(wire_type)?)?;
-                raw.environment = Some(environment);
+                let (environment, at) = read_environment(r.delimited(wire_type)?, doc)?;
+                request.environment = Some(environment);
                 time = at;
             }
-            5 => raw.explain = Some(r.varint(wire_type)? != 0),
+            5 => request.explain = r.varint(wire_type)? != 0,
             _ => return Ok(false),
         }
         Ok(true)
     })?;
-    Ok((raw, time))
+    Ok((request, time))
 }
 
 /// The batch's parts as [`BatchInput::from_proto`] would build them, and `environment.time`.
 fn read_batch(bytes: &[u8]) -> Read<Parts<RawBatch>> {
+    let mut doc = AttrDoc::with_capacity(bytes.len());
     let mut batch = RawBatch {
         explain: Some(false),
         ..RawBatch::default()
@@ -269,16 +273,19 @@ fn read_batch(bytes: &[u8]) -> Read<Parts<RawBatch>> {
     let mut time = None;
     read_fields(Reader { buf: bytes }, &[1, 2, 4], |tag, wire_type, r| {
         match tag {
-            1 => batch.principal = Some(read_principal(r.delimited(wire_type)?)?),
+            1 => {
+                let principal = read_principal(r.delimited(wire_type)?, &mut doc)?;
+                batch.principal = Some(principal.to_raw(&doc));
+            }
             2 => {
-                let (environment, at) = read_environment(r.delimited(wire_type)?)?;
-                batch.environment = Some(environment);
+                let (environment, at) = read_environment(r.delimited(wire_type)?, &mut doc)?;
+                batch.environment = Some(environment.to_raw(&doc));
                 time = at;
             }
             // Past the limit the batch is refused; prost decodes it, so that a decoding error still comes
             // first, and nothing more is built here.
             3 if batch.checks.len() == MAX_BATCH_CHECKS => return Err(Fallback),
-            3 => batch.checks.push(read_check(r.delimited(wire_type)?)?),
+            3 => batch.checks.push(read_check(r.delimited(wire_type)?, &mut doc)?),
             4 => batch.explain = Some(r.varint(wire_type)? != 0),
             _ => return Ok(false),
         }
@@ -287,15 +294,21 @@ fn read_batch(bytes: &[u8]) -> Read<Parts<RawBatch>> {
     Ok((batch, time))
 }
 
-fn read_check(r: Reader<'_>) -> Read<RawCheck> {
+fn read_check(r: Reader<'_>, doc: &mut AttrDoc) -> Read<RawCheck> {
     let mut check = RawCheck {
         action: Some(String::new()),
         resource: None,
     };
     read_fields(r, &[1, 2], |tag, wire_type, r| {
         match tag {
-            1 => check.action = Some(r.string(wire_type)?),
-            2 => check.resource = Some(read_resource(r.delimited(wire_type)?)?),
+            1 => {
+                let action = r.string(wire_type, doc)?;
+                check.action = Some(doc.text(action).to_string());
+            }
+            2 => {
+                let resource = read_resource(r.delimited(wire_type)?, doc)?;
+                check.resource = Some(resource.to_raw(doc));
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -303,63 +316,50 @@ fn read_check(r: Reader<'_>) -> Read<RawCheck> {
     Ok(check)
 }
 
-fn read_principal(r: Reader<'_>) -> Read<RawPrincipal> {
-    let (mut id, mut groups, mut attributes, mut token) = (String::new(), Vec::new(), None, None);
+fn read_principal(r: Reader<'_>, doc: &mut AttrDoc) -> Read<WirePrincipal> {
+    let mut principal = WirePrincipal::default();
     read_fields(r, &[1, 3, 4], |tag, wire_type, r| {
         match tag {
-            1 => id = r.string(wire_type)?,
-            2 => groups.push(r.string(wire_type)?),
-            3 => attributes = Some(read_struct(r.delimited(wire_type)?, 1)?),
-            4 => token = Some(r.string(wire_type)?).filter(|t| !t.is_empty()),
+            1 => principal.id = r.string(wire_type, doc)?,
+            2 => principal.groups.push(r.string(wire_type, doc)?),
+            3 => principal.attributes = Some(read_struct(r.delimited(wire_type)?, 1, doc)?),
+            4 => principal.token = Some(r.string(wire_type, doc)?).filter(|t| !t.is_empty()),
             _ => return Ok(false),
         }
         Ok(true)
     })?;
-    Ok(RawPrincipal {
-        id: Some(id),
-        groups: Some(groups),
-        attributes,
-        token,
-    })
+    Ok(principal)
 }
 
-fn read_resource(r: Reader<'_>) -> Read<RawResource> {
-    let (mut uri, mut owner, mut attributes) = (String::new(), String::new(), None);
+fn read_resource(r: Reader<'_>, doc: &mut AttrDoc) -> Read<WireResource> {
+    let mut resource = WireResource::default();
     read_fields(r, &[1, 2, 3], |tag, wire_type, r| {
         match tag {
-            1 => uri = r.string(wire_type)?,
-            2 => owner = r.string(wire_type)?,
-            3 => attributes = Some(read_struct(r.delimited(wire_type)?, 1)?),
+            1 => resource.uri = r.string(wire_type, doc)?,
+            2 => resource.owner = r.string(wire_type, doc)?,
+            3 => resource.attributes = Some(read_struct(r.delimited(wire_type)?, 1, doc)?),
             _ => return Ok(false),
         }
         Ok(true)
     })?;
-    Ok(RawResource {
-        uri: Some(uri),
-        owner: Some(owner),
-        attributes,
-    })
+    Ok(resource)
 }
 
-fn read_environment(r: Reader<'_>) -> Read<(RawEnvironment, Option<prost_types::Timestamp>)> {
-    let (mut time, mut source_ip, mut port, mut attributes) = (None, String::new(), 0u32, None);
+fn read_environment(
+    r: Reader<'_>,
+    doc: &mut AttrDoc,
+) -> Read<(WireEnvironment, Option<prost_types::Timestamp>)> {
+    let (mut environment, mut time) = (WireEnvironment::default(), None);
     read_fields(r, &[1, 2, 3, 4], |tag, wire_type, r| {
         match tag {
             1 => time = Some(read_timestamp(r.delimited(wire_type)?)?),
-            2 => source_ip = r.string(wire_type)?,
-            3 => port = r.varint(wire_type)? as u32,
-            4 => attributes = Some(read_struct(r.delimited(wire_type)?, 1)?),
+            2 => environment.source_ip = r.string(wire_type, doc)?,
+            3 => environment.port = r.varint(wire_type)? as u32,
+            4 => environment.attributes = Some(read_struct(r.delimited(wire_type)?, 1, doc)?),
             _ => return Ok(false),
         }
         Ok(true)
     })?;
-    let environment = RawEnvironment {
-        // The time is set on the validated request directly, not through text.
-        time: None,
-        source_ip: Some(source_ip),
-        port: Some(Value::from(port)),
-        attributes,
-    };
     Ok((environment, time))
 }
 
@@ -376,80 +376,111 @@ fn read_timestamp(r: Reader<'_>) -> Read<prost_types::Timestamp> {
     Ok(t)
 }
 
-/// A `Struct` whose values sit at `depth` (1 for an attribute map's own keys), as a map in key order: the
-/// order prost's `BTreeMap` gives the proto conversion.
-fn read_struct(r: Reader<'_>, depth: usize) -> Read<Map<String, Value>> {
-    let mut map = Map::new();
-    let mut sorted = true;
+/// The most entries a map read fast may hold: evaluation finds a key in a document's map by going through its
+/// entries, so a message with a larger map goes to prost, and its maps become JSON maps, looked up by hash.
+const MAX_FAST_MAP_ENTRIES: usize = 32;
+
+/// A `Struct` whose values sit at `depth` (1 for an attribute map's own keys), as a map node of `doc`; returns
+/// its index. Its entries stay in the order they were written (the document gives JSON in key order); a key
+/// written twice, which protobuf's map reading overrides, goes to prost.
+fn read_struct(r: Reader<'_>, depth: usize, doc: &mut AttrDoc) -> Read<u32> {
+    let map = doc.open_map();
+    let (mut entries, mut max_key) = (0, None::<Span>);
     read_fields(r, &[], |tag, wire_type, r| {
         if tag != 1 {
             return Ok(false);
         }
-        let (mut key, mut value) = (String::new(), None);
+        entries += 1;
+        if entries > MAX_FAST_MAP_ENTRIES {
+            return Err(Fallback);
+        }
+        let at = doc.next_node();
+        let (mut key, mut has_value) = (None, false);
         read_fields(r.delimited(wire_type)?, &[1, 2], |tag, wire_type, entry| {
             match tag {
-                1 => key = entry.string(wire_type)?,
-                2 => value = Some(read_value(entry.delimited(wire_type)?, depth)?),
+                1 => key = Some(entry.string(wire_type, doc)?),
+                2 => {
+                    read_value(entry.delimited(wire_type)?, depth, doc)?;
+                    has_value = true;
+                }
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
         // An entry without a value is a null, at this depth all the same.
-        let value = match value {
-            Some(v) => v,
-            None => read_value(Reader { buf: &[] }, depth)?,
-        };
-        if sorted && map.keys().next_back().is_some_and(|last| *last >= key) {
-            sorted = false;
+        if !has_value {
+            read_value(Reader { buf: &[] }, depth, doc)?;
         }
-        if map.insert(key, value).is_some() {
+        // A missing key is the empty one.
+        let key = key.unwrap_or_default();
+        // A key past the greatest so far is new (in key order, every key is); any other is searched for among
+        // the entries before it.
+        if max_key.is_none_or(|max| doc.text(max) < doc.text(key)) {
+            max_key = Some(key);
+        } else if doc.keys(map + 1, at).any(|k| k == doc.text(key)) {
             return Err(Fallback);
         }
+        doc.set_key(at, key);
         Ok(true)
     })?;
-    if !sorted {
-        map.sort_keys();
-    }
+    doc.close(map);
     Ok(map)
 }
 
-fn read_value(r: Reader<'_>, depth: usize) -> Read<Value> {
+/// A `Value` at `depth`, added to `doc`.
+fn read_value(r: Reader<'_>, depth: usize, doc: &mut AttrDoc) -> Read<()> {
     if depth > MAX_ATTRIBUTE_DEPTH {
         return Err(Fallback);
     }
-    let mut value = None;
+    let mut kinds = 0;
     read_fields(r, &[], |tag, wire_type, r| {
-        let kind = match tag {
+        match tag {
             1 => {
                 r.varint(wire_type)?;
-                Value::Null
+                doc.push_null();
             }
-            2 => number_value(r.double(wire_type)?).ok_or(Fallback)?,
-            3 => Value::String(r.string(wire_type)?),
-            4 => Value::Bool(r.varint(wire_type)? != 0),
-            5 => Value::Object(read_struct(r.delimited(wire_type)?, depth + 1)?),
-            6 => Value::Array(read_list(r.delimited(wire_type)?, depth + 1)?),
+            2 => {
+                let n = r.double(wire_type)?;
+                if !n.is_finite() {
+                    return Err(Fallback);
+                }
+                doc.push_number(n);
+            }
+            3 => {
+                let s = r.string(wire_type, doc)?;
+                doc.push_string(s);
+            }
+            4 => doc.push_bool(r.varint(wire_type)? != 0),
+            5 => {
+                read_struct(r.delimited(wire_type)?, depth + 1, doc)?;
+            }
+            6 => read_list(r.delimited(wire_type)?, depth + 1, doc)?,
             _ => return Ok(false),
-        };
+        }
         // A second kind replaces or merges into the first: prost's to decide.
-        if value.replace(kind).is_some() {
+        kinds += 1;
+        if kinds > 1 {
             return Err(Fallback);
         }
         Ok(true)
     })?;
-    Ok(value.unwrap_or(Value::Null))
+    if kinds == 0 {
+        doc.push_null();
+    }
+    Ok(())
 }
 
-fn read_list(r: Reader<'_>, depth: usize) -> Read<Vec<Value>> {
-    let mut items = Vec::new();
+fn read_list(r: Reader<'_>, depth: usize, doc: &mut AttrDoc) -> Read<()> {
+    let list = doc.open_list();
     read_fields(r, &[], |tag, wire_type, r| {
         if tag != 1 {
             return Ok(false);
         }
-        items.push(read_value(r.delimited(wire_type)?, depth)?);
+        read_value(r.delimited(wire_type)?, depth, doc)?;
         Ok(true)
     })?;
-    Ok(items)
+    doc.close(list);
+    Ok(())
 }
 
 /// An `AuthorizeResponse` to write.
