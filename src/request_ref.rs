@@ -122,7 +122,7 @@ impl<'a> RequestRef<'a> {
     /// Checks the request with the rules every door applies; the view is what evaluation reads.
     pub(crate) fn view(&self) -> Result<RequestView<'a>, RequestError> {
         let non_empty = |s: Option<&'a str>| s.filter(|s| !s.is_empty());
-        RequestView {
+        let mut view = RequestView {
             principal_id: self.principal_id,
             groups: ViewGroups::Given(self.groups),
             principal_attributes: self.principal_attributes.map(Attr::Map),
@@ -134,8 +134,9 @@ impl<'a> RequestRef<'a> {
             source_ip: None,
             port: self.port.filter(|&p| p != 0).map(u32::from),
             environment_attributes: self.environment_attributes.map(Attr::Map),
-        }
-        .checked(self.source_ip)
+        };
+        view.check(self.source_ip)?;
+        Ok(view)
     }
 
     /// The same request, owned and checked (the error names the field at fault).
@@ -226,14 +227,13 @@ impl<'a> From<&'a Request> for RequestView<'a> {
 impl<'a> RequestView<'a> {
     /// Applies the checks every door applies, in their order, to a view whose address is still text
     /// (`source_ip` is left `None` and set here from `source_ip_text`).
-    pub(crate) fn checked(mut self, source_ip_text: Option<&'a str>) -> Result<Self, RequestError> {
-        check_identity_and_attributes(&self)?;
+    pub(crate) fn check(&mut self, source_ip_text: Option<&'a str>) -> Result<(), RequestError> {
+        check_identity_and_attributes(self)?;
         check_time(self.time)?;
         if let Some(text) = source_ip_text.filter(|s| !s.is_empty()) {
             self.source_ip = Some((parse_ip(text)?, text));
         }
-        check_uri_owner(self.uri, self.owner)?;
-        Ok(self)
+        check_uri_owner(self.uri, self.owner)
     }
 
     /// An owned copy.

@@ -123,10 +123,10 @@ impl WireRequest {
         let token = self.principal.as_ref().is_some_and(|p| p.token.is_some());
         let port_in_range = self.environment.as_ref().is_none_or(|e| e.port <= 65_535);
         if !token && port_in_range {
-            let checked = self
-                .view(time)
-                .checked(view_source_ip_text(&self))
-                .map(|view| view.source_ip.map(|(addr, _)| addr));
+            let mut view = self.view(time);
+            let checked = view
+                .check(view_source_ip_text(&self))
+                .map(|()| view.source_ip.map(|(addr, _)| addr));
             if let Ok(source_ip) = checked {
                 return Ok(Validated::Wire(WireInput {
                     request: self,
