@@ -162,6 +162,19 @@ impl<'a> DocRef<'a> {
         &self.doc.nodes[self.at as usize]
     }
 
+    /// What the value is.
+    #[inline(never)]
+    fn shape(self) -> Shape<'a> {
+        match self.node().kind {
+            NodeKind::Null => Shape::Null,
+            NodeKind::Bool(b) => Shape::Bool(b),
+            NodeKind::Num(n) => Shape::Num(Some(n)),
+            NodeKind::Str(s) => Shape::Str(self.doc.text(s)),
+            NodeKind::List => Shape::List,
+            NodeKind::Map => Shape::Map,
+        }
+    }
+
     /// The children of a list or map, with their keys (empty for a list's items); none for anything else, whose
     /// subtree ends right after it.
     #[inline]
@@ -173,9 +186,12 @@ impl<'a> DocRef<'a> {
         }
     }
 
-    /// The entry `key` of a map.
-    #[inline]
+    /// The entry `key` of a map; `None` when absent or when this is not a map.
+    #[inline(never)]
     fn get(self, key: &str) -> Option<DocRef<'a>> {
+        if !matches!(self.node().kind, NodeKind::Map) {
+            return None;
+        }
         let mut children = self.children();
         while children.next < children.end {
             let at = children.next;
@@ -274,8 +290,10 @@ pub(crate) enum Shape<'a> {
     Map,
 }
 
+// `shape` and `get` are inlined wherever they are read: their JSON arms are the code that read JSON before the
+// document existed, and the document's arms are calls.
 impl<'a> Attr<'a> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn shape(self) -> Shape<'a> {
         match self {
             Attr::Json(v) => match v {
@@ -287,14 +305,7 @@ impl<'a> Attr<'a> {
                 Value::Object(_) => Shape::Map,
             },
             Attr::Map(_) => Shape::Map,
-            Attr::Doc(d) => match d.node().kind {
-                NodeKind::Null => Shape::Null,
-                NodeKind::Bool(b) => Shape::Bool(b),
-                NodeKind::Num(n) => Shape::Num(Some(n)),
-                NodeKind::Str(s) => Shape::Str(d.doc.text(s)),
-                NodeKind::List => Shape::List,
-                NodeKind::Map => Shape::Map,
-            },
+            Attr::Doc(d) => d.shape(),
         }
     }
 
@@ -337,15 +348,14 @@ impl<'a> Attr<'a> {
     }
 
     /// A map's entry for `key` (`null` included); `None` when absent or when this is not a map.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(self, key: &str) -> Option<Attr<'a>> {
         match self {
             Attr::Json(Value::Object(m)) | Attr::Map(m) => {
                 crate::request::attribute(m, key).map(Attr::Json)
             }
             Attr::Json(_) => None,
-            Attr::Doc(d) if matches!(d.node().kind, NodeKind::Map) => d.get(key).map(Attr::Doc),
-            Attr::Doc(_) => None,
+            Attr::Doc(d) => d.get(key).map(Attr::Doc),
         }
     }
 
