@@ -8,7 +8,6 @@
 
 use serde_json::{Map, Value};
 
-
 /// Where a string sits in an [`AttrDoc`]'s text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Span {

@@ -93,7 +93,7 @@ impl WireInput {
     /// The request as evaluation reads it.
     pub fn view(&self) -> RequestView<'_> {
         let mut view = self.request.view(self.time);
-        view.source_ip = self.source_ip.zip(view_source_ip_text(&self.request));
+        view.source_ip = self.source_ip.zip(source_ip_text(&self.request));
         view
     }
 
@@ -103,7 +103,8 @@ impl WireInput {
     }
 }
 
-fn view_source_ip_text(request: &WireRequest) -> Option<&str> {
+/// `environment.source_ip` as sent, when not empty.
+fn source_ip_text(request: &WireRequest) -> Option<&str> {
     request
         .environment
         .as_ref()
@@ -125,7 +126,7 @@ impl WireRequest {
         if !token && port_in_range {
             let mut view = self.view(time);
             let checked = view
-                .check(view_source_ip_text(&self))
+                .check(source_ip_text(&self))
                 .map(|()| view.source_ip.map(|(addr, _)| addr));
             if let Ok(source_ip) = checked {
                 return Ok(Validated::Wire(WireInput {
