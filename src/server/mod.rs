@@ -26,6 +26,7 @@ pub mod simulate;
 mod supervisor;
 pub mod tls;
 pub mod token;
+pub(crate) mod unary;
 mod uds;
 pub mod wire;
 pub mod wire_request;

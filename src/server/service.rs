@@ -1,7 +1,7 @@
 //! The `arbiter.v1.Authorizer` gRPC service: `Authorize`, `AuthorizeBatch`, `GetStatus`, `PlanResources` and
 //! `Simulate`. The decision path itself is `decide`, shared with the other doors; this file maps protobuf in and
 //! out. [`AuthorizerRoutes`] serves `Authorize` and `AuthorizeBatch` with the hand-written wire format of `wire`
-//! and every other call with the generated service.
+//! over the exchange of `unary`, and every other call with the generated service.
 
 use std::convert::Infallible;
 use std::future::{ready, Ready};
@@ -10,16 +10,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::body::Body;
-use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::decide::{guarded, internal_panic, DoorError, ServiceState, Verdict};
 use super::proto;
+use super::unary;
 use super::proto::authorizer_server::AuthorizerServer;
 use super::wire_request::Validated;
 use super::wire::{
-    AuthorizeMessage, AuthorizeReply, BatchMessage, BatchReply, WireCodec, WireMessage,
+    AuthorizeMessage, AuthorizeReply, BatchMessage, BatchReply, WireMessage,
 };
 use crate::snapshot::Snapshot;
 
@@ -83,9 +84,9 @@ impl ServiceState {
 const AUTHORIZE_PATH: &str = "/arbiter.v1.Authorizer/Authorize";
 const AUTHORIZE_BATCH_PATH: &str = "/arbiter.v1.Authorizer/AuthorizeBatch";
 
-/// The `arbiter.v1.Authorizer` routes: `Authorize` and `AuthorizeBatch` through [`WireCodec`], decided
-/// synchronously in a ready future (the generated route boxes one more, for the `async` trait method);
-/// everything else through the generated server.
+/// The `arbiter.v1.Authorizer` routes: `Authorize` and `AuthorizeBatch` through [`unary::serve`] (and, for an
+/// unusual request, tonic's unary path with `wire::WireCodec`), decided synchronously in a ready future (the
+/// generated route boxes one more, for the `async` trait method); everything else through the generated server.
 #[derive(Debug, Clone)]
 pub struct AuthorizerRoutes {
     generated: AuthorizerServer<AuthorizerService>,
@@ -110,8 +111,8 @@ impl NamedService for AuthorizerRoutes {
 
 impl<B> tower::Service<http::Request<B>> for AuthorizerRoutes
 where
-    B: http_body::Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Unpin + Send + 'static,
 {
     type Response = http::Response<Body>;
     type Error = Infallible;
@@ -124,18 +125,14 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let max = Some(self.max_message_bytes);
+        let max = self.max_message_bytes;
         let wire = self.wire.clone();
         match req.uri().path() {
             AUTHORIZE_PATH => Box::pin(async move {
-                let mut grpc = Grpc::new(WireCodec::<AuthorizeMessage>::default())
-                    .apply_max_message_size_config(max, None);
-                Ok(grpc.unary(wire, req).await)
+                Ok(unary::serve::<AuthorizeMessage, _, _>(wire, req, max).await)
             }),
             AUTHORIZE_BATCH_PATH => Box::pin(async move {
-                let mut grpc = Grpc::new(WireCodec::<BatchMessage>::default())
-                    .apply_max_message_size_config(max, None);
-                Ok(grpc.unary(wire, req).await)
+                Ok(unary::serve::<BatchMessage, _, _>(wire, req, max).await)
             }),
             _ => self.generated.call(req),
         }

@@ -17,8 +17,9 @@
 //!   a message first; [`BatchReply`] writes an `AuthorizeBatchResponse` of them. A reply with an explanation
 //!   is built and encoded by prost.
 //!
-//! [`WireCodec`] carries both through tonic: decoding happens in the codec, as for every other message, and
-//! validation in the handler.
+//! `super::unary` decodes and writes both around the handler for the usual request (one plain message), and
+//! hands anything else to tonic's generic unary path through [`WireCodec`]; validation is the handler's either
+//! way.
 
 use std::sync::Arc;
 
@@ -703,7 +704,7 @@ pub trait WireCall: Send + 'static {
     where
         Self: Sized;
     fn reply_len(reply: &Self::Reply) -> usize;
-    fn encode_reply(reply: &Self::Reply, buf: &mut EncodeBuf<'_>);
+    fn encode_reply(reply: &Self::Reply, buf: &mut impl BufMut);
 }
 
 impl WireCall for AuthorizeMessage {
@@ -714,7 +715,7 @@ impl WireCall for AuthorizeMessage {
     fn reply_len(reply: &AuthorizeReply) -> usize {
         reply.encoded_len()
     }
-    fn encode_reply(reply: &AuthorizeReply, buf: &mut EncodeBuf<'_>) {
+    fn encode_reply(reply: &AuthorizeReply, buf: &mut impl BufMut) {
         reply.encode(buf)
     }
 }
@@ -727,7 +728,7 @@ impl WireCall for BatchMessage {
     fn reply_len(reply: &BatchReply) -> usize {
         reply.encoded_len()
     }
-    fn encode_reply(reply: &BatchReply, buf: &mut EncodeBuf<'_>) {
+    fn encode_reply(reply: &BatchReply, buf: &mut impl BufMut) {
         reply.encode(buf)
     }
 }

@@ -31,6 +31,7 @@ mod plan_sqlite;
 mod schema;
 mod server_cli;
 mod server_grpc;
+mod server_grpc_exchange;
 mod server_reload;
 mod simulate_lockout;
 mod simulate_property;
