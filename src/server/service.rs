@@ -20,7 +20,7 @@ use super::unary;
 use super::proto::authorizer_server::AuthorizerServer;
 use super::wire_request::Validated;
 use super::wire::{
-    AuthorizeMessage, AuthorizeReply, BatchMessage, BatchReply, WireMessage,
+    AuthorizeMessage, AuthorizeReply, BatchMessage, BatchReply, WireCall, WireMessage,
 };
 use crate::snapshot::Snapshot;
 
@@ -144,23 +144,30 @@ where
 #[derive(Debug, Clone)]
 struct Wire(Arc<ServiceState>);
 
-impl UnaryService<AuthorizeMessage> for Wire {
-    type Response = AuthorizeReply;
-    type Future = Ready<Result<Response<AuthorizeReply>, Status>>;
-
-    fn call(&mut self, request: Request<AuthorizeMessage>) -> Self::Future {
-        let decided = self.0.authorize(request.into_inner());
-        ready(decided.map(|(verdict, snapshot)| Response::new(AuthorizeReply::new(verdict, snapshot))))
+impl unary::Decide<AuthorizeMessage> for Wire {
+    fn decide(&self, message: AuthorizeMessage) -> Result<AuthorizeReply, Status> {
+        let (verdict, snapshot) = self.0.authorize(message)?;
+        Ok(AuthorizeReply::new(verdict, snapshot))
     }
 }
 
-impl UnaryService<BatchMessage> for Wire {
-    type Response = BatchReply;
-    type Future = Ready<Result<Response<BatchReply>, Status>>;
+impl unary::Decide<BatchMessage> for Wire {
+    fn decide(&self, message: BatchMessage) -> Result<BatchReply, Status> {
+        let (verdicts, snapshot) = self.0.authorize_batch(message)?;
+        Ok(BatchReply::new(verdicts, snapshot))
+    }
+}
 
-    fn call(&mut self, request: Request<BatchMessage>) -> Self::Future {
-        let decided = self.0.authorize_batch(request.into_inner());
-        ready(decided.map(|(verdicts, snapshot)| Response::new(BatchReply::new(verdicts, snapshot))))
+/// For tonic's unary path, which `unary` hands unusual requests.
+impl<M: WireCall> UnaryService<M> for Wire
+where
+    Wire: unary::Decide<M>,
+{
+    type Response = M::Reply;
+    type Future = Ready<Result<Response<M::Reply>, Status>>;
+
+    fn call(&mut self, request: Request<M>) -> Self::Future {
+        ready(unary::Decide::decide(self, request.into_inner()).map(Response::new))
     }
 }
 

@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{HeaderValue, CONTENT_TYPE};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
 use tonic::body::Body;
@@ -32,19 +32,27 @@ use super::wire::{WireCall, WireCodec};
 /// A gRPC message's prefix: the compressed flag and the length (big-endian `u32`).
 const PREFIX: usize = 5;
 
+/// A route's handler, which decides a decoded message synchronously (as a `UnaryService` too, for tonic).
+pub(crate) trait Decide<M: WireCall> {
+    fn decide(&self, message: M) -> Result<M::Reply, Status>;
+}
+
+/// `grpc-encoding`, the request's compression.
+const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
+
 /// Serves one unary call of message `M` with `service`, decoding at most `max_message_bytes`.
 pub(crate) async fn serve<M, S, B>(
-    mut service: S,
+    service: S,
     request: http::Request<B>,
     max_message_bytes: usize,
 ) -> http::Response<Body>
 where
     M: WireCall,
-    S: UnaryService<M, Response = M::Reply> + Send,
+    S: Decide<M> + UnaryService<M, Response = M::Reply> + Send,
     B: HttpBody + Unpin + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Unpin + Send,
 {
-    if request.headers().contains_key("grpc-encoding") {
+    if request.headers().contains_key(GRPC_ENCODING) {
         return by_tonic::<M, _, _>(service, request, max_message_bytes).await;
     }
     let (parts, mut body) = request.into_parts();
@@ -99,8 +107,8 @@ where
         }
     };
     drop((parts, body));
-    match service.call(tonic::Request::new(message)).await {
-        Ok(reply) => respond::<M>(reply.get_ref()),
+    match service.decide(message) {
+        Ok(reply) => respond::<M>(&reply),
         Err(status) => status.into_http(),
     }
 }
