@@ -84,9 +84,9 @@ impl ServiceState {
 const AUTHORIZE_PATH: &str = "/arbiter.v1.Authorizer/Authorize";
 const AUTHORIZE_BATCH_PATH: &str = "/arbiter.v1.Authorizer/AuthorizeBatch";
 
-/// The `arbiter.v1.Authorizer` routes: `Authorize` and `AuthorizeBatch` through [`unary::serve`] (and, for an
-/// unusual request, tonic's unary path with `wire::WireCodec`), decided synchronously in a ready future (the
-/// generated route boxes one more, for the `async` trait method); everything else through the generated server.
+/// The `arbiter.v1.Authorizer` routes: `Authorize` and `AuthorizeBatch` through [`unary::serve`], decided
+/// synchronously by [`unary::Decide`] (an unusual request goes to tonic's unary path with `wire::WireCodec`, and
+/// is decided in a ready future); everything else through the generated server.
 #[derive(Debug, Clone)]
 pub struct AuthorizerRoutes {
     generated: AuthorizerServer<AuthorizerService>,
@@ -139,8 +139,8 @@ where
     }
 }
 
-/// `Authorize` and `AuthorizeBatch` on the wire format of `wire`: decided synchronously, so their futures are
-/// ready at once.
+/// `Authorize` and `AuthorizeBatch` on the wire format of `wire`, decided synchronously: directly by `unary`, and
+/// in a ready future by tonic's unary path.
 #[derive(Debug, Clone)]
 struct Wire(Arc<ServiceState>);
 

@@ -1,24 +1,25 @@
 //! The unary exchange of `Authorize` and `AuthorizeBatch` over HTTP/2, for the form every client sends: no
-//! `grpc-encoding`, then the request body as one uncompressed message within the size limit and the end of the
-//! stream. The message is decoded from the received bytes (no copy when they came in one DATA frame), decided,
-//! and answered with the reply as one DATA frame and the trailers `grpc-status: 0`; an error is a
-//! trailers-only response. This skips tonic's generic streaming decoder and encoder, which cost more per call
-//! than deciding does.
+//! `grpc-encoding` other than `identity`, then the request body as one uncompressed message within the size
+//! limit, then the end of the stream. The message is decoded from the received bytes (no copy when they came in
+//! one DATA frame), decided, and answered with the reply as one body chunk and the trailers `grpc-status: 0`; an
+//! error is a trailers-only response. This skips tonic's generic streaming decoder and encoder, which cost more
+//! per call than deciding does.
 //!
-//! Everything else goes to tonic's `Grpc::unary`, with the bytes and the frame already read put back in front
-//! of the rest of the body ([`Replay`]), so it is answered exactly as before:
-//! - a `grpc-encoding` header (tonic refuses a compression it does not accept, and reads `identity`);
-//! - a compressed message, a message larger than the limit, a second message, request trailers, a body error,
-//!   or a stream that ends before one whole message.
+//! Everything else goes to tonic's `Grpc::unary`, with the bytes and the frame (or error) already read put back
+//! in front of the rest of the body ([`Replay`]), so it is answered exactly as before:
+//! - another `grpc-encoding` (tonic refuses a compression it does not accept);
+//! - a compressed message, a message larger than the limit, a second message or stray bytes after the first,
+//!   request trailers, a body error (a client's `CANCEL` included), or a stream that ends before one whole
+//!   message. A first message that was whole is then decoded a second time, by tonic.
 //!
-//! A first message that does not decode is refused at once, as tonic refuses it, without waiting for the end of
-//! the stream. `tests/it/server_grpc_exchange.rs` sends both kinds over a raw HTTP/2 client and checks the answers against
-//! tonic's.
+//! As in tonic, a first message that does not decode is refused at once, without waiting for the end of the
+//! stream, and a decision waits for the end of the stream. `tests/it/server_grpc_exchange.rs` sends both kinds
+//! over a raw HTTP/2 client and checks the answers against tonic's.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName};
 use http_body::{Body as HttpBody, Frame};
@@ -52,7 +53,12 @@ where
     B: HttpBody + Unpin + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Unpin + Send,
 {
-    if request.headers().contains_key(GRPC_ENCODING) {
+    // tonic reads `identity` as no compression.
+    if request
+        .headers()
+        .get(GRPC_ENCODING)
+        .is_some_and(|encoding| encoding != "identity")
+    {
         return by_tonic::<M, _, _>(service, request, max_message_bytes).await;
     }
     let (parts, mut body) = request.into_parts();
@@ -80,7 +86,7 @@ where
             // More after one whole message.
             break Ended::Unusual(Some(Ok(Frame::data(data))));
         }
-        received.push(data);
+        received.push(data, max_message_bytes);
         match progress(received.bytes(), max_message_bytes) {
             Progress::More(whole) => received.reserve(whole),
             Progress::Unusual => break Ended::Unusual(None),
@@ -106,7 +112,8 @@ where
             return by_tonic::<M, _, _>(service, request, max_message_bytes).await;
         }
     };
-    drop((parts, body));
+    // The request's bytes go before the decision, as tonic lets go of them (the budget has them back already).
+    drop((parts, body, received));
     match service.decide(message) {
         Ok(reply) => respond::<M>(&reply),
         Err(status) => status.into_http(),
@@ -121,16 +128,23 @@ enum Ended<E> {
     Unusual(Option<Result<Frame<Bytes>, E>>),
 }
 
-/// The reply to a decided call: `content-type: application/grpc`, one DATA frame, trailers `grpc-status: 0`.
+/// The reply to a decided call: `content-type: application/grpc`, the message, trailers `grpc-status: 0`.
 fn respond<M: WireCall>(reply: &M::Reply) -> http::Response<Body> {
-    let len = M::reply_len(reply);
-    let mut buf = BytesMut::with_capacity(PREFIX + len);
-    buf.put_u8(0);
-    buf.put_u32(len as u32);
-    M::encode_reply(reply, &mut buf);
-    debug_assert_eq!(buf.len(), PREFIX + len);
+    // A `Vec` rather than a `BytesMut`: prost's varints are written a byte at a time, which a `Vec` inlines.
+    let mut message = Vec::with_capacity(PREFIX + M::reply_len(reply));
+    message.extend_from_slice(&[0; PREFIX]);
+    M::encode_reply(reply, &mut message);
+    // The prefix is the length written, as tonic writes it.
+    let Ok(len) = u32::try_from(message.len() - PREFIX) else {
+        let len = message.len() - PREFIX;
+        return Status::resource_exhausted(format!(
+            "Cannot return body with more than 4GB of data but got {len} bytes"
+        ))
+        .into_http();
+    };
+    message[1..PREFIX].copy_from_slice(&len.to_be_bytes());
     let mut response = http::Response::new(Body::new(OneMessage {
-        message: Some(buf.freeze()),
+        message: Some(Bytes::from(message)),
         ended: false,
     }));
     *response.version_mut() = http::Version::HTTP_2;
@@ -165,11 +179,22 @@ enum Received {
 }
 
 impl Received {
-    fn push(&mut self, data: Bytes) {
+    /// Adds a DATA frame's bytes. Joining two frames allocates once for the whole message when its prefix is
+    /// known by then, as tonic does.
+    fn push(&mut self, data: Bytes, max_message_bytes: usize) {
         *self = match std::mem::replace(self, Received::Nothing) {
             Received::Nothing => Received::One(data),
             Received::One(first) => {
-                let mut joined = BytesMut::with_capacity(first.len() + data.len());
+                let mut prefix = [0u8; PREFIX];
+                let from_first = first.len().min(PREFIX);
+                let from_data = (PREFIX - from_first).min(data.len());
+                prefix[..from_first].copy_from_slice(&first[..from_first]);
+                prefix[from_first..from_first + from_data].copy_from_slice(&data[..from_data]);
+                let whole = match progress(&prefix[..from_first + from_data], max_message_bytes) {
+                    Progress::More(whole) => whole,
+                    Progress::Whole | Progress::Unusual => 0,
+                };
+                let mut joined = BytesMut::with_capacity((first.len() + data.len()).max(whole));
                 joined.extend_from_slice(&first);
                 joined.extend_from_slice(&data);
                 Received::Joined(joined)
@@ -181,7 +206,7 @@ impl Received {
         }
     }
 
-    /// Room for `whole` bytes in all once several frames are joined (one allocation, as tonic makes).
+    /// Room for `whole` bytes in all, for a message whose prefix was still incomplete when frames were joined.
     fn reserve(&mut self, whole: usize) {
         if let Received::Joined(joined) = self {
             joined.reserve(whole.saturating_sub(joined.len()));
@@ -339,13 +364,73 @@ mod tests {
     fn received_frames_join_in_order() {
         let mut received = Received::Nothing;
         assert_eq!(received.bytes(), b"");
-        received.push(Bytes::from_static(b"ab"));
+        received.push(Bytes::from_static(b"ab"), 1000);
         assert!(matches!(received, Received::One(_)));
-        received.push(Bytes::from_static(b"cd"));
-        received.push(Bytes::from_static(b"e"));
+        received.push(Bytes::from_static(b"cd"), 1000);
+        received.push(Bytes::from_static(b"e"), 1000);
         received.reserve(100);
         assert!(matches!(&received, Received::Joined(b) if b.capacity() >= 100));
         assert_eq!(received.bytes(), b"abcde");
         assert_eq!(&received.into_bytes()[..], b"abcde");
+        // A prefix split across the two frames joined: room for the whole message at once.
+        let mut received = Received::Nothing;
+        received.push(Bytes::from_static(&[0, 0, 0]), 1000);
+        received.push(Bytes::from_static(&[1, 44, b'x']), 1000);
+        assert!(matches!(&received, Received::Joined(b) if b.capacity() >= 5 + 300));
+        // Past the limit, no room is made for it.
+        let mut received = Received::Nothing;
+        received.push(Bytes::from_static(&[0, 0, 0]), 100);
+        received.push(Bytes::from_static(&[1, 44, b'x']), 100);
+        assert!(matches!(&received, Received::Joined(b) if b.capacity() < 300));
+    }
+
+    /// Polls `body` to its end, without a runtime (every body here is ready at once).
+    fn frames<B: HttpBody + Unpin>(mut body: B) -> Vec<Result<Frame<B::Data>, B::Error>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut out = Vec::new();
+        while let Poll::Ready(Some(frame)) = Pin::new(&mut body).poll_frame(&mut cx) {
+            out.push(frame);
+        }
+        assert!(body.is_end_stream());
+        out
+    }
+
+    #[test]
+    fn a_replay_gives_the_bytes_read_then_the_frame_then_the_rest() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-t", HeaderValue::from_static("1"));
+        let replay = Replay {
+            received: Bytes::from_static(b"abc"),
+            next: Some(Ok(Frame::trailers(trailers.clone()))),
+            rest: Some(http_body_util::Full::new(Bytes::from_static(b"de"))),
+        };
+        assert!(!replay.is_end_stream());
+        let got = frames(replay);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].as_ref().unwrap().data_ref().unwrap(), &b"abc"[..]);
+        assert_eq!(got[1].as_ref().unwrap().trailers_ref(), Some(&trailers));
+        assert_eq!(got[2].as_ref().unwrap().data_ref().unwrap(), &b"de"[..]);
+        // Nothing read and the stream ended: nothing to give.
+        let empty: Replay<http_body_util::Full<Bytes>> = Replay {
+            received: Bytes::new(),
+            next: None,
+            rest: None,
+        };
+        assert!(empty.is_end_stream());
+        assert!(frames(empty).is_empty());
+    }
+
+    #[test]
+    fn a_reply_is_one_message_then_the_trailers_of_success() {
+        let body = OneMessage {
+            message: Some(Bytes::from_static(b"reply")),
+            ended: false,
+        };
+        let got = frames(body);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].as_ref().unwrap().data_ref().unwrap(), &b"reply"[..]);
+        let trailers = got[1].as_ref().unwrap().trailers_ref().unwrap();
+        assert_eq!(trailers.len(), 1);
+        assert_eq!(trailers["grpc-status"], "0");
     }
 }

@@ -697,7 +697,8 @@ fn put_item(tag: u32, s: &str, buf: &mut impl BufMut) {
     buf.put_slice(s.as_bytes());
 }
 
-/// A request message the wire codec decodes, and the reply it writes.
+/// A request message read by hand, and the reply written by hand: what `unary` decodes and writes, and
+/// [`WireCodec`] for tonic's unary path.
 pub trait WireCall: Send + 'static {
     type Reply: Send + 'static;
     fn decode(bytes: &[u8]) -> Result<Self, Status>
@@ -733,7 +734,8 @@ impl WireCall for BatchMessage {
     }
 }
 
-/// The codec of the `Authorize` and `AuthorizeBatch` routes: a message `M` in, its reply out.
+/// The codec of the `Authorize` and `AuthorizeBatch` routes on tonic's unary path, which `unary` hands what it does
+/// not answer itself: a message `M` in, its reply out.
 #[derive(Debug)]
 pub struct WireCodec<M>(std::marker::PhantomData<fn() -> M>);
 

@@ -147,6 +147,26 @@ fn allowed_request() -> proto::AuthorizeRequest {
     r
 }
 
+/// An allowed request of exactly `bytes` bytes, padded with a resource attribute.
+fn sized_request(bytes: usize) -> proto::AuthorizeRequest {
+    (0..bytes)
+        .map(|pad| {
+            let mut r = allowed_request();
+            r.resource.as_mut().unwrap().attributes = Some(prost_types::Struct {
+                fields: [(
+                    "pad".to_string(),
+                    prost_types::Value {
+                        kind: Some(prost_types::value::Kind::StringValue("x".repeat(pad))),
+                    },
+                )]
+                .into(),
+            });
+            r
+        })
+        .find(|r| r.encoded_len() == bytes)
+        .expect("a padding that makes the size")
+}
+
 /// A request the policies deny.
 fn denied_request() -> proto::AuthorizeRequest {
     let mut r = allowed_request();
@@ -189,17 +209,27 @@ async fn one_message_is_answered_as_tonic_answers_it() {
         explain: false,
     }
     .encode_to_vec();
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-extra", http::HeaderValue::from_static("1"));
     for (path, message) in [(AUTHORIZE, &message), (AUTHORIZE_BATCH, &batch)] {
-        // `grpc-encoding: identity` sends the same call through tonic's generic path.
+        // Request trailers send the same call through tonic's generic path.
         let by_tonic = Send {
-            headers: vec![("grpc-encoding", "identity")],
+            trailers: Some(trailers.clone()),
             ..Send::frames(vec![framed(0, message)])
         };
         let tonic = exchange(addr, path, by_tonic).await;
         let fast = exchange(addr, path, Send::frames(vec![framed(0, message)])).await;
-        assert_eq!(fast.http_status, tonic.http_status);
-        assert_eq!(fast.headers_but_date(), tonic.headers_but_date());
-        assert_eq!(fast.trailers, tonic.trailers, "{path}");
+        // tonic reads `grpc-encoding: identity` as no compression.
+        let identity = Send {
+            headers: vec![("grpc-encoding", "identity")],
+            ..Send::frames(vec![framed(0, message)])
+        };
+        let identity = exchange(addr, path, identity).await;
+        for other in [&tonic, &identity] {
+            assert_eq!(fast.http_status, other.http_status);
+            assert_eq!(fast.headers_but_date(), other.headers_but_date());
+            assert_eq!(fast.trailers, other.trailers, "{path}");
+        }
         assert_eq!(
             fast.trailers.as_ref().map(|t| t.get("grpc-status")),
             Some(Some(&http::HeaderValue::from_static("0")))
@@ -207,16 +237,22 @@ async fn one_message_is_answered_as_tonic_answers_it() {
         if path == AUTHORIZE {
             let reply: AuthorizeResponse = fast.message();
             assert!(is_allow(&reply));
-            assert_eq!(without_call_id(reply), without_call_id(tonic.message()));
+            let reply = without_call_id(reply);
+            assert_eq!(reply, without_call_id(tonic.message()));
+            assert_eq!(reply, without_call_id(identity.message()));
         } else {
-            let (mut fast, mut tonic): (AuthorizeBatchResponse, AuthorizeBatchResponse) =
-                (fast.message(), tonic.message());
-            assert_eq!(fast.results.len(), 2);
-            assert!(is_allow(&fast.results[0]) && !is_allow(&fast.results[1]));
-            for r in fast.results.iter_mut().chain(tonic.results.iter_mut()) {
+            let mut replies: Vec<AuthorizeBatchResponse> =
+                vec![fast.message(), tonic.message(), identity.message()];
+            assert_eq!(replies[0].results.len(), 2);
+            assert!(is_allow(&replies[0].results[0]) && !is_allow(&replies[0].results[1]));
+            for r in replies
+                .iter_mut()
+                .flat_map(|reply| reply.results.iter_mut())
+            {
                 r.call_id.clear();
             }
-            assert_eq!(fast, tonic);
+            assert_eq!(replies[0], replies[1]);
+            assert_eq!(replies[0], replies[2]);
         }
     }
     h.stop().await;
@@ -324,9 +360,91 @@ async fn unusual_requests_are_answered_as_tonic_answers_them() {
             Code::InvalidArgument,
             "AuthorizeRequest: ",
         ),
+        (
+            "a compression the server does not accept, on an uncompressed message",
+            Send {
+                headers: vec![("grpc-encoding", "gzip")],
+                ..Send::frames(vec![framed(0, &allowed)])
+            },
+            Code::Unimplemented,
+            "Content is compressed with `gzip` which isn't supported",
+        ),
+        (
+            "part of a message, then trailers",
+            Send {
+                trailers: Some(trailers.clone()),
+                ..Send::frames(vec![framed(0, &allowed)[..20].to_vec()])
+            },
+            Code::Internal,
+            "Missing request message.",
+        ),
+        (
+            "trailers alone",
+            Send {
+                trailers: Some(trailers.clone()),
+                ..Send::frames(vec![])
+            },
+            Code::Internal,
+            "Missing request message.",
+        ),
+        (
+            "stray bytes after the message",
+            Send::frames(vec![framed(0, &allowed), vec![0, 0, 0]]),
+            Code::Internal,
+            "Unexpected EOF decoding stream.",
+        ),
+        (
+            "stray bytes after the message, in its frame",
+            Send::frames(vec![[framed(0, &allowed), vec![0]].concat()]),
+            Code::Internal,
+            "Unexpected EOF decoding stream.",
+        ),
+        (
+            "a second message over the size limit",
+            Send::frames(vec![framed(0, &allowed), framed(0, &vec![0u8; 5000])]),
+            Code::ResourceExhausted,
+            "request message larger than the limit of 4096 bytes",
+        ),
+        (
+            "a compressed second message",
+            Send::frames(vec![framed(0, &allowed), framed(1, &allowed)]),
+            Code::Internal,
+            "compressed-flag but no grpc-encoding was specified",
+        ),
+        (
+            "a prefix over the size limit, split across frames",
+            Send::frames(vec![vec![0, 0], vec![0, 0x20, 0], vec![1; 100]]),
+            Code::ResourceExhausted,
+            "request message larger than the limit of 4096 bytes",
+        ),
+        (
+            "one byte over the size limit",
+            Send::frames(vec![framed(0, &sized_request(4097).encode_to_vec())]),
+            Code::ResourceExhausted,
+            "request message larger than the limit of 4096 bytes",
+        ),
     ];
-    for (what, send, code, message) in refused {
-        let answer = exchange(addr, AUTHORIZE, send).await;
+    let batch_refused: Vec<(&str, Send, Code, &str)> = vec![
+        (
+            "a malformed batch",
+            Send::frames(vec![framed(0, &malformed)]),
+            Code::InvalidArgument,
+            "AuthorizeBatchRequest: ",
+        ),
+        (
+            "an empty batch body",
+            Send::frames(vec![]),
+            Code::Internal,
+            "Missing request message.",
+        ),
+    ];
+    let calls = refused.into_iter().map(|call| (AUTHORIZE, call)).chain(
+        batch_refused
+            .into_iter()
+            .map(|call| (AUTHORIZE_BATCH, call)),
+    );
+    for (path, (what, send, code, message)) in calls {
+        let answer = exchange(addr, path, send).await;
         assert_eq!(answer.http_status, http::StatusCode::OK, "{what}");
         assert!(
             answer.body.is_empty() && answer.trailers.is_none(),
@@ -379,6 +497,16 @@ async fn unusual_requests_are_answered_as_tonic_answers_them() {
             Send::frames(vec![framed(0, &allowed), vec![]]),
         ),
     ];
+    let at_the_limit = exchange(
+        addr,
+        AUTHORIZE,
+        Send::frames(vec![framed(0, &sized_request(4096).encode_to_vec())]),
+    )
+    .await;
+    assert!(
+        is_allow(&at_the_limit.message()),
+        "a message of exactly the limit is decided"
+    );
     for (what, send) in answered {
         let answer = exchange(addr, AUTHORIZE, send).await;
         assert_eq!(without_call_id(answer.message()), want, "{what}");
