@@ -351,17 +351,7 @@ async fn calls_past_max_inflight_are_shed_at_once() {
 }
 
 fn big_attribute_request(bytes: usize) -> proto::AuthorizeRequest {
-    let mut r = request("alice", "ReadKey");
-    r.resource.as_mut().unwrap().attributes = Some(prost_types::Struct {
-        fields: [(
-            "pad".to_string(),
-            prost_types::Value {
-                kind: Some(prost_types::value::Kind::StringValue("x".repeat(bytes))),
-            },
-        )]
-        .into(),
-    });
-    r
+    padded(request("alice", "ReadKey"), bytes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,19 +150,7 @@ fn allowed_request() -> proto::AuthorizeRequest {
 /// An allowed request of exactly `bytes` bytes, padded with a resource attribute.
 fn sized_request(bytes: usize) -> proto::AuthorizeRequest {
     (0..bytes)
-        .map(|pad| {
-            let mut r = allowed_request();
-            r.resource.as_mut().unwrap().attributes = Some(prost_types::Struct {
-                fields: [(
-                    "pad".to_string(),
-                    prost_types::Value {
-                        kind: Some(prost_types::value::Kind::StringValue("x".repeat(pad))),
-                    },
-                )]
-                .into(),
-            });
-            r
-        })
+        .map(|pad| padded(allowed_request(), pad))
         .find(|r| r.encoded_len() == bytes)
         .expect("a padding that makes the size")
 }

@@ -62,6 +62,20 @@ pub fn request(principal: &str, action: &str) -> AuthorizeRequest {
     }
 }
 
+/// `r` with a resource attribute `pad` of `bytes` characters, to make a message of a given size.
+pub fn padded(mut r: AuthorizeRequest, bytes: usize) -> AuthorizeRequest {
+    r.resource.as_mut().unwrap().attributes = Some(prost_types::Struct {
+        fields: [(
+            "pad".to_string(),
+            prost_types::Value {
+                kind: Some(prost_types::value::Kind::StringValue("x".repeat(bytes))),
+            },
+        )]
+        .into(),
+    });
+    r
+}
+
 pub fn is_allow(r: &AuthorizeResponse) -> bool {
     r.decision == Decision::Allow as i32
 }
