@@ -2,8 +2,8 @@
 # Two builds of `arbiter serve` side by side on one policy set: per round, each server's `Authorize` (or any
 # unary call, with AUTH_PATH) and then its `grpc.health.v1.Health/Check`, driven by h2load, the order of the
 # servers flipped every other round. Prints each run's throughput, the server's CPU time per call (user + sys,
-# from /proc/<pid>/stat), the ratio to Health/Check, and at the end each server's decision counters (h2load only
-# judges HTTP status).
+# from /proc/<pid>/stat), the ratio to Health/Check, then each build's medians (`ab_medians.py`) and each
+# server's decision counters (h2load only judges HTTP status).
 #
 #   cargo bench --bench loadgen -- --policies 1000 --write-dir /tmp/p1k --write-frame /tmp/frame.bin
 #   benches/scripts/wire_ratio_ab.sh ROUNDS CALLS OLD_BINARY NEW_BINARY /tmp/p1k /tmp/frame.bin
@@ -15,6 +15,7 @@ ROUNDS=$1 CALLS=$2 A=$3 B=$4 POLICIES=$5 FRAME=$6
 AUTH=${AUTH_PATH:-arbiter.v1.Authorizer/Authorize}
 HEALTH=grpc.health.v1.Health/Check
 HEALTH_FRAME=$(mktemp)
+ROUND_LINES=$(mktemp)
 printf '\x00\x00\x00\x00\x00' >"$HEALTH_FRAME" # an empty HealthCheckRequest, gRPC-framed
 
 start() { # binary port
@@ -24,7 +25,7 @@ start() { # binary port
 }
 PA=$(start "$A" 52000)
 PB=$(start "$B" 52100)
-trap 'kill $PA $PB 2>/dev/null; rm -f "$HEALTH_FRAME"' EXIT
+trap 'kill $PA $PB 2>/dev/null; rm -f "$HEALTH_FRAME" "$ROUND_LINES"' EXIT
 for port in 52001 52101; do
   for _ in $(seq 300); do
     curl -sf "127.0.0.1:$port/metrics" >/dev/null && break
@@ -57,9 +58,10 @@ for r in $(seq "$ROUNDS"); do
     read -r a_rps a_cpu <<<"$(run "$pid" "$port" "$AUTH" "$FRAME")"
     read -r h_rps h_cpu <<<"$(run "$pid" "$port" "$HEALTH" "$HEALTH_FRAME")"
     echo "round $r $who $(date +%T) load $(cut -d' ' -f1 /proc/loadavg): call ${a_rps}/s (${a_cpu} us)" \
-      "health ${h_rps}/s (${h_cpu} us) ratio $(echo "$a_rps / $h_rps" | bc -l | cut -c1-5)"
+      "health ${h_rps}/s (${h_cpu} us) ratio $(echo "$a_rps / $h_rps" | bc -l | cut -c1-5)" | tee -a "$ROUND_LINES"
   done
 done
+python3 "$(dirname "$0")/ab_medians.py" "$ROUND_LINES"
 for port in 52001 52101; do
   echo "$port: $(curl -s "127.0.0.1:$port/metrics" | grep '^arbiter_decisions_total' | tr '\n' ' ')"
 done
