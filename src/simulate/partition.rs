@@ -673,9 +673,24 @@ impl Candidates {
             );
             let mut out = Vec::new();
             let mut vectors = Vec::new();
+            // Each witness stays a distinct copy: a witness made realistic (`""` as `x`) must not become another
+            // witness of its cell, or equality arrangements between linked variables would be lost.
+            let raw: HashSet<&str> = w
+                .by_vector
+                .iter()
+                .flat_map(|(_, strings)| strings.iter().map(String::as_str))
+                .collect();
+            let mut taken: HashSet<String> = HashSet::new();
             for (v, strings) in &w.by_vector {
                 for s in strings {
-                    out.push(realistic(s, &atoms.patterns, v));
+                    let real = realistic(s, &atoms.patterns, v);
+                    let real = if real != *s && (raw.contains(real.as_str()) || taken.contains(&real)) {
+                        s.clone()
+                    } else {
+                        real
+                    };
+                    taken.insert(real.clone());
+                    out.push(real);
                     vectors.push(v.clone());
                 }
             }

@@ -560,3 +560,20 @@ fn every_typed_field_linked_to_an_attribute_has_a_witness() {
         });
     run(200, 60, strategy);
 }
+
+/// A regression: the cell's two witnesses were `""` and `x`, and making `""` read like a value turned it into `x`
+/// too, so `resource.owner` and `resource.o` never held two different strings, and a glob that matches while
+/// `equals ${resource.owner}` fails had no witness.
+#[test]
+fn linked_owner_and_attribute_can_differ_when_one_cell_holds_both() {
+    let conditions = vec![
+        "  - path: resource.o\n    op: glob\n    values: [\"*\"]\n".to_string(),
+        "  - path: resource.o\n    op: equals\n    values: [\"${resource.owner}\"]\n".to_string(),
+    ];
+    let snapshot = compile(&conditions, "{}");
+    let sample = vec![vec![
+        (Var::Owner, Choice::Json(json!("a"))),
+        (attr("resource.o"), Choice::Json(json!("b"))),
+    ]];
+    covered(&snapshot, &sample).unwrap();
+}
