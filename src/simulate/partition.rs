@@ -392,6 +392,8 @@ struct Atoms {
     order_relation: bool,
     /// `starts_with`/`ends_with` between two variables.
     string_relation: bool,
+    /// `equals`/`contains_all` between two variables (a list's elements against another variable's value).
+    member_relation: bool,
     /// Set when `environment.time` is in the group: where its instants start.
     time_from: Option<Moment>,
 }
@@ -447,6 +449,9 @@ impl Atoms {
                     match o {
                         Operand::Lit(l) => self.lit(l),
                         Operand::Ref(p) => {
+                            if in_group(p) && in_group(&c.path) {
+                                self.member_relation = true;
+                            }
                             for v in pinned(p).unwrap_or_default() {
                                 self.string_literal(&v);
                             }
@@ -817,8 +822,10 @@ impl Candidates {
             return out;
         }
         // List elements: operators on a list read its elements only through equality and text matching, so
-        // instants and IPs written as text matter there only when a typed field of the group can equal them.
-        let typed_peer = group.iter().any(|v| matches!(v, Var::Time | Var::SourceIp));
+        // instants and IPs written as text matter there only when another variable of the group can equal them:
+        // a typed field, or another attribute (which a time or network operator may read) compared with the list.
+        let typed_peer = group.iter().any(|v| matches!(v, Var::Time | Var::SourceIp))
+            || atoms.member_relation;
         let scalars: Vec<Value> = out
             .iter()
             .filter_map(|c| match c {
@@ -1491,8 +1498,8 @@ fn ip_points(atoms: &Atoms, copies: usize) -> Vec<IpAddr> {
                 continue;
             }
             let len = b - a;
-            // A host address: past the network address when the interval has room.
-            let first = if len > 2 { a + 1 } else { a };
+            // A host address: past the network address when the interval has room for every copy after it.
+            let first = if len > 2 && len > copies as u128 { a + 1 } else { a };
             for i in 0..copies as u128 {
                 let x = first + i;
                 if x < b {
@@ -1587,19 +1594,34 @@ fn time_points_uncached(
     for w in edges.windows(2) {
         let (a, b) = (w[0], w[1]);
         if atoms.zones.is_empty() {
-            // The open interval (a, b): `copies` points, whole seconds after `a` where they fit.
+            // The open interval (a, b): `copies` points, whole seconds after `a` where they fit, then the
+            // nanoseconds right after `a` (an interval of a second and a nanosecond holds one whole second).
+            let mut got = Vec::with_capacity(copies);
             let mut x = a;
-            for _ in 0..copies {
+            while got.len() < copies {
                 let step = x.checked_add_seconds(1).filter(|y| *y < b);
                 let next = step.or_else(|| x.checked_add_nanos(1).filter(|y| *y < b));
                 match next {
                     Some(y) => {
-                        out.push(y);
+                        got.push(y);
                         x = y;
                     }
                     None => break,
                 }
             }
+            let mut x = a;
+            while got.len() < copies {
+                match x.checked_add_nanos(1).filter(|y| *y < b) {
+                    Some(y) => {
+                        if !got.contains(&y) {
+                            got.push(y);
+                        }
+                        x = y;
+                    }
+                    None => break,
+                }
+            }
+            out.extend(got);
             continue;
         }
         let mut points = walk_zones(atoms, &boundaries, a, b);
@@ -1615,13 +1637,17 @@ fn time_points_uncached(
             if *n < copies {
                 *n += 1;
                 out.push(p);
-                if copies > 1 {
-                    if let Some(q) = p.checked_add_nanos(1).filter(|q| *q < b) {
-                        if time_state(q, &atoms.zones, &boundaries)
-                            == time_state(p, &atoms.zones, &boundaries)
-                        {
-                            out.push(q);
+                // The nanoseconds after `p` in the same state, so that a state walked once still has `copies`
+                // distinct instants.
+                let state = time_state(p, &atoms.zones, &boundaries);
+                let mut q = p;
+                for _ in 1..copies {
+                    match q.checked_add_nanos(1).filter(|q| *q < b) {
+                        Some(next) if time_state(next, &atoms.zones, &boundaries) == state => {
+                            out.push(next);
+                            q = next;
                         }
+                        _ => break,
                     }
                 }
             }

@@ -257,6 +257,16 @@ fn fixed() -> Fixed {
 /// Checks that every sampled assignment's outcome vector has a row in the partition. Returns false when the
 /// partition was declared incomplete (allowed: that is "inconclusive", never "safe").
 fn covered(snapshot: &Snapshot, samples: &[Vec<(Var, Choice)>]) -> Result<bool, TestCaseError> {
+    covered_with(snapshot, samples, false)
+}
+
+/// [`covered`], and with `untabulated`, also a group too large to tabulate: the search combines its variables'
+/// candidates exhaustively, and so does this (slowly: for single cases only).
+fn covered_with(
+    snapshot: &Snapshot,
+    samples: &[Vec<(Var, Choice)>],
+    untabulated: bool,
+) -> Result<bool, TestCaseError> {
     let policy = &snapshot.compiled.policies[0];
     let mut preds: Vec<Pred> = policy.conditions.iter().map(Pred::Condition).collect();
     for t in snapshot.compiled.attachments[0].selector.tests.iter() {
@@ -266,7 +276,7 @@ fn covered(snapshot: &Snapshot, samples: &[Vec<(Var, Choice)>]) -> Result<bool, 
     }
     let fixed = fixed();
     let parts = groups(&preds, &fixed, as_of());
-    if parts.iter().any(|g| !g.tabulated) {
+    if !untabulated && parts.iter().any(|g| !g.tabulated) {
         return Ok(false); // walked exhaustively by the search, not tabulated here
     }
     if let Some(why) = parts.iter().find_map(|g| g.incomplete.as_ref()) {
@@ -576,4 +586,76 @@ fn linked_owner_and_attribute_can_differ_when_one_cell_holds_both() {
         (attr("resource.o"), Choice::Json(json!("b"))),
     ]];
     covered(&snapshot, &sample).unwrap();
+}
+
+fn cond(path: &str, op: &str, values: &str) -> String {
+    format!("  - path: {path}\n    op: {op}\n    values: {values}\n")
+}
+
+/// A list whose elements another attribute of the group equals, when that attribute is read as an instant:
+/// the list's candidates hold instants written as text too.
+#[test]
+fn list_elements_hold_instants_an_attribute_compared_with_them_reads() {
+    let conditions = vec![
+        cond("resource.b", "before", "[\"2020-01-01T00:00:00Z\"]"),
+        cond("resource.a", "contains_all", "[\"${resource.b}\"]"),
+    ];
+    let snapshot = compile(&conditions, "{}");
+    let sample = vec![vec![
+        (attr("resource.b"), Choice::Json(json!("2019-12-31T23:59:59Z"))),
+        (attr("resource.a"), Choice::Json(json!(["2019-12-31T23:59:59Z"]))),
+    ]];
+    assert!(covered_with(&snapshot, &sample, true).unwrap(), "complete");
+}
+
+/// Three linked variables in one IP cell of three addresses (10.0.0.1 to .3 between the cuts of `10.0.0.0/30`
+/// and `10.0.0.0/32`): the cell gives three, so each variable can hold its own.
+#[test]
+fn an_ip_cell_as_small_as_the_copies_gives_every_address() {
+    let atoms = super::Atoms {
+        cidrs: vec!["10.0.0.0/30".parse().unwrap(), "10.0.0.0/32".parse().unwrap()],
+        netty: true,
+        ..Default::default()
+    };
+    let points = super::ip_points(&atoms, 3);
+    for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        assert!(points.contains(&ip), "{ip} missing from {points:?}");
+    }
+}
+
+/// A state of `time_of_day` and `weekday` walked once (09:00 to 17:00 UTC on a Monday) still has `copies`
+/// instants, so three linked variables can each hold their own.
+#[test]
+fn a_time_state_walked_once_has_every_copy() {
+    let atoms = super::Atoms {
+        zones: vec![jiff::tz::TimeZone::UTC],
+        boundaries: vec![9 * 3600, 17 * 3600],
+        timey: true,
+        ..Default::default()
+    };
+    let monday: Moment = "2026-11-23T00:00:00Z".parse().unwrap();
+    let (points, complete) =
+        super::time_points(&atoms, monday, monday.checked_add_seconds(7 * 86_400).unwrap(), 3);
+    assert!(complete);
+    let state = |t: Moment| super::time_state(t, &atoms.zones, &[0, 9 * 3600, 17 * 3600]);
+    let working: Moment = "2026-11-23T10:00:00Z".parse().unwrap();
+    let n = points.iter().filter(|t| state(**t) == state(working)).count();
+    assert!(n >= 3, "{n} instants in the state of {working}: {points:?}");
+}
+
+/// An open interval of a second and a nanosecond holds one whole second after its start, and every copy.
+#[test]
+fn a_short_interval_has_every_copy() {
+    let conditions = vec![
+        cond("resource.t1", "after", "[\"2020-01-01T00:00:00Z\"]"),
+        cond("resource.t2", "before", "[\"2020-01-01T00:00:01.000000001Z\"]"),
+        cond("resource.t1", "before", "[\"${resource.t2}\"]"),
+    ];
+    let snapshot = compile(&conditions, "{}");
+    let sample = vec![vec![
+        (attr("resource.t1"), Choice::Json(json!("2020-01-01T00:00:00.5Z"))),
+        (attr("resource.t2"), Choice::Json(json!("2020-01-01T00:00:01Z"))),
+    ]];
+    assert!(covered(&snapshot, &sample).unwrap(), "tabulated and complete");
 }
